@@ -1,0 +1,156 @@
+// Configuration: parsed and validated once at start into a frozen, typed object.
+// A bad file fails start-up with a message that names the field; it never half-applies.
+
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { PRESET_NAMES, type PresetName } from './presets.js';
+
+/** Project-wide keys. Documented in the README; changing them is a breaking change. */
+export const PROJECT_DOMAIN = 'cilium-migration-guard.io';
+export const SKIP_AFFINITY_ANNOTATION = `${PROJECT_DOMAIN}/skip-affinity`;
+export const DEFAULT_EXEMPT_LABEL = `${PROJECT_DOMAIN}/exempt`;
+
+const labelKey = z
+  .string()
+  .regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, 'not a valid label key');
+const labelValue = z.string().regex(/^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/, 'not a valid label value');
+const labels = z.record(labelKey, labelValue);
+
+const nodeLabel = z
+  .string()
+  .transform((text, ctx) => {
+    const at = text.indexOf('=');
+    const key = at < 0 ? '' : text.slice(0, at);
+    const value = at < 0 ? '' : text.slice(at + 1);
+    const ok = labelKey.safeParse(key).success && value.length > 0 && labelValue.safeParse(value).success;
+    if (!ok) {
+      ctx.addIssue({ code: 'custom', message: `expected "key=value" with a valid label key and a non-empty value, got "${text}"` });
+      return z.NEVER;
+    }
+    return { key, value };
+  });
+
+const match = z
+  .object({
+    namespace: z.string().min(1).optional(),
+    names: z.array(z.string().min(1)).min(1).optional(),
+    labels: labels.optional(),
+  })
+  .strict()
+  .refine((m) => m.names !== undefined || m.labels !== undefined, {
+    message: 'a rule must match on names or labels (a namespace alone would catch every DaemonSet in it)',
+  });
+
+const rule = z
+  .object({
+    name: z.string().min(1),
+    role: z.enum(['cilium', 'legacy']),
+    match,
+    note: z.string().optional(),
+  })
+  .strict();
+
+const schema = z
+  .object({
+    /** The node label that marks a migrated node, as key=value. Cilium's guide uses io.cilium.migration/cilium-default=true. */
+    nodeLabel: nodeLabel.prefault('cni=cilium'),
+    /** Which built-in sets of old-CNI agents to keep off migrated nodes. */
+    presets: z.array(z.enum(PRESET_NAMES as unknown as [PresetName, ...PresetName[]])).default([...PRESET_NAMES]),
+    /** When Cilium replaces kube-proxy, kube-proxy is kept off migrated nodes too. */
+    kubeProxyReplacement: z.boolean().default(false),
+    /** Extra rules, tried before the presets; the first matching rule decides a DaemonSet's role. */
+    rules: z.array(rule).default([]),
+    /** What to do when a DaemonSet's own affinity contradicts its role (see README). */
+    onConflict: z.enum(['warn', 'deny']).default('warn'),
+    cilium: z
+      .object({
+        namespace: z.string().min(1).default('kube-system'),
+        /** Labels of the Cilium agent pods (cilium-operator's own readiness test uses k8s-app=cilium). */
+        agentLabels: labels.default({ 'k8s-app': 'cilium' }),
+        /** Any of these label sets, in Cilium's namespace, marks a pod as Cilium's own: never blocked. */
+        ownPodLabels: z
+          .array(labels)
+          .default([
+            { 'k8s-app': 'cilium' },
+            { 'k8s-app': 'cilium-envoy' },
+            { 'app.kubernetes.io/part-of': 'cilium' },
+            { 'io.cilium/app': 'operator' },
+          ]),
+      })
+      .strict()
+      .default({
+        namespace: 'kube-system',
+        agentLabels: { 'k8s-app': 'cilium' },
+        ownPodLabels: [
+          { 'k8s-app': 'cilium' },
+          { 'k8s-app': 'cilium-envoy' },
+          { 'app.kubernetes.io/part-of': 'cilium' },
+          { 'io.cilium/app': 'operator' },
+        ],
+      }),
+    exemptions: z
+      .object({
+        /** A pod labelled "<label>=true" is never blocked. */
+        label: labelKey.default(DEFAULT_EXEMPT_LABEL),
+        /** Pods in these namespaces are never blocked (namespace labels are matched by the webhook registration). */
+        namespaces: z.array(z.string().min(1)).default([]),
+      })
+      .strict()
+      .default({ label: DEFAULT_EXEMPT_LABEL, namespaces: [] }),
+    /** This project's own pods: never blocked, so the webhook cannot lock itself out. */
+    self: z
+      .object({
+        namespace: z.string().min(1).default('cilium-migration-guard'),
+        labels: labels.default({ 'app.kubernetes.io/name': 'cilium-migration-guard' }),
+      })
+      .strict()
+      .default({ namespace: 'cilium-migration-guard', labels: { 'app.kubernetes.io/name': 'cilium-migration-guard' } }),
+  })
+  .strict();
+
+export type ConfigInput = z.input<typeof schema>;
+export type Config = Readonly<z.output<typeof schema>>;
+export type RoleRule = z.output<typeof rule>;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+export function parseConfig(input: unknown, source = 'config'): Config {
+  const result = schema.safeParse(input ?? {});
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => `  ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new ConfigError(`invalid ${source}:\n${lines.join('\n')}`);
+  }
+  return deepFreeze(result.data);
+}
+
+export function loadConfigFile(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid YAML: ${(err as Error).message}`);
+  }
+  return parseConfig(data, `config file ${path}`);
+}
+
+export const defaultConfig: Config = parseConfig({});

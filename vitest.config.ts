@@ -1,0 +1,36 @@
+import { defineConfig } from 'vitest/config';
+
+// Three projects, fastest first: pure logic, the HTTPS server in-process, and end-to-end
+// through a real kube-apiserver (built from Go modules on first run, then cached).
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['src/**/*.test.ts', 'test/unit/**/*.test.ts'],
+          environment: 'node',
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.e2e.test.ts'],
+          environment: 'node',
+          // One control plane at a time: 2 cores and real processes.
+          fileParallelism: false,
+          testTimeout: 120_000,
+          hookTimeout: 40 * 60_000,
+        },
+      },
+    ],
+  },
+});
