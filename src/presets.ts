@@ -87,3 +87,25 @@ export const KUBE_PROXY_RULES: readonly PresetRule[] = [
   { name: 'kube-proxy', role: 'legacy', match: { namespace: 'kube-system', names: ['kube-proxy'] } },
   { name: 'kube-proxy-labels', role: 'legacy', match: { labels: { 'k8s-app': 'kube-proxy' } } },
 ];
+
+export interface Advisory {
+  name: string;
+  match: { namespace?: string; names?: string[] };
+  /** Warn when any container command or argument matches. */
+  argPattern: RegExp;
+  /** The kubectl warning; "{nodeLabel}" is replaced by the configured node label. */
+  warning: string;
+}
+
+/**
+ * DaemonSets that are not the old CNI (so they are not kept off migrated nodes) but that are known
+ * to hurt Cilium there in one configuration. They are answered with a warning, never changed.
+ */
+export const ADVISORIES: readonly Advisory[] = [
+  {
+    name: 'gke-netd-source-valid-mark',
+    match: { namespace: 'kube-system', names: ['netd'] },
+    argPattern: /^--enable-source-valid-mark(=true)?$/,
+    warning: 'netd with source-valid-mark breaks Cilium DNS proxy on {nodeLabel} nodes (cilium/cilium#48706)',
+  },
+];

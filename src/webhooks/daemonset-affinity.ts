@@ -1,0 +1,126 @@
+// Mutating webhook: CNI-aware node affinity for DaemonSets.
+// Old-CNI agents get "<label> NotIn [<value>]" (off migrated nodes), Cilium's agents get
+// "<label> In [<value>]" (only on migrated nodes); every other DaemonSet is left untouched.
+// Pure: (request, config) → decision.
+
+import { allowed, denied, patched, type Decision } from '../admission/decision.js';
+import type { AdmissionHandler } from '../admission/handler.js';
+import { BadReview } from '../admission/review.js';
+import type { AdmissionRequest } from '../admission/types.js';
+import { SKIP_AFFINITY_ANNOTATION, type Config } from '../config.js';
+import { ADVISORIES } from '../presets.js';
+import { describeRequirement, planAffinity, type Requirement } from './affinity.js';
+import { resolveRole, rulesFor, type WorkloadIdentity } from './roles.js';
+
+const POD_SPEC_POINTER = '/spec/template/spec';
+
+function record(value: unknown): Record<string, string> {
+  if (typeof value !== 'object' || value === null) return {};
+  return Object.fromEntries(Object.entries(value).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+}
+
+interface DaemonSetLike {
+  metadata?: { name?: string; namespace?: string; labels?: unknown; annotations?: unknown };
+  spec?: { template?: { metadata?: { labels?: unknown }; spec?: unknown } };
+}
+
+function identity(request: AdmissionRequest, ds: DaemonSetLike): WorkloadIdentity {
+  return {
+    namespace: ds.metadata?.namespace ?? request.namespace ?? '',
+    name: ds.metadata?.name ?? request.name ?? '',
+    labels: record(ds.metadata?.labels),
+    templateLabels: record(ds.spec?.template?.metadata?.labels),
+  };
+}
+
+function containerArgs(podSpec: unknown): string[] {
+  const containers = (podSpec as { containers?: unknown })?.containers;
+  if (!Array.isArray(containers)) return [];
+  return containers.flatMap((c: { command?: unknown; args?: unknown }) =>
+    [c?.command, c?.args].flatMap((list) => (Array.isArray(list) ? list.filter((a): a is string => typeof a === 'string') : [])),
+  );
+}
+
+/** Warnings about DaemonSets that are neither role but are known to hurt Cilium on migrated nodes. */
+function advisoryWarnings(workload: WorkloadIdentity, podSpec: unknown, nodeLabel: string): string[] {
+  const args = containerArgs(podSpec);
+  return ADVISORIES.filter(
+    (advisory) =>
+      (advisory.match.names?.includes(workload.name) ?? false) &&
+      (advisory.match.namespace === undefined || advisory.match.namespace === workload.namespace) &&
+      args.some((arg) => advisory.argPattern.test(arg)),
+  ).map((advisory) => advisory.warning.replace('{nodeLabel}', nodeLabel));
+}
+
+export function decideDaemonSetAffinity(request: AdmissionRequest, config: Config): Decision {
+  const ds = request.object as DaemonSetLike;
+  const workload = identity(request, ds);
+  const { key, value } = config.nodeLabel;
+  const nodeLabel = `${key}=${value}`;
+  const podSpec = ds.spec?.template?.spec;
+
+  const annotations = record(ds.metadata?.annotations);
+  if (annotations[SKIP_AFFINITY_ANNOTATION] === 'true') {
+    return allowed('opted-out', { audit: { action: 'opted-out', annotation: SKIP_AFFINITY_ANNOTATION } });
+  }
+
+  const match = resolveRole(rulesFor(config), workload);
+  if (!match) {
+    const warnings = advisoryWarnings(workload, podSpec, nodeLabel);
+    return allowed('no-role', warnings.length > 0 ? { warnings, audit: { action: 'advisory' } } : {});
+  }
+
+  const requirement: Requirement = { key, operator: match.role === 'cilium' ? 'In' : 'NotIn', values: [value] };
+  const wanted = describeRequirement(requirement);
+  const audit = { role: match.role, rule: match.rule, requirement: wanted };
+  const plan = planAffinity(podSpec, requirement, POD_SPEC_POINTER);
+  const subject = `${workload.namespace}/${workload.name}`;
+
+  switch (plan.outcome) {
+    case 'present':
+      return allowed('already-present', { audit: { ...audit, action: 'present' } });
+    case 'patch':
+      return patched('injected', plan.patch, {
+        audit: { ...audit, action: 'injected' },
+        warnings: [`cilium-migration-guard added nodeAffinity ${wanted} to ${subject} (role ${match.role}, rule ${match.rule})`],
+      });
+    case 'invalid':
+      // The API server's own validation rejects such an object; a patch could not apply to it anyway.
+      return allowed('invalid-spec', { audit: { ...audit, action: 'skipped' }, warnings: [`cilium-migration-guard left ${subject} unchanged: ${plan.problem}`] });
+    case 'conflict': {
+      const why =
+        `${subject} is a ${match.role === 'cilium' ? 'Cilium' : 'previous-CNI'} agent (rule ${match.rule}) and needs ${wanted}, ` +
+        `but its spec says ${plan.conflicts.join('; ')}; adding ${wanted} would leave pods with no node to run on`;
+      const fix = `Fix the affinity by hand, or annotate the DaemonSet ${SKIP_AFFINITY_ANNOTATION}=true to opt out.`;
+      if (config.onConflict === 'deny') {
+        return denied('conflict', `${why}. ${fix}`, { audit: { ...audit, action: 'conflict-denied' } });
+      }
+      return allowed('conflict', {
+        audit: { ...audit, action: 'conflict' },
+        warnings: [
+          `cilium-migration-guard did not change ${subject}: its affinity contradicts ${wanted} (role ${match.role})`,
+          `conflict: ${plan.conflicts.join('; ')}`,
+        ],
+      });
+    }
+  }
+}
+
+export function daemonSetAffinityHandler(config: Config): AdmissionHandler {
+  return {
+    name: 'daemonset-affinity',
+    handle(request) {
+      const { kind, operation } = request;
+      if (kind.group !== 'apps' || kind.kind !== 'DaemonSet') {
+        throw new BadReview(`this webhook handles apps/v1 DaemonSets, not ${kind.group || 'core'}/${kind.version} ${kind.kind}`);
+      }
+      if (operation !== 'CREATE' && operation !== 'UPDATE') {
+        throw new BadReview(`this webhook handles DaemonSet CREATE and UPDATE, not ${operation}`);
+      }
+      if (typeof request.object !== 'object' || request.object === null) {
+        throw new BadReview('request.object must hold the DaemonSet');
+      }
+      return decideDaemonSetAffinity(request, config);
+    },
+  };
+}

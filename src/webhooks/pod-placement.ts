@@ -1,0 +1,156 @@
+// Validating webhook: no pod is placed on a migrated node before Cilium is ready there.
+// Two ways a pod is placed: created with spec.nodeName, or bound by the scheduler (pods/binding).
+// decidePlacement() is pure; the handler at the bottom only finds the pod and node first.
+
+import { allowed, denied, type Decision } from '../admission/decision.js';
+import type { AdmissionHandler } from '../admission/handler.js';
+import { BadReview } from '../admission/review.js';
+import type { AdmissionRequest } from '../admission/types.js';
+import type { Config } from '../config.js';
+import { ciliumReadiness, describeGap } from '../cluster/readiness.js';
+import type { ClusterView, NodeInfo, PodInfo } from '../cluster/view.js';
+import { exemptionFor } from './exemptions.js';
+
+export interface PlacementSubject {
+  via: 'pod' | 'binding';
+  namespace: string;
+  name: string;
+  node: string;
+  /** The pod itself when it came in the request (CREATE with spec.nodeName). */
+  pod?: PodInfo;
+}
+
+export type SubjectOrSkip = { subject: PlacementSubject } | { skip: string };
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** What the request places where; `skip` when it places nothing. Throws BadReview for requests this webhook does not serve. */
+export function placementSubject(request: AdmissionRequest): SubjectOrSkip {
+  const { kind, resource, subResource, operation } = request;
+  if (operation !== 'CREATE') throw new BadReview(`this webhook handles pod and pods/binding CREATE, not ${operation}`);
+  const object = request.object;
+  if (!isObject(object)) throw new BadReview('request.object must hold the Pod or Binding');
+  const metadata = isObject(object.metadata) ? object.metadata : {};
+  const namespace = (typeof metadata.namespace === 'string' ? metadata.namespace : request.namespace) ?? '';
+
+  if (resource.resource === 'pods' && (subResource ?? '') === '' && kind.kind === 'Pod') {
+    const pod = object as unknown as PodInfo;
+    const node = isObject(object.spec) && typeof object.spec.nodeName === 'string' ? object.spec.nodeName : '';
+    if (node === '') return { skip: 'not-placed' };
+    const name = typeof metadata.name === 'string' && metadata.name !== '' ? metadata.name : (request.name ?? '');
+    return { subject: { via: 'pod', namespace, name, node, pod } };
+  }
+
+  if (resource.resource === 'pods' && subResource === 'binding' && kind.kind === 'Binding') {
+    const target = isObject(object.target) ? object.target : {};
+    if (target.kind !== undefined && target.kind !== 'Node') return { skip: 'binding-target-not-node' };
+    const node = typeof target.name === 'string' ? target.name : '';
+    if (node === '') return { skip: 'binding-without-target' };
+    const name = typeof metadata.name === 'string' && metadata.name !== '' ? metadata.name : (request.name ?? '');
+    return { subject: { via: 'binding', namespace, name, node } };
+  }
+
+  throw new BadReview(
+    `this webhook handles v1 Pod and pods/binding, not ${resource.resource}${subResource ? `/${subResource}` : ''} (${kind.kind})`,
+  );
+}
+
+function nodeIsMigrated(node: NodeInfo, config: Config): boolean {
+  return node.metadata.labels?.[config.nodeLabel.key] === config.nodeLabel.value;
+}
+
+function denialMessage(subject: PlacementSubject, gaps: string[], config: Config): string {
+  const { key, value } = config.nodeLabel;
+  const who = `pod ${subject.namespace}/${subject.name}`;
+  const retry =
+    subject.via === 'binding'
+      ? 'The scheduler will retry and place it once Cilium is ready there.'
+      : 'Create it again once Cilium is ready there, or leave spec.nodeName empty so the scheduler places it.';
+  return (
+    `${who} cannot be placed on node ${subject.node} yet: the node is labelled ${key}=${value} but Cilium is not ready there ` +
+    `(${gaps.join('; ')}). A pod started now would get its IP from the previous CNI, which Cilium does not track, ` +
+    `and Cilium could later give the same IP to another pod (duplicate pod IPs). ${retry} ` +
+    `To exempt a pod, label it ${config.exemptions.label}=true.`
+  );
+}
+
+/**
+ * The placement verdict. `pod` and `node` are what the edge found (request, cache or one API read);
+ * either may be missing, in which case the webhook lets the request through with a warning rather
+ * than guess: the reaper catches a pod that slips through.
+ */
+export function decidePlacement(
+  subject: PlacementSubject,
+  found: { pod?: PodInfo; node?: NodeInfo },
+  view: ClusterView,
+  config: Config,
+): Decision {
+  const base = { node: subject.node };
+  const audit = (decision: string, reason: string) => ({ decision, node: subject.node, reason });
+  const { node, pod } = found;
+
+  if (!node) {
+    return allowed('node-unknown', {
+      ...base,
+      audit: audit('allowed', 'node-unknown'),
+      warnings: [`cilium-migration-guard could not find node ${subject.node}; placement not checked`],
+    });
+  }
+  if (!nodeIsMigrated(node, config)) {
+    return { ...allowed('node-not-migrated', { audit: audit('allowed', 'node-not-migrated') }), ...base };
+  }
+  if (!pod) {
+    return allowed('pod-unknown', {
+      ...base,
+      audit: audit('allowed', 'pod-unknown'),
+      warnings: [`cilium-migration-guard could not find pod ${subject.namespace}/${subject.name}; placement not checked`],
+    });
+  }
+  const exemption = exemptionFor(pod, config);
+  if (exemption) return { ...allowed(exemption, { audit: audit('allowed', exemption) }), ...base };
+
+  const readiness = ciliumReadiness(view, subject.node);
+  if (readiness.ready) return { ...allowed('cilium-ready', { audit: audit('allowed', 'cilium-ready') }), ...base };
+
+  const gaps = readiness.gaps.map((gap) => describeGap(gap, subject.node, readiness.agentPod));
+  return {
+    ...denied('cilium-not-ready', denialMessage(subject, gaps, config), {
+      audit: audit('denied', readiness.gaps.join(',')),
+    }),
+    ...base,
+  };
+}
+
+/** Reads used on a cache miss; in snapshot mode they find nothing. */
+export interface ClusterReader {
+  pod(namespace: string, name: string): Promise<PodInfo | undefined>;
+  node(name: string): Promise<NodeInfo | undefined>;
+}
+
+export const noReader: ClusterReader = {
+  pod: async () => undefined,
+  node: async () => undefined,
+};
+
+export function podPlacementHandler(config: Config, view: ClusterView, reader: ClusterReader = noReader): AdmissionHandler {
+  return {
+    name: 'pod-placement',
+    async handle(request) {
+      const result = placementSubject(request);
+      if ('skip' in result) return allowed(result.skip);
+      const { subject } = result;
+      // Common path: both answers come from the informer caches, no API call. A failed read
+      // counts as "not found": the decision then lets the pod through with a warning.
+      const node = view.node(subject.node) ?? (await reader.node(subject.node).catch(() => undefined));
+      let pod = subject.pod;
+      if (!pod && node && nodeIsMigrated(node, config)) {
+        pod =
+          view.unscheduledPod(subject.namespace, subject.name) ??
+          (await reader.pod(subject.namespace, subject.name).catch(() => undefined));
+      }
+      return decidePlacement(subject, { ...(pod ? { pod } : {}), ...(node ? { node } : {}) }, view, config);
+    },
+  };
+}

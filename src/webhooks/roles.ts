@@ -1,0 +1,47 @@
+// Which role a DaemonSet plays in the migration: Cilium's agent, an old-CNI agent, or neither.
+// Rules are tried in order (user rules, then Cilium's, then the enabled presets); first match wins.
+
+import type { Config } from '../config.js';
+import { CILIUM_RULES, KUBE_PROXY_RULES, LEGACY_PRESETS, type PresetRule, type Role } from '../presets.js';
+
+export interface WorkloadIdentity {
+  namespace: string;
+  name: string;
+  /** The DaemonSet's own labels. */
+  labels: Record<string, string>;
+  /** Labels of its pod template: Helm charts sometimes label only one of the two. */
+  templateLabels: Record<string, string>;
+}
+
+export interface RoleMatch {
+  role: Role;
+  rule: string;
+}
+
+export function rulesFor(config: Config): PresetRule[] {
+  return [
+    ...config.rules,
+    ...CILIUM_RULES,
+    ...(config.kubeProxyReplacement ? KUBE_PROXY_RULES : []),
+    ...config.presets.flatMap((preset) => LEGACY_PRESETS[preset]),
+  ];
+}
+
+function hasLabels(have: Record<string, string>, want: Record<string, string>): boolean {
+  return Object.entries(want).every(([key, value]) => have[key] === value);
+}
+
+export function ruleMatches(rule: PresetRule, workload: WorkloadIdentity): boolean {
+  const { namespace, names, labels } = rule.match;
+  if (namespace !== undefined && namespace !== workload.namespace) return false;
+  if (names !== undefined && !names.includes(workload.name)) return false;
+  if (labels !== undefined && !hasLabels(workload.labels, labels) && !hasLabels(workload.templateLabels, labels)) {
+    return false;
+  }
+  return names !== undefined || labels !== undefined;
+}
+
+export function resolveRole(rules: readonly PresetRule[], workload: WorkloadIdentity): RoleMatch | undefined {
+  const rule = rules.find((candidate) => ruleMatches(candidate, workload));
+  return rule ? { role: rule.role, rule: rule.name } : undefined;
+}
