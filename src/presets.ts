@@ -99,13 +99,17 @@ export interface Advisory {
 
 /**
  * DaemonSets that are not the old CNI (so they are not kept off migrated nodes) but that are known
- * to hurt Cilium there in one configuration. They are answered with a warning, never changed.
+ * to hurt Cilium there in one configuration. They are answered with a warning, never changed, and
+ * only while they can still run on migrated nodes.
  */
 export const ADVISORIES: readonly Advisory[] = [
   {
-    name: 'gke-netd-source-valid-mark',
+    // GKE's netd: its policy routing sets net.ipv4.conf.all.src_valid_mark=1 (netd
+    // pkg/config/config_policy_routing.go), which breaks Cilium's DNS proxy (cilium/cilium#48706).
+    // The value usually comes from ConfigMap netd-config, so anything but an explicit "false" warns.
+    name: 'gke-netd-policy-routing',
     match: { namespace: 'kube-system', names: ['netd'] },
-    argPattern: /^--enable-source-valid-mark(=true)?$/,
-    warning: 'netd with source-valid-mark breaks Cilium DNS proxy on {nodeLabel} nodes (cilium/cilium#48706)',
+    argPattern: /^--enable-policy-routing(=(?!false$).*)?$/,
+    warning: "netd policy routing sets src_valid_mark=1 on {nodeLabel} nodes: breaks Cilium's DNS proxy (cilium/cilium#48706)",
   },
 ];

@@ -42,21 +42,23 @@ function containerArgs(podSpec: unknown): string[] {
 }
 
 /** Warnings about DaemonSets that are neither role but are known to hurt Cilium on migrated nodes. */
-function advisoryWarnings(workload: WorkloadIdentity, podSpec: unknown, nodeLabel: string): string[] {
+function advisoryWarnings(workload: WorkloadIdentity, podSpec: unknown, config: Config): string[] {
+  const { key, value } = config.nodeLabel;
+  const keptOff = planAffinity(podSpec, { key, operator: 'NotIn', values: [value] }, POD_SPEC_POINTER).outcome === 'present';
+  if (keptOff) return [];
   const args = containerArgs(podSpec);
   return ADVISORIES.filter(
     (advisory) =>
       (advisory.match.names?.includes(workload.name) ?? false) &&
       (advisory.match.namespace === undefined || advisory.match.namespace === workload.namespace) &&
       args.some((arg) => advisory.argPattern.test(arg)),
-  ).map((advisory) => advisory.warning.replace('{nodeLabel}', nodeLabel));
+  ).map((advisory) => advisory.warning.replace('{nodeLabel}', `${key}=${value}`));
 }
 
 export function decideDaemonSetAffinity(request: AdmissionRequest, config: Config): Decision {
   const ds = request.object as DaemonSetLike;
   const workload = identity(request, ds);
   const { key, value } = config.nodeLabel;
-  const nodeLabel = `${key}=${value}`;
   const podSpec = ds.spec?.template?.spec;
 
   const annotations = record(ds.metadata?.annotations);
@@ -66,7 +68,7 @@ export function decideDaemonSetAffinity(request: AdmissionRequest, config: Confi
 
   const match = resolveRole(rulesFor(config), workload);
   if (!match) {
-    const warnings = advisoryWarnings(workload, podSpec, nodeLabel);
+    const warnings = advisoryWarnings(workload, podSpec, config);
     return allowed('no-role', warnings.length > 0 ? { warnings, audit: { action: 'advisory' } } : {});
   }
 

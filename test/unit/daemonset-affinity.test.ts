@@ -131,3 +131,31 @@ describe('DaemonSet affinity on upstream manifests', () => {
     expect(() => handler.handle({ ...daemonSetRequest(daemonSet('cilium')), object: undefined })).toThrow(/request.object/);
   });
 });
+
+describe('advisories', () => {
+  it("warns that GKE netd's policy routing breaks Cilium's DNS proxy on migrated nodes, without changing it", () => {
+    const decision = decideDaemonSetAffinity(daemonSetRequest(daemonSet('netd')), config);
+    expect(decision).toMatchObject({ allowed: true, reason: 'no-role', audit: { action: 'advisory' } });
+    expect(decision.patch).toBeUndefined();
+    expect(decision.warnings).toEqual([
+      "netd policy routing sets src_valid_mark=1 on cni=cilium nodes: breaks Cilium's DNS proxy (cilium/cilium#48706)",
+    ]);
+    expect(decision.warnings![0]!.length).toBeLessThanOrEqual(120);
+  });
+
+  it('says nothing when policy routing is explicitly off', () => {
+    const ds = daemonSet('netd');
+    ds.spec.template.spec.containers[0].args = ds.spec.template.spec.containers[0].args.map((a: string) =>
+      a.startsWith('--enable-policy-routing') ? '--enable-policy-routing=false' : a,
+    );
+    expect(decideDaemonSetAffinity(daemonSetRequest(ds), config).warnings).toBeUndefined();
+  });
+
+  it('says nothing once netd is kept off migrated nodes', () => {
+    const ds = daemonSet('netd');
+    ds.spec.template.spec.affinity = {
+      nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'cni', operator: 'NotIn', values: ['cilium'] }] }] } },
+    };
+    expect(decideDaemonSetAffinity(daemonSetRequest(ds), config).warnings).toBeUndefined();
+  });
+});
