@@ -7,6 +7,7 @@ import type { AdmissionHandler } from '../admission/handler.js';
 import { BadReview } from '../admission/review.js';
 import type { AdmissionRequest } from '../admission/types.js';
 import type { Config } from '../config.js';
+import { noReader, type ClusterReader } from '../cluster/lookup.js';
 import { ciliumReadiness, describeGap } from '../cluster/readiness.js';
 import type { ClusterView, NodeInfo, PodInfo } from '../cluster/view.js';
 import { exemptionFor } from './exemptions.js';
@@ -122,17 +123,6 @@ export function decidePlacement(
     ...base,
   };
 }
-
-/** Reads used on a cache miss; in snapshot mode they find nothing. */
-export interface ClusterReader {
-  pod(namespace: string, name: string): Promise<PodInfo | undefined>;
-  node(name: string): Promise<NodeInfo | undefined>;
-}
-
-export const noReader: ClusterReader = {
-  pod: async () => undefined,
-  node: async () => undefined,
-};
 
 export function podPlacementHandler(config: Config, view: ClusterView, reader: ClusterReader = noReader): AdmissionHandler {
   return {

@@ -9,9 +9,9 @@ import {
   decidePlacement,
   placementSubject,
   podPlacementHandler,
-  type ClusterReader,
   type PlacementSubject,
 } from '../../src/webhooks/pod-placement.js';
+import type { ClusterReader } from '../../src/cluster/lookup.js';
 import { pod as podFixture } from '../support/fixtures.js';
 import { bindingRequest, podRequest } from '../support/reviews.js';
 

@@ -1,0 +1,105 @@
+// The webhook registrations (Mutating/ValidatingWebhookConfiguration), built in one place so that
+// the local cluster, the end-to-end tests and the manifests register exactly the same thing.
+//
+// failurePolicy, deliberately different per webhook (see README "Failure modes"):
+// - DaemonSets: Fail. DaemonSet writes are rare and made by people or CD; letting one through
+//   unpatched while the webhook is down can roll an old-CNI agent onto every migrated node.
+// - Pods: Ignore. Every pod placement passes here; failing closed would stop all scheduling on an
+//   outage. A pod that slips through is what the reaper is for.
+
+import { PROJECT_DOMAIN } from './config.js';
+
+export const MUTATING_NAME = `daemonsets.${PROJECT_DOMAIN}`;
+export const VALIDATING_NAME = `pods.${PROJECT_DOMAIN}`;
+export const CONFIGURATION_NAME = 'cilium-migration-guard';
+/** Namespaces labelled with this (value "true") are never sent to the pod webhook. */
+export const NAMESPACE_EXEMPT_LABEL = `${PROJECT_DOMAIN}/exempt`;
+
+export type FailurePolicy = 'Fail' | 'Ignore';
+
+export type ClientConfig =
+  | { url: string; caBundle?: string }
+  | { service: { namespace: string; name: string; path?: string; port?: number }; caBundle?: string };
+
+export interface RegistrationOptions {
+  /** Base of the webhook endpoint: a URL ("https://127.0.0.1:8443") or an in-cluster Service. */
+  endpoint: { url: string } | { service: { namespace: string; name: string; port?: number } };
+  /** PEM of the CA that signed the serving certificate. */
+  caPem?: string;
+  /** The webhook's own namespace: never sent to either webhook. */
+  ownNamespace: string;
+  failurePolicy?: { daemonsets?: FailurePolicy; pods?: FailurePolicy };
+  timeoutSeconds?: number;
+}
+
+function clientConfig(options: RegistrationOptions, path: string): ClientConfig {
+  const caBundle = options.caPem ? Buffer.from(options.caPem).toString('base64') : undefined;
+  const ca = caBundle ? { caBundle } : {};
+  if ('url' in options.endpoint) return { url: `${options.endpoint.url.replace(/\/$/, '')}${path}`, ...ca };
+  return { service: { ...options.endpoint.service, path }, ...ca };
+}
+
+function namespaceSelector(options: RegistrationOptions) {
+  return {
+    matchExpressions: [
+      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [options.ownNamespace] },
+      { key: NAMESPACE_EXEMPT_LABEL, operator: 'NotIn', values: ['true'] },
+    ],
+  };
+}
+
+export function mutatingWebhookConfiguration(options: RegistrationOptions) {
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: CONFIGURATION_NAME, labels: { 'app.kubernetes.io/name': 'cilium-migration-guard' } },
+    webhooks: [
+      {
+        name: MUTATING_NAME,
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        timeoutSeconds: options.timeoutSeconds ?? 5,
+        matchPolicy: 'Equivalent',
+        failurePolicy: options.failurePolicy?.daemonsets ?? 'Fail',
+        // The patch only adds to the pod template, which no other webhook is expected to rewrite;
+        // IfNeeded would still re-run us after one that does.
+        reinvocationPolicy: 'IfNeeded',
+        clientConfig: clientConfig(options, '/mutate/daemonsets'),
+        namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [options.ownNamespace] }] },
+        rules: [{ apiGroups: ['apps'], apiVersions: ['v1'], resources: ['daemonsets'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' }],
+      },
+    ],
+  };
+}
+
+export function validatingWebhookConfiguration(options: RegistrationOptions) {
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingWebhookConfiguration',
+    metadata: { name: CONFIGURATION_NAME, labels: { 'app.kubernetes.io/name': 'cilium-migration-guard' } },
+    webhooks: [
+      {
+        name: VALIDATING_NAME,
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        timeoutSeconds: options.timeoutSeconds ?? 5,
+        matchPolicy: 'Equivalent',
+        failurePolicy: options.failurePolicy?.pods ?? 'Ignore',
+        clientConfig: clientConfig(options, '/validate/pods'),
+        namespaceSelector: namespaceSelector(options),
+        rules: [
+          { apiGroups: [''], apiVersions: ['v1'], resources: ['pods', 'pods/binding'], operations: ['CREATE'], scope: 'Namespaced' },
+        ],
+        // Only placements reach the webhook: binds, and pods created with spec.nodeName that use
+        // the pod network. Pods left to the scheduler and host-network pods cost nothing.
+        matchConditions: [
+          {
+            name: 'places-a-pod-network-pod',
+            expression:
+              "request.subResource == 'binding' || (request.subResource == '' && has(object.spec.nodeName) && object.spec.nodeName != '' && !(has(object.spec.hostNetwork) && object.spec.hostNetwork))",
+          },
+        ],
+      },
+    ],
+  };
+}
