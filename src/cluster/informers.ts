@@ -1,0 +1,366 @@
+// The live ClusterView: one client-node informer per cache, each listing/watching as little as
+// the API server can filter for us, feeding trimmed objects into a MemoryClusterView.
+//
+//   nodes            /api/v1/nodes                                  (all)
+//   ciliumnodes      /apis/cilium.io/v2/ciliumnodes                 (all; CRD may be missing)
+//   agentPods        /api/v1/namespaces/<cilium ns>/pods            labelSelector = cilium.agentLabels
+//   unscheduledPods  /api/v1/pods                                   fieldSelector = spec.nodeName=
+//   with { withReaperCaches: true } also:
+//   pods             /api/v1/pods                                   (all, for podsOn())
+//   ciliumEndpoints  /apis/cilium.io/v2/ciliumendpoints             (all; CRD may be missing)
+//
+// How client-node 2.0.1 behaves (read in dist/cache.js, dist/informer.js, dist/watch.js):
+// - makeInformer(kc, path, listFn, labelSelector) has no fieldSelector parameter; it only does
+//   `new ListWatch(path, new Watch(kc), listFn, false, labelSelector)`. ListWatch's constructor
+//   takes a fieldSelector after the labelSelector, so we construct ListWatch directly.
+// - The selectors are applied to the WATCH only; the list function must apply the same ones.
+// - start() resolves after the list and once the watch request got its response headers, and it
+//   resolves (never rejects) when the list fails: failures go to the `error` callbacks. `connect`
+//   fires before the list. So "synced" is decided by our own list function: it resolved, and
+//   ListWatch has applied its items (synchronously after the await; we flip the flag in the next
+//   macrotask with setImmediate, by which time every add/update/delete callback has run).
+// - On 410 Gone it relists by itself, on a client-side inactivity timeout (30 s) it re-watches by
+//   itself; on any other error it fires `error` and stops. We restart it with capped exponential
+//   backoff (1 s → 30 s by default), keeping the last known cache (ListWatch keeps its objects
+//   and resourceVersion across start(), and a relist diffs against them, firing deletes).
+// - stop() aborts the watch, which reports an AbortError through `error`: ignored once stopped.
+//   A list in flight is not aborted by ListWatch.stop(): ours is aborted via its own signal.
+//
+// ListWatch stores, and hands to the callbacks, the very object it received. We trim it and
+// shrink that object in place to its trimmed fields, so its cache holds trimmed objects too.
+
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  ListWatch,
+  Watch,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { abortOptions, isNotFound } from './lookup.js';
+import { CACHE_NAMES, MemoryClusterView, type FullClusterView, type ReaperCacheName } from './memory.js';
+import { trimCiliumEndpoint, trimCiliumNode, trimNode, trimPod } from './trim.js';
+import { isSynced, type CacheName } from './view.js';
+
+export interface LiveViewOptions {
+  /** Also cache all pods (podsOn) and CiliumEndpoints, for the reaper. Off by default. */
+  withReaperCaches?: boolean;
+  /** Restart delays after an informer error: doubles from initialMs up to maxMs. */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** Deadline of each list request (one page). */
+  listTimeoutMs?: number;
+  /** Page size of list requests. */
+  pageSize?: number;
+}
+
+export interface LiveView {
+  view: FullClusterView;
+  /** Resolves once every webhook cache (CacheName) has completed its first list; rejects if stopped first. */
+  whenSynced(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const DEFAULT_BACKOFF = { initialMs: 1_000, maxMs: 30_000 };
+const DEFAULT_LIST_TIMEOUT_MS = 60_000;
+const DEFAULT_PAGE_SIZE = 500;
+
+type RawList = { items: KubernetesObject[]; metadata?: { resourceVersion?: string; _continue?: string; continue?: string } };
+type PageFn = (page: { limit: number; _continue?: string }, options: ReturnType<typeof abortOptions>) => Promise<RawList>;
+
+interface CacheSpec {
+  name: CacheName | ReaperCacheName;
+  /** Human name for logs. */
+  what: string;
+  path: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  page: PageFn;
+  /** A CRD that may not be installed: a 404 means "none yet", not a failure. */
+  optionalCrd?: string;
+  upsert(raw: KubernetesObject): object;
+  remove(namespace: string | undefined, name: string): void;
+}
+
+export function labelSelector(labels: Record<string, string>): string | undefined {
+  const parts = Object.entries(labels).map(([key, value]) => `${key}=${value}`);
+  return parts.length > 0 ? parts.join(',') : undefined;
+}
+
+/** Replaces the object's own fields with the trimmed ones (apiVersion/kind are kept). */
+function shrinkInPlace(raw: KubernetesObject, trimmed: object): void {
+  const target = raw as Record<string, unknown>;
+  for (const field of Object.keys(target)) {
+    if (field !== 'apiVersion' && field !== 'kind') delete target[field];
+  }
+  Object.assign(target, trimmed);
+}
+
+class CacheRunner {
+  private readonly informer: ListWatch<KubernetesObject>;
+  private readonly log: Logger;
+  private readonly stopSignal = new AbortController();
+  private delayMs: number;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private synced = false;
+  private crdMissing = false;
+  private failedThisRun = false;
+  private healthySince: number | undefined;
+
+  constructor(
+    private readonly spec: CacheSpec,
+    kc: KubeConfig,
+    private readonly view: MemoryClusterView,
+    logger: Logger,
+    private readonly backoff: { initialMs: number; maxMs: number },
+    private readonly listTimeoutMs: number,
+    private readonly pageSize: number,
+    private readonly onSynced: () => void,
+  ) {
+    this.log = logger.child({ cache: spec.name });
+    this.delayMs = backoff.initialMs;
+    this.informer = new ListWatch(spec.path, new Watch(kc), () => this.list(), false, spec.labelSelector, spec.fieldSelector);
+    const apply = (raw: KubernetesObject): void => {
+      try {
+        shrinkInPlace(raw, this.spec.upsert(raw));
+      } catch (err) {
+        this.log.warn({ err, name: raw?.metadata?.name, namespace: raw?.metadata?.namespace }, 'ignoring an object that cannot be trimmed');
+      }
+    };
+    this.informer.on('add', apply);
+    this.informer.on('update', apply);
+    this.informer.on('delete', (raw) => {
+      const name = raw?.metadata?.name;
+      if (name) this.spec.remove(raw.metadata?.namespace || undefined, name);
+    });
+    this.informer.on('error', (err) => this.failed(err));
+  }
+
+  /** The list function handed to ListWatch: all pages, with the informer's selectors. */
+  private async list(): Promise<KubernetesListObject<KubernetesObject>> {
+    const items: KubernetesObject[] = [];
+    let resourceVersion = '';
+    let cont: string | undefined;
+    do {
+      const options = abortOptions(() => AbortSignal.any([AbortSignal.timeout(this.listTimeoutMs), this.stopSignal.signal]));
+      const page = await this.spec.page({ limit: this.pageSize, ...(cont ? { _continue: cont } : {}) }, options);
+      if (this.stopped) throw new Error('informer stopped during its list');
+      items.push(...(page.items ?? []));
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+      cont = page.metadata?._continue || page.metadata?.continue || undefined;
+    } while (cont);
+    // ListWatch applies the items right after this promise resolves, synchronously; the next
+    // macrotask sees the cache complete.
+    setImmediate(() => this.listed(items.length));
+    return { items, metadata: { resourceVersion } };
+  }
+
+  private listed(count: number): void {
+    if (this.stopped) return;
+    if (this.crdMissing) {
+      this.crdMissing = false;
+      this.log.info({ objects: count }, `${this.spec.optionalCrd} is installed now; caching ${this.spec.what}`);
+    }
+    if (!this.synced) {
+      this.synced = true;
+      this.view.setSynced(this.spec.name, true);
+      this.log.info({ objects: count }, `${this.spec.what} cache synced`);
+      this.onSynced();
+    }
+  }
+
+  start(): void {
+    void this.run();
+  }
+
+  private async run(): Promise<void> {
+    if (this.stopped) return;
+    this.failedThisRun = false;
+    try {
+      await this.informer.start();
+    } catch (err) {
+      // start() itself throws only before any request (no current cluster, credential plugin failure).
+      this.failed(err);
+      return;
+    }
+    if (!this.failedThisRun && !this.stopped) this.healthySince = Date.now();
+  }
+
+  private failed(err: unknown): void {
+    if (this.stopped) return; // stop() aborts the watch, which reports the abort as an error
+    this.failedThisRun = true;
+    if (this.timer) return; // a restart is already scheduled
+    if (this.healthySince !== undefined && Date.now() - this.healthySince >= this.backoff.maxMs) {
+      this.delayMs = this.backoff.initialMs; // it had been running fine: start the backoff over
+    }
+    this.healthySince = undefined;
+    const delay = this.delayMs;
+    this.delayMs = Math.min(this.delayMs * 2, this.backoff.maxMs);
+
+    if (this.spec.optionalCrd && isNotFound(err)) {
+      if (!this.crdMissing) {
+        this.log.warn(
+          { retryInMs: delay },
+          `${this.spec.optionalCrd} is not installed: treating ${this.spec.what} as none and retrying with backoff` +
+            (this.spec.name === 'ciliumnodes' ? ' (until it exists, no node counts as Cilium-ready)' : ''),
+        );
+      }
+      this.crdMissing = true;
+      // Synced-but-empty: the webhook becomes ready and answers from what it knows.
+      if (!this.synced) {
+        this.synced = true;
+        this.view.setSynced(this.spec.name, true);
+        this.onSynced();
+      }
+    } else {
+      this.log.error({ err, retryInMs: delay }, `${this.spec.what} informer failed; serving the last known cache and restarting`);
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.run();
+    }, delay);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.stopSignal.abort();
+    await this.informer.stop();
+  }
+}
+
+export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium'>, logger: Logger, options: LiveViewOptions = {}): LiveView {
+  const view = new MemoryClusterView(config, { synced: false });
+  const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const log = logger.child({ component: 'cluster-view' });
+  const backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+  const ns = config.cilium.namespace;
+  const agentSelector = labelSelector(config.cilium.agentLabels);
+
+  const specs: CacheSpec[] = [
+    {
+      name: 'nodes',
+      what: 'Nodes',
+      path: '/api/v1/nodes',
+      page: (p, o) => core.listNode(p, o),
+      upsert: (raw) => {
+        const node = trimNode(raw);
+        view.upsertNode(node);
+        return node;
+      },
+      remove: (_ns, name) => view.deleteNode(name),
+    },
+    {
+      name: 'ciliumnodes',
+      what: 'CiliumNodes',
+      path: '/apis/cilium.io/v2/ciliumnodes',
+      optionalCrd: 'the CiliumNode CRD (ciliumnodes.cilium.io/v2)',
+      page: (p, o) => custom.listClusterCustomObject({ group: 'cilium.io', version: 'v2', plural: 'ciliumnodes', ...p }, o),
+      upsert: (raw) => {
+        const cn = trimCiliumNode(raw);
+        view.upsertCiliumNode(cn);
+        return cn;
+      },
+      remove: (_ns, name) => view.deleteCiliumNode(name),
+    },
+    {
+      name: 'agentPods',
+      what: `Cilium agent pods (${ns}, ${agentSelector ?? 'all labels'})`,
+      path: `/api/v1/namespaces/${encodeURIComponent(ns)}/pods`,
+      ...(agentSelector ? { labelSelector: agentSelector } : {}),
+      page: (p, o) => core.listNamespacedPod({ namespace: ns, ...(agentSelector ? { labelSelector: agentSelector } : {}), ...p }, o),
+      upsert: (raw) => {
+        const pod = trimPod(raw);
+        view.upsertPod(pod, 'agent');
+        return pod;
+      },
+      remove: (podNs, name) => view.deletePod(podNs, name, 'agent'),
+    },
+    {
+      name: 'unscheduledPods',
+      what: 'unscheduled pods',
+      path: '/api/v1/pods',
+      fieldSelector: 'spec.nodeName=',
+      page: (p, o) => core.listPodForAllNamespaces({ fieldSelector: 'spec.nodeName=', ...p }, o),
+      upsert: (raw) => {
+        const pod = trimPod(raw);
+        view.upsertPod(pod, 'unscheduled');
+        return pod;
+      },
+      remove: (podNs, name) => view.deletePod(podNs, name, 'unscheduled'),
+    },
+  ];
+
+  if (options.withReaperCaches) {
+    specs.push(
+      {
+        name: 'pods',
+        what: 'pods',
+        path: '/api/v1/pods',
+        page: (p, o) => core.listPodForAllNamespaces(p, o),
+        upsert: (raw) => {
+          const pod = trimPod(raw);
+          view.upsertPod(pod, 'all');
+          return pod;
+        },
+        remove: (podNs, name) => view.deletePod(podNs, name, 'all'),
+      },
+      {
+        name: 'ciliumEndpoints',
+        what: 'CiliumEndpoints',
+        path: '/apis/cilium.io/v2/ciliumendpoints',
+        optionalCrd: 'the CiliumEndpoint CRD (ciliumendpoints.cilium.io/v2)',
+        page: (p, o) => custom.listCustomObjectForAllNamespaces({ group: 'cilium.io', version: 'v2', resourcePlural: 'ciliumendpoints', ...p }, o),
+        upsert: (raw) => {
+          const cep = trimCiliumEndpoint(raw);
+          view.upsertCiliumEndpoint(cep);
+          return cep;
+        },
+        remove: (cepNs, name) => view.deleteCiliumEndpoint(cepNs, name),
+      },
+    );
+  }
+
+  let resolveSynced!: () => void;
+  let rejectSynced!: (err: Error) => void;
+  const synced = new Promise<void>((resolve, reject) => {
+    resolveSynced = resolve;
+    rejectSynced = reject;
+  });
+  synced.catch(() => {}); // rejection (stopped before sync) matters only to those who wait
+  let syncedOnce = false;
+  const onSynced = (): void => {
+    if (!syncedOnce && isSynced(view)) {
+      syncedOnce = true;
+      log.info({ caches: CACHE_NAMES, sizes: view.sizes() }, 'cluster view synced');
+      resolveSynced();
+    }
+  };
+
+  const runners = specs.map(
+    (spec) =>
+      new CacheRunner(spec, kc, view, log, backoff, options.listTimeoutMs ?? DEFAULT_LIST_TIMEOUT_MS, options.pageSize ?? DEFAULT_PAGE_SIZE, onSynced),
+  );
+  for (const runner of runners) runner.start();
+
+  let stopping: Promise<void> | undefined;
+  return {
+    view,
+    whenSynced: () => synced,
+    stop: () => {
+      stopping ??= (async () => {
+        await Promise.all(runners.map((r) => r.stop()));
+        if (!syncedOnce) rejectSynced(new Error('the cluster view was stopped before its caches synced'));
+        log.info('cluster view stopped');
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,193 @@
+import { describe, expect, it } from 'vitest';
+import { TrimError, trimCiliumEndpoint, trimCiliumNode, trimNode, trimPod } from './trim.js';
+
+const managedFields = [
+  { apiVersion: 'v1', fieldsType: 'FieldsV1', fieldsV1: { 'f:metadata': {} }, manager: 'kubelet', operation: 'Update', time: '2025-06-02T09:14:41Z' },
+];
+
+const fullPod = {
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: {
+    name: 'cilium-7xk2p',
+    generateName: 'cilium-',
+    namespace: 'kube-system',
+    uid: 'e31c6c6a-4d28-49bf-85bf-083d7e1a0f5b',
+    resourceVersion: '4180405',
+    generation: 1,
+    creationTimestamp: '2025-06-02T09:14:02Z',
+    deletionTimestamp: '2025-06-02T10:00:00Z',
+    deletionGracePeriodSeconds: 30,
+    labels: { 'k8s-app': 'cilium' },
+    annotations: {
+      'cilium-migration-guard.io/skip-affinity': 'true',
+      'kubectl.kubernetes.io/last-applied-configuration': '{"huge":"json"}',
+    },
+    ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'cilium', uid: 'e824931a', controller: true, blockOwnerDeletion: true }],
+    finalizers: ['example.com/keep'],
+    managedFields,
+  },
+  spec: {
+    nodeName: 'node-a',
+    hostNetwork: true,
+    schedulerName: 'default-scheduler',
+    priorityClassName: 'system-node-critical',
+    containers: [{ name: 'cilium-agent', image: 'quay.io/cilium/cilium:v1.17.4' }],
+    initContainers: [{ name: 'config', image: 'quay.io/cilium/cilium:v1.17.4' }],
+    volumes: [{ name: 'bpf', hostPath: { path: '/sys/fs/bpf' } }],
+    tolerations: [{ operator: 'Exists' }],
+    affinity: { nodeAffinity: {} },
+  },
+  status: {
+    phase: 'Running',
+    podIP: '10.0.1.11',
+    podIPs: [{ ip: '10.0.1.11' }],
+    hostIP: '10.0.1.11',
+    startTime: '2025-06-02T09:14:03Z',
+    qosClass: 'Burstable',
+    conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: '2025-06-02T09:14:41Z', lastProbeTime: null }],
+    containerStatuses: [{ name: 'cilium-agent', ready: true, restartCount: 0 }],
+  },
+};
+
+describe('trimPod', () => {
+  it('keeps exactly the listed fields', () => {
+    expect(trimPod(fullPod)).toEqual({
+      metadata: {
+        name: 'cilium-7xk2p',
+        namespace: 'kube-system',
+        uid: 'e31c6c6a-4d28-49bf-85bf-083d7e1a0f5b',
+        resourceVersion: '4180405',
+        creationTimestamp: '2025-06-02T09:14:02Z',
+        deletionTimestamp: '2025-06-02T10:00:00Z',
+        labels: { 'k8s-app': 'cilium' },
+        annotations: { 'cilium-migration-guard.io/skip-affinity': 'true' },
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'cilium', uid: 'e824931a', controller: true }],
+      },
+      spec: { nodeName: 'node-a', hostNetwork: true, schedulerName: 'default-scheduler', priorityClassName: 'system-node-critical' },
+      status: {
+        phase: 'Running',
+        podIP: '10.0.1.11',
+        podIPs: [{ ip: '10.0.1.11' }],
+        startTime: '2025-06-02T09:14:03Z',
+        conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: '2025-06-02T09:14:41Z' }],
+      },
+    });
+  });
+
+  it('drops managedFields, containers and the rest of spec/status', () => {
+    const pod = trimPod(fullPod) as unknown as Record<string, Record<string, unknown>>;
+    expect(pod.metadata).not.toHaveProperty('managedFields');
+    expect(pod.metadata).not.toHaveProperty('finalizers');
+    expect(pod.spec).not.toHaveProperty('containers');
+    expect(pod.spec).not.toHaveProperty('volumes');
+    expect(pod.status).not.toHaveProperty('containerStatuses');
+    expect(JSON.stringify(pod)).not.toContain('quay.io');
+  });
+
+  it('does not share or alter the input', () => {
+    const input = structuredClone(fullPod);
+    const pod = trimPod(input);
+    expect(input).toEqual(fullPod);
+    expect(pod.metadata.labels).not.toBe(input.metadata.labels);
+  });
+
+  it('turns Date timestamps (client-node typed models) into the RFC 3339 strings a watch carries', () => {
+    const typed = {
+      metadata: { name: 'p', namespace: 'ns', creationTimestamp: new Date('2025-06-02T09:14:02Z') },
+      spec: {},
+      status: { startTime: new Date('2025-06-02T09:14:03.250Z'), conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: new Date('2025-06-02T09:14:41Z') }] },
+    };
+    const pod = trimPod(typed);
+    expect(pod.metadata.creationTimestamp).toBe('2025-06-02T09:14:02Z');
+    expect(pod.status?.startTime).toBe('2025-06-02T09:14:03.250Z');
+    expect(pod.status?.conditions?.[0]?.lastTransitionTime).toBe('2025-06-02T09:14:41Z');
+  });
+
+  it('treats an empty nodeName as unscheduled and leaves out fields of the wrong type', () => {
+    const pod = trimPod({ metadata: { name: 'p', namespace: 'ns', labels: { a: 'b', n: 3 } }, spec: { nodeName: '', hostNetwork: 'yes' } });
+    expect(pod).toEqual({ metadata: { name: 'p', namespace: 'ns', labels: { a: 'b' } }, spec: {} });
+  });
+
+  it('gives a pod without spec an empty spec', () => {
+    expect(trimPod({ metadata: { name: 'p', namespace: 'ns' } }).spec).toEqual({});
+  });
+});
+
+describe('trimNode', () => {
+  it('keeps only metadata', () => {
+    const node = trimNode({
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: 'node-a', labels: { cni: 'cilium' }, managedFields, uid: 'u1' },
+      spec: { podCIDR: '10.244.0.0/24', taints: [{ key: 'k', effect: 'NoSchedule' }] },
+      status: { conditions: [{ type: 'Ready', status: 'True' }], images: [{ names: ['x'], sizeBytes: 1 }] },
+    });
+    expect(node).toEqual({ metadata: { name: 'node-a', labels: { cni: 'cilium' }, uid: 'u1' } });
+  });
+});
+
+describe('trimCiliumNode', () => {
+  it('keeps spec.ipam.podCIDRs and status.ipam.used only', () => {
+    const cn = trimCiliumNode({
+      apiVersion: 'cilium.io/v2',
+      kind: 'CiliumNode',
+      metadata: { name: 'node-a', managedFields },
+      spec: {
+        addresses: [{ type: 'InternalIP', ip: '10.0.1.11' }],
+        ipam: { podCIDRs: ['10.245.1.0/24'], pool: { '10.245.1.5': { owner: 'x' } }, pools: {} },
+        eni: {},
+      },
+      status: { ipam: { used: { '10.245.1.7': { owner: 'default/api', resource: 'default/api' } }, 'operator-status': {} }, eni: {} },
+    });
+    expect(cn).toEqual({
+      metadata: { name: 'node-a' },
+      spec: { ipam: { podCIDRs: ['10.245.1.0/24'] } },
+      status: { ipam: { used: { '10.245.1.7': { owner: 'default/api', resource: 'default/api' } } } },
+    });
+  });
+
+  it('omits spec and status when they hold nothing of interest', () => {
+    expect(trimCiliumNode({ metadata: { name: 'n' }, spec: { eni: {} }, status: {} })).toEqual({ metadata: { name: 'n' } });
+  });
+});
+
+describe('trimCiliumEndpoint', () => {
+  it('keeps status.state and status.networking', () => {
+    const cep = trimCiliumEndpoint({
+      apiVersion: 'cilium.io/v2',
+      kind: 'CiliumEndpoint',
+      metadata: { name: 'api-1', namespace: 'default', managedFields },
+      status: {
+        id: 1234,
+        identity: { id: 5678, labels: ['k8s:app=api'] },
+        state: 'ready',
+        networking: { node: '10.0.1.11', addressing: [{ ipv4: '10.245.1.23' }] },
+        policy: { ingress: {} },
+      },
+    });
+    expect(cep).toEqual({
+      metadata: { name: 'api-1', namespace: 'default' },
+      status: { state: 'ready', networking: { node: '10.0.1.11', addressing: [{ ipv4: '10.245.1.23' }] } },
+    });
+  });
+});
+
+describe('malformed objects', () => {
+  it.each([
+    ['null', null, /Pod: expected an object, got null/],
+    ['a string', 'pod', /Pod: expected an object, got string/],
+    ['no metadata', { spec: {} }, /Pod: metadata is missing/],
+    ['no name', { metadata: { namespace: 'default' } }, /Pod in namespace "default": metadata\.name is missing or empty/],
+    ['empty name', { metadata: { name: '' } }, /metadata\.name is missing or empty/],
+    ['a numeric name', { metadata: { name: 7 } }, /metadata\.name is missing or empty/],
+  ])('rejects %s with a TrimError', (_label, raw, message) => {
+    expect(() => trimPod(raw)).toThrow(TrimError);
+    expect(() => trimPod(raw)).toThrow(message);
+  });
+
+  it('names the kind in the error', () => {
+    expect(() => trimCiliumNode({ metadata: {} })).toThrow(/^CiliumNode: metadata\.name/);
+    expect(() => trimNode({})).toThrow(/^Node: metadata is missing/);
+  });
+});

@@ -1,0 +1,184 @@
+// Full Kubernetes objects (as JSON, or as client-node's typed models) → the trimmed shapes of
+// view.ts. Pure functions: keep the fields decisions read, drop everything else (managedFields,
+// containers, volumes, the rest of status...). A decision can only read what is listed here, so
+// the snapshot file and the live informers produce exactly the same objects.
+//
+// Tolerant of types: client-node's typed list calls deserialize timestamps into Date objects
+// while watch events carry RFC 3339 strings; both come out as the same string. A field of the
+// wrong type is left out. The one thing that is rejected is an object without metadata.name:
+// every index is keyed on it.
+
+import type { CiliumEndpointInfo, CiliumNodeInfo, NodeInfo, ObjectMeta, PodCondition, PodInfo } from './view.js';
+
+export class TrimError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrimError';
+  }
+}
+
+/** kubectl's client-side apply record: a full copy of the object, never read by a decision. */
+const DROPPED_ANNOTATIONS = new Set(['kubectl.kubernetes.io/last-applied-configuration']);
+
+type Obj = Record<string, unknown>;
+
+function isObj(value: unknown): value is Obj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** RFC 3339 string, whichever form the timestamp came in (string, Date). */
+function timestamp(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (value instanceof Date && !Number.isNaN(value.getTime())) return value.toISOString().replace(/\.000Z$/, 'Z');
+  return undefined;
+}
+
+function stringMap(value: unknown, drop?: Set<string>): Record<string, string> | undefined {
+  if (!isObj(value)) return undefined;
+  const out: Record<string, string> = {};
+  for (const [key, inner] of Object.entries(value)) {
+    if (typeof inner === 'string' && !drop?.has(key)) out[key] = inner;
+  }
+  return out;
+}
+
+/** Assigns only defined values, so trimmed objects have no `key: undefined` noise. */
+function put<T extends object, K extends keyof T>(target: T, key: K, value: T[K] | undefined): void {
+  if (value !== undefined) target[key] = value;
+}
+
+function describe(raw: unknown, kind: string): string {
+  if (!isObj(raw)) return `${kind} (not an object)`;
+  const meta = isObj(raw.metadata) ? raw.metadata : undefined;
+  const ns = str(meta?.namespace);
+  return ns ? `${kind} in namespace "${ns}"` : kind;
+}
+
+export function trimMeta(raw: unknown, kind: string): ObjectMeta {
+  if (!isObj(raw)) throw new TrimError(`${kind}: expected an object, got ${raw === null ? 'null' : typeof raw}`);
+  if (!isObj(raw.metadata)) throw new TrimError(`${describe(raw, kind)}: metadata is missing`);
+  const m = raw.metadata;
+  const name = str(m.name);
+  if (!name) throw new TrimError(`${describe(raw, kind)}: metadata.name is missing or empty`);
+
+  const meta: ObjectMeta = { name };
+  put(meta, 'namespace', str(m.namespace) || undefined);
+  put(meta, 'uid', str(m.uid));
+  put(meta, 'resourceVersion', str(m.resourceVersion));
+  put(meta, 'labels', stringMap(m.labels));
+  put(meta, 'annotations', stringMap(m.annotations, DROPPED_ANNOTATIONS));
+  put(meta, 'creationTimestamp', timestamp(m.creationTimestamp));
+  put(meta, 'deletionTimestamp', timestamp(m.deletionTimestamp));
+  if (Array.isArray(m.ownerReferences)) {
+    const refs: NonNullable<ObjectMeta['ownerReferences']> = [];
+    for (const ref of m.ownerReferences) {
+      if (!isObj(ref)) continue;
+      const apiVersion = str(ref.apiVersion);
+      const refKind = str(ref.kind);
+      const refName = str(ref.name);
+      const uid = str(ref.uid);
+      if (apiVersion === undefined || refKind === undefined || refName === undefined || uid === undefined) continue;
+      const out: (typeof refs)[number] = { apiVersion, kind: refKind, name: refName, uid };
+      if (typeof ref.controller === 'boolean') out.controller = ref.controller;
+      refs.push(out);
+    }
+    meta.ownerReferences = refs;
+  }
+  return meta;
+}
+
+/** Nodes: metadata only (labels are what decisions read). */
+export function trimNode(raw: unknown): NodeInfo {
+  return { metadata: trimMeta(raw, 'Node') };
+}
+
+export function trimPod(raw: unknown): PodInfo {
+  const metadata = trimMeta(raw, 'Pod');
+  const obj = raw as Obj;
+  const spec: PodInfo['spec'] = {};
+  if (isObj(obj.spec)) {
+    const s = obj.spec;
+    put(spec, 'nodeName', str(s.nodeName) || undefined);
+    if (typeof s.hostNetwork === 'boolean') spec.hostNetwork = s.hostNetwork;
+    put(spec, 'schedulerName', str(s.schedulerName));
+    put(spec, 'priorityClassName', str(s.priorityClassName));
+  }
+  const pod: PodInfo = { metadata, spec };
+  if (isObj(obj.status)) {
+    const s = obj.status;
+    const status: NonNullable<PodInfo['status']> = {};
+    put(status, 'phase', str(s.phase));
+    put(status, 'podIP', str(s.podIP));
+    if (Array.isArray(s.podIPs)) {
+      status.podIPs = s.podIPs.flatMap((entry) => (isObj(entry) && typeof entry.ip === 'string' ? [{ ip: entry.ip }] : []));
+    }
+    put(status, 'startTime', timestamp(s.startTime));
+    if (Array.isArray(s.conditions)) {
+      status.conditions = s.conditions.flatMap((c): PodCondition[] => {
+        if (!isObj(c) || typeof c.type !== 'string' || typeof c.status !== 'string') return [];
+        const out: PodCondition = { type: c.type, status: c.status };
+        put(out, 'lastTransitionTime', timestamp(c.lastTransitionTime));
+        return [out];
+      });
+    }
+    pod.status = status;
+  }
+  return pod;
+}
+
+/** CiliumNode: spec.ipam.podCIDRs and status.ipam.used (IP → owner), nothing else. */
+export function trimCiliumNode(raw: unknown): CiliumNodeInfo {
+  const metadata = trimMeta(raw, 'CiliumNode');
+  const obj = raw as Obj;
+  const cn: CiliumNodeInfo = { metadata };
+  const specIpam = isObj(obj.spec) && isObj(obj.spec.ipam) ? obj.spec.ipam : undefined;
+  if (specIpam && Array.isArray(specIpam.podCIDRs)) {
+    cn.spec = { ipam: { podCIDRs: specIpam.podCIDRs.filter((c): c is string => typeof c === 'string') } };
+  }
+  const statusIpam = isObj(obj.status) && isObj(obj.status.ipam) ? obj.status.ipam : undefined;
+  if (statusIpam && isObj(statusIpam.used)) {
+    const used: Record<string, { owner?: string; resource?: string }> = {};
+    for (const [ip, alloc] of Object.entries(statusIpam.used)) {
+      if (!isObj(alloc)) continue;
+      const entry: { owner?: string; resource?: string } = {};
+      put(entry, 'owner', str(alloc.owner));
+      put(entry, 'resource', str(alloc.resource));
+      used[ip] = entry;
+    }
+    cn.status = { ipam: { used } };
+  }
+  return cn;
+}
+
+/** CiliumEndpoint: status.state and status.networking (node IP, addressing). */
+export function trimCiliumEndpoint(raw: unknown): CiliumEndpointInfo {
+  const metadata = trimMeta(raw, 'CiliumEndpoint');
+  const obj = raw as Obj;
+  const cep: CiliumEndpointInfo = { metadata };
+  if (isObj(obj.status)) {
+    const s = obj.status;
+    const status: NonNullable<CiliumEndpointInfo['status']> = {};
+    put(status, 'state', str(s.state));
+    if (isObj(s.networking)) {
+      const n = s.networking;
+      const networking: NonNullable<NonNullable<CiliumEndpointInfo['status']>['networking']> = {};
+      put(networking, 'node', str(n.node));
+      if (Array.isArray(n.addressing)) {
+        networking.addressing = n.addressing.flatMap((a) => {
+          if (!isObj(a)) return [];
+          const out: { ipv4?: string; ipv6?: string } = {};
+          put(out, 'ipv4', str(a.ipv4));
+          put(out, 'ipv6', str(a.ipv6));
+          return [out];
+        });
+      }
+      status.networking = networking;
+    }
+    cep.status = status;
+  }
+  return cep;
+}

@@ -1,0 +1,103 @@
+// Prometheus metrics on a registry of our own (not prom-client's global one), so every app a test
+// builds has fresh counters, and so the reaper can register its metrics next to these:
+//   new Counter({ name: `${METRIC_PREFIX}reaper_...`, help, registers: [metrics.registry] })
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export const METRIC_PREFIX = 'cmg_';
+
+/** How an admission request ended. `error` is a handler failure (HTTP 500); `bad_request` a 4xx. */
+export type AdmissionOutcome = 'allowed' | 'denied' | 'patched' | 'error' | 'bad_request';
+
+export interface AdmissionLabels {
+  /** The handler's name, e.g. "daemonset-affinity". */
+  webhook: string;
+  /** CREATE/UPDATE/DELETE/CONNECT, or "unknown" when the review could not be parsed. */
+  operation: string;
+  decision: AdmissionOutcome;
+}
+
+type AdmissionLabelName = keyof AdmissionLabels;
+
+// Decisions are in-memory lookups (sub-millisecond); the tail shows GC pauses and slow handlers,
+// and the top bucket sits at the API server's default webhook timeout (10 s).
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface MetricsOptions {
+  /** Process metrics (CPU, memory, event loop lag, GC). Default true. */
+  defaultMetrics?: boolean;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly admissionRequests: Counter<AdmissionLabelName>;
+  readonly admissionDuration: Histogram<AdmissionLabelName>;
+  private readonly cacheSynced: Gauge<'cache'>;
+  private readonly certificateExpiry: Gauge;
+  private cacheSource: (() => Record<string, boolean>) | undefined;
+  private expirySource: (() => Date | undefined) | undefined;
+
+  constructor(options: MetricsOptions = {}) {
+    const registers = [this.registry];
+    this.admissionRequests = new Counter({
+      name: `${METRIC_PREFIX}admission_requests_total`,
+      help: 'Admission requests answered, by webhook, operation and decision.',
+      labelNames: ['webhook', 'operation', 'decision'],
+      registers,
+    });
+    this.admissionDuration = new Histogram({
+      name: `${METRIC_PREFIX}admission_request_duration_seconds`,
+      help: 'Time from receiving an admission request to sending the reply.',
+      labelNames: ['webhook', 'operation', 'decision'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    // Gauges read their source at scrape time, so they can never go stale.
+    const metrics = this;
+    this.cacheSynced = new Gauge({
+      name: `${METRIC_PREFIX}cache_synced`,
+      help: 'Whether each cluster cache has completed its initial list (1) or not (0).',
+      labelNames: ['cache'],
+      registers,
+      collect() {
+        if (!metrics.cacheSource) return;
+        this.reset();
+        for (const [cache, synced] of Object.entries(metrics.cacheSource())) this.set({ cache }, synced ? 1 : 0);
+      },
+    });
+    this.certificateExpiry = new Gauge({
+      name: `${METRIC_PREFIX}certificate_expiry_timestamp_seconds`,
+      help: 'When the serving certificate currently in use expires (Unix seconds).',
+      registers,
+      collect() {
+        const notAfter = metrics.expirySource?.();
+        if (notAfter) this.set(notAfter.getTime() / 1000);
+      },
+    });
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });
+  }
+
+  observeAdmission(labels: AdmissionLabels, seconds: number): void {
+    this.admissionRequests.inc(labels);
+    this.admissionDuration.observe(labels, seconds);
+  }
+
+  /** Read at every scrape: cache name → synced. */
+  trackCaches(source: () => Record<string, boolean>): void {
+    this.cacheSource = source;
+  }
+
+  /** Read at every scrape: the serving certificate's notAfter. */
+  trackCertificateExpiry(source: () => Date | undefined): void {
+    this.expirySource = source;
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The Prometheus text exposition of everything registered. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

@@ -1,0 +1,271 @@
+// All HTTP concerns in one place: routes, the AdmissionReview envelope, body limits, errors,
+// the decision log line and the metrics. Handlers (src/webhooks) never see HTTP.
+// buildApp() returns a fastify instance that is not listening: serve.ts listens on it, tests
+// either inject() or listen on port 0.
+
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type RawReplyDefaultExpression,
+  type RawRequestDefaultExpression,
+  type RawServerBase,
+} from 'fastify';
+import type { Decision } from '../admission/decision.js';
+import type { AdmissionHandler } from '../admission/handler.js';
+import { BadReview, parseReview, toReview } from '../admission/review.js';
+import type { AdmissionRequest } from '../admission/types.js';
+import type { Logger } from '../logger.js';
+import type { AdmissionOutcome, Metrics } from '../metrics.js';
+import { MIN_TLS_VERSION, type CertPair } from './tls.js';
+
+/**
+ * The API server sends at most two objects (object and oldObject), each capped at 3 MiB by etcd's
+ * request limit, plus the envelope; controller-runtime caps webhook bodies at 7 MiB for the same
+ * reason. Fastify's 1 MiB default would turn a large ConfigMap-bearing pod update into a failure.
+ */
+export const MAX_BODY_BYTES = 7 * 1024 * 1024;
+
+export interface WebhookRoute {
+  /** e.g. "/mutate/daemonsets" */
+  path: string;
+  handler: AdmissionHandler;
+}
+
+export interface Readiness {
+  ready: boolean;
+  /** Per cache: has it completed its initial list? */
+  detail: Record<string, boolean>;
+}
+
+export interface ServerTimeouts {
+  /**
+   * Longest a handler may take before the reply is a 503 (the API server then applies the
+   * failurePolicy). Decisions are in-memory lookups; the API server's default webhook timeout is
+   * 10 s and its maximum 30 s. Default 10 000 ms.
+   */
+  handlerMs?: number;
+  /** Idle socket timeout (node's server.setTimeout). Default 120 000 ms. */
+  connectionMs?: number;
+  /** An idle HTTP/2 session is closed (GOAWAY) after this. Default 72 000 ms (fastify's). */
+  http2SessionMs?: number;
+  /** A TLS handshake must complete within this. Default 10 000 ms. */
+  tlsHandshakeMs?: number;
+}
+
+export interface AppOptions {
+  handlers: WebhookRoute[];
+  readiness: () => Readiness;
+  metrics: Metrics;
+  logger: Logger;
+  /**
+   * When set, the server is HTTPS with HTTP/2 (the API server negotiates h2 via ALPN) and an
+   * HTTP/1.1 fallback (curl, supertest), TLS 1.2 at least. Without it: plain HTTP/1.1, for inject().
+   */
+  tls?: CertPair;
+  timeouts?: ServerTimeouts;
+}
+
+/** The app whatever its transport; serve.ts narrows `server` to a tls.Server. */
+export type App = FastifyInstance<
+  RawServerBase,
+  RawRequestDefaultExpression<RawServerBase>,
+  RawReplyDefaultExpression<RawServerBase>,
+  FastifyBaseLogger
+>;
+
+function outcomeOf(decision: Decision): AdmissionOutcome {
+  if (!decision.allowed) return 'denied';
+  return decision.patch && decision.patch.length > 0 ? 'patched' : 'allowed';
+}
+
+function isDecision(value: unknown): value is Decision {
+  return typeof value === 'object' && value !== null && typeof (value as Decision).allowed === 'boolean';
+}
+
+function createFastify(options: AppOptions): App {
+  const timeouts = options.timeouts ?? {};
+  const common = {
+    loggerInstance: options.logger,
+    // One line per decision is written by the route itself; fastify's per-request lines
+    // ("incoming request", "request completed") would double the volume and say less.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: MAX_BODY_BYTES,
+    handlerTimeout: timeouts.handlerMs ?? 10_000,
+    connectionTimeout: timeouts.connectionMs ?? 120_000,
+    http2SessionTimeout: timeouts.http2SessionMs ?? 72_000,
+    // While draining on shutdown, requests that still arrive on open connections are answered
+    // normally (with "Connection: close" on HTTP/1.1) rather than failed with a 503: the process
+    // can still decide, and a 503 would make the API server apply the failurePolicy for nothing.
+    return503OnClosing: false,
+  };
+  if (options.tls) {
+    return Fastify({
+      ...common,
+      http2: true,
+      https: {
+        allowHTTP1: true,
+        minVersion: MIN_TLS_VERSION,
+        key: options.tls.key,
+        cert: options.tls.cert,
+        handshakeTimeout: timeouts.tlsHandshakeMs ?? 10_000,
+      },
+    }) as unknown as App;
+  }
+  return Fastify(common) as unknown as App;
+}
+
+/** uid and operation of a body already accepted by parseReview (for the timeout path). */
+function identityOf(body: unknown): { uid?: string; operation: string } {
+  try {
+    const request = parseReview(body);
+    return { uid: request.uid, operation: request.operation };
+  } catch {
+    return { operation: 'unknown' };
+  }
+}
+
+/** Messages for fastify's own client errors, in words an operator can act on. */
+function clientErrorMessage(error: FastifyError, contentType: string | undefined): string {
+  switch (error.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return `unsupported Content-Type ${JSON.stringify((contentType ?? '').slice(0, 100))}: send application/json`;
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return `request body is larger than ${MAX_BODY_BYTES} bytes (7 MiB), the most an AdmissionReview can need`;
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'request body is empty: expected a JSON AdmissionReview';
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return 'Content-Length does not match the body that was sent';
+    default:
+      // The JSON parser's SyntaxError and the prototype-poisoning guard carry a useful message.
+      if (error instanceof SyntaxError || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+        return `request body is not valid JSON: ${error.message}`;
+      }
+      return error.message;
+  }
+}
+
+export async function buildApp(options: AppOptions): Promise<App> {
+  const { metrics } = options;
+  const app = createFastify(options);
+  const webhookByPath = new Map(options.handlers.map((route) => [route.path, route.handler.name]));
+
+  metrics.trackCaches(() => options.readiness().detail);
+
+  // JSON only: drop fastify's text/plain parser, keep its application/json one (which also
+  // refuses __proto__ / constructor.prototype keys). Anything else is a 415.
+  app.removeContentTypeParser('text/plain');
+
+  // Counts only requests to webhook routes; `route` is the matched route pattern, `elapsedMs` the
+  // time since fastify received the request (reply.elapsedTime).
+  const observe = (route: string | undefined, elapsedMs: number, operation: string, decision: AdmissionOutcome): void => {
+    const webhook = webhookByPath.get(route ?? '');
+    if (webhook) metrics.observeAdmission({ webhook, operation, decision }, elapsedMs / 1000);
+  };
+
+  for (const { path, handler } of options.handlers) {
+    app.post(path, async (request, reply) => {
+      let review: AdmissionRequest;
+      try {
+        review = parseReview(request.body);
+      } catch (err) {
+        if (!(err instanceof BadReview)) throw err;
+        request.log.warn({ webhook: handler.name, status: err.statusCode, problem: err.message }, 'bad admission review');
+        observe(request.routeOptions.url, reply.elapsedTime, 'unknown', 'bad_request');
+        return reply.code(err.statusCode).send({ error: err.message });
+      }
+
+      const log = request.log.child({
+        webhook: handler.name,
+        uid: review.uid,
+        kind: review.kind.kind,
+        namespace: review.namespace,
+        name: review.name,
+        operation: review.operation,
+        subResource: review.subResource,
+        dryRun: review.dryRun ?? false,
+        user: review.userInfo?.username,
+      });
+
+      let decision: Decision;
+      try {
+        const result: unknown = await handler.handle(review);
+        if (reply.sent) {
+          // The handler timeout already answered 503 (see the error handler); nothing to send.
+          log.warn({ latencyMs: reply.elapsedTime }, 'admission decision arrived after the handler timeout; dropped');
+          return reply;
+        }
+        if (!isDecision(result)) throw new TypeError(`handler ${handler.name} returned ${typeof result}, not a Decision`);
+        decision = result;
+      } catch (err) {
+        if (reply.sent) {
+          log.warn({ err, latencyMs: reply.elapsedTime }, 'admission handler failed after the handler timeout');
+          return reply;
+        }
+        // A request this webhook does not serve (wrong resource or operation) is the caller's
+        // mistake: a 4xx that names it, like a malformed envelope.
+        if (err instanceof BadReview) {
+          log.warn({ status: err.statusCode, problem: err.message }, 'admission request not served by this webhook');
+          observe(request.routeOptions.url, reply.elapsedTime, review.operation, 'bad_request');
+          return reply.code(err.statusCode).send({ error: err.message });
+        }
+        // A handler failure is ours, not the request's: answer 500 so the API server applies the
+        // webhook's failurePolicy (Fail → the request is refused with "failed calling webhook";
+        // Ignore → it goes through). An `allowed: false` review here would instead deny regardless
+        // of the policy the operator chose. The uid is in the log line, the stack only in the log.
+        log.error({ err, latencyMs: reply.elapsedTime }, 'admission handler failed');
+        observe(request.routeOptions.url, reply.elapsedTime, review.operation, 'error');
+        return reply.code(500).send({ error: `webhook ${handler.name} failed internally (request uid ${review.uid}); see its logs` });
+      }
+
+      const outcome = outcomeOf(decision);
+      log.info(
+        { node: decision.node, decision: outcome, reason: decision.reason, latencyMs: Number(reply.elapsedTime.toFixed(3)) },
+        'admission decision',
+      );
+      observe(request.routeOptions.url, reply.elapsedTime, review.operation, outcome);
+      return reply.code(200).send(toReview(review.uid, decision));
+    });
+  }
+
+  app.get('/healthz', async (_request, reply) => reply.type('text/plain').send('ok'));
+
+  app.get('/readyz', async (_request, reply) => {
+    const { ready, detail } = options.readiness();
+    return reply.code(ready ? 200 : 503).send({ ready, caches: detail });
+  });
+
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.text()));
+
+  app.setNotFoundHandler(async (request, reply) =>
+    reply.code(404).send({ error: `no route for ${request.method} ${request.url.split('?')[0] ?? ''}` }),
+  );
+
+  // The single error handler: fastify's own client errors (content type, size, JSON) become a 4xx
+  // with a clear message; anything else is a 5xx whose details stay in the log.
+  app.setErrorHandler(async (error: FastifyError, request, reply) => {
+    // fastify adds "Connection: close" after a body parse error; HTTP/2 forbids that header
+    // (node drops it with a process warning), and the stream ends with the reply anyway.
+    if (request.raw.httpVersionMajor === 2) reply.removeHeader('connection');
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      const message = clientErrorMessage(error, request.headers['content-type']);
+      request.log.warn({ status, problem: message, url: request.routeOptions.url }, 'bad request');
+      observe(request.routeOptions.url, reply.elapsedTime, 'unknown', 'bad_request');
+      return reply.code(status).send({ error: message });
+    }
+    if (error.code === 'FST_ERR_HANDLER_TIMEOUT') {
+      const { uid, operation } = identityOf(request.body);
+      request.log.error({ url: request.routeOptions.url, uid, latencyMs: reply.elapsedTime }, 'handler timed out');
+      observe(request.routeOptions.url, reply.elapsedTime, operation, 'error');
+      return reply.code(503).send({ error: 'the webhook did not decide in time' });
+    }
+    request.log.error({ err: error, url: request.routeOptions.url }, 'unhandled error');
+    observe(request.routeOptions.url, reply.elapsedTime, 'unknown', 'error');
+    return reply.code(500).send({ error: 'internal error; see the webhook logs' });
+  });
+
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,394 @@
+// Serving certificates: generate a CA-signed pair for local runs, and watch the pair on disk so a
+// rotated Secret is picked up without a restart (controller-runtime's certwatcher, in TypeScript).
+
+import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { access, chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { dirname, join } from 'node:path';
+import type { SecureContextOptions } from 'node:tls';
+import { generate } from 'selfsigned';
+import type { Logger } from '../logger.js';
+
+export const CERT_FILE = 'tls.crt';
+export const KEY_FILE = 'tls.key';
+export const CA_CERT_FILE = 'ca.crt';
+export const CA_KEY_FILE = 'ca.key';
+
+/** The floor for every TLS listener here; the API server speaks TLS 1.2 and 1.3. */
+export const MIN_TLS_VERSION = 'TLSv1.2' as const;
+
+// ───────────────────────────── generation ─────────────────────────────
+
+export interface ServingCertOptions {
+  /** Extra SANs: IP literals become IP SANs, anything else a DNS SAN. */
+  hosts?: string[];
+  /** The Service in front of the webhook. Default "cilium-migration-guard". */
+  serviceName?: string;
+  /** Its namespace. Default "cilium-migration-guard". */
+  namespace?: string;
+  /** Lifetime of the serving certificate. Default 365 days (the CA gets ten times that). */
+  validityDays?: number;
+}
+
+export interface ServingCertFiles {
+  certFile: string;
+  keyFile: string;
+  /** The CA that signed the pair; undefined when the pair was supplied (e.g. by cert-manager). */
+  caFile?: string;
+  /** The PEM to put in the webhook configuration's caBundle, when we made (or kept) the CA. */
+  caPem?: string;
+  /** True when this call wrote a new serving pair. */
+  generated: boolean;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/** Write-then-rename in the same directory: a reader sees the old file or the new one, never half. */
+export async function writeFileAtomic(path: string, data: string, mode: number): Promise<void> {
+  const temp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(temp, 'wx', mode);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await chmod(temp, mode); // open()'s mode is filtered by the umask; the result must not be
+    await rename(temp, path);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+}
+
+export function servingCertSans(options: ServingCertOptions = {}): string[] {
+  const service = options.serviceName ?? 'cilium-migration-guard';
+  const namespace = options.namespace ?? 'cilium-migration-guard';
+  const names = [
+    'localhost',
+    '127.0.0.1',
+    '::1',
+    service,
+    `${service}.${namespace}`,
+    `${service}.${namespace}.svc`,
+    `${service}.${namespace}.svc.cluster.local`,
+    ...(options.hosts ?? []),
+  ];
+  return [...new Set(names)];
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+// selfsigned 5.x is async (WebCrypto through @peculiar/x509) and signs with a CA through its `ca`
+// option, so no other library is needed. ECDSA P-256: fast to generate, accepted by Go's TLS stack.
+async function generateCa(validityDays: number): Promise<{ cert: string; key: string }> {
+  const now = new Date();
+  // A unique subject per CA: selfsigned writes no key identifiers, so a client trusting an old and
+  // a new CA at once (a caBundle during rotation) tells them apart by subject name only.
+  const commonName = `cilium-migration-guard-ca-${randomBytes(4).toString('hex')}`;
+  const pems = await generate([{ name: 'commonName', value: commonName }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    notBeforeDate: new Date(now.getTime() - 5 * 60_000), // tolerate small clock skew
+    notAfterDate: new Date(now.getTime() + validityDays * 10 * DAY_MS),
+    extensions: [
+      { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+    ],
+  });
+  return { cert: pems.cert, key: pems.private };
+}
+
+async function generateServing(
+  ca: { cert: string; key: string },
+  sans: string[],
+  commonName: string,
+  validityDays: number,
+): Promise<{ cert: string; key: string }> {
+  const now = new Date();
+  const pems = await generate([{ name: 'commonName', value: commonName }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    notBeforeDate: new Date(now.getTime() - 5 * 60_000),
+    notAfterDate: new Date(now.getTime() + validityDays * DAY_MS),
+    ca,
+    extensions: [
+      { name: 'basicConstraints', cA: false, critical: true },
+      { name: 'keyUsage', digitalSignature: true, critical: true },
+      { name: 'extKeyUsage', serverAuth: true },
+      {
+        name: 'subjectAltName',
+        altNames: sans.map((san) => (isIP(san) ? { type: 7 as const, ip: san } : { type: 2 as const, value: san })),
+      },
+    ],
+  });
+  return { cert: pems.cert, key: pems.private };
+}
+
+/** Loads a CA pair if both files are there and usable; undefined otherwise. */
+async function loadCa(dir: string): Promise<{ cert: string; key: string } | undefined> {
+  const certPath = join(dir, CA_CERT_FILE);
+  const keyPath = join(dir, CA_KEY_FILE);
+  if (!(await exists(certPath)) || !(await exists(keyPath))) return undefined;
+  const pair = { cert: await readFile(certPath, 'utf8'), key: await readFile(keyPath, 'utf8') };
+  validatePair(pair.cert, pair.key, 'CA'); // a broken CA is an error, not something to replace silently
+  return pair;
+}
+
+/**
+ * Makes sure `dir` holds a serving pair. An existing tls.crt + tls.key is used as is (cert-manager,
+ * a mounted Secret); when neither exists, a CA (ca.crt, ca.key, reused if present) and a serving
+ * pair signed by it are written. Exactly one of the two files is an error: we never overwrite half
+ * of somebody's pair. Keys are written 0600, every file atomically.
+ */
+export async function ensureServingCert(dir: string, options: ServingCertOptions = {}): Promise<ServingCertFiles> {
+  const certFile = join(dir, CERT_FILE);
+  const keyFile = join(dir, KEY_FILE);
+  const caFile = join(dir, CA_CERT_FILE);
+  const [haveCert, haveKey] = [await exists(certFile), await exists(keyFile)];
+  if (haveCert && haveKey) {
+    const caPem = (await exists(caFile)) ? await readFile(caFile, 'utf8') : undefined;
+    return caPem === undefined ? { certFile, keyFile, generated: false } : { certFile, keyFile, caFile, caPem, generated: false };
+  }
+  if (haveCert !== haveKey) {
+    const [present, missing] = haveCert ? [CERT_FILE, KEY_FILE] : [KEY_FILE, CERT_FILE];
+    throw new Error(`${dir} has ${present} but no ${missing}: supply both files, or neither to generate a pair`);
+  }
+
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const validityDays = options.validityDays ?? 365;
+  let ca = await loadCa(dir);
+  if (!ca) {
+    ca = await generateCa(validityDays);
+    await writeFileAtomic(join(dir, CA_KEY_FILE), ca.key, 0o600);
+    await writeFileAtomic(caFile, ca.cert, 0o644);
+  }
+  const sans = servingCertSans(options);
+  const commonName = sans[3] ?? 'cilium-migration-guard';
+  const serving = await generateServing(ca, sans, commonName, validityDays);
+  // Key first, certificate last: a watcher that sees the new certificate also finds its key.
+  await writeFileAtomic(keyFile, serving.key, 0o600);
+  await writeFileAtomic(certFile, serving.cert, 0o644);
+  return { certFile, keyFile, caFile, caPem: ca.cert, generated: true };
+}
+
+// ───────────────────────────── validation ─────────────────────────────
+
+export interface CertPair {
+  cert: string;
+  key: string;
+}
+
+export interface LoadedPair extends CertPair {
+  notAfter: Date;
+  /** SHA-256 fingerprint of the leaf certificate, for logs. */
+  fingerprint: string;
+}
+
+/** Parses the pair and checks that the key belongs to the (first) certificate. Throws a clear Error. */
+export function validatePair(cert: string, key: string, what = 'serving'): LoadedPair {
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch (err) {
+    throw new Error(`${what} certificate is not a PEM X.509 certificate: ${(err as Error).message}`);
+  }
+  let privateKey;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (err) {
+    throw new Error(`${what} key is not a PEM private key: ${(err as Error).message}`);
+  }
+  if (!x509.checkPrivateKey(privateKey)) {
+    throw new Error(`${what} key does not match the certificate (subject ${x509.subject.replace(/\n/g, ', ')})`);
+  }
+  return { cert, key, notAfter: new Date(x509.validTo), fingerprint: x509.fingerprint256 };
+}
+
+// ───────────────────────────── watching ─────────────────────────────
+
+export interface CertWatcherOptions {
+  certFile: string;
+  keyFile: string;
+  logger: Logger;
+  /** The fallback poll; fs.watch can miss a Secret volume's symlink swap. Default 10 s. */
+  pollIntervalMs?: number;
+  /** Coalesces the burst of events one rotation makes (two files, a symlink swap). Default 100 ms. */
+  debounceMs?: number;
+}
+
+export interface CertWatcherStats {
+  /** Pairs applied after the first one. */
+  reloads: number;
+  /** Changed pairs that failed validation or were refused by a listener, and so were ignored. */
+  rejected: number;
+}
+
+export type RotationListener = (pair: LoadedPair) => void;
+
+/**
+ * Reads the serving pair at start (a missing or bad pair fails start-up), then watches both files'
+ * directories (fs.watch, plus a poll as a fallback) and hands every new valid pair to its listeners,
+ * e.g. `server.setSecureContext(...)`. A bad new pair is logged and ignored: the old one keeps serving.
+ */
+export class CertWatcher {
+  private pair: LoadedPair | undefined;
+  private readonly listeners: RotationListener[] = [];
+  private readonly watchers = new Map<string, FSWatcher>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private debounceTimer: NodeJS.Timeout | undefined;
+  private running: Promise<void> = Promise.resolve();
+  private closed = false;
+  /** The last contents seen on disk, valid or not, so a bad pair is reported once, not every poll. */
+  private lastSeen = '';
+  readonly stats: CertWatcherStats = { reloads: 0, rejected: 0 };
+
+  constructor(private readonly options: CertWatcherOptions) {}
+
+  /** Loads the pair (throws with the file names on failure) and starts watching. */
+  async start(): Promise<LoadedPair> {
+    const { certFile, keyFile } = this.options;
+    let cert: string;
+    let key: string;
+    try {
+      [cert, key] = await Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]);
+    } catch (err) {
+      throw new Error(`cannot read serving certificate ${certFile} / key ${keyFile}: ${(err as Error).message}`);
+    }
+    try {
+      this.pair = validatePair(cert, key);
+    } catch (err) {
+      throw new Error(`bad serving pair ${certFile} / ${keyFile}: ${(err as Error).message}`);
+    }
+    this.lastSeen = cert + key;
+    this.watchDirectories();
+    this.pollTimer = setInterval(() => this.schedule(0), this.options.pollIntervalMs ?? 10_000);
+    this.pollTimer.unref();
+    this.options.logger.info(
+      { certFile, notAfter: this.pair.notAfter.toISOString(), fingerprint: this.pair.fingerprint },
+      'serving certificate loaded',
+    );
+    return this.pair;
+  }
+
+  /** The pair in use. Throws before start(). */
+  get current(): LoadedPair {
+    if (!this.pair) throw new Error('CertWatcher.start() has not been called');
+    return this.pair;
+  }
+
+  /** When the certificate in use expires (for the expiry metric); undefined before start(). */
+  get notAfter(): Date | undefined {
+    return this.pair?.notAfter;
+  }
+
+  /** Called with every new valid pair. A listener that throws makes the watcher reject the pair. */
+  onRotate(listener: RotationListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Re-reads the files now (what the watch and the poll do); resolves when the check is done. */
+  check(): Promise<void> {
+    this.running = this.running.then(() => this.reload());
+    return this.running;
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.pollTimer);
+    clearTimeout(this.debounceTimer);
+    for (const watcher of this.watchers.values()) watcher.close();
+    this.watchers.clear();
+  }
+
+  private schedule(delayMs = this.options.debounceMs ?? 100): void {
+    if (this.closed) return;
+    clearTimeout(this.debounceTimer);
+    this.debounceTimer = setTimeout(() => {
+      this.watchDirectories(); // re-add a watch that died (directory replaced, ENOENT, ...)
+      void this.check();
+    }, delayMs);
+    this.debounceTimer.unref();
+  }
+
+  // Watch the directories, not the files: a Secret volume swaps the `..data` symlink, and an
+  // atomic rename replaces the inode, both of which end a watch on the file itself.
+  private watchDirectories(): void {
+    const dirs = new Set([dirname(this.options.certFile), dirname(this.options.keyFile)]);
+    for (const dir of dirs) {
+      if (this.closed || this.watchers.has(dir)) continue;
+      try {
+        const watcher = watch(dir, { persistent: false }, () => this.schedule());
+        watcher.on('error', (err) => {
+          this.options.logger.warn({ err, dir }, 'certificate directory watch failed; relying on the poll');
+          watcher.close();
+          this.watchers.delete(dir);
+        });
+        this.watchers.set(dir, watcher);
+      } catch (err) {
+        this.options.logger.warn({ err, dir }, 'cannot watch certificate directory; relying on the poll');
+      }
+    }
+  }
+
+  private async reload(): Promise<void> {
+    if (this.closed) return;
+    const { certFile, keyFile, logger } = this.options;
+    let cert: string;
+    let key: string;
+    try {
+      [cert, key] = await Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]);
+    } catch (err) {
+      if (this.lastSeen !== '') {
+        logger.warn({ err, certFile, keyFile }, 'cannot read serving pair; keeping the current one');
+        this.lastSeen = '';
+        this.stats.rejected++;
+      }
+      return;
+    }
+    if (cert + key === this.lastSeen || this.closed) return;
+    this.lastSeen = cert + key;
+    if (this.pair && cert === this.pair.cert && key === this.pair.key) return; // back to the pair in use
+    let pair: LoadedPair;
+    try {
+      pair = validatePair(cert, key);
+    } catch (err) {
+      // Often transient: one file of a rotation is written before the other. The next event
+      // (or the poll) picks up the completed pair.
+      logger.warn({ err, certFile, keyFile }, 'new serving pair is invalid; keeping the current one');
+      this.stats.rejected++;
+      return;
+    }
+    try {
+      for (const listener of this.listeners) listener(pair);
+    } catch (err) {
+      logger.error({ err, certFile }, 'applying the new serving pair failed; keeping the current one');
+      this.stats.rejected++;
+      return;
+    }
+    const previous = this.pair;
+    this.pair = pair;
+    this.stats.reloads++;
+    logger.info(
+      { certFile, notAfter: pair.notAfter.toISOString(), fingerprint: pair.fingerprint, previous: previous?.fingerprint },
+      'serving certificate rotated',
+    );
+  }
+}
+
+/** The options every secure context here is built from: the pair and the TLS floor. */
+export function secureContextOptions(pair: CertPair): SecureContextOptions {
+  return { key: pair.key, cert: pair.cert, minVersion: MIN_TLS_VERSION };
+}
