@@ -94,7 +94,7 @@ class ConnectionTracker {
   }
 }
 
-/** Listens without touching process signals: what tests use, and what serve() builds on. */
+/** Listens without touching process signals; commands/signals.ts owns shutdown on SIGTERM. */
 export async function startServer(options: ServeOptions): Promise<ServerHandle> {
   const logger: Logger = options.logger;
   if (options.generateCert) {
@@ -160,32 +160,4 @@ export async function startServer(options: ServeOptions): Promise<ServerHandle> 
   };
 
   return { app, url, port, certWatcher, close };
-}
-
-/**
- * The production entry point: startServer() plus SIGTERM/SIGINT handling. On a signal the server
- * drains (see close()) and the process exits 0; a second signal exits at once.
- */
-export async function serve(options: ServeOptions): Promise<ServerHandle> {
-  const handle = await startServer(options);
-  options.logger.info({ url: handle.url }, 'serving admission webhooks');
-  let signalled = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (signalled) {
-      options.logger.warn({ signal }, 'second signal: exiting without waiting');
-      process.exit(1);
-    }
-    signalled = true;
-    options.logger.info({ signal }, 'signal received');
-    handle.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        options.logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  return handle;
 }
