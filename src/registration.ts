@@ -96,7 +96,8 @@ export function validatingWebhookConfiguration(options: RegistrationOptions) {
           {
             name: 'places-a-pod-network-pod',
             expression:
-              "request.subResource == 'binding' || (request.subResource == '' && has(object.spec.nodeName) && object.spec.nodeName != '' && !(has(object.spec.hostNetwork) && object.spec.hostNetwork))",
+              // Keyed on the kind: request.subResource is unset (not "") for a plain pod create.
+              "request.kind.kind == 'Binding' || (request.kind.kind == 'Pod' && has(object.spec.nodeName) && object.spec.nodeName != '' && !(has(object.spec.hostNetwork) && object.spec.hostNetwork))",
           },
         ],
       },

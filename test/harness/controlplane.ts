@@ -161,7 +161,7 @@ function runBuildScript(log: (line: string) => void): Promise<string> {
 // ---------------------------------------------------------------------------------------------
 // Child processes
 
-interface Child {
+export interface Child {
   name: string;
   proc: ChildProcess;
   logPath: string;
@@ -204,7 +204,7 @@ function installExitHandlers(): void {
   }
 }
 
-function startChild(name: string, bin: string, args: string[], dir: string, env?: NodeJS.ProcessEnv): Child {
+export function startChild(name: string, bin: string, args: string[], dir: string, env?: NodeJS.ProcessEnv): Child {
   installExitHandlers();
   const logPath = join(dir, 'logs', `${name}.log`);
   const fd = openSync(logPath, 'a');
@@ -231,7 +231,7 @@ function startChild(name: string, bin: string, args: string[], dir: string, env?
   return child;
 }
 
-async function stopChild(c: Child, graceMs = 10_000): Promise<void> {
+export async function stopChild(c: Child, graceMs = 10_000): Promise<void> {
   if (c.exitCode !== undefined) return;
   c.proc.kill('SIGTERM');
   const timedOut = await Promise.race([c.exited.then(() => false), sleep(graceMs).then(() => true)]);
@@ -267,9 +267,9 @@ function describeChildren(children: Child[], bytes = 3000): string {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function freePorts(n: number): Promise<number[]> {
+export async function freePorts(n: number): Promise<number[]> {
   // Hold all listeners open until every port is known so the same port is not handed out twice.
   const servers = await Promise.all(
     Array.from({ length: n }, () =>
@@ -290,7 +290,7 @@ async function freePorts(n: number): Promise<number[]> {
 }
 
 /** Polls fn every intervalMs until it returns a value other than undefined; bounded in time and count. */
-async function waitFor<T>(
+export async function waitFor<T>(
   what: string,
   fn: () => Promise<T | undefined>,
   opts: { timeoutMs: number; intervalMs?: number; children?: Child[] },
