@@ -1,0 +1,148 @@
+// `npm run local`: a real local cluster to poke with kubectl. Starts etcd, kube-apiserver,
+// kube-scheduler and kwok (fake nodes), installs the Cilium CRDs, runs the webhook (and the reaper
+// once it exists) against it, registers the webhooks cluster-wide, prints what to try, and stays
+// in the foreground. Ctrl-C, SIGTERM or `npm run local:down` stops every process it started.
+
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { sleep, startControlPlane, type ControlPlane } from './controlplane.js';
+import { installCiliumCrds, ROOT, startGuard, type Guard } from './guard.js';
+
+const LOCAL = join(ROOT, '.local');
+const PID_FILE = join(LOCAL, 'local.pid');
+const KUBECONFIG = join(LOCAL, 'kubeconfig');
+
+const NODES = [
+  { name: 'kwok-legacy-1' },
+  { name: 'kwok-legacy-2' },
+  { name: 'kwok-cilium-ready', labels: { cni: 'cilium' } },
+  { name: 'kwok-cilium-pending', labels: { cni: 'cilium' } },
+];
+
+function log(line: string): void {
+  process.stderr.write(`[local] ${line}\n`);
+}
+
+async function down(): Promise<number> {
+  if (!existsSync(PID_FILE)) {
+    log('no local cluster is running (no .local/local.pid)');
+    return 0;
+  }
+  const pid = Number(readFileSync(PID_FILE, 'utf8').trim());
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    log(`process ${pid} is gone; removing the stale pid file`);
+    rmSync(PID_FILE, { force: true });
+    return 0;
+  }
+  for (let i = 0; i < 100; i++) {
+    await sleep(200);
+    try {
+      process.kill(pid, 0);
+    } catch {
+      log('stopped');
+      return 0;
+    }
+  }
+  log(`process ${pid} did not stop within 20 s`);
+  return 1;
+}
+
+/** Makes Cilium ready on a node the way Cilium would: a CiliumNode and a Ready agent pod. */
+async function ciliumReadyOn(cp: ControlPlane, node: string): Promise<void> {
+  const objects = [
+    { apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name: node }, spec: { ipam: { podCIDRs: ['10.245.1.0/24'] } } },
+    {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: `cilium-${node}`, namespace: 'kube-system', labels: { 'k8s-app': 'cilium', 'app.kubernetes.io/part-of': 'cilium' } },
+      spec: { nodeName: node, hostNetwork: true, tolerations: [{ operator: 'Exists' }], containers: [{ name: 'cilium-agent', image: 'quay.io/cilium/cilium:v1.18.4' }] },
+    },
+  ];
+  await cp.kubectl(['apply', '-f', '-'], { input: objects.map((o) => stringify(o)).join('---\n') });
+}
+
+function instructions(cp: ControlPlane, guard: Guard): string {
+  return `
+cilium-migration-guard is running against a local Kubernetes ${cp.server}
+  webhook:    ${guard.url}   (log: ${guard.logPath})
+  kubeconfig: .local/kubeconfig (admin)
+
+Try:
+  export KUBECONFIG=$PWD/.local/kubeconfig PATH=$PWD/.local/bin:$PATH
+  kubectl get nodes -L cni
+  # A pod placed on a migrated node where Cilium is not ready is refused:
+  kubectl run web --image=nginx --overrides='{"spec":{"nodeName":"kwok-cilium-pending"}}'
+  # ...and admitted where Cilium is ready:
+  kubectl run web --image=nginx --overrides='{"spec":{"nodeName":"kwok-cilium-ready"}}'
+  # The old CNI's DaemonSet is kept off migrated nodes (see the Warning line):
+  kubectl apply -f test/fixtures/daemonsets/aws-node.yaml
+  kubectl get ds -n kube-system aws-node -o jsonpath='{.spec.template.spec.affinity.nodeAffinity}'; echo
+  # A pod left to the scheduler waits for Cilium (FailedScheduling shows why):
+  kubectl run sched --image=nginx --overrides='{"spec":{"nodeSelector":{"cni":"cilium"},"affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchFields":[{"key":"metadata.name","operator":"In","values":["kwok-cilium-pending"]}]}]}}}}}'
+  kubectl get events --field-selector reason=FailedScheduling
+
+Stop with Ctrl-C or: npm run local:down
+`;
+}
+
+async function up(): Promise<void> {
+  if (existsSync(PID_FILE)) {
+    const pid = Number(readFileSync(PID_FILE, 'utf8').trim());
+    try {
+      process.kill(pid, 0);
+      throw new Error(`a local cluster is already running (pid ${pid}); stop it with npm run local:down`);
+    } catch (err) {
+      if ((err as Error).message.startsWith('a local cluster')) throw err;
+    }
+  }
+  mkdirSync(join(LOCAL, 'bin'), { recursive: true });
+  writeFileSync(PID_FILE, `${process.pid}\n`);
+
+  let cp: ControlPlane | undefined;
+  let guard: Guard | undefined;
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    log('stopping every process started here');
+    await guard?.stop().catch(() => {});
+    await cp?.stop().catch(() => {});
+    rmSync(PID_FILE, { force: true });
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+
+  try {
+    log('building (first run) or reusing the cached control-plane binaries, then starting etcd, kube-apiserver, kube-scheduler and kwok');
+    cp = await startControlPlane({ nodes: NODES, log });
+    copyFileSync(cp.kubeconfigPath, KUBECONFIG);
+    rmSync(join(LOCAL, 'bin', 'kubectl'), { force: true });
+    symlinkSync(join(cp.binDir, 'kubectl'), join(LOCAL, 'bin', 'kubectl'));
+    await installCiliumCrds(cp);
+    await ciliumReadyOn(cp, 'kwok-cilium-ready');
+    guard = await startGuard(cp, { dir: cp.dir });
+    await guard.register();
+    process.stdout.write(instructions(cp, guard));
+  } catch (err) {
+    log(`failed: ${(err as Error).message}`);
+    await stop(1);
+  }
+  // Stay in the foreground; a dead webhook ends the session rather than leaving a broken cluster.
+  const exitCode = await guard!.child.exited;
+  if (!stopping) {
+    log(`the webhook exited (${exitCode}); see ${guard!.logPath}`);
+    await stop(1);
+  }
+}
+
+const command = process.argv[2] ?? 'up';
+if (command === 'down') process.exit(await down());
+else if (command === 'up') await up();
+else {
+  log(`unknown command ${command}: use up or down`);
+  process.exit(2);
+}
