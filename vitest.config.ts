@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config';
 // through a real kube-apiserver (built from Go modules on first run, then cached).
 export default defineConfig({
   test: {
+    reporters: ['default', './test/support/summary-reporter.ts'],
     projects: [
       {
         test: {
