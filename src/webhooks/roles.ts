@@ -18,13 +18,21 @@ export interface RoleMatch {
   rule: string;
 }
 
-export function rulesFor(config: Config): PresetRule[] {
-  return [
-    ...config.rules,
-    ...CILIUM_RULES,
-    ...(config.kubeProxyReplacement ? KUBE_PROXY_RULES : []),
-    ...config.presets.flatMap((preset) => LEGACY_PRESETS[preset]),
-  ];
+// Configs are frozen, so the ordered rule list is built once per config, not per request.
+const rulesCache = new WeakMap<Config, readonly PresetRule[]>();
+
+export function rulesFor(config: Config): readonly PresetRule[] {
+  let rules = rulesCache.get(config);
+  if (!rules) {
+    rules = Object.freeze([
+      ...config.rules,
+      ...CILIUM_RULES,
+      ...(config.kubeProxyReplacement ? KUBE_PROXY_RULES : []),
+      ...config.presets.flatMap((preset) => LEGACY_PRESETS[preset]),
+    ]);
+    rulesCache.set(config, rules);
+  }
+  return rules;
 }
 
 function hasLabels(have: Record<string, string>, want: Record<string, string>): boolean {
