@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError } from './config.js';
 import { SnapshotError } from './cluster/snapshot.js';
 import { UsageError } from './commands/common.js';
+import { REAPER_USAGE, reaperCommand } from './commands/reaper.js';
+import { REPORT_USAGE, reportCommand } from './commands/report.js';
 import { SERVE_USAGE, serveCommand } from './commands/serve.js';
 
 export { EXAMPLE_SNAPSHOT } from './commands/common.js';
@@ -19,6 +21,16 @@ const COMMANDS: Record<string, { summary: string; run: Command; usage: string }>
     summary: 'Serve the admission webhooks (POST /mutate/daemonsets, POST /validate/pods)',
     run: async (args) => (await serveCommand(args), 'running'),
     usage: SERVE_USAGE,
+  },
+  reaper: {
+    summary: 'Remove pods that started before Cilium and hold IPs it does not manage (leader-elected)',
+    run: async (args) => (await reaperCommand(args), 'running'),
+    usage: REAPER_USAGE,
+  },
+  report: {
+    summary: 'Print, per migrated node, whether Cilium is ready and the pods the reaper would act on',
+    run: reportCommand,
+    usage: REPORT_USAGE,
   },
 };
 
@@ -38,6 +50,10 @@ export async function main(argv: string[]): Promise<number | 'running'> {
     }
     const command = COMMANDS[name];
     if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)}`);
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(usage());
+      return 0;
+    }
     return await command.run(rest);
   } catch (err) {
     const parseError = err instanceof TypeError && String((err as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
