@@ -39,6 +39,18 @@ function clientConfig(options: RegistrationOptions, path: string): ClientConfig 
   return { service: { ...options.endpoint.service, path }, ...ca };
 }
 
+/** What both webhooks register alike: v1 reviews only, no side effects, a short timeout. */
+function common(options: RegistrationOptions) {
+  return {
+    admissionReviewVersions: ['v1'],
+    sideEffects: 'None',
+    timeoutSeconds: options.timeoutSeconds ?? 5,
+    matchPolicy: 'Equivalent',
+  };
+}
+
+const metadata = () => ({ name: CONFIGURATION_NAME, labels: { 'app.kubernetes.io/name': 'cilium-migration-guard' } });
+
 function namespaceSelector(options: RegistrationOptions) {
   return {
     matchExpressions: [
@@ -52,14 +64,11 @@ export function mutatingWebhookConfiguration(options: RegistrationOptions) {
   return {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'MutatingWebhookConfiguration',
-    metadata: { name: CONFIGURATION_NAME, labels: { 'app.kubernetes.io/name': 'cilium-migration-guard' } },
+    metadata: metadata(),
     webhooks: [
       {
         name: MUTATING_NAME,
-        admissionReviewVersions: ['v1'],
-        sideEffects: 'None',
-        timeoutSeconds: options.timeoutSeconds ?? 5,
-        matchPolicy: 'Equivalent',
+        ...common(options),
         failurePolicy: options.failurePolicy?.daemonsets ?? 'Fail',
         // The patch only adds to the pod template, which no other webhook is expected to rewrite;
         // IfNeeded would still re-run us after one that does.
@@ -76,14 +85,11 @@ export function validatingWebhookConfiguration(options: RegistrationOptions) {
   return {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'ValidatingWebhookConfiguration',
-    metadata: { name: CONFIGURATION_NAME, labels: { 'app.kubernetes.io/name': 'cilium-migration-guard' } },
+    metadata: metadata(),
     webhooks: [
       {
         name: VALIDATING_NAME,
-        admissionReviewVersions: ['v1'],
-        sideEffects: 'None',
-        timeoutSeconds: options.timeoutSeconds ?? 5,
-        matchPolicy: 'Equivalent',
+        ...common(options),
         failurePolicy: options.failurePolicy?.pods ?? 'Ignore',
         clientConfig: clientConfig(options, '/validate/pods'),
         namespaceSelector: namespaceSelector(options),

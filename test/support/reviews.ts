@@ -10,67 +10,49 @@ export function review(request: AdmissionRequest): AdmissionReview {
   return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request };
 }
 
-export function daemonSetRequest(ds: any, operation: Operation = 'CREATE', oldObject?: any): AdmissionRequest {
-  const gvk = { group: 'apps', version: 'v1', kind: 'DaemonSet' };
-  const gvr = { group: 'apps', version: 'v1', resource: 'daemonsets' };
+interface Target {
+  group: string;
+  kind: string;
+  resource: string;
+  subResource?: string;
+}
+
+function request(target: Target, operation: Operation, object: any, extra: Partial<AdmissionRequest> = {}): AdmissionRequest {
+  const gvk = { group: target.group, version: 'v1', kind: target.kind };
+  const gvr = { group: target.group, version: 'v1', resource: target.resource };
+  const sub = target.subResource ? { subResource: target.subResource, requestSubResource: target.subResource } : {};
   return {
     uid: randomUUID(),
     kind: gvk,
     resource: gvr,
     requestKind: gvk,
     requestResource: gvr,
-    name: ds?.metadata?.name,
-    namespace: ds?.metadata?.namespace,
+    ...sub,
+    name: object?.metadata?.name,
+    namespace: object?.metadata?.namespace,
     operation,
     userInfo: USER,
-    object: ds,
-    ...(oldObject ? { oldObject } : {}),
+    object,
     dryRun: false,
     options: { apiVersion: 'meta.k8s.io/v1', kind: operation === 'CREATE' ? 'CreateOptions' : 'UpdateOptions' },
+    ...extra,
   };
+}
+
+export function daemonSetRequest(ds: any, operation: Operation = 'CREATE', oldObject?: any): AdmissionRequest {
+  return request({ group: 'apps', kind: 'DaemonSet', resource: 'daemonsets' }, operation, ds, oldObject ? { oldObject } : {});
 }
 
 export function podRequest(pod: any): AdmissionRequest {
-  const gvk = { group: '', version: 'v1', kind: 'Pod' };
-  const gvr = { group: '', version: 'v1', resource: 'pods' };
-  return {
-    uid: randomUUID(),
-    kind: gvk,
-    resource: gvr,
-    requestKind: gvk,
-    requestResource: gvr,
-    name: pod?.metadata?.name,
-    namespace: pod?.metadata?.namespace,
-    operation: 'CREATE',
-    userInfo: USER,
-    object: pod,
-    dryRun: false,
-    options: { apiVersion: 'meta.k8s.io/v1', kind: 'CreateOptions' },
-  };
+  return request({ group: '', kind: 'Pod', resource: 'pods' }, 'CREATE', pod);
 }
 
 export function bindingRequest(namespace: string, name: string, node: string): AdmissionRequest {
-  const gvk = { group: '', version: 'v1', kind: 'Binding' };
-  const gvr = { group: '', version: 'v1', resource: 'pods' };
-  return {
-    uid: randomUUID(),
-    kind: gvk,
-    resource: gvr,
-    subResource: 'binding',
-    requestKind: gvk,
-    requestResource: gvr,
-    requestSubResource: 'binding',
-    name,
-    namespace,
-    operation: 'CREATE',
-    userInfo: SCHEDULER,
-    object: {
-      kind: 'Binding',
-      apiVersion: 'v1',
-      metadata: { name, namespace, uid: randomUUID(), creationTimestamp: null },
-      target: { kind: 'Node', name: node },
-    },
-    dryRun: false,
-    options: { apiVersion: 'meta.k8s.io/v1', kind: 'CreateOptions' },
+  const binding = {
+    kind: 'Binding',
+    apiVersion: 'v1',
+    metadata: { name, namespace, uid: randomUUID(), creationTimestamp: null },
+    target: { kind: 'Node', name: node },
   };
+  return request({ group: '', kind: 'Binding', resource: 'pods', subResource: 'binding' }, 'CREATE', binding, { userInfo: SCHEDULER });
 }
