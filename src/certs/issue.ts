@@ -1,15 +1,10 @@
-// Makes the material a plan asks for: new CAs and serving pairs (selfsigned, ECDSA P-256, like
-// server/tls.ts does for local runs), and the next Secret content from the current one.
+// Makes the material a plan asks for: new CAs and serving pairs (certs/x509.ts), and the next
+// Secret content from the current one.
 
-import { X509Certificate, randomBytes } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import { generate } from 'selfsigned';
 import { inspect, joinPem, splitPem, type CertMaterial, type CertPolicy, type Plan } from './plan.js';
-
-interface Pair {
-  cert: string;
-  key: string;
-}
+import { generateCa, generateServing, type Pair } from './x509.js';
 
 export interface IssueContext {
   now: Date;
@@ -17,46 +12,22 @@ export interface IssueContext {
   sans: string[];
 }
 
-export async function issueCa(ctx: IssueContext): Promise<Pair> {
-  // A unique subject per CA: selfsigned writes no key identifiers, so a client trusting an old and
-  // a new CA at once (the bundle during a rotation) tells them apart by subject name only.
-  const commonName = `cilium-migration-guard-ca-${randomBytes(6).toString('hex')}`;
-  const pems = await generate([{ name: 'commonName', value: commonName }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    notBeforeDate: new Date(ctx.now.getTime() - ctx.policy.backdateMs),
-    notAfterDate: new Date(ctx.now.getTime() + ctx.policy.caValidityMs),
-    extensions: [
-      { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
-      { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    ],
+export function issueCa(ctx: IssueContext): Promise<Pair> {
+  return generateCa({
+    notBefore: new Date(ctx.now.getTime() - ctx.policy.backdateMs),
+    notAfter: new Date(ctx.now.getTime() + ctx.policy.caValidityMs),
   });
-  return { cert: pems.cert, key: pems.private };
 }
 
-export async function issueServing(ca: Pair, ctx: IssueContext): Promise<Pair> {
+export function issueServing(ca: Pair, ctx: IssueContext): Promise<Pair> {
   const caNotAfter = new X509Certificate(ca.cert).validTo;
   // Never past the CA: pruning an expired CA must never strand a still-valid serving certificate.
   const notAfter = Math.min(ctx.now.getTime() + ctx.policy.servingValidityMs, new Date(caNotAfter).getTime());
-  const pems = await generate([{ name: 'commonName', value: ctx.sans.find((san) => !isIP(san) && san !== 'localhost') ?? 'cilium-migration-guard' }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    notBeforeDate: new Date(ctx.now.getTime() - ctx.policy.backdateMs),
-    notAfterDate: new Date(notAfter),
-    ca,
-    extensions: [
-      { name: 'basicConstraints', cA: false, critical: true },
-      { name: 'keyUsage', digitalSignature: true, critical: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      {
-        name: 'subjectAltName',
-        altNames: ctx.sans.map((san) => (isIP(san) ? { type: 7 as const, ip: san } : { type: 2 as const, value: san })),
-      },
-    ],
+  const commonName = ctx.sans.find((san) => !isIP(san) && san !== 'localhost') ?? 'cilium-migration-guard';
+  return generateServing(ca, ctx.sans, commonName, {
+    notBefore: new Date(ctx.now.getTime() - ctx.policy.backdateMs),
+    notAfter: new Date(notAfter),
   });
-  return { cert: pems.cert, key: pems.private };
 }
 
 /** The Secret content after `plan`. `current` must be set for every action but `issue`. */

@@ -4,10 +4,9 @@
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { access, chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { SecureContextOptions } from 'node:tls';
-import { generate } from 'selfsigned';
+import { generateCa, generateServing } from '../certs/x509.js';
 import type { Logger } from '../logger.js';
 
 export const CERT_FILE = 'tls.crt';
@@ -89,52 +88,10 @@ export function servingCertSans(options: ServingCertOptions = {}): string[] {
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-// selfsigned 5.x is async (WebCrypto through @peculiar/x509) and signs with a CA through its `ca`
-// option, so no other library is needed. ECDSA P-256: fast to generate, accepted by Go's TLS stack.
-async function generateCa(validityDays: number): Promise<{ cert: string; key: string }> {
-  const now = new Date();
-  // A unique subject per CA: selfsigned writes no key identifiers, so a client trusting an old and
-  // a new CA at once (a caBundle during rotation) tells them apart by subject name only.
-  const commonName = `cilium-migration-guard-ca-${randomBytes(4).toString('hex')}`;
-  const pems = await generate([{ name: 'commonName', value: commonName }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    notBeforeDate: new Date(now.getTime() - 5 * 60_000), // tolerate small clock skew
-    notAfterDate: new Date(now.getTime() + validityDays * 10 * DAY_MS),
-    extensions: [
-      { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
-      { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    ],
-  });
-  return { cert: pems.cert, key: pems.private };
-}
-
-async function generateServing(
-  ca: { cert: string; key: string },
-  sans: string[],
-  commonName: string,
-  validityDays: number,
-): Promise<{ cert: string; key: string }> {
-  const now = new Date();
-  const pems = await generate([{ name: 'commonName', value: commonName }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    notBeforeDate: new Date(now.getTime() - 5 * 60_000),
-    notAfterDate: new Date(now.getTime() + validityDays * DAY_MS),
-    ca,
-    extensions: [
-      { name: 'basicConstraints', cA: false, critical: true },
-      { name: 'keyUsage', digitalSignature: true, critical: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      {
-        name: 'subjectAltName',
-        altNames: sans.map((san) => (isIP(san) ? { type: 7 as const, ip: san } : { type: 2 as const, value: san })),
-      },
-    ],
-  });
-  return { cert: pems.cert, key: pems.private };
+/** From five minutes ago (tolerates small clock skew) for `days` days. */
+function validFor(days: number): { notBefore: Date; notAfter: Date } {
+  const now = Date.now();
+  return { notBefore: new Date(now - 5 * 60_000), notAfter: new Date(now + days * DAY_MS) };
 }
 
 /** Loads a CA pair if both files are there and usable; undefined otherwise. */
@@ -171,13 +128,13 @@ export async function ensureServingCert(dir: string, options: ServingCertOptions
   const validityDays = options.validityDays ?? 365;
   let ca = await loadCa(dir);
   if (!ca) {
-    ca = await generateCa(validityDays);
+    ca = await generateCa(validFor(validityDays * 10)); // the CA outlives several serving certs
     await writeFileAtomic(join(dir, CA_KEY_FILE), ca.key, 0o600);
     await writeFileAtomic(caFile, ca.cert, 0o644);
   }
   const sans = servingCertSans(options);
   const commonName = sans[3] ?? 'cilium-migration-guard';
-  const serving = await generateServing(ca, sans, commonName, validityDays);
+  const serving = await generateServing(ca, sans, commonName, validFor(validityDays));
   // Key first, certificate last: a watcher that sees the new certificate also finds its key.
   await writeFileAtomic(keyFile, serving.key, 0o600);
   await writeFileAtomic(certFile, serving.cert, 0o644);
