@@ -51,6 +51,34 @@ const rule = z
   })
   .strict();
 
+const reaperSchema = z
+  .object({
+    /** evict honours PodDisruptionBudgets (a blocked eviction is retried later); delete does not. */
+    action: z.enum(['evict', 'delete']).default('evict'),
+    /** duplicate-ip: only unmanaged pods whose IP another pod also holds; any-unmanaged: every unmanaged early pod. */
+    target: z.enum(['duplicate-ip', 'any-unmanaged']).default('duplicate-ip'),
+    /** A pod must be this old, and Cilium Ready on its node this long, before the pod can be a victim. */
+    gracePeriodSeconds: z.number().int().min(0).default(60),
+    /** Pods without a controller owner are only reported, since nothing would recreate them, unless this is true. */
+    removeUnowned: z.boolean().default(false),
+    /** Observe only: log, count and emit Events, change nothing. The --dry-run flag turns it on too. */
+    dryRun: z.boolean().default(false),
+    rateLimit: z
+      .object({
+        /** Removals per minute across the cluster (also the burst size). */
+        perMinute: z.number().int().min(1).default(10),
+        /** Removals per minute on any one node (also the burst size). */
+        perNodePerMinute: z.number().int().min(1).default(2),
+      })
+      .strict()
+      .prefault({}),
+    /** Full re-evaluation period, on top of the event-driven one. */
+    resyncSeconds: z.number().int().min(5).default(300),
+    /** Quiet time after a cluster change before re-evaluating (changes arrive in bursts). */
+    debounceMs: z.number().int().min(0).max(60_000).default(500),
+  })
+  .strict();
+
 const schema = z
   .object({
     /** The node label that marks a migrated node, as key=value. Cilium's guide uses io.cilium.migration/cilium-default=true. */
@@ -106,6 +134,8 @@ const schema = z
       })
       .strict()
       .default({ namespace: 'cilium-migration-guard', labels: { 'app.kubernetes.io/name': 'cilium-migration-guard' } }),
+    /** The reaper (docs/reaper.md): which early, unmanaged pods it removes, how, and how fast. */
+    reaper: reaperSchema.prefault({}),
   })
   .strict();
 

@@ -1,0 +1,67 @@
+// The reaper's plain-HTTP side port: GET /healthz (the process is up), GET /readyz (200 once the
+// caches it reads have synced, 503 before, with the per-cache state), GET /metrics (Prometheus text).
+// Plain HTTP: nothing but probes and scrapes talk to it, and it carries no secrets.
+
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+
+export interface ProbeServerOptions {
+  host: string;
+  port: number;
+  metrics: Metrics;
+  readiness: () => { ready: boolean; detail: Record<string, unknown> };
+  log: Logger;
+}
+
+export interface ProbeServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startProbeServer(options: ProbeServerOptions): Promise<ProbeServer> {
+  const { metrics, readiness, log } = options;
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (path === '/readyz') {
+      const state = readiness();
+      res.writeHead(state.ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(state)}\n`);
+    } else if (path === '/metrics') {
+      metrics.text().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+        (err: unknown) => {
+          log.error({ err }, 'collecting metrics failed');
+          res.writeHead(500, { 'content-type': 'text/plain' }).end('collecting metrics failed\n');
+        },
+      );
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    }
+  });
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { address, port } = server.address() as AddressInfo;
+  const host = address.includes(':') ? `[${address}]` : address;
+  return {
+    url: `http://${host}:${port}`,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeIdleConnections();
+      }),
+  };
+}

@@ -1,0 +1,131 @@
+// The `report` command's output, from one detect() result: per migrated node, is Cilium ready
+// (and why not), and the pods Cilium does not manage with the reaper's verdict and evidence.
+// A table for people, JSON for scripts; both say the same thing.
+
+import type { Config } from '../config.js';
+import { describeGap } from '../cluster/readiness.js';
+import type { Assessment, Detection, Verdict } from './detect.js';
+import { describeEvidence } from './evidence.js';
+
+export interface ReportPod {
+  namespace: string;
+  name: string;
+  uid?: string;
+  ip: string;
+  verdict: Verdict;
+  reason?: string;
+  why: string;
+  evidence: Assessment['evidence'];
+}
+
+export interface ReportNode {
+  node: string;
+  ciliumReady: boolean;
+  /** Why Cilium is not ready, in words; empty when ready. */
+  notReadyBecause: string[];
+  agentPod?: string;
+  readySince?: string;
+  pods: ReportPod[];
+}
+
+export interface Report {
+  at: string;
+  source: string;
+  nodeLabel: string;
+  settings: Pick<Config['reaper'], 'action' | 'target' | 'gracePeriodSeconds' | 'removeUnowned'>;
+  summary: { nodes: number; ciliumNotReady: number } & Record<Verdict, number>;
+  nodes: ReportNode[];
+}
+
+export function buildReport(detection: Detection, config: Config, source: string): Report {
+  const { action, target, gracePeriodSeconds, removeUnowned } = config.reaper;
+  const nodes = detection.nodes.map(
+    (n): ReportNode => ({
+      node: n.node,
+      ciliumReady: n.readiness.ready,
+      notReadyBecause: n.readiness.gaps.map((gap) => describeGap(gap, n.node, n.readiness.agentPod)),
+      ...(n.readiness.agentPod ? { agentPod: n.readiness.agentPod } : {}),
+      ...(n.readiness.readySince ? { readySince: n.readiness.readySince } : {}),
+      pods: n.unmanaged.map((a) => ({
+        namespace: a.pod.namespace,
+        name: a.pod.name,
+        ...(a.pod.uid ? { uid: a.pod.uid } : {}),
+        ip: a.evidence.ip,
+        verdict: a.verdict,
+        ...(a.reason ? { reason: a.reason } : {}),
+        why: a.why,
+        evidence: a.evidence,
+      })),
+    }),
+  );
+  const count = (verdict: Verdict) => nodes.reduce((sum, n) => sum + n.pods.filter((p) => p.verdict === verdict).length, 0);
+  return {
+    at: detection.at,
+    source,
+    nodeLabel: `${config.nodeLabel.key}=${config.nodeLabel.value}`,
+    settings: { action, target, gracePeriodSeconds, removeUnowned },
+    summary: {
+      nodes: nodes.length,
+      ciliumNotReady: nodes.filter((n) => !n.ciliumReady).length,
+      remove: count('remove'),
+      'report-only': count('report-only'),
+      wait: count('wait'),
+      keep: count('keep'),
+    },
+    nodes,
+  };
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
+const VERDICT_WORDS: Record<Verdict, string> = {
+  remove: 'REMOVE',
+  'report-only': 'REPORT-ONLY',
+  wait: 'wait',
+  keep: 'keep',
+};
+
+export function formatReportTable(report: Report): string {
+  const out: string[] = [];
+  out.push(`Migrated nodes (${report.nodeLabel}), from ${report.source} at ${report.at}`);
+  if (report.nodes.length === 0) {
+    out.push('', `No node has the label ${report.nodeLabel}.`);
+    return `${out.join('\n')}\n`;
+  }
+  out.push(
+    '',
+    table([
+      ['NODE', 'CILIUM', 'DETAIL'],
+      ...report.nodes.map((n) => [
+        n.node,
+        n.ciliumReady ? 'ready' : 'NOT READY',
+        n.ciliumReady ? `since ${n.readySince ?? 'unknown'} (${n.agentPod ?? 'agent'})` : n.notReadyBecause.join('; '),
+      ]),
+    ]),
+  );
+  const pods = report.nodes.flatMap((n) => n.pods.map((p) => ({ node: n.node, ...p })));
+  out.push('');
+  if (pods.length === 0) {
+    out.push('Every pod with an IP on these nodes is managed by Cilium (or exempt). Nothing to do.');
+  } else {
+    out.push(
+      `Pods Cilium does not manage (${report.settings.target}, grace ${report.settings.gracePeriodSeconds}s, action ${report.settings.action}):`,
+      '',
+      table([
+        ['POD', 'NODE', 'IP', 'VERDICT', 'REASON'],
+        ...pods.map((p) => [`${p.namespace}/${p.name}`, p.node, p.ip, VERDICT_WORDS[p.verdict], p.reason ?? '-']),
+      ]),
+      '',
+      ...pods.flatMap((p) => [`${p.namespace}/${p.name}: ${p.why}.`, `  evidence: ${describeEvidence(p.evidence)}`]),
+    );
+  }
+  const s = report.summary;
+  out.push(
+    '',
+    `Summary: ${s.nodes} migrated node(s), ${s.ciliumNotReady} without a ready Cilium; ${s.remove} to remove, ${s['report-only']} report-only, ${s.wait} waiting, ${s.keep} kept.`,
+  );
+  return `${out.join('\n')}\n`;
+}

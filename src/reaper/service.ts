@@ -1,0 +1,127 @@
+// The reaper as a running service, wired from its parts: live view (with the reaper's caches),
+// leader election, the controller, and the probe/metrics port. The `reaper` command builds one
+// from flags; the e2e test builds several in-process against one API server.
+
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Config } from '../config.js';
+import { startLiveView } from '../cluster/informers.js';
+import type { FullClusterView } from '../cluster/memory.js';
+import type { Logger } from '../logger.js';
+import { Metrics } from '../metrics.js';
+import { liveReaperApi, type ReaperApi } from './api.js';
+import { onViewChange } from './changes.js';
+import { systemClock } from './clock.js';
+import { isReaperSynced, Reaper } from './controller.js';
+import { alwaysLeader, LeaderElector, type ElectorTiming } from './leader.js';
+import { apiLeaseStore } from './lease.js';
+import { ReaperMetrics } from './metrics.js';
+import { startProbeServer, type ProbeServer } from './http.js';
+
+export interface ReaperServiceOptions {
+  kc: KubeConfig;
+  config: Config;
+  log: Logger;
+  identity: string;
+  dryRun: boolean;
+  /** Lease to elect a leader on; absent: this replica always acts (--no-leader-elect). */
+  lease?: { namespace: string; name: string; timing?: Partial<ElectorTiming> };
+  probe: { host: string; port: number };
+  /** Process metrics (CPU, memory...) on /metrics. Default true; tests running several replicas turn it off. */
+  defaultMetrics?: boolean;
+  /** Replaces the live API calls (tests wrap it to observe writes). */
+  api?: ReaperApi;
+}
+
+export interface ReaperService {
+  view: FullClusterView;
+  metrics: Metrics;
+  reaper: Reaper;
+  probe: ProbeServer;
+  isLeader(): boolean;
+  /** Stop acting, release the lease, stop informers, close the port: in that order. */
+  stop(): Promise<void>;
+}
+
+export async function startReaperService(options: ReaperServiceOptions): Promise<ReaperService> {
+  const { kc, config, identity } = options;
+  const log = options.log.child({ identity });
+  const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
+  const reaperMetrics = new ReaperMetrics(metrics);
+  const live = startLiveView(kc, config, log, { withReaperCaches: true });
+  metrics.trackCaches(() => ({ ...live.view.syncState(), ...live.view.reaperSyncState() }));
+
+  let reaper: Reaper | undefined;
+  const elector = options.lease
+    ? new LeaderElector({
+        store: apiLeaseStore(kc, options.lease.namespace, options.lease.name),
+        identity,
+        clock: systemClock,
+        log,
+        ...(options.lease.timing ? { timing: options.lease.timing } : {}),
+        onChange: (leading) => {
+          reaperMetrics.setLeader(leading);
+          reaper?.leadershipChanged(leading);
+        },
+      })
+    : undefined;
+  const leadership = elector ?? alwaysLeader;
+  reaperMetrics.setLeader(!elector);
+
+  reaper = new Reaper({
+    view: live.view,
+    config,
+    api: options.api ?? liveReaperApi(kc),
+    leadership,
+    metrics: reaperMetrics,
+    log,
+    identity,
+    dryRun: options.dryRun,
+  });
+  const unwatch = onViewChange(live.view, () => reaper.changed());
+
+  let probe: ProbeServer;
+  try {
+    probe = await startProbeServer({
+      ...options.probe,
+      metrics,
+      log,
+      readiness: () => ({ ready: isReaperSynced(live.view), detail: { ...live.view.syncState(), ...live.view.reaperSyncState() } }),
+    });
+  } catch (err) {
+    unwatch();
+    await live.stop();
+    throw err;
+  }
+  reaper.start();
+  elector?.start();
+  log.info(
+    {
+      probe: probe.url,
+      dryRun: options.dryRun,
+      leaderElection: options.lease ? `${options.lease.namespace}/${options.lease.name}` : 'off',
+      settings: config.reaper,
+      nodeLabel: `${config.nodeLabel.key}=${config.nodeLabel.value}`,
+    },
+    'reaper started',
+  );
+
+  let stopping: Promise<void> | undefined;
+  return {
+    view: live.view,
+    metrics,
+    reaper,
+    probe,
+    isLeader: () => leadership.isLeader(),
+    stop: () => {
+      stopping ??= (async () => {
+        await reaper.stop();
+        await elector?.stop();
+        unwatch();
+        await live.stop();
+        await probe.close();
+        log.info('reaper stopped');
+      })();
+      return stopping;
+    },
+  };
+}
