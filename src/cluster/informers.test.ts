@@ -10,7 +10,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../config.js';
-import { startLiveView, type LiveView } from './informers.js';
+import { startLiveView, type LiveView, type LiveViewOptions } from './informers.js';
 import { ciliumReadiness } from './readiness.js';
 import { isSynced } from './view.js';
 
@@ -138,7 +138,7 @@ function kubeConfig(server: string): KubeConfig {
   return kc;
 }
 
-function start(opts: { withReaperCaches?: boolean } = {}): LiveView {
+function start(opts: Pick<LiveViewOptions, 'withReaperCaches' | 'onChange'> = {}): LiveView {
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
       logs.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
@@ -230,6 +230,22 @@ describe('startLiveView', () => {
     api.emit(AGENTS, 'DELETED', agentPod('cilium-b', 'n2', true));
     await expect.poll(() => view.node('n2'), poll).toBeUndefined();
     await expect.poll(() => view.agentPodsOn('n2'), poll).toEqual([]);
+  });
+
+  it('tells an onChange subscriber about each change, after the view holds it', async () => {
+    // For each notification: which cache, and whether node n9 was in the view at that moment.
+    const seen: Array<[string, boolean]> = [];
+    const live = start({ onChange: (cache) => seen.push([cache, live.view.node('n9') !== undefined]) });
+    await live.whenSynced();
+    await expect.poll(() => api.openWatches(), poll).toBe(4);
+    seen.length = 0;
+    api.emit(NODES, 'ADDED', node('n9'));
+    await expect.poll(() => seen.length, poll).toBe(1);
+    api.emit(NODES, 'DELETED', node('n9'));
+    await expect.poll(() => seen, poll).toEqual([
+      ['nodes', true],
+      ['nodes', false],
+    ]);
   });
 
   it('logs and skips an object without a name instead of crashing', async () => {

@@ -54,6 +54,8 @@ export interface LiveViewOptions {
   listTimeoutMs?: number;
   /** Page size of list requests. */
   pageSize?: number;
+  /** Called after every change applied to the view (add, update or delete), with the cache's name. */
+  onChange?: (cache: CacheName | ReaperCacheName) => void;
 }
 
 export interface LiveView {
@@ -344,7 +346,24 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium'>, lo
     }
   };
 
-  const runners = specs.map(
+  // Subscribers (the reaper) hear of a change after the view holds it.
+  const notify = options.onChange;
+  const observed = notify
+    ? specs.map((spec) => ({
+        ...spec,
+        upsert: (raw: KubernetesObject) => {
+          const trimmed = spec.upsert(raw);
+          notify(spec.name);
+          return trimmed;
+        },
+        remove: (namespace: string | undefined, name: string) => {
+          spec.remove(namespace, name);
+          notify(spec.name);
+        },
+      }))
+    : specs;
+
+  const runners = observed.map(
     (spec) =>
       new CacheRunner(spec, kc, view, log, backoff, options.listTimeoutMs ?? DEFAULT_LIST_TIMEOUT_MS, options.pageSize ?? DEFAULT_PAGE_SIZE, onSynced),
   );

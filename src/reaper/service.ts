@@ -9,7 +9,6 @@ import type { FullClusterView } from '../cluster/memory.js';
 import type { Logger } from '../logger.js';
 import { Metrics } from '../metrics.js';
 import { liveReaperApi, type ReaperApi } from './api.js';
-import { onViewChange } from './changes.js';
 import { systemClock } from './clock.js';
 import { isReaperSynced, Reaper } from './controller.js';
 import { alwaysLeader, LeaderElector, type ElectorTiming } from './leader.js';
@@ -47,7 +46,9 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
   const log = options.log.child({ identity });
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
   const reaperMetrics = new ReaperMetrics(metrics);
-  const live = startLiveView(kc, config, log, { withReaperCaches: true });
+  // The reaper is built after the view starts; changes before that are covered by its first run.
+  let onChange = (): void => {};
+  const live = startLiveView(kc, config, log, { withReaperCaches: true, onChange: () => onChange() });
   metrics.trackCaches(() => ({ ...live.view.syncState(), ...live.view.reaperSyncState() }));
 
   let reaper: Reaper | undefined;
@@ -77,7 +78,10 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
     identity,
     dryRun: options.dryRun,
   });
-  const unwatch = onViewChange(live.view, () => reaper.changed());
+  onChange = () => reaper?.changed();
+  const unwatch = () => {
+    onChange = () => {};
+  };
 
   let probe: ProbeServer;
   try {

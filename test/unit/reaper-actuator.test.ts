@@ -7,7 +7,6 @@ import { defaultConfig, type Config } from '../../src/config.js';
 import { Metrics } from '../../src/metrics.js';
 import { Actuator } from '../../src/reaper/actuator.js';
 import type { Preconditions, ReaperApi, RemovalAction, RemovalOutcome } from '../../src/reaper/api.js';
-import { onViewChange } from '../../src/reaper/changes.js';
 import { Reaper } from '../../src/reaper/controller.js';
 import { detect, type Assessment } from '../../src/reaper/detect.js';
 import { EventRecorder } from '../../src/reaper/events.js';
@@ -199,20 +198,5 @@ describe('Reaper (one pass) and change notifications', () => {
     const detection = await reaper.runPass();
     expect(detection?.findings.map((f) => f.pod.name)).toEqual(['a']);
     expect(api.removals.map((r) => r.name)).toEqual(['a']);
-  });
-
-  it('tells about every change fed into a MemoryClusterView, until unwatched', () => {
-    const view = world({});
-    let changes = 0;
-    const unwatch = onViewChange(view, () => changes++);
-    view.upsertPod(A);
-    view.upsertCiliumEndpoint(cepB);
-    view.deletePod('default', 'a');
-    expect(changes).toBe(3);
-    expect(view.podsOn('node-a').map((p) => p.metadata.name)).not.toContain('a');
-    unwatch();
-    view.upsertPod(A);
-    expect(changes).toBe(3);
-    expect(view.podsOn('node-a').map((p) => p.metadata.name)).toContain('a');
   });
 });
