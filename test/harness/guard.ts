@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -132,4 +133,57 @@ export async function startGuard(cp: ControlPlane, options: GuardOptions = {}): 
   };
 
   return { url, port, caPem, certDir, logPath: child.logPath, child, register, stop: () => stopChild(child), logs };
+}
+
+export interface ReaperProcess {
+  /** http://127.0.0.1:PORT: /healthz, /readyz, /metrics */
+  url: string;
+  logPath: string;
+  child: Child;
+  stop(): Promise<void>;
+}
+
+function httpGet(url: string): Promise<number> {
+  return new Promise((res, rej) => {
+    const req = httpRequest(url, { timeout: 2_000 }, (r) => {
+      r.resume();
+      r.on('end', () => res(r.statusCode ?? 0));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', rej);
+    req.end();
+  });
+}
+
+/**
+ * Runs `node dist/cli.js reaper` against the control plane, in acting mode with leader election on
+ * a Lease in the project's namespace (created if missing), and waits until its caches have synced.
+ */
+export async function startReaper(cp: ControlPlane, options: { dir?: string; args?: string[] } = {}): Promise<ReaperProcess> {
+  await buildDist();
+  const dir = options.dir ?? cp.dir;
+  await mkdir(join(dir, 'logs'), { recursive: true });
+  await cp.kubectl(['create', 'namespace', OWN_NAMESPACE], { allowFail: true });
+  const [port] = (await freePorts(1)) as [number];
+  const { KUBERNETES_SERVICE_HOST: _inCluster, ...env } = process.env;
+  const child = startChild(
+    'reaper',
+    process.execPath,
+    [CLI, 'reaper', '--kubeconfig', cp.kubeconfigPath, '--lease-namespace', OWN_NAMESPACE, '--identity', 'local-reaper', '--metrics-host', '127.0.0.1', '--metrics-port', String(port), ...(options.args ?? [])],
+    dir,
+    env,
+  );
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitFor('the reaper to report ready (/readyz)', async () => ((await httpGet(`${url}/readyz`)) === 200 ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+      children: [child],
+    });
+  } catch (err) {
+    await stopChild(child);
+    const log = existsSync(child.logPath) ? readFileSync(child.logPath, 'utf8') : '';
+    throw new Error(`${(err as Error).message}\n--- reaper log:\n${log.slice(-4000)}`);
+  }
+  return { url, logPath: child.logPath, child, stop: () => stopChild(child) };
 }

@@ -1,13 +1,13 @@
 // `npm run local`: a real local cluster to poke with kubectl. Starts etcd, kube-apiserver,
-// kube-scheduler and kwok (fake nodes), installs the Cilium CRDs, runs the webhook (and the reaper
-// once it exists) against it, registers the webhooks cluster-wide, prints what to try, and stays
+// kube-scheduler and kwok (fake nodes), installs the Cilium CRDs, runs the webhook and the reaper
+// (acting mode) against it, registers the webhooks cluster-wide, prints what to try, and stays
 // in the foreground. Ctrl-C, SIGTERM or `npm run local:down` stops every process it started.
 
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { sleep, startControlPlane, type ControlPlane } from './controlplane.js';
-import { installCiliumCrds, ROOT, startGuard, type Guard } from './guard.js';
+import { installCiliumCrds, ROOT, startGuard, startReaper, type Guard, type ReaperProcess } from './guard.js';
 
 const LOCAL = join(ROOT, '.local');
 const PID_FILE = join(LOCAL, 'local.pid');
@@ -64,10 +64,11 @@ async function ciliumReadyOn(cp: ControlPlane, node: string): Promise<void> {
   await cp.kubectl(['apply', '-f', '-'], { input: objects.map((o) => stringify(o)).join('---\n') });
 }
 
-function instructions(cp: ControlPlane, guard: Guard): string {
+function instructions(cp: ControlPlane, guard: Guard, reaper: ReaperProcess): string {
   return `
 cilium-migration-guard is running against a local Kubernetes ${cp.server}
   webhook:    ${guard.url}   (log: ${guard.logPath})
+  reaper:     ${reaper.url}/metrics   (acting mode, leader election; log: ${reaper.logPath})
   kubeconfig: .local/kubeconfig (admin)
 
 Try:
@@ -83,6 +84,8 @@ Try:
   # A pod left to the scheduler waits for Cilium (FailedScheduling shows why):
   kubectl run sched --image=nginx --overrides='{"spec":{"nodeSelector":{"cni":"cilium"},"affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchFields":[{"key":"metadata.name","operator":"In","values":["kwok-cilium-pending"]}]}]}}}}}'
   kubectl get events --field-selector reason=FailedScheduling
+  # What the reaper would act on, per migrated node (read-only):
+  node_modules/.bin/node dist/cli.js report
 
 Stop with Ctrl-C or: npm run local:down
 `;
@@ -103,11 +106,13 @@ async function up(): Promise<void> {
 
   let cp: ControlPlane | undefined;
   let guard: Guard | undefined;
+  let reaper: ReaperProcess | undefined;
   let stopping = false;
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
     log('stopping every process started here');
+    await reaper?.stop().catch(() => {});
     await guard?.stop().catch(() => {});
     await cp?.stop().catch(() => {});
     rmSync(PID_FILE, { force: true });
@@ -126,15 +131,19 @@ async function up(): Promise<void> {
     await ciliumReadyOn(cp, 'kwok-cilium-ready');
     guard = await startGuard(cp, { dir: cp.dir });
     await guard.register();
-    process.stdout.write(instructions(cp, guard));
+    reaper = await startReaper(cp, { dir: cp.dir });
+    process.stdout.write(instructions(cp, guard, reaper));
   } catch (err) {
     log(`failed: ${(err as Error).message}`);
     await stop(1);
   }
-  // Stay in the foreground; a dead webhook ends the session rather than leaving a broken cluster.
-  const exitCode = await guard!.child.exited;
+  // Stay in the foreground; a dead webhook or reaper ends the session rather than leaving a broken cluster.
+  const exited = await Promise.race([
+    guard!.child.exited.then((code) => ({ what: 'webhook', code, log: guard!.logPath })),
+    reaper!.child.exited.then((code) => ({ what: 'reaper', code, log: reaper!.logPath })),
+  ]);
   if (!stopping) {
-    log(`the webhook exited (${exitCode}); see ${guard!.logPath}`);
+    log(`the ${exited.what} exited (${exited.code}); see ${exited.log}`);
     await stop(1);
   }
 }
