@@ -7,6 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { generate } from 'selfsigned';
 
+// ECDSA P-256 with SHA-256 for every key and signature.
+const KEY = { keyType: 'ec', curve: 'P-256', algorithm: 'sha256' } as const;
+
 export interface Pair {
   cert: string;
   key: string;
@@ -22,9 +25,7 @@ export async function generateCa(validity: Validity): Promise<Pair> {
   // a new CA at once (a caBundle during rotation) tells them apart by subject name only.
   const commonName = `cilium-migration-guard-ca-${randomBytes(6).toString('hex')}`;
   const pems = await generate([{ name: 'commonName', value: commonName }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
+    ...KEY,
     notBeforeDate: validity.notBefore,
     notAfterDate: validity.notAfter,
     extensions: [
@@ -38,9 +39,7 @@ export async function generateCa(validity: Validity): Promise<Pair> {
 /** A serving pair signed by `ca`; IP literals among `sans` become IP SANs, the rest DNS SANs. */
 export async function generateServing(ca: Pair, sans: string[], commonName: string, validity: Validity): Promise<Pair> {
   const pems = await generate([{ name: 'commonName', value: commonName }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
+    ...KEY,
     notBeforeDate: validity.notBefore,
     notAfterDate: validity.notAfter,
     ca,

@@ -17,6 +17,18 @@ import { eventually } from './helpers.js';
 const ROTATION_TIMEOUT_MS = 15_000;
 const quiet = createLogger({ level: 'silent' });
 
+/** A server with no webhooks: these tests are about its certificate only. */
+const startBare = (certDir: string) =>
+  startServer({
+    certDir,
+    port: 0,
+    host: '127.0.0.1',
+    logger: quiet,
+    metrics: new Metrics({ defaultMetrics: false }),
+    readiness: () => ({ ready: true, detail: {} }),
+    handlers: [],
+  });
+
 interface Probe {
   status: number;
   /** SHA-256 fingerprint of the certificate the server presented. */
@@ -70,15 +82,7 @@ describe('rotation by replacing tls.crt and tls.key', () => {
   beforeAll(async () => {
     certDir = join(root, 'serving');
     oldCa = (await ensureServingCert(certDir)).caPem ?? '';
-    server = await startServer({
-      certDir,
-      port: 0,
-      host: '127.0.0.1',
-      logger: quiet,
-      metrics: new Metrics({ defaultMetrics: false }),
-      readiness: () => ({ ready: true, detail: {} }),
-      handlers: [],
-    });
+    server = await startBare(certDir);
   });
   afterAll(async () => {
     await server?.close();
@@ -164,15 +168,7 @@ describe('rotation of a Secret volume (the kubelet swaps the ..data symlink)', (
     await symlink('..data/tls.crt', join(certDir, 'tls.crt'));
     await symlink('..data/tls.key', join(certDir, 'tls.key'));
 
-    const server = await startServer({
-      certDir,
-      port: 0,
-      host: '127.0.0.1',
-      logger: quiet,
-      metrics: new Metrics({ defaultMetrics: false }),
-      readiness: () => ({ ready: true, detail: {} }),
-      handlers: [],
-    });
+    const server = await startBare(certDir);
     try {
       expect(await succeeds(server.url, first.ca)()).toBe(true);
       await mkdir(join(certDir, '..v2'));
