@@ -33,7 +33,7 @@ interface ReaperFlags extends CommonFlags {
   'log-level': string;
 }
 
-function parseReaperFlags(args: string[]): ReaperFlags {
+export function parseReaperFlags(args: string[]): ReaperFlags {
   const { config, 'node-label': nodeLabel, kubeconfig } = COMMON_OPTIONS;
   const { values, positionals } = parseArgs({
     args,

@@ -44,7 +44,7 @@ interface ServeFlags extends CommonFlags {
   'log-level': string;
 }
 
-function parseServeFlags(args: string[]): ServeFlags {
+export function parseServeFlags(args: string[]): ServeFlags {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,

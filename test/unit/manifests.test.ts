@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { parseReaperFlags } from '../../src/commands/reaper.js';
+import { parseServeFlags } from '../../src/commands/serve.js';
 import { parseConfig } from '../../src/config.js';
 import { CONFIGURATION_NAME, mutatingWebhookConfiguration, validatingWebhookConfiguration } from '../../src/registration.js';
 
@@ -273,5 +275,18 @@ describe('Dockerfile', () => {
     const ignore = readFileSync(join(root, '.dockerignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
     expect(ignore[0]).toBe('*');
     expect(ignore).not.toContain('!node_modules/');
+  });
+});
+
+describe('the Deployments run commands the CLI accepts', () => {
+  // Kubernetes expands $(VAR) from the container env; any value parses the same way.
+  const expand = (args: string[]) => args.map((a) => a.replace(/\$\((\w+)\)/g, 'x-$1'));
+  it.each([
+    ['webhook', webhook, 'serve', parseServeFlags],
+    ['reaper', reaper, 'reaper', parseReaperFlags],
+  ] as const)('%s: its args parse with the %s flag parser', (_name, deployment, command, parse) => {
+    const [first, ...rest] = expand(deployment.spec.template.spec.containers[0].args as string[]);
+    expect(first).toBe(command);
+    expect(() => parse(rest)).not.toThrow();
   });
 });
