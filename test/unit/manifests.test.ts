@@ -282,9 +282,9 @@ describe('the Deployments run commands the CLI accepts', () => {
   // Kubernetes expands $(VAR) from the container env; any value parses the same way.
   const expand = (args: string[]) => args.map((a) => a.replace(/\$\((\w+)\)/g, 'x-$1'));
   it.each([
-    ['webhook', webhook, 'serve', parseServeFlags],
-    ['reaper', reaper, 'reaper', parseReaperFlags],
-  ] as const)('%s: its args parse with the %s flag parser', (_name, deployment, command, parse) => {
+    ['webhook', 'serve', webhook, parseServeFlags],
+    ['reaper', 'reaper', reaper, parseReaperFlags],
+  ] as const)('%s: its args parse with the `%s` flag parser', (_name, command, deployment, parse) => {
     const [first, ...rest] = expand(deployment.spec.template.spec.containers[0].args as string[]);
     expect(first).toBe(command);
     expect(() => parse(rest)).not.toThrow();
