@@ -1,75 +1,18 @@
 #!/usr/bin/env node
-// The command line. Each command lives in src/commands/; this file only dispatches and turns
-// errors into exit codes: 2 for a usage mistake, 1 for anything else, with one clear line.
+// The executable entry point. It checks the Node version before anything else is loaded: the
+// dependencies need Node 24 or later, and an older runtime would otherwise fail deep inside a
+// module with a stack trace instead of saying what is wrong.
 
-import { realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { ConfigError } from './config.js';
-import { SnapshotError } from './cluster/snapshot.js';
-import { UsageError } from './commands/common.js';
-import { REAPER_USAGE, reaperCommand } from './commands/reaper.js';
-import { REPORT_USAGE, reportCommand } from './commands/report.js';
-import { SERVE_USAGE, serveCommand } from './commands/serve.js';
-
-export { EXAMPLE_SNAPSHOT } from './commands/common.js';
-
-/** A command either finishes with an exit code, or keeps running until a signal ('running'). */
-type Command = (args: string[]) => Promise<number | 'running'>;
-
-const COMMANDS: Record<string, { summary: string; run: Command; usage: string }> = {
-  serve: {
-    summary: 'Serve the admission webhooks (POST /mutate/daemonsets, POST /validate/pods)',
-    run: async (args) => (await serveCommand(args), 'running'),
-    usage: SERVE_USAGE,
-  },
-  reaper: {
-    summary: 'Remove pods that started before Cilium and hold IPs it does not manage (leader-elected)',
-    run: async (args) => (await reaperCommand(args), 'running'),
-    usage: REAPER_USAGE,
-  },
-  report: {
-    summary: 'Print, per migrated node, whether Cilium is ready and the pods the reaper would act on',
-    run: reportCommand,
-    usage: REPORT_USAGE,
-  },
-};
-
-function usage(): string {
-  const lines = Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(9)} ${command.summary}`);
-  return `Usage: cilium-migration-guard <command> [flags]\n\nCommands:\n${lines.join('\n')}\n  help      Show this text\n\n${Object.values(COMMANDS)
-    .map((command) => command.usage)
-    .join('\n')}`;
+const MIN_NODE_MAJOR = 24;
+const major = Number(process.versions.node.split('.')[0]);
+if (major < MIN_NODE_MAJOR) {
+  process.stderr.write(
+    `error: cilium-migration-guard needs Node.js ${MIN_NODE_MAJOR} or later, this is ${process.version}. ` +
+      'Run it through npm (npm start), which uses the Node runtime the project pins, or from the container image.\n',
+  );
+  process.exit(1);
 }
 
-export async function main(argv: string[]): Promise<number | 'running'> {
-  const [name, ...rest] = argv;
-  try {
-    if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
-      process.stdout.write(usage());
-      return 0;
-    }
-    const command = COMMANDS[name];
-    if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)}`);
-    if (rest.includes('--help') || rest.includes('-h')) {
-      process.stdout.write(usage());
-      return 0;
-    }
-    return await command.run(rest);
-  } catch (err) {
-    const parseError = err instanceof TypeError && String((err as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
-    if (err instanceof UsageError || parseError) {
-      process.stderr.write(`error: ${(err as Error).message}\n\n${usage()}`);
-      return 2;
-    }
-    const known = err instanceof ConfigError || err instanceof SnapshotError;
-    process.stderr.write(`error: ${known ? (err as Error).message : ((err as Error)?.message ?? String(err))}\n`);
-    return 1;
-  }
-}
-
-// Run only as the entry point (bin links are symlinks, hence realpath), not when imported by tests.
-if (process.argv[1] && realpathSync(fileURLToPath(import.meta.url)) === realpathSync(process.argv[1])) {
-  main(process.argv.slice(2)).then((code) => {
-    if (code !== 'running') process.exit(code);
-  });
-}
+const { main } = await import('./main.js');
+const code = await main(process.argv.slice(2));
+if (code !== 'running') process.exit(code);

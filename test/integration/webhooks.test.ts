@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import jsonpatch from 'fast-json-patch';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXAMPLE_SNAPSHOT } from '../../src/cli.js';
+import { EXAMPLE_SNAPSHOT } from '../../src/main.js';
 import { loadSnapshot } from '../../src/cluster/snapshot.js';
 import { isSynced } from '../../src/cluster/view.js';
 import { defaultConfig } from '../../src/config.js';
