@@ -84,19 +84,25 @@ function denialMessage(subject: PlacementSubject, gaps: string[], config: Config
  */
 export function decidePlacement(
   subject: PlacementSubject,
-  found: { pod?: PodInfo; node?: NodeInfo },
+  found: { pod?: PodInfo; node?: NodeInfo; lookupError?: string },
   view: ClusterView,
   config: Config,
 ): Decision {
   const base = { node: subject.node };
-  const audit = (decision: string, reason: string) => ({ decision, node: subject.node, reason });
+  const audit = (decision: string, reason: string) => ({
+    decision,
+    node: subject.node,
+    reason,
+    ...(found.lookupError ? { lookup: found.lookupError } : {}),
+  });
   const { node, pod } = found;
+  const why = found.lookupError ? ` (lookup failed: ${found.lookupError})` : '';
 
   if (!node) {
     return allowed('node-unknown', {
       ...base,
       audit: audit('allowed', 'node-unknown'),
-      warnings: [`cilium-migration-guard could not find node ${subject.node}; placement not checked`],
+      warnings: [`cilium-migration-guard could not find node ${subject.node}; placement not checked${why}`],
     });
   }
   if (!nodeIsMigrated(node, config)) {
@@ -106,7 +112,7 @@ export function decidePlacement(
     return allowed('pod-unknown', {
       ...base,
       audit: audit('allowed', 'pod-unknown'),
-      warnings: [`cilium-migration-guard could not find pod ${subject.namespace}/${subject.name}; placement not checked`],
+      warnings: [`cilium-migration-guard could not find pod ${subject.namespace}/${subject.name}; placement not checked${why}`],
     });
   }
   const exemption = exemptionFor(pod, config);
@@ -132,15 +138,21 @@ export function podPlacementHandler(config: Config, view: ClusterView, reader: C
       if ('skip' in result) return allowed(result.skip);
       const { subject } = result;
       // Common path: both answers come from the informer caches, no API call. A failed read
-      // counts as "not found": the decision then lets the pod through with a warning.
-      const node = view.node(subject.node) ?? (await reader.node(subject.node).catch(() => undefined));
+      // counts as "not found" (the pod is let through with a warning); its error travels in the
+      // warning and the audit annotation, so the cause is not lost.
+      let lookupError: string | undefined;
+      const read = <T>(promise: Promise<T | undefined>): Promise<T | undefined> =>
+        promise.catch((err: unknown) => {
+          lookupError = err instanceof Error ? err.message : String(err);
+          return undefined;
+        });
+      const node = view.node(subject.node) ?? (await read(reader.node(subject.node)));
       let pod = subject.pod;
       if (!pod && node && nodeIsMigrated(node, config)) {
-        pod =
-          view.unscheduledPod(subject.namespace, subject.name) ??
-          (await reader.pod(subject.namespace, subject.name).catch(() => undefined));
+        pod = view.unscheduledPod(subject.namespace, subject.name) ?? (await read(reader.pod(subject.namespace, subject.name)));
       }
-      return decidePlacement(subject, { ...(pod ? { pod } : {}), ...(node ? { node } : {}) }, view, config);
+      const found = { ...(pod ? { pod } : {}), ...(node ? { node } : {}), ...(lookupError ? { lookupError } : {}) };
+      return decidePlacement(subject, found, view, config);
     },
   };
 }

@@ -220,7 +220,8 @@ describe('placement handler (edge)', () => {
       node: async () => undefined,
     };
     const decision = await podPlacementHandler(config, viewWith(), reader).handle(bindingRequest('default', 'ghost', MIGRATED));
-    expect(decision).toMatchObject({ allowed: true, reason: 'pod-unknown' });
+    expect(decision).toMatchObject({ allowed: true, reason: 'pod-unknown', audit: { lookup: 'connection refused' } });
+    expect(decision.warnings?.[0]).toContain('(lookup failed: connection refused)');
   });
 
   it('does not read the pod at all for bindings to non-migrated nodes', async () => {
