@@ -44,38 +44,72 @@ function stringValues(expr: Expression): string[] {
   return Array.isArray(expr.values) ? expr.values.filter((v): v is string => typeof v === 'string') : [];
 }
 
-/** Does this expression on the requirement's key already force "label == value"? */
-function forcesValue(expr: Expression, value: string): boolean {
-  const values = stringValues(expr);
-  return expr.operator === 'In' && values.length > 0 && values.every((v) => v === value);
+// ---- what a term allows on one label key -----------------------------------------------------
+// A term's expressions on one key together constrain that label's value (or its absence). Judging
+// them together, not one by one, is what catches "In [cilium, aws]" plus "NotIn [aws]".
+
+/** Does a node whose label has `value` (undefined: no such label) pass every expression? */
+function keyAdmits(expressions: Expression[], value: string | undefined): boolean {
+  return expressions.every((expr) => {
+    const values = stringValues(expr);
+    switch (expr.operator) {
+      case 'In':
+        return value !== undefined && values.includes(value);
+      case 'NotIn':
+        return value === undefined || !values.includes(value);
+      case 'Exists':
+        return value !== undefined;
+      case 'DoesNotExist':
+        return value === undefined;
+      case 'Gt':
+      case 'Lt': {
+        // The scheduler compares integers; a label that is not one never matches.
+        if (value === undefined || !INTEGER.test(value) || values.length !== 1 || !INTEGER.test(values[0]!)) return false;
+        const [label, bound] = [Number(value), Number(values[0])];
+        return expr.operator === 'Gt' ? label > bound : label < bound;
+      }
+      default:
+        return false;
+    }
+  });
 }
 
-/** Does this expression on the requirement's key already rule out "label == value"? */
-function excludesValue(expr: Expression, value: string): boolean {
-  const values = stringValues(expr);
-  switch (expr.operator) {
-    case 'NotIn':
-      return values.includes(value);
-    case 'DoesNotExist':
-      return true;
-    case 'In':
-      return !values.includes(value);
-    default:
-      // Exists, Gt, Lt: Gt/Lt need an integer label, which a non-numeric value never is.
-      return (expr.operator === 'Gt' || expr.operator === 'Lt') && !/^-?\d+$/.test(value);
+const INTEGER = /^-?\d+$/;
+// A value no expression mentions: it stands for "any other value" when judging NotIn and Exists.
+const UNMENTIONED = '\u0000unmentioned';
+
+/** Enough label values to decide what a set of expressions allows: absence, every value they mention, integer neighbours, one value none mentions. */
+function witnesses(expressions: Expression[]): Array<string | undefined> {
+  const out: Array<string | undefined> = [undefined, UNMENTIONED];
+  for (const expr of expressions) {
+    for (const v of stringValues(expr)) {
+      out.push(v);
+      if ((expr.operator === 'Gt' || expr.operator === 'Lt') && INTEGER.test(v)) out.push(String(Number(v) + 1), String(Number(v) - 1));
+    }
   }
+  return out;
 }
 
 type TermVerdict = 'satisfied' | 'conflict' | 'needs';
 
 function judgeExpressions(expressions: Expression[], req: Requirement): TermVerdict {
   const value = req.values[0];
-  const onKey = expressions.filter((e) => e.key === req.key);
-  const [implies, contradicts] =
-    req.operator === 'NotIn' ? [excludesValue, forcesValue] : [forcesValue, excludesValue];
-  if (onKey.some((e) => implies(e, value))) return 'satisfied';
-  if (onKey.some((e) => contradicts(e, value))) return 'conflict';
-  return 'needs';
+  const byKey = new Map<unknown, Expression[]>();
+  for (const expr of expressions) byKey.set(expr.key, [...(byKey.get(expr.key) ?? []), expr]);
+
+  // A term that no node can match already keeps to any requirement: leave it as it is.
+  for (const [key, onOther] of byKey) {
+    if (key !== req.key && !witnesses(onOther).some((v) => keyAdmits(onOther, v))) return 'satisfied';
+  }
+  const onKey = byKey.get(req.key) ?? [];
+  const allowsValue = keyAdmits(onKey, value);
+  const allowsOther = witnesses(onKey).some((v) => v !== value && keyAdmits(onKey, v));
+  if (req.operator === 'NotIn') {
+    if (!allowsValue) return 'satisfied';
+    return allowsOther ? 'needs' : 'conflict';
+  }
+  if (!allowsOther) return 'satisfied';
+  return allowsValue ? 'needs' : 'conflict';
 }
 
 function judgeNodeSelector(nodeSelector: unknown, req: Requirement): TermVerdict {
@@ -143,16 +177,16 @@ export function planAffinity(podSpec: unknown, req: Requirement, base: string): 
     const verdict = judgeExpressions(expressions, req);
     if (verdict === 'satisfied') return;
     if (verdict === 'conflict') {
-      const clash = expressions.find((e) => e.key === req.key)!;
-      conflicts.push(`nodeSelectorTerms[${index}] has ${req.key} ${String(clash.operator)} [${stringValues(clash).join(', ')}]`);
+      const clash = expressions
+        .filter((e) => e.key === req.key)
+        .map((e) => `${req.key} ${String(e.operator)}${e.operator === 'Exists' || e.operator === 'DoesNotExist' ? '' : ` [${stringValues(e).join(', ')}]`}`);
+      conflicts.push(`nodeSelectorTerms[${index}] has ${clash.join(', ')}`);
       return;
     }
-    const termPath = `${requiredPath}/nodeSelectorTerms/${index}`;
-    patch.push(
-      Array.isArray(term.matchExpressions)
-        ? { op: 'add', path: `${termPath}/matchExpressions/-`, value: expression }
-        : { op: 'add', path: `${termPath}/matchExpressions`, value: [expression] },
-    );
+    // The whole list, existing expressions first and untouched: "add" on an existing member
+    // replaces it (RFC 6902), so applying the patch a second time changes nothing.
+    const existing: unknown[] = Array.isArray(term.matchExpressions) ? term.matchExpressions : [];
+    patch.push({ op: 'add', path: `${requiredPath}/nodeSelectorTerms/${index}/matchExpressions`, value: [...existing, expression] });
   });
 
   if (conflicts.length > 0) return { outcome: 'conflict', conflicts };
