@@ -16,6 +16,8 @@ const labelKey = z
   .regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, 'not a valid label key');
 const labelValue = z.string().regex(/^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/, 'not a valid label value');
 const labels = z.record(labelKey, labelValue);
+// A selector with no labels would select every pod: never what a setting of this kind means.
+const selector = labels.refine((value) => Object.keys(value).length > 0, { message: 'needs at least one label' });
 
 const nodeLabel = z
   .string()
@@ -85,6 +87,11 @@ const schema = z
     nodeLabel: nodeLabel.prefault('cni=cilium'),
     /** Which built-in sets of old-CNI agents to keep off migrated nodes. */
     presets: z.array(z.enum(PRESET_NAMES as unknown as [PresetName, ...PresetName[]])).default([...PRESET_NAMES]),
+    /**
+     * Confine Cilium's own DaemonSets to migrated nodes (cni In [cilium]). Turn off when Cilium's
+     * agent must run on every node, as in Cilium's own migration guide (dual overlay).
+     */
+    confineCilium: z.boolean().default(true),
     /** When Cilium replaces kube-proxy, kube-proxy is kept off migrated nodes too. */
     kubeProxyReplacement: z.boolean().default(false),
     /** Extra rules, tried before the presets; the first matching rule decides a DaemonSet's role. */
@@ -95,10 +102,10 @@ const schema = z
       .object({
         namespace: z.string().min(1).default('kube-system'),
         /** Labels of the Cilium agent pods (cilium-operator's own readiness test uses k8s-app=cilium). */
-        agentLabels: labels.default({ 'k8s-app': 'cilium' }),
+        agentLabels: selector.default({ 'k8s-app': 'cilium' }),
         /** Any of these label sets, in Cilium's namespace, marks a pod as Cilium's own: never blocked. */
         ownPodLabels: z
-          .array(labels)
+          .array(selector)
           .default([
             { 'k8s-app': 'cilium' },
             { 'k8s-app': 'cilium-envoy' },
@@ -130,7 +137,7 @@ const schema = z
     self: z
       .object({
         namespace: z.string().min(1).default('cilium-migration-guard'),
-        labels: labels.default({ 'app.kubernetes.io/name': 'cilium-migration-guard' }),
+        labels: selector.default({ 'app.kubernetes.io/name': 'cilium-migration-guard' }),
       })
       .strict()
       .default({ namespace: 'cilium-migration-guard', labels: { 'app.kubernetes.io/name': 'cilium-migration-guard' } }),

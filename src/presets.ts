@@ -93,7 +93,7 @@ export interface Advisory {
   match: { namespace?: string; names?: string[] };
   /** Warn when any container command or argument matches. */
   argPattern: RegExp;
-  /** The kubectl warning; "{nodeLabel}" is replaced by the configured node label. */
+  /** The kubectl warning. */
   warning: string;
 }
 
@@ -110,6 +110,7 @@ export const ADVISORIES: readonly Advisory[] = [
     name: 'gke-netd-policy-routing',
     match: { namespace: 'kube-system', names: ['netd'] },
     argPattern: /^--enable-policy-routing(=(?!false$).*)?$/,
-    warning: "netd policy routing sets src_valid_mark=1 on {nodeLabel} nodes: breaks Cilium's DNS proxy (cilium/cilium#48706)",
+    // Kept under kubectl's 120 characters whatever the configured node label.
+    warning: "netd policy routing sets src_valid_mark=1, which breaks Cilium's DNS proxy on migrated nodes (cilium/cilium#48706)",
   },
 ];

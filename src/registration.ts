@@ -8,6 +8,7 @@
 //   outage. A pod that slips through is what the reaper is for.
 
 import { PROJECT_DOMAIN } from './config.js';
+import { WEBHOOK_TIMEOUT_SECONDS } from './timeouts.js';
 
 export const MUTATING_NAME = `daemonsets.${PROJECT_DOMAIN}`;
 export const VALIDATING_NAME = `pods.${PROJECT_DOMAIN}`;
@@ -44,7 +45,7 @@ function common(options: RegistrationOptions) {
   return {
     admissionReviewVersions: ['v1'],
     sideEffects: 'None',
-    timeoutSeconds: options.timeoutSeconds ?? 5,
+    timeoutSeconds: options.timeoutSeconds ?? WEBHOOK_TIMEOUT_SECONDS,
     matchPolicy: 'Equivalent',
   };
 }

@@ -1,7 +1,7 @@
 // Fallback reads for the webhook edge, on a cache miss (a pod or node the informers have not
 // delivered yet). One GET, trimmed like the caches; undefined on 404; any other failure throws,
-// so the caller can answer "errored" rather than guess. Each call has a short deadline: an
-// admission webhook has seconds, not minutes.
+// so the caller knows the read failed (the placement webhook then lets the pod through with a
+// warning that names the failure). Each call has a short deadline: see src/timeouts.ts.
 //
 // The deadline is enforced twice: an AbortSignal set on the request by a per-call middleware
 // (aborts the HTTP request itself), and a Promise.race timer (also covers time spent before the
@@ -17,8 +17,9 @@ import {
 } from '@kubernetes/client-node';
 import { trimNode, trimPod } from './trim.js';
 import type { NodeInfo, PodInfo } from './view.js';
+import { LOOKUP_TIMEOUT_MS } from '../timeouts.js';
 
-export const DEFAULT_LOOKUP_TIMEOUT_MS = 2_000;
+export const DEFAULT_LOOKUP_TIMEOUT_MS = LOOKUP_TIMEOUT_MS;
 
 export interface LookupOptions {
   timeoutMs?: number;

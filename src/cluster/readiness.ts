@@ -57,8 +57,8 @@ export function describeGap(gap: ReadinessGap, nodeName: string, agentPod?: stri
     case 'no-agent-pod':
       return `no Cilium agent pod runs on the node`;
     case 'agent-not-ready':
-      return `Cilium agent pod ${agentPod ?? ''} is not Ready`.replace('  ', ' ');
+      return `Cilium agent pod${agentPod ? ` ${agentPod}` : ''} is not Ready`;
     case 'agent-terminating':
-      return `Cilium agent pod ${agentPod ?? ''} is terminating`.replace('  ', ' ');
+      return `Cilium agent pod${agentPod ? ` ${agentPod}` : ''} is terminating`;
   }
 }

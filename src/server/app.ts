@@ -19,6 +19,7 @@ import type { AdmissionRequest } from '../admission/types.js';
 import type { Logger } from '../logger.js';
 import type { AdmissionOutcome, Metrics } from '../metrics.js';
 import { MIN_TLS_VERSION, type CertPair } from './tls.js';
+import { HANDLER_TIMEOUT_MS } from '../timeouts.js';
 
 /**
  * The API server sends at most two objects (object and oldObject), each capped at 3 MiB by etcd's
@@ -42,8 +43,8 @@ export interface Readiness {
 export interface ServerTimeouts {
   /**
    * Longest a handler may take before the reply is a 503 (the API server then applies the
-   * failurePolicy). Decisions are in-memory lookups; the API server's default webhook timeout is
-   * 10 s and its maximum 30 s. Default 10 000 ms.
+   * failurePolicy). Decisions are in-memory lookups; the default (HANDLER_TIMEOUT_MS, 4 s) is
+   * below the registrations' timeoutSeconds so this 503 is what the API server sees.
    */
   handlerMs?: number;
   /** Idle socket timeout (node's server.setTimeout). Default 120 000 ms. */
@@ -92,7 +93,7 @@ function createFastify(options: AppOptions): App {
     // ("incoming request", "request completed") would double the volume and say less.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: MAX_BODY_BYTES,
-    handlerTimeout: timeouts.handlerMs ?? 10_000,
+    handlerTimeout: timeouts.handlerMs ?? HANDLER_TIMEOUT_MS,
     connectionTimeout: timeouts.connectionMs ?? 120_000,
     http2SessionTimeout: timeouts.http2SessionMs ?? 72_000,
     // While draining on shutdown, requests that still arrive on open connections are answered

@@ -26,8 +26,8 @@ interface DaemonSetLike {
 
 function identity(request: AdmissionRequest, ds: DaemonSetLike): WorkloadIdentity {
   return {
-    namespace: ds.metadata?.namespace ?? request.namespace ?? '',
-    name: ds.metadata?.name ?? request.name ?? '',
+    namespace: ds.metadata?.namespace || request.namespace || '',
+    name: ds.metadata?.name || request.name || '',
     labels: record(ds.metadata?.labels),
     templateLabels: record(ds.spec?.template?.metadata?.labels),
   };
@@ -52,7 +52,7 @@ function advisoryWarnings(workload: WorkloadIdentity, podSpec: unknown, config: 
       (advisory.match.names?.includes(workload.name) ?? false) &&
       (advisory.match.namespace === undefined || advisory.match.namespace === workload.namespace) &&
       args.some((arg) => advisory.argPattern.test(arg)),
-  ).map((advisory) => advisory.warning.replace('{nodeLabel}', `${key}=${value}`));
+  ).map((advisory) => advisory.warning);
 }
 
 export function decideDaemonSetAffinity(request: AdmissionRequest, config: Config): Decision {

@@ -33,8 +33,10 @@ export function placementSubject(request: AdmissionRequest): SubjectOrSkip {
   if (operation !== 'CREATE') throw new BadReview(`this webhook handles pod and pods/binding CREATE, not ${operation}`);
   const object = request.object;
   if (!isObject(object)) throw new BadReview('request.object must hold the Pod or Binding');
-  const metadata = isObject(object.metadata) ? object.metadata : {};
-  const namespace = (typeof metadata.namespace === 'string' ? metadata.namespace : request.namespace) ?? '';
+  if (!isObject(object.metadata)) throw new BadReview('request.object.metadata must be an object');
+  const metadata = object.metadata;
+  // The request's namespace is the authority; an empty one in the object does not override it.
+  const namespace = (typeof metadata.namespace === 'string' && metadata.namespace) || request.namespace || '';
 
   if (resource.resource === 'pods' && (subResource ?? '') === '' && kind.kind === 'Pod') {
     const pod = object as unknown as PodInfo;

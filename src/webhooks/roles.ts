@@ -26,7 +26,7 @@ export function rulesFor(config: Config): readonly PresetRule[] {
   if (!rules) {
     rules = Object.freeze([
       ...config.rules,
-      ...CILIUM_RULES,
+      ...(config.confineCilium ? CILIUM_RULES : []),
       ...(config.kubeProxyReplacement ? KUBE_PROXY_RULES : []),
       ...config.presets.flatMap((preset) => LEGACY_PRESETS[preset]),
     ]);

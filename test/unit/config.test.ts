@@ -34,6 +34,9 @@ describe('config', () => {
     [{ rules: [{ name: 'r', role: 'other', match: { names: ['x'] } }] }, 'rules.0.role'],
     [{ unknownField: 1 }, 'unknownField'],
     [{ cilium: { agentLabels: { 'k8s-app': 'bad value!' } } }, 'cilium.agentLabels'],
+    [{ cilium: { agentLabels: {} } }, 'cilium.agentLabels: needs at least one label'],
+    [{ self: { labels: {} } }, 'self.labels: needs at least one label'],
+    [{ cilium: { ownPodLabels: [{}] } }, 'cilium.ownPodLabels.0: needs at least one label'],
   ])('rejects %j naming the field', (input, fragment) => {
     expect(() => parseConfig(input)).toThrow(ConfigError);
     expect(() => parseConfig(input)).toThrow(fragment);

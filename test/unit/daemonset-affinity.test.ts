@@ -75,6 +75,33 @@ describe('DaemonSet affinity on upstream manifests', () => {
     expect(decision.audit).toMatchObject({ role: 'legacy', rule: 'kube-proxy' });
   });
 
+  it("Cilium's agents are left to run everywhere with confineCilium: false (Cilium's own migration guide)", () => {
+    const decision = decideDaemonSetAffinity(daemonSetRequest(daemonSet('cilium')), parseConfig({ confineCilium: false }));
+    expect(decision).toMatchObject({ allowed: true, reason: 'no-role' });
+    expect(decision.patch).toBeUndefined();
+  });
+
+  describe('rules match by name and namespace, by DaemonSet labels, or by pod-template labels', () => {
+    const bare = (name: string, namespace: string, labels?: object, templateLabels?: object) => ({
+      apiVersion: 'apps/v1',
+      kind: 'DaemonSet',
+      metadata: { name, namespace, ...(labels ? { labels } : {}) },
+      spec: { template: { metadata: { labels: templateLabels ?? { app: name } }, spec: { containers: [{ name: 'c', image: 'i' }] } } },
+    });
+    it.each([
+      ['DaemonSet label', bare('vpc-cni', 'kube-system', { 'k8s-app': 'aws-node' }), 'aws-node-labels'],
+      ['pod-template label only', bare('cns', 'kube-system', undefined, { 'k8s-app': 'azure-cns' }), 'azure-cns-labels'],
+      ['name in any namespace (operator installs use calico-system)', bare('calico-node', 'calico-system'), 'calico-node'],
+      ['name in the kube-flannel namespace', bare('kube-flannel-ds', 'kube-flannel'), 'kube-flannel'],
+      ['azure-npm by name', bare('azure-npm', 'kube-system'), 'azure-npm'],
+    ])('%s', (_case, ds, rule) => {
+      expect(decideDaemonSetAffinity(daemonSetRequest(ds), config).audit).toMatchObject({ rule, role: 'legacy' });
+    });
+    it('a name rule bound to a namespace does not match the same name elsewhere', () => {
+      expect(decideDaemonSetAffinity(daemonSetRequest(bare('aws-node', 'default')), config).reason).toBe('no-role');
+    });
+  });
+
   it('presets can be switched off', () => {
     const decision = decideDaemonSetAffinity(daemonSetRequest(daemonSet('aws-node')), parseConfig({ presets: ['gke'] }));
     expect(decision.reason).toBe('no-role');
@@ -138,7 +165,7 @@ describe('advisories', () => {
     expect(decision).toMatchObject({ allowed: true, reason: 'no-role', audit: { action: 'advisory' } });
     expect(decision.patch).toBeUndefined();
     expect(decision.warnings).toEqual([
-      "netd policy routing sets src_valid_mark=1 on cni=cilium nodes: breaks Cilium's DNS proxy (cilium/cilium#48706)",
+      "netd policy routing sets src_valid_mark=1, which breaks Cilium's DNS proxy on migrated nodes (cilium/cilium#48706)",
     ]);
     expect(decision.warnings![0]!.length).toBeLessThanOrEqual(120);
   });

@@ -178,6 +178,14 @@ describe('placement subject', () => {
       subject: { via: 'binding', namespace: 'default', name: 'web-1', node: MIGRATED },
     });
   });
+  it('a pod without metadata is a 4xx, not a crash', () => {
+    expect(() => placementSubject(podRequest({ spec: { nodeName: MIGRATED } }))).toThrow(/request.object.metadata must be an object/);
+  });
+  it("an empty namespace in the object does not override the request's", () => {
+    const request = bindingRequest('', 'web-1', MIGRATED);
+    const result = placementSubject({ ...request, namespace: 'shop' });
+    expect(result).toMatchObject({ subject: { namespace: 'shop' } });
+  });
   it('refuses what it does not serve', () => {
     expect(() => placementSubject({ ...podRequest(webPod()), operation: 'UPDATE' })).toThrow(BadReview);
     const other = { ...podRequest(webPod()), resource: { group: '', version: 'v1', resource: 'services' }, kind: { group: '', version: 'v1', kind: 'Service' } };
