@@ -4,6 +4,9 @@
 // failurePolicy, deliberately different per webhook (see README "Failure modes"):
 // - DaemonSets: Fail. DaemonSet writes are rare and made by people or CD; letting one through
 //   unpatched while the webhook is down can roll an old-CNI agent onto every migrated node.
+// - Cilium's own DaemonSets (labelled app.kubernetes.io/part-of=cilium, as Cilium's chart does):
+//   Ignore, in an entry of their own. Repairing Cilium must never wait for this webhook, whose
+//   pods may be the ones hurt by the Cilium outage being repaired.
 // - Pods: Ignore. Every pod placement passes here; failing closed would stop all scheduling on an
 //   outage. A pod that slips through is what the reaper is for.
 
@@ -11,6 +14,9 @@ import { PROJECT_DOMAIN } from './config.js';
 import { WEBHOOK_TIMEOUT_SECONDS } from './timeouts.js';
 
 export const MUTATING_NAME = `daemonsets.${PROJECT_DOMAIN}`;
+export const MUTATING_CILIUM_NAME = `cilium-daemonsets.${PROJECT_DOMAIN}`;
+/** The label Cilium's chart puts on all its DaemonSets; it splits the two DaemonSet entries. */
+export const CILIUM_PART_OF = { key: 'app.kubernetes.io/part-of', value: 'cilium' } as const;
 export const VALIDATING_NAME = `pods.${PROJECT_DOMAIN}`;
 export const CONFIGURATION_NAME = 'cilium-migration-guard';
 /** Namespaces labelled with this (value "true") are never sent to the pod webhook. */
@@ -29,7 +35,7 @@ export interface RegistrationOptions {
   caPem?: string;
   /** The webhook's own namespace: never sent to either webhook. */
   ownNamespace: string;
-  failurePolicy?: { daemonsets?: FailurePolicy; pods?: FailurePolicy };
+  failurePolicy?: { daemonsets?: FailurePolicy; ciliumDaemonsets?: FailurePolicy; pods?: FailurePolicy };
   timeoutSeconds?: number;
 }
 
@@ -62,22 +68,27 @@ function namespaceSelector(options: RegistrationOptions) {
 }
 
 export function mutatingWebhookConfiguration(options: RegistrationOptions) {
+  const entry = (name: string, failurePolicy: FailurePolicy, objectSelector: object) => ({
+    name,
+    ...common(options),
+    failurePolicy,
+    // The patch only adds to the pod template, which no other webhook is expected to rewrite;
+    // IfNeeded would still re-run us after one that does.
+    reinvocationPolicy: 'IfNeeded',
+    clientConfig: clientConfig(options, '/mutate/daemonsets'),
+    namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [options.ownNamespace] }] },
+    objectSelector,
+    rules: [{ apiGroups: ['apps'], apiVersions: ['v1'], resources: ['daemonsets'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' }],
+  });
+  const { key, value } = CILIUM_PART_OF;
   return {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'MutatingWebhookConfiguration',
     metadata: metadata(),
+    // Two entries, one endpoint: every DaemonSet is sent to exactly one of them.
     webhooks: [
-      {
-        name: MUTATING_NAME,
-        ...common(options),
-        failurePolicy: options.failurePolicy?.daemonsets ?? 'Fail',
-        // The patch only adds to the pod template, which no other webhook is expected to rewrite;
-        // IfNeeded would still re-run us after one that does.
-        reinvocationPolicy: 'IfNeeded',
-        clientConfig: clientConfig(options, '/mutate/daemonsets'),
-        namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [options.ownNamespace] }] },
-        rules: [{ apiGroups: ['apps'], apiVersions: ['v1'], resources: ['daemonsets'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' }],
-      },
+      entry(MUTATING_NAME, options.failurePolicy?.daemonsets ?? 'Fail', { matchExpressions: [{ key, operator: 'NotIn', values: [value] }] }),
+      entry(MUTATING_CILIUM_NAME, options.failurePolicy?.ciliumDaemonsets ?? 'Ignore', { matchLabels: { [key]: value } }),
     ],
   };
 }

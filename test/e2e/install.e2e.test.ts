@@ -205,6 +205,11 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
       expect(config.data['config.yaml']).toContain(`presets: [${cloud}]`);
       const deployment = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'cilium-migration-guard-webhook') as any;
       expect(deployment.spec.template.spec.hostNetwork).toBe(true);
+      // AKS's Admissions Enforcer would otherwise drop kube-system, where azure-cns lives.
+      for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
+        const annotations = (byKind(objs, kind)[0] as any).metadata.annotations ?? {};
+        expect(annotations['admissions.enforcer/disabled']).toBe(cloud === 'azure' ? 'true' : undefined);
+      }
     }
   });
 
