@@ -261,7 +261,7 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
     await check(
       REAPER_SA,
       [
-        ['list', 'pods', '-A'], ['watch', 'pods', '-A'], ['get', 'pods', '-n', 'default'], ['delete', 'pods', '-n', 'default'],
+        ['list', 'pods', '-A'], ['watch', 'pods', '-A'], ['get', 'pods', '-n', 'default'],
         ['create', 'pods', '--subresource=eviction', '-n', 'default'],
         ['list', 'nodes'], ['watch', 'nodes'], ['list', 'ciliumnodes.cilium.io'], ['watch', 'ciliumnodes.cilium.io'],
         ['get', 'ciliumendpoints.cilium.io', '-n', 'default'], ['list', 'ciliumendpoints.cilium.io', '-A'], ['watch', 'ciliumendpoints.cilium.io', '-A'],
@@ -270,6 +270,8 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
         ['create', 'leases.coordination.k8s.io', ...ns],
       ],
       [
+        // delete pods comes only with components/reaper-delete (reaper.action: delete)
+        ['delete', 'pods', '-n', 'default'],
         ['get', 'nodes'], ['update', 'nodes'], ['create', 'pods', '-n', 'default'], ['patch', 'pods', '-n', 'default'], ['update', 'pods/status', '-n', 'default'],
         ['get', 'secrets', ...ns], ['list', 'secrets', '-A'], ['delete', 'ciliumnodes.cilium.io'], ['delete', 'ciliumendpoints.cilium.io', '-n', 'default'],
         ['create', 'leases.coordination.k8s.io', '-n', 'kube-system'], ['delete', 'leases.coordination.k8s.io/cilium-migration-guard-reaper', ...ns],

@@ -183,10 +183,10 @@ describe('RBAC', () => {
     expect(find('Role', 'cilium-migration-guard-webhook-certs').metadata.namespace).toBe(NS);
   });
 
-  it('reaper: its view, pod removal, Events, and its Lease in its own namespace', () => {
+  it('reaper: its view, eviction, Events, and its Lease in its own namespace (delete only through its component)', () => {
     expect(rulesOf('cilium-migration-guard-reaper')).toEqual({
       'ClusterRole/cilium-migration-guard-reaper': [
-        { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'delete'] },
+        { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
         { apiGroups: [''], resources: ['pods/eviction'], verbs: ['create'] },
         { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'] },
         { apiGroups: ['cilium.io'], resources: ['ciliumnodes'], verbs: ['list', 'watch'] },
@@ -288,5 +288,16 @@ describe('the Deployments run commands the CLI accepts', () => {
     const [first, ...rest] = expand(deployment.spec.template.spec.containers[0].args as string[]);
     expect(first).toBe(command);
     expect(() => parse(rest)).not.toThrow();
+  });
+});
+
+describe('components/reaper-delete', () => {
+  it('grants the reaper `delete pods` and nothing else', () => {
+    const objects = readYaml('manifests/components/reaper-delete/rbac.yaml') as Any[];
+    const role = objects.find((o) => o.kind === 'ClusterRole');
+    const binding = objects.find((o) => o.kind === 'ClusterRoleBinding');
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['delete'] }]);
+    expect(binding.roleRef.name).toBe(role.metadata.name);
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'cilium-migration-guard-reaper', namespace: NS }]);
   });
 });
