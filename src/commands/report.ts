@@ -3,24 +3,37 @@
 // reaper acts on. Against a live cluster it lists once (informers until synced, then stops);
 // against a snapshot file, or the example snapshot when no cluster is configured.
 
-import { parseArgs } from 'node:util';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../logger.js';
 import type { FullClusterView } from '../cluster/memory.js';
 import { isReaperSynced } from '../reaper/controller.js';
 import { detect } from '../reaper/detect.js';
 import { buildReport, formatReportTable, type Report } from '../reaper/report.js';
-import { COMMON_OPTIONS, EXAMPLE_SNAPSHOT, loadConfig, openView, parseLevel, UsageError, type CommonFlags } from './common.js';
+import {
+  COMMON_FLAGS,
+  envName,
+  EXAMPLE_SNAPSHOT,
+  flagUsage,
+  loadConfig,
+  logLevelOf,
+  openView,
+  parseCommandFlags,
+  UsageError,
+  type CommonFlags,
+  type FlagSpecs,
+} from './common.js';
 
-export const REPORT_USAGE = `Flags for report:
-  --config FILE          YAML configuration (the reaper section decides the verdicts)
-  --kubeconfig FILE      Read a live cluster (default: $KUBECONFIG, or in-cluster credentials)
-  --cluster-state FILE   Read a snapshot (kubectl get nodes,ciliumnodes,ciliumendpoints,pods -A -o yaml)
-  --node-label KEY=VAL   The label on migrated nodes (default cni=cilium); overrides the config file
-  -o, --output FORMAT    table (default) or json
-  --timeout SECONDS      Give up when the cluster's caches have not synced by then (default 60)
-  --log-level LEVEL      Logs go to stderr (default warn)
-`;
+const REPORT_FLAGS = {
+  config: { ...COMMON_FLAGS.config, help: ['YAML configuration (the reaper section decides the verdicts)'] },
+  kubeconfig: { ...COMMON_FLAGS.kubeconfig, help: ['Read a live cluster (default: $KUBECONFIG, or in-cluster credentials)'] },
+  'cluster-state': { ...COMMON_FLAGS['cluster-state'], help: ['Read a snapshot (kubectl get nodes,ciliumnodes,ciliumendpoints,pods -A -o yaml)'] },
+  'node-label': COMMON_FLAGS['node-label'],
+  output: { type: 'string', short: 'o', arg: 'FORMAT', default: 'table', help: ['table (default) or json'] },
+  timeout: { type: 'string', arg: 'SECONDS', default: '60', help: ["Give up when the cluster's caches have not synced by then (default 60)"] },
+  'log-level': { type: 'string', arg: 'LEVEL', default: 'warn', help: ['Logs go to stderr (default warn)'] },
+} as const satisfies FlagSpecs;
+
+export const REPORT_USAGE = flagUsage('report', REPORT_FLAGS);
 
 interface ReportFlags extends CommonFlags {
   output: string;
@@ -28,22 +41,24 @@ interface ReportFlags extends CommonFlags {
   'log-level': string;
 }
 
-function parseReportFlags(args: string[]): ReportFlags {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      ...COMMON_OPTIONS,
-      output: { type: 'string', short: 'o', default: 'table' },
-      timeout: { type: 'string', default: '60' },
-      'log-level': { type: 'string', default: 'warn' },
-    },
-  });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-  if (values.output !== 'table' && values.output !== 'json') throw new UsageError(`-o must be table or json, got ${JSON.stringify(values.output)}`);
-  const timeout = Number(values.timeout);
-  if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`--timeout must be a positive number of seconds, got ${JSON.stringify(values.timeout)}`);
-  return values as ReportFlags;
+interface ParsedReport {
+  flags: ReportFlags;
+  timeoutMs: number;
+  level: ReturnType<typeof logLevelOf>;
+  nodeLabelSource: string;
+}
+
+function parseReportFlags(args: string[], env: NodeJS.ProcessEnv): ParsedReport {
+  const parsed = parseCommandFlags(args, REPORT_FLAGS, env);
+  const flags = parsed.values as unknown as ReportFlags;
+  if (flags.output !== 'table' && flags.output !== 'json') {
+    throw new UsageError(`${parsed.source.output === 'env' ? envName('output') : '-o'} must be table or json, got ${JSON.stringify(flags.output)}`);
+  }
+  const timeout = Number(flags.timeout);
+  if (!Number.isFinite(timeout) || timeout <= 0) {
+    throw new UsageError(`${parsed.label('timeout')} must be a positive number of seconds, got ${JSON.stringify(flags.timeout)}`);
+  }
+  return { flags, timeoutMs: timeout * 1000, level: logLevelOf(parsed), nodeLabelSource: parsed.label('node-label') };
 }
 
 function sourceOf(flags: ReportFlags, kc: KubeConfig | undefined): string {
@@ -52,13 +67,13 @@ function sourceOf(flags: ReportFlags, kc: KubeConfig | undefined): string {
 }
 
 /** Builds the report; exported for tests. Logs go to stderr, so stdout is only the report. */
-export async function runReport(args: string[]): Promise<{ report: Report; text: string }> {
-  const flags = parseReportFlags(args);
-  const config = loadConfig(flags);
-  const log = createLogger({ level: parseLevel(flags['log-level']), destination: process.stderr });
+export async function runReport(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ report: Report; text: string }> {
+  const { flags, timeoutMs, level, nodeLabelSource } = parseReportFlags(args, env);
+  const config = loadConfig(flags, nodeLabelSource);
+  const log = createLogger({ level, destination: process.stderr });
   const source = await openView(flags, config, log, { withReaperCaches: true });
   try {
-    await waitForCaches(source.view, Number(flags.timeout) * 1000);
+    await waitForCaches(source.view, timeoutMs);
     const report = buildReport(detect(source.view, config, new Date()), config, sourceOf(flags, source.kc));
     const text = flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatReportTable(report);
     return { report, text };

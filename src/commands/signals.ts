@@ -1,25 +1,122 @@
-// One way every long-running command ends: SIGTERM or SIGINT runs its cleanup, then exits 0;
-// a second signal exits 1 at once.
+// One way every long-running command ends: SIGTERM or SIGINT runs its cleanups, then exits 0;
+// a second signal exits 1 at once. The handler is installed before the slow start-up steps
+// (informers, certificate bootstrap, listen), so a signal during start-up still stops what was
+// started and exits 0 instead of killing the process half-way.
 
 import type { Logger } from '../logger.js';
 
-export function onShutdownSignal(log: Logger, cleanup: () => Promise<void>): void {
+/** Thrown out of a start-up step when a shutdown signal came: start-up stops there, quietly. */
+export class ShuttingDown extends Error {
+  constructor() {
+    super('shutting down');
+  }
+}
+
+type Cleanup = () => void | Promise<void>;
+
+export interface Shutdown {
+  /** True once a signal came. */
+  readonly stopping: boolean;
+  /** Registers a cleanup; on shutdown they run newest first (the listener before the informers it reads). */
+  defer(cleanup: Cleanup): void;
+  /**
+   * Awaits a start-up step. `cleanupOf` names how to undo its result, and is registered as soon as
+   * the step resolves, even when that happens after the signal (the shutdown waits a bounded time
+   * for running steps). Throws ShuttingDown when a signal came before or during the step.
+   */
+  step<T>(promise: Promise<T>, cleanupOf?: (value: T) => Cleanup): Promise<T>;
+  /** Start-up failed: runs the cleanups now and removes the signal handlers (the caller reports the error). */
+  abort(): Promise<void>;
+  /** What a signal does; exposed for tests. */
+  trigger(signal: NodeJS.Signals): void;
+}
+
+export interface ShutdownOptions {
+  /** Default process.exit. */
+  exit?: (code: number) => void;
+  /** How long a shutdown waits for running start-up steps to settle. Default 5 s. */
+  stepGraceMs?: number;
+  /** Default SIGTERM and SIGINT; [] installs none (tests call trigger). */
+  signals?: readonly NodeJS.Signals[];
+}
+
+export function onShutdownSignal(log: Logger, options: ShutdownOptions = {}): Shutdown {
+  const exit = options.exit ?? ((code: number) => process.exit(code));
+  const signals = options.signals ?? (['SIGTERM', 'SIGINT'] as const);
+  const cleanups: Cleanup[] = [];
+  const running = new Set<Promise<unknown>>();
   let stopping = false;
-  const shutdown = (signal: NodeJS.Signals): void => {
+  let failed = false;
+
+  const runCleanups = async (): Promise<void> => {
+    for (let cleanup = cleanups.pop(); cleanup; cleanup = cleanups.pop()) {
+      try {
+        await cleanup();
+      } catch (err) {
+        failed = true;
+        log.error({ err }, 'shutdown step failed');
+      }
+    }
+  };
+
+  const trigger = (signal: NodeJS.Signals): void => {
     if (stopping) {
       log.warn({ signal }, 'second signal: exiting without waiting');
-      process.exit(1);
+      exit(1);
+      return;
     }
     stopping = true;
-    log.info({ signal }, 'shutting down');
-    cleanup().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    log.info({ signal, ...(running.size > 0 ? { during: 'start-up' } : {}) }, 'shutting down');
+    void (async () => {
+      await runCleanups();
+      if (running.size > 0) {
+        // A step still starting (listening, bootstrapping certificates): let it settle, bounded, so
+        // what it opened is closed too rather than cut off by the exit.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          Promise.allSettled([...running]),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, options.stepGraceMs ?? 5_000);
+          }),
+        ]);
+        clearTimeout(timer);
+        await runCleanups();
+      }
+      exit(failed ? 1 : 0);
+    })();
   };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
+
+  const handler = (signal: NodeJS.Signals): void => trigger(signal);
+  for (const signal of signals) process.on(signal, handler);
+  const removeHandlers = (): void => {
+    for (const signal of signals) process.off(signal, handler);
+  };
+
+  return {
+    get stopping() {
+      return stopping;
+    },
+    defer: (cleanup) => void cleanups.push(cleanup),
+    async step<T>(promise: Promise<T>, cleanupOf?: (value: T) => Cleanup): Promise<T> {
+      const tracked = promise.then((value) => {
+        if (cleanupOf) cleanups.push(cleanupOf(value));
+        return value;
+      });
+      running.add(tracked);
+      try {
+        const value = await tracked;
+        if (stopping) throw new ShuttingDown();
+        return value;
+      } catch (err) {
+        throw stopping ? new ShuttingDown() : err;
+      } finally {
+        running.delete(tracked);
+      }
+    },
+    async abort() {
+      removeHandlers();
+      await runCleanups();
+    },
+    trigger,
+  };
 }

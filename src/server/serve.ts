@@ -1,7 +1,7 @@
 // Starting and stopping the HTTPS listener. buildApp() owns the routes; this file owns the socket:
 // TLS from a watched pair, HTTP/2 with an HTTP/1.1 fallback, and a shutdown that drains.
 
-import type { Socket } from 'node:net';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from '../logger.js';
@@ -22,8 +22,10 @@ export interface ServeOptions extends Omit<AppOptions, 'tls'> {
   generateCert?: ServingCertOptions;
   /** 0 picks a free port (tests). */
   port: number;
-  /** Default "0.0.0.0". */
+  /** Default "0.0.0.0". "::" listens on every address of both families (dual-stack on Linux). */
   host?: string;
+  /** With host "::": where IPv6 is unavailable (EAFNOSUPPORT, EADDRNOTAVAIL), listen on 0.0.0.0 instead, with a log line. */
+  ipv4Fallback?: boolean;
   /** CertWatcher's fallback poll. Default 10 s. */
   certPollIntervalMs?: number;
   /**
@@ -94,6 +96,59 @@ class ConnectionTracker {
   }
 }
 
+/** Listening on "::" fails with one of these where the pod or host has IPv6 disabled. */
+const IPV6_UNAVAILABLE: ReadonlySet<string> = new Set(['EAFNOSUPPORT', 'EADDRNOTAVAIL']);
+
+/** The address to try after listening on `host` failed with `err`: 0.0.0.0 after "::" without IPv6, else none. */
+export function fallbackHost(host: string, err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return host === '::' && typeof code === 'string' && IPV6_UNAVAILABLE.has(code) ? '0.0.0.0' : undefined;
+}
+
+/**
+ * Calls listen(host), and on "::" without IPv6 listen("0.0.0.0") with a log line; any other error
+ * is thrown. Resolves to the host it listens on.
+ */
+export async function listenWithFallback(host: string, listen: (host: string) => Promise<unknown>, logger: Logger): Promise<string> {
+  try {
+    await listen(host);
+    return host;
+  } catch (err) {
+    const next = fallbackHost(host, err);
+    if (next === undefined) throw err;
+    logger.warn(
+      { host, code: (err as { code?: unknown }).code, fallback: next },
+      `cannot listen on ${host} (IPv6 is unavailable here): listening on ${next}, IPv4 only`,
+    );
+    await listen(next);
+    return next;
+  }
+}
+
+/**
+ * For a listener started elsewhere (the reaper's probe port): which host listenWithFallback would
+ * end up on, found by listening on port 0 and closing again.
+ */
+export async function usableListenHost(host: string, logger: Logger): Promise<string> {
+  const probe = createNetServer();
+  try {
+    return await listenWithFallback(
+      host,
+      (candidate) =>
+        new Promise<void>((resolve, reject) => {
+          probe.once('error', reject);
+          probe.listen(0, candidate, () => {
+            probe.off('error', reject);
+            resolve();
+          });
+        }),
+      logger,
+    );
+  } finally {
+    if (probe.listening) await new Promise((resolve) => probe.close(resolve));
+  }
+}
+
 /** Listens without touching process signals; commands/signals.ts owns shutdown on SIGTERM. */
 export async function startServer(options: ServeOptions): Promise<ServerHandle> {
   const logger: Logger = options.logger;
@@ -122,8 +177,10 @@ export async function startServer(options: ServeOptions): Promise<ServerHandle> 
   certWatcher.onRotate((next) => server.setSecureContext(secureContextOptions(next)));
   options.metrics.trackCertificateExpiry(() => certWatcher.notAfter);
 
+  let host = options.host ?? '0.0.0.0';
   try {
-    await app.listen({ port: options.port, host: options.host ?? '0.0.0.0' });
+    const listen = (candidate: string) => app.listen({ port: options.port, host: candidate });
+    host = options.ipv4Fallback ? await listenWithFallback(host, listen, logger) : (await listen(host), host);
   } catch (err) {
     certWatcher.close();
     await app.close();
@@ -131,7 +188,6 @@ export async function startServer(options: ServeOptions): Promise<ServerHandle> 
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
-  const host = options.host ?? '0.0.0.0';
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
   let closing: Promise<void> | undefined;

@@ -3,8 +3,7 @@
 // A file whose set-up failed (its tests then count as skipped) and an unhandled error each count
 // as a failure, so the line never says "0 failed" about a run that failed.
 
-import type { SerializedError } from '@vitest/utils';
-import type { Reporter, TestModule } from 'vitest/node';
+import type { Reporter, SerializedError, TestModule } from 'vitest/node';
 
 export default class SummaryReporter implements Reporter {
   onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<SerializedError>): void {
