@@ -174,16 +174,23 @@ export interface ViewSource {
 
 /**
  * The cluster view: a snapshot file when given, live informers when a cluster is configured,
- * otherwise the example snapshot shipped in examples/ (said in the log).
+ * otherwise the example snapshot shipped in examples/ (said in the log) — unless the command
+ * must not pass off an example as the user's cluster (`exampleIfNoCluster: false`).
  */
 export async function openView(
   flags: CommonFlags,
   config: Config,
   log: Logger,
-  options: { withReaperCaches?: boolean } = {},
+  options: { withReaperCaches?: boolean; exampleIfNoCluster?: boolean } = {},
 ): Promise<ViewSource> {
   const snapshotFile = flags['cluster-state'];
   const kc = snapshotFile ? undefined : kubeConfigFrom(flags);
+  if (!kc && !snapshotFile && options.exampleIfNoCluster === false) {
+    throw new UsageError(
+      'no cluster configured: pass --kubeconfig (or set $KUBECONFIG, or run in a cluster), or --cluster-state FILE ' +
+        '(kubectl get nodes,ciliumnodes,ciliumendpoints,pods -A -o yaml; examples/migration-race.yaml reproduces the race)',
+    );
+  }
   if (!kc) {
     const file = snapshotFile ?? EXAMPLE_SNAPSHOT;
     const { view, counts, skipped } = loadSnapshot(file, config);

@@ -12,7 +12,6 @@ import { buildReport, formatReportTable, type Report } from '../reaper/report.js
 import {
   COMMON_FLAGS,
   envName,
-  EXAMPLE_SNAPSHOT,
   flagUsage,
   loadConfig,
   logLevelOf,
@@ -63,7 +62,7 @@ function parseReportFlags(args: string[], env: NodeJS.ProcessEnv): ParsedReport 
 
 function sourceOf(flags: ReportFlags, kc: KubeConfig | undefined): string {
   if (kc) return `cluster ${kc.getCurrentCluster()?.server ?? '(unknown server)'}`;
-  return `snapshot ${flags['cluster-state'] ?? EXAMPLE_SNAPSHOT}`;
+  return `snapshot ${flags['cluster-state'] ?? ''}`;
 }
 
 /** Builds the report; exported for tests. Logs go to stderr, so stdout is only the report. */
@@ -71,7 +70,8 @@ export async function runReport(args: string[], env: NodeJS.ProcessEnv = process
   const { flags, timeoutMs, level, nodeLabelSource } = parseReportFlags(args, env);
   const config = loadConfig(flags, nodeLabelSource);
   const log = createLogger({ level, destination: process.stderr });
-  const source = await openView(flags, config, log, { withReaperCaches: true });
+  // A report about the example snapshot, mistaken for one about the user's cluster, would mislead.
+  const source = await openView(flags, config, log, { withReaperCaches: true, exampleIfNoCluster: false });
   try {
     await waitForCaches(source.view, timeoutMs);
     const report = buildReport(detect(source.view, config, new Date()), config, sourceOf(flags, source.kc));

@@ -394,3 +394,20 @@ describe('shutdown on a signal', () => {
     expect(process.listenerCount('SIGTERM')).toBe(before);
   });
 });
+
+describe('cli report', () => {
+  it('refuses to pass off the example snapshot as the cluster: exit 2 saying what to pass', async () => {
+    const saved = { KUBECONFIG: process.env.KUBECONFIG, KUBERNETES_SERVICE_HOST: process.env.KUBERNETES_SERVICE_HOST };
+    delete process.env.KUBECONFIG;
+    delete process.env.KUBERNETES_SERVICE_HOST;
+    const io = capture();
+    try {
+      expect(await main(['report'])).toBe(2);
+    } finally {
+      io.restore();
+      for (const [key, value] of Object.entries(saved)) if (value !== undefined) process.env[key] = value;
+    }
+    expect(io.err).toContain('no cluster configured: pass --kubeconfig');
+    expect(io.err).toContain('--cluster-state FILE');
+  });
+});
