@@ -278,6 +278,19 @@ describe('startLiveView', () => {
     expect(logs.some((l) => l.cache === 'ciliumnodes' && String(l.msg).includes('is installed now'))).toBe(true);
   });
 
+  it('tells whether an optional CRD was found (crdMissing), without changing the synced-but-empty behaviour', async () => {
+    api.resource('/apis/cilium.io/v2/ciliumendpoints').failWith = 404;
+    const lv = start({ withReaperCaches: true });
+    await lv.whenSynced();
+    await expect.poll(() => lv.view.reaperSyncState(), poll).toEqual({ pods: true, ciliumEndpoints: true });
+    expect(lv.view.syncState().ciliumnodes).toBe(true);
+    expect(lv.crdMissing('ciliumEndpoints')).toBe(true);
+    expect(lv.crdMissing('ciliumnodes')).toBe(false);
+    expect(lv.crdMissing('nodes')).toBe(false);
+    delete api.resource('/apis/cilium.io/v2/ciliumendpoints').failWith;
+    await expect.poll(() => lv.crdMissing('ciliumEndpoints'), poll).toBe(false);
+  });
+
   it('restarts a failed informer with backoff, logging under err, and keeps the last known cache', async () => {
     api.resource(NODES).failWith = 500;
     const { view, whenSynced } = start();

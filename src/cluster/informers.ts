@@ -62,6 +62,12 @@ export interface LiveView {
   view: FullClusterView;
   /** Resolves once every webhook cache (CacheName) has completed its first list; rejects if stopped first. */
   whenSynced(): Promise<void>;
+  /**
+   * For a cache of an optional CRD (ciliumnodes, ciliumEndpoints): true while its list answers 404
+   * (the CRD is not installed), false once a list succeeded. Such a cache still counts as synced
+   * (empty), which is what the webhook wants; the reaper must not act on it. False for other caches.
+   */
+  crdMissing(cache: CacheName | ReaperCacheName): boolean;
   stop(): Promise<void>;
 }
 
@@ -109,6 +115,15 @@ class CacheRunner {
   private stopped = false;
   private synced = false;
   private crdMissing = false;
+
+  get name(): CacheName | ReaperCacheName {
+    return this.spec.name;
+  }
+
+  /** The optional CRD answered 404 on the last list (and no list has succeeded since). */
+  get missingCrd(): boolean {
+    return this.crdMissing;
+  }
   private failedThisRun = false;
   private healthySince: number | undefined;
 
@@ -373,6 +388,7 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium'>, lo
   return {
     view,
     whenSynced: () => synced,
+    crdMissing: (cache) => runners.some((r) => r.name === cache && r.missingCrd),
     stop: () => {
       stopping ??= (async () => {
         await Promise.all(runners.map((r) => r.stop()));

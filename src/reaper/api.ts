@@ -3,10 +3,14 @@
 //   get pods, get ciliumendpoints.cilium.io   (the re-read before acting)
 //   delete pods, create pods/eviction          (the removal, with uid + resourceVersion preconditions)
 //   create, patch events                       (core v1, in the pod's namespace; node events in default)
+//
+// Every call takes the caller's AbortSignal (the pass's: aborted when leadership is lost or the
+// reaper stops) and a deadline; both abort the HTTP request itself (client-node 2.x hands the
+// request context's signal to fetch) and a timer covers time spent before the request is sent.
 
 import { ApiException, CoreV1Api, CustomObjectsApi, setHeaderOptions, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
-import { isNotFound, readPod, timeoutOptions, withDeadline } from '../cluster/lookup.js';
-import { trimCiliumEndpoint } from '../cluster/trim.js';
+import { abortOptions, isNotFound, LookupTimeoutError } from '../cluster/lookup.js';
+import { trimCiliumEndpoint, trimPod } from '../cluster/trim.js';
 import type { CiliumEndpointInfo, PodInfo } from '../cluster/view.js';
 
 export type RemovalAction = 'delete' | 'evict';
@@ -16,90 +20,196 @@ export interface Preconditions {
   resourceVersion?: string;
 }
 
+export interface CallOptions {
+  /** Aborts the request (the pass was interrupted). */
+  signal?: AbortSignal;
+  /** Deadline of this request; the defaults below when absent. */
+  timeoutMs?: number;
+}
+
 /**
  * removed: accepted (the pod terminates with its own grace period). gone: 404. changed: 409, the
- * uid or resourceVersion precondition failed. blocked: 429, a PodDisruptionBudget refused the eviction.
+ * uid or resourceVersion precondition failed. blocked: the Eviction API's 429 whose status names a
+ * PodDisruptionBudget (cause type DisruptionBudget). Any other 429 throws RemovalThrottledError;
+ * anything else (e.g. the eviction's 500 when several PDBs select the pod) throws the ApiException.
  */
 export type RemovalOutcome = 'removed' | 'gone' | 'changed' | 'blocked';
 
-export interface ReaperApi {
-  readPod(namespace: string, name: string): Promise<PodInfo | undefined>;
-  readCiliumEndpoint(namespace: string, name: string): Promise<CiliumEndpointInfo | undefined>;
-  remove(action: RemovalAction, namespace: string, name: string, preconditions: Preconditions): Promise<RemovalOutcome>;
-  createEvent(event: CoreV1Event): Promise<void>;
-  /** JSON merge patch of an existing Event. */
-  patchEvent(namespace: string, name: string, patch: Record<string, unknown>): Promise<void>;
+/** A 429 that is not a PodDisruptionBudget: the API server (API Priority and Fairness) asks us to slow down. */
+export class RemovalThrottledError extends Error {
+  constructor(
+    /** From the Retry-After header (or status.details.retryAfterSeconds); undefined when neither was sent. */
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super(`the API server throttled the request (429)${retryAfterMs !== undefined ? `; retry after ${retryAfterMs / 1000}s` : ''}`);
+    this.name = 'RemovalThrottledError';
+  }
 }
 
-const READ_TIMEOUT_MS = 5_000;
-const WRITE_TIMEOUT_MS = 10_000;
+export interface ReaperApi {
+  readPod(namespace: string, name: string, options?: CallOptions): Promise<PodInfo | undefined>;
+  readCiliumEndpoint(namespace: string, name: string, options?: CallOptions): Promise<CiliumEndpointInfo | undefined>;
+  remove(action: RemovalAction, namespace: string, name: string, preconditions: Preconditions, options?: CallOptions): Promise<RemovalOutcome>;
+  createEvent(event: CoreV1Event, options?: CallOptions): Promise<void>;
+  /** JSON merge patch of an existing Event. */
+  patchEvent(namespace: string, name: string, patch: Record<string, unknown>, options?: CallOptions): Promise<void>;
+}
 
-function code(err: unknown): number | undefined {
-  return err instanceof ApiException ? err.code : undefined;
+/**
+ * Deadline of each re-read GET. Two of them (pod, CEP) take at most 4 s, well inside the leader's
+ * renew deadline (10 s); leadership is checked again after them, right before the removal.
+ */
+export const REREAD_TIMEOUT_MS = 2_000;
+/** Deadline of a removal or Event write (the actuator shortens a removal's to the time left as leader). */
+export const WRITE_TIMEOUT_MS = 5_000;
+
+export function httpCode(err: unknown): number | undefined {
+  return err instanceof ApiException ? (err.code as number) : undefined;
+}
+
+interface StatusBody {
+  reason?: string;
+  message?: string;
+  details?: { retryAfterSeconds?: number; causes?: Array<{ reason?: string; type?: string; message?: string }> };
+}
+
+function statusOf(err: ApiException<unknown>): StatusBody {
+  const body: unknown = err.body;
+  if (body && typeof body === 'object') return body as StatusBody;
+  if (typeof body !== 'string') return {};
+  try {
+    return JSON.parse(body) as StatusBody;
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * The eviction's PDB refusal: kube-apiserver (pkg/registry/core/pod/storage/eviction.go) answers 429
+ * with a status cause of type "DisruptionBudget" (policy/v1 DisruptionBudgetCause), both when the
+ * budget allows no disruption and when its status is not computed yet. In the JSON, a cause's type
+ * is serialized as "reason".
+ */
+export function isDisruptionBudgetRefusal(err: unknown): boolean {
+  if (!(err instanceof ApiException) || err.code !== 429) return false;
+  const status = statusOf(err);
+  return (status.details?.causes ?? []).some((c) => c.reason === 'DisruptionBudget' || c.type === 'DisruptionBudget');
+}
+
+function retryAfterMs(err: ApiException<unknown>): number | undefined {
+  const headers = (err.headers ?? {}) as Record<string, string | undefined>;
+  const header = headers['retry-after'] ?? headers['Retry-After'];
+  const seconds = header !== undefined && /^\d+$/.test(header.trim()) ? Number(header) : statusOf(err).details?.retryAfterSeconds;
+  return typeof seconds === 'number' && Number.isFinite(seconds) ? seconds * 1000 : undefined;
+}
+
+/** Options for one request: aborted by the caller's signal or at the deadline, whichever comes first. */
+function requestOptions(options: CallOptions | undefined, defaultMs: number) {
+  const ms = options?.timeoutMs ?? defaultMs;
+  return { ms, client: abortOptions(() => (options?.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms))) };
+}
+
+/** Rejects at the deadline or on abort even if the request has not been sent yet (e.g. a hanging credential plugin). */
+async function bounded<T>(promise: Promise<T>, ms: number, what: string, signal: AbortSignal | undefined): Promise<T> {
+  signal?.throwIfAborted();
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const stop = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new LookupTimeoutError(what, ms)), ms);
+    if (signal) signal.addEventListener('abort', (onAbort = () => reject(signal.reason)), { once: true });
+  });
+  try {
+    return await Promise.race([promise, stop]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+  }
 }
 
 export function liveReaperApi(kc: KubeConfig): ReaperApi {
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   return {
-    readPod: (namespace, name) => readPod(kc, namespace, name, { timeoutMs: READ_TIMEOUT_MS }),
-
-    async readCiliumEndpoint(namespace, name) {
-      const what = `CiliumEndpoint ${namespace}/${name}`;
+    async readPod(namespace, name, options) {
+      const { ms, client } = requestOptions(options, REREAD_TIMEOUT_MS);
       try {
-        const raw: unknown = await withDeadline(
-          custom.getNamespacedCustomObject({ group: 'cilium.io', version: 'v2', namespace, plural: 'ciliumendpoints', name }, timeoutOptions(READ_TIMEOUT_MS)),
-          READ_TIMEOUT_MS,
-          what,
-        );
-        return trimCiliumEndpoint(raw);
+        return trimPod(await bounded(core.readNamespacedPod({ namespace, name }, client), ms, `pod ${namespace}/${name}`, options?.signal));
       } catch (err) {
-        if (isNotFound(err)) return undefined; // no such CEP (or no CEP CRD at all): not managed
+        if (isNotFound(err)) return undefined;
         throw err;
       }
     },
 
-    async remove(action, namespace, name, preconditions) {
-      const options = timeoutOptions(WRITE_TIMEOUT_MS);
+    async readCiliumEndpoint(namespace, name, options) {
+      const { ms, client } = requestOptions(options, REREAD_TIMEOUT_MS);
+      try {
+        const raw: unknown = await bounded(
+          custom.getNamespacedCustomObject({ group: 'cilium.io', version: 'v2', namespace, plural: 'ciliumendpoints', name }, client),
+          ms,
+          `CiliumEndpoint ${namespace}/${name}`,
+          options?.signal,
+        );
+        return trimCiliumEndpoint(raw);
+      } catch (err) {
+        // No such CEP. (A missing CEP CRD also answers 404, but then the reaper does not act at all.)
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+
+    async remove(action, namespace, name, preconditions, options) {
+      const { ms, client } = requestOptions(options, WRITE_TIMEOUT_MS);
+      const what = `${action} of pod ${namespace}/${name}`;
       try {
         if (action === 'delete') {
           // No gracePeriodSeconds: the pod's own terminationGracePeriodSeconds applies.
-          await core.deleteNamespacedPod({ namespace, name, body: { preconditions } }, options);
+          await bounded(core.deleteNamespacedPod({ namespace, name, body: { preconditions } }, client), ms, what, options?.signal);
         } else {
-          await core.createNamespacedPodEviction(
-            { namespace, name, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { namespace, name }, deleteOptions: { preconditions } } },
-            options,
+          await bounded(
+            core.createNamespacedPodEviction(
+              { namespace, name, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { namespace, name }, deleteOptions: { preconditions } } },
+              client,
+            ),
+            ms,
+            what,
+            options?.signal,
           );
         }
         return 'removed';
       } catch (err) {
-        switch (code(err)) {
+        switch (httpCode(err)) {
           case 404:
             return 'gone';
           case 409:
             return 'changed';
           case 429:
-            if (action === 'evict') return 'blocked';
-            throw err;
+            if (action === 'evict' && isDisruptionBudgetRefusal(err)) return 'blocked';
+            throw new RemovalThrottledError(retryAfterMs(err as ApiException<unknown>));
           default:
             throw err;
         }
       }
     },
 
-    async createEvent(event) {
-      await core.createNamespacedEvent({ namespace: event.metadata.namespace ?? 'default', body: event }, timeoutOptions(WRITE_TIMEOUT_MS));
+    async createEvent(event, options) {
+      const { ms, client } = requestOptions(options, WRITE_TIMEOUT_MS);
+      await bounded(core.createNamespacedEvent({ namespace: event.metadata.namespace ?? 'default', body: event }, client), ms, 'Event create', options?.signal);
     },
 
-    async patchEvent(namespace, name, patch) {
-      await core.patchNamespacedEvent(
-        { namespace, name, body: patch },
-        setHeaderOptions('Content-Type', 'application/merge-patch+json', timeoutOptions(WRITE_TIMEOUT_MS)),
+    async patchEvent(namespace, name, patch, options) {
+      const { ms, client } = requestOptions(options, WRITE_TIMEOUT_MS);
+      await bounded(
+        core.patchNamespacedEvent({ namespace, name, body: patch }, setHeaderOptions('Content-Type', 'application/merge-patch+json', client)),
+        ms,
+        'Event patch',
+        options?.signal,
       );
     },
   };
 }
 
 export function isAlreadyExists(err: unknown): boolean {
-  return code(err) === 409;
+  return httpCode(err) === 409;
 }
+
+export { isNotFound };

@@ -20,3 +20,21 @@ export function cidrsContain(cidrs: readonly string[], ip: string): boolean {
   }
   return list.check(ip, type);
 }
+
+/**
+ * One spelling per address, so "fd00::1", "FD00:0:0::1" and "fd00:0000::0001" compare equal:
+ * IPv6 in RFC 5952 form (lower case, longest zero run compressed, as WHATWG URL serializes it),
+ * IPv4 as four decimal octets. Anything that is not an IP is returned unchanged.
+ */
+export function canonicalIP(ip: string): string {
+  const family = isIP(ip);
+  if (family === 6) {
+    try {
+      return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+    } catch {
+      return ip;
+    }
+  }
+  if (family === 4) return ip.split('.').map((octet) => String(Number(octet))).join('.');
+  return ip;
+}

@@ -1,10 +1,16 @@
 // The reaper's loop: one pass = detect() over the whole view, then the actuator on each finding,
-// one at a time. A pass runs
+// one at a time. A pass never sleeps on the rate limit: a finding whose node (or the cluster) has
+// used up its window is deferred and the pass goes on with the other nodes; a pass is scheduled
+// for when the earliest window frees. A pass runs
 //   - debounceMs after the first change the informers feed in (changes come in bursts: a pod
 //     update, its CEP, its node's CiliumNode...), so a victim is acted on within seconds;
 //   - every resyncSeconds regardless (level-triggered: nothing depends on having seen an event);
 //   - at once when this replica becomes the leader;
-//   - when the grace period of a waiting pod ends (time alone can make a victim).
+//   - when the grace period of a waiting pod ends (time alone can make a victim);
+//   - when a rate-limit window frees for a deferred finding.
+// While a CRD the reaper decides with is missing (CiliumEndpoint: without it every pod would look
+// unmanaged), it evaluates nothing and warns every minute. health() is the liveness: the time since
+// the last pass completed (or a finding was handled in a long one) must stay under 2 x resync + 60 s.
 // Each pass evaluates every migrated node: duplicate IPs are cluster-wide, and the evaluation is an
 // in-memory scan. Nothing runs until every cache the reaper reads has synced. Losing the
 // leadership or stopping interrupts a pass, including a rate-limit wait.
@@ -33,9 +39,15 @@ export interface ReaperOptions {
   identity: string;
   dryRun: boolean;
   clock?: Clock;
+  /** CRDs the reaper needs that are not installed (e.g. "ciliumendpoints.cilium.io"); while any is, nothing is evaluated. */
+  crdMissing?: () => string[];
 }
 
 const NOT_SYNCED_RETRY_MS = 500;
+/** How often the "CRD missing, not acting" warning is repeated. */
+const CRD_WARNING_EVERY_MS = 60_000;
+/** Liveness: unhealthy when no progress for 2 x resync + this. */
+const LIVENESS_MARGIN_MS = 60_000;
 
 export function isReaperSynced(view: FullClusterView): boolean {
   return isSynced(view) && Object.values(view.reaperSyncState()).every(Boolean);
@@ -50,6 +62,12 @@ export class Reaper {
   private debounce: NodeJS.Timeout | undefined;
   private resync: NodeJS.Timeout | undefined;
   private recheck: NodeJS.Timeout | undefined;
+  /** When the pending timed pass (grace period, rate limit, not synced) is due; the earliest request wins. */
+  private recheckAt: number | undefined;
+  /** Last time a pass completed or a finding was handled (liveness). */
+  private lastProgress: number;
+  private passStartedAt: number | undefined;
+  private lastCrdWarning: number | undefined;
   private wanted = false;
   private wake: (() => void) | undefined;
   private pass = new AbortController();
@@ -58,6 +76,7 @@ export class Reaper {
 
   constructor(private readonly options: ReaperOptions) {
     const clock = (this.clock = options.clock ?? systemClock);
+    this.lastProgress = clock.now();
     this.log = options.log.child({ component: 'reaper' });
     this.actuator = new Actuator({
       view: options.view,
@@ -118,12 +137,42 @@ export class Reaper {
 
   /** One evaluation and, on the leader, acting on its findings. Returns undefined before the caches sync. */
   async runPass(signal: AbortSignal = new AbortController().signal): Promise<Detection | undefined> {
+    this.passStartedAt = this.clock.now();
+    // Every pass schedules what it needs (grace period, rate limit, not synced): drop the old request.
+    clearTimeout(this.recheck);
+    this.recheck = undefined;
+    this.recheckAt = undefined;
+    try {
+      return await this.evaluate(signal);
+    } finally {
+      this.lastProgress = this.clock.now();
+      this.passStartedAt = undefined;
+    }
+  }
+
+  private async evaluate(signal: AbortSignal): Promise<Detection | undefined> {
     const { view, config, metrics, leadership } = this.options;
     if (!isReaperSynced(view)) {
       this.log.debug({ caches: { ...view.syncState(), ...view.reaperSyncState() } }, 'caches not synced yet: not evaluating');
       // The last informer event can arrive before the sync flag flips: look again shortly rather than at the resync.
       this.runAfter(NOT_SYNCED_RETRY_MS);
       return undefined;
+    }
+    const missing = this.options.crdMissing?.() ?? [];
+    if (missing.length > 0) {
+      const now = this.clock.now();
+      if (this.lastCrdWarning === undefined || now - this.lastCrdWarning >= CRD_WARNING_EVERY_MS) {
+        this.lastCrdWarning = now;
+        this.log.warn(
+          { crdMissing: missing },
+          `not evaluating or removing anything: ${missing.join(', ')} not installed (without CiliumEndpoints every pod would look unmanaged); waiting for it`,
+        );
+      }
+      return undefined;
+    }
+    if (this.lastCrdWarning !== undefined) {
+      this.lastCrdWarning = undefined;
+      this.log.info('the CRDs the reaper needs are installed now: evaluating');
     }
     const detection = detect(view, config, new Date(this.clock.now()));
     metrics.observeDetection(detection);
@@ -137,27 +186,67 @@ export class Reaper {
         const outcome = await this.actuator.handle(finding, signal);
         outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
       } catch (err) {
-        if (signal.aborted) break; // an interrupted rate-limit wait
+        if (signal.aborted) break; // interrupted: leadership lost or stopping
         this.log.error({ err, pod: `${finding.pod.namespace}/${finding.pod.name}` }, 'handling a finding failed; it is retried on a later pass');
       }
+      this.lastProgress = this.clock.now();
     }
-    if (Object.keys(outcomes).some((o) => o !== 'announced-before' && o !== 'backing-off')) this.log.info({ outcomes }, 'reaper pass done');
+    const wake = this.actuator.takeWakeAt();
+    if (wake !== undefined) this.runAt(wake);
+    if (Object.keys(outcomes).some((o) => o !== 'announced-before' && o !== 'backing-off' && o !== 'rate-limited')) this.log.info({ outcomes }, 'reaper pass done');
     return detection;
+  }
+
+  /** When the next timed pass is due (clock ms), if one is scheduled. */
+  get nextPassAt(): number | undefined {
+    return this.recheckAt;
+  }
+
+  /**
+   * Liveness: healthy while a pass completed (or a finding of a long pass was handled) within
+   * 2 x resyncSeconds + 60 s. A resync pass starts every resyncSeconds, so only a stuck loop or a
+   * pass stuck on one call fails this.
+   */
+  health(): { healthy: boolean; detail: Record<string, unknown> } {
+    const now = this.clock.now();
+    const limitMs = 2 * this.options.config.reaper.resyncSeconds * 1000 + LIVENESS_MARGIN_MS;
+    const sinceMs = now - this.lastProgress;
+    const missing = this.options.crdMissing?.() ?? [];
+    return {
+      healthy: this.stopped || sinceMs <= limitMs,
+      detail: {
+        lastProgressAgoSeconds: Math.round(sinceMs / 1000),
+        limitSeconds: limitMs / 1000,
+        passRunningForSeconds: this.passStartedAt === undefined ? null : Math.round((now - this.passStartedAt) / 1000),
+        ...(missing.length > 0 ? { crdMissing: missing } : {}),
+      },
+    };
   }
 
   /** A pass when the earliest grace period ends (the resync covers anything later). */
   private scheduleRecheck(detection: Detection): void {
     const times = detection.nodes.flatMap((n) => n.unmanaged.flatMap((a) => (a.recheckAt ? [Date.parse(a.recheckAt)] : [])));
     if (times.length === 0) return;
-    const delay = Math.min(...times) + 100 - this.clock.now();
-    if (delay <= this.options.config.reaper.resyncSeconds * 1000) this.runAfter(delay);
+    const at = Math.min(...times) + 100;
+    if (at - this.clock.now() <= this.options.config.reaper.resyncSeconds * 1000) this.runAt(at);
   }
 
-  /** One timer for "run a pass in `ms`", replaced by each new request. */
   private runAfter(ms: number): void {
-    if (this.stopped || !this.started) return;
+    this.runAt(this.clock.now() + ms);
+  }
+
+  /** One timer for "run a pass at `at`"; an earlier pending request wins over a later one. */
+  private runAt(at: number): void {
+    if (this.stopped) return;
+    if (this.recheckAt !== undefined && this.recheckAt <= at) return;
+    this.recheckAt = at;
+    if (!this.started) return;
     clearTimeout(this.recheck);
-    this.recheck = setTimeout(() => this.runSoon(), Math.max(0, ms));
+    this.recheck = setTimeout(() => {
+      this.recheck = undefined;
+      this.recheckAt = undefined;
+      this.runSoon();
+    }, Math.max(0, at - this.clock.now()));
   }
 
   /** One info line when the picture changes, not one per pass. */

@@ -16,7 +16,7 @@ import { ciliumReadiness, describeGap, type CiliumReadiness } from '../cluster/r
 import type { FullClusterView } from '../cluster/memory.js';
 import type { CiliumEndpointInfo, CiliumNodeInfo, PodInfo } from '../cluster/view.js';
 import { exemptionFor } from '../webhooks/exemptions.js';
-import { cidrsContain } from './cidr.js';
+import { canonicalIP, cidrsContain } from './cidr.js';
 
 export type FindingReason = 'DuplicatePodIP' | 'UnmanagedByCilium';
 
@@ -93,10 +93,11 @@ export interface AssessContext {
   podsByIP: Map<string, PodInfo[]>;
 }
 
+/** The pod's IPs (status.podIP and every status.podIPs[] entry: both families on dual-stack), canonical. */
 export function podIPs(pod: PodInfo): string[] {
   const ips = new Set<string>();
-  if (pod.status?.podIP) ips.add(pod.status.podIP);
-  for (const entry of pod.status?.podIPs ?? []) if (entry.ip) ips.add(entry.ip);
+  if (pod.status?.podIP) ips.add(canonicalIP(pod.status.podIP));
+  for (const entry of pod.status?.podIPs ?? []) if (entry.ip) ips.add(canonicalIP(entry.ip));
   return [...ips];
 }
 
@@ -109,14 +110,19 @@ function holdsIP(pod: PodInfo): boolean {
   return !pod.spec.hostNetwork && !isTerminal(pod) && !pod.metadata.deletionTimestamp;
 }
 
+/** Every address of the CEP (ipv4 and ipv6 of each addressing[] entry), canonical. */
 function cepIPs(cep: CiliumEndpointInfo | undefined): string[] {
-  return (cep?.status?.networking?.addressing ?? []).flatMap((a) => [a.ipv4, a.ipv6].filter((ip): ip is string => Boolean(ip)));
+  return (cep?.status?.networking?.addressing ?? []).flatMap((a) => [a.ipv4, a.ipv6].filter((ip): ip is string => Boolean(ip)).map(canonicalIP));
 }
 
 function ipamOwner(cn: CiliumNodeInfo | undefined, ip: string): string | null | undefined {
   const used = cn?.status?.ipam?.used;
   if (!used) return undefined;
-  return used[ip]?.owner ?? null;
+  const exact = used[ip];
+  if (exact) return exact.owner ?? null;
+  // Keys are written by Cilium in its own spelling: compare canonically.
+  for (const [key, entry] of Object.entries(used)) if (canonicalIP(key) === ip) return entry?.owner ?? null;
+  return null;
 }
 
 /** The Cilium-managed test, on the pod's own CEP (passed in so the actuator can give a fresh one). */

@@ -1,5 +1,7 @@
-// The reaper's plain-HTTP side port: GET /healthz (the process is up), GET /readyz (200 once the
-// caches it reads have synced, 503 before, with the per-cache state), GET /metrics (Prometheus text).
+// The reaper's plain-HTTP side port: GET /healthz (liveness: 200 while the reaper loop makes
+// progress — a pass completed within 2 x resync + 60 s — else 503, so the kubelet restarts a stuck
+// loop), GET /readyz (200 once the caches it reads have synced and its CRDs exist, 503 before, with
+// the per-cache state), GET /metrics (Prometheus text).
 // Plain HTTP: nothing but probes and scrapes talk to it, and it carries no secrets.
 
 import { createServer, type Server } from 'node:http';
@@ -12,6 +14,8 @@ export interface ProbeServerOptions {
   port: number;
   metrics: Metrics;
   readiness: () => { ready: boolean; detail: Record<string, unknown> };
+  /** Absent: always healthy (the process is up). */
+  liveness?: () => { healthy: boolean; detail: Record<string, unknown> };
   log: Logger;
 }
 
@@ -21,7 +25,7 @@ export interface ProbeServer {
 }
 
 export async function startProbeServer(options: ProbeServerOptions): Promise<ProbeServer> {
-  const { metrics, readiness, log } = options;
+  const { metrics, readiness, liveness, log } = options;
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -29,7 +33,12 @@ export async function startProbeServer(options: ProbeServerOptions): Promise<Pro
       return;
     }
     if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      if (!liveness) {
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+        return;
+      }
+      const state = liveness();
+      res.writeHead(state.healthy ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(state)}\n`);
     } else if (path === '/readyz') {
       const state = readiness();
       res.writeHead(state.ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(state)}\n`);

@@ -49,6 +49,12 @@ const DEFAULT_TIMING: ElectorTiming = { leaseDurationMs: 15_000, renewDeadlineMs
 
 export interface Leadership {
   isLeader(): boolean;
+  /**
+   * Milliseconds before this replica stops acting on its own if it cannot renew (0 when not
+   * leading; Infinity without leader election). A write sent while leading is given at most this
+   * long, so it cannot still be in flight when a follower may take over.
+   */
+  remainingMs?(): number;
 }
 
 export interface ElectorOptions {
@@ -62,7 +68,7 @@ export interface ElectorOptions {
 }
 
 /** Without leader election (--no-leader-elect): always the leader. */
-export const alwaysLeader: Leadership = { isLeader: () => true };
+export const alwaysLeader: Leadership = { isLeader: () => true, remainingMs: () => Infinity };
 
 export class LeaderElector implements Leadership {
   private readonly timing: ElectorTiming;
@@ -81,7 +87,12 @@ export class LeaderElector implements Leadership {
   }
 
   isLeader(): boolean {
-    return this.leading && this.options.clock.now() - this.lastRenew < this.timing.renewDeadlineMs;
+    return this.remainingMs() > 0;
+  }
+
+  remainingMs(): number {
+    if (!this.leading) return 0;
+    return Math.max(0, this.lastRenew + this.timing.renewDeadlineMs - this.options.clock.now());
   }
 
   start(): void {

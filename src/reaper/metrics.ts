@@ -29,7 +29,7 @@ export class ReaperMetrics {
     });
     this.removals = new Counter({
       name: name('removals_total'),
-      help: 'Pod removals attempted, by action (delete, evict), result (removed; blocked: a PodDisruptionBudget refused the eviction; failed) and reason.',
+      help: 'Pod removals attempted, by action (delete, evict), result (removed; blocked: a PodDisruptionBudget refused the eviction; throttled: the API server answered 429 without naming a PodDisruptionBudget; failed) and reason.',
       labelNames: ['action', 'result', 'reason'],
       registers,
     });
@@ -47,13 +47,13 @@ export class ReaperMetrics {
     });
     this.rateLimited = new Counter({
       name: name('rate_limited_total'),
-      help: 'Removals that waited for the rate limit, by the limit that made them wait (cluster, node).',
+      help: 'Removals deferred by the rate limit (each pod once per wait), by the limit that made them wait (cluster, node).',
       labelNames: ['scope'],
       registers,
     });
     this.rateLimitWaitSeconds = new Counter({
       name: name('rate_limit_wait_seconds_total'),
-      help: 'Time spent waiting for the removal rate limit.',
+      help: 'Waits announced for the removal rate limit (the time each deferred pod had to wait, as announced).',
       registers,
     });
     this.evaluations = new Counter({ name: name('evaluations_total'), help: 'Evaluations of the cluster view run.', registers });

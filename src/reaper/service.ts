@@ -51,6 +51,16 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
   const live = startLiveView(kc, config, log, { withReaperCaches: true, onChange: () => onChange() });
   metrics.trackCaches(() => ({ ...live.view.syncState(), ...live.view.reaperSyncState() }));
 
+  // Without these CRDs the reaper acts on nothing: no CiliumEndpoints would make every pod look
+  // unmanaged (no CiliumNodes makes no node Cilium-ready). The webhook's view treats them as empty.
+  const crdMissing = (): string[] =>
+    (
+      [
+        ['ciliumEndpoints', 'ciliumendpoints.cilium.io'],
+        ['ciliumnodes', 'ciliumnodes.cilium.io'],
+      ] as const
+    ).flatMap(([cache, crd]) => (live.crdMissing(cache) ? [crd] : []));
+
   let reaper: Reaper | undefined;
   const elector = options.lease
     ? new LeaderElector({
@@ -77,6 +87,7 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
     log,
     identity,
     dryRun: options.dryRun,
+    crdMissing,
   });
   onChange = () => reaper?.changed();
   const unwatch = () => {
@@ -89,7 +100,14 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
       ...options.probe,
       metrics,
       log,
-      readiness: () => ({ ready: isReaperSynced(live.view), detail: { ...live.view.syncState(), ...live.view.reaperSyncState() } }),
+      readiness: () => {
+        const missing = crdMissing();
+        return {
+          ready: isReaperSynced(live.view) && missing.length === 0,
+          detail: { ...live.view.syncState(), ...live.view.reaperSyncState(), ...(missing.length > 0 ? { crdMissing: missing } : {}) },
+        };
+      },
+      liveness: () => reaper.health(),
     });
   } catch (err) {
     unwatch();

@@ -22,7 +22,7 @@ import { startReaperService, type ReaperService } from '../../src/reaper/service
 import { POD_CIDR, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 
 const CRDS = ['ciliumnodes', 'ciliumendpoints'].map((name) => fileURLToPath(new URL(`./crds/${name}.yaml`, import.meta.url)));
-const NODES = ['node-race-1', 'node-race-2', 'node-race-3'];
+const NODES = ['node-race-1', 'node-race-2', 'node-race-3', 'node-race-4'];
 const LEASE = { namespace: 'cilium-migration-guard', name: 'reaper-e2e' };
 const within = { timeout: 30_000, interval: 200 };
 const REAPER = { gracePeriodSeconds: 1, resyncSeconds: 5, debounceMs: 200 };
@@ -39,6 +39,7 @@ interface EventJson {
   reportingComponent: string;
   reportingInstance: string;
   involvedObject: { kind: string; name: string; uid?: string };
+  related?: { kind: string; namespace?: string; name: string; uid?: string };
 }
 interface AuditEvent {
   verb: string;
@@ -121,9 +122,9 @@ describe('reaper against kube-apiserver + kwok', () => {
    * The race on `node`: `early` pods start first; then the Cilium agent turns Ready; then a
    * Cilium-managed pod "<early>-cilium" gets each early pod's IP and a CiliumEndpoint.
    */
-  async function race(node: string, early: Array<{ name: string; owned: boolean }>) {
+  async function race(node: string, early: Array<{ name: string; owned: boolean; labels?: Record<string, string> }>) {
     await apply({ apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name: node }, spec: { ipam: { podCIDRs: [POD_CIDR] } } });
-    const victims = await Promise.all(early.map((p) => runPod(p.name, node, p.owned)));
+    const victims = await Promise.all(early.map((p) => runPod(p.name, node, p.owned, p.labels ? { labels: p.labels } : {})));
     // Timestamps have second precision: make "started before Cilium was ready" unambiguous.
     const lastStart = Math.max(...victims.map((v) => Date.parse(v.status!.startTime!)));
     await sleep(Math.max(0, lastStart + 1_100 - Date.now()));
@@ -176,6 +177,13 @@ describe('reaper against kube-apiserver + kwok', () => {
     services.set(identity, service);
     await waitFor(`${identity} ready`, async () => ((await fetch(`${service.probe.url}/readyz`)).status === 200 ? true : undefined));
     return service;
+  }
+
+  /** A sample's value on a replica's /metrics (0 when absent). */
+  async function metricValue(identity: string, sample: string): Promise<number> {
+    const text = await (await fetch(`${services.get(identity)!.probe.url}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+    return line ? Number(line.slice(sample.length + 1)) : 0;
   }
 
   async function stopReplica(identity: string) {
@@ -267,8 +275,23 @@ describe('reaper against kube-apiserver + kwok', () => {
     expect(evicted.reportingInstance).toBe(leaders[0]);
     expect(evicted.message).toMatch(/^evicted by the reaper: IP \S+ is also held by default\/web-early-cilium/);
 
-    // Exactly one eviction, with the uid precondition, and no delete.
-    await sleep(2_000); // let a second actor, if there were one, show itself
+    // The node got its own Event for this removal, naming the pod.
+    const nodeEvent = await waitFor('an Evict Event on the node', async () =>
+      (await events('default', NODES[0]!)).find((e) => e.involvedObject.kind === 'Node' && e.action === 'Evict' && e.related?.name === 'web-early'),
+    );
+    expect(nodeEvent.message).toMatch(/^pod default\/web-early: evicted by the reaper/);
+    expect(nodeEvent.reportingInstance).toBe(leaders[0]);
+
+    // Exactly one eviction, with the uid precondition, and no delete — checked only after BOTH
+    // replicas have evaluated the cluster twice more since the eviction: each of those passes was
+    // a chance for a second actor (the follower, or the leader again) to evict it.
+    const follower = [...services.keys()].find((id) => id !== leaders[0])!;
+    const evaluations = (id: string) => metricValue(id, 'cmg_reaper_evaluations_total');
+    const base = { leader: await evaluations(leaders[0]!), follower: await evaluations(follower) };
+    await waitFor('two more evaluations on each replica', async () =>
+      (await evaluations(leaders[0]!)) >= base.leader + 2 && (await evaluations(follower)) >= base.follower + 2 ? true : undefined,
+    );
+    expect(services.get(follower)!.isLeader()).toBe(false);
     const writes = audit('web-early');
     expect(writes.map((e) => [e.verb, e.objectRef?.subresource, e.responseStatus?.code])).toEqual([['create', 'eviction', 201]]);
     expect(writes[0]!.requestObject?.deleteOptions?.preconditions?.uid).toBe(race1.victims[0]!.metadata.uid);
@@ -296,8 +319,9 @@ describe('reaper against kube-apiserver + kwok', () => {
     const stoppedAt = Date.now();
     await stopReplica(leader);
     await waitFor(`${follower} leading`, async () => (services.get(follower)!.isLeader() ? true : undefined));
-    // Released, so no wait for expiry (15 s): the follower's next retry (2 s) takes it.
-    expect(Date.now() - stoppedAt).toBeLessThan(8_000);
+    // Released, so no wait for expiry: the follower's next retry (every 2 s) takes it. Taking it
+    // over by expiry instead would need the full lease duration (15 s) from the last renewal.
+    expect(Date.now() - stoppedAt).toBeLessThan(15_000);
 
     const race2 = await race(NODES[1]!, [{ name: 'api-early', owned: true }]);
     const evicted = await waitFor('an Evict Event on api-early', async () => (await events('default', 'api-early')).find((e) => e.action === 'Evict'));
@@ -319,6 +343,31 @@ describe('reaper against kube-apiserver + kwok', () => {
     expect((await getPod('default', 'job-early-cilium'))?.metadata.deletionTimestamp).toBeUndefined();
     await stopReplica('deleter');
     expect(logs.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([]);
+  });
+
+  it('a PodDisruptionBudget refuses the eviction: the pod stays, EvictBlocked is recorded and counted', async () => {
+    // No kube-controller-manager here: the PDB's status is never computed (observedGeneration 0 <
+    // generation 1), and kube-apiserver refuses every eviction of a pod it selects with 429 and a
+    // DisruptionBudget cause ("still being processed") — the same answer as disruptionsAllowed 0.
+    await apply({
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { name: 'guarded', namespace: 'default' },
+      spec: { minAvailable: 1, selector: { matchLabels: { app: 'guarded' } } },
+    });
+    await startReplica('pdb', { config: parseConfig({ reaper: REAPER }) });
+    const race4 = await race(NODES[3]!, [{ name: 'guarded-early', owned: true, labels: { app: 'guarded' } }]);
+    const blocked = await waitFor('an EvictBlocked Event on guarded-early', async () => (await events('default', 'guarded-early')).find((e) => e.action === 'EvictBlocked'));
+    expect(blocked.message).toMatch(/^eviction refused by a PodDisruptionBudget, will retry: IP \S+ is also held by .*default\/guarded-early-cilium/);
+    const refused = audit('guarded-early');
+    expect(refused.length).toBeGreaterThanOrEqual(1);
+    expect(refused.map((e) => [e.verb, e.objectRef?.subresource, e.responseStatus?.code])).toEqual(refused.map(() => ['create', 'eviction', 429]));
+    expect(await metricValue('pdb', 'cmg_reaper_removals_total{action="evict",result="blocked",reason="DuplicatePodIP"}')).toBeGreaterThanOrEqual(1);
+    expect(await metricValue('pdb', 'cmg_reaper_removals_total{action="evict",result="removed",reason="DuplicatePodIP"}')).toBe(0);
+    const pod = await getPod('default', 'guarded-early');
+    expect(pod?.metadata.uid).toBe(race4.victims[0]!.metadata.uid);
+    expect(pod?.metadata.deletionTimestamp).toBeUndefined();
+    await stopReplica('pdb');
   });
 
   it('the `reaper` command: probes on its port, and SIGTERM releases the Lease and exits 0', async () => {

@@ -111,7 +111,11 @@ describe('deployments', () => {
     expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(maxTimeout + preStop + 20); // 20 s: server drain deadline
     expect(container.args[0]).toBe('serve');
     expect(flag(webhook, 'webhook-config')).toBe(CONFIGURATION_NAME);
-    expect(flag(webhook, 'port')).toBe('8443');
+    // The server listens where the container port says: the CLI's own default, and CMG_PORT
+    // where the host-network component sets one.
+    const env = Object.fromEntries((container.env ?? []).filter((e: Any) => 'value' in e).map((e: Any) => [e.name, e.value]));
+    const listens = parseServeFlags((container.args as string[]).slice(1), env).port;
+    expect(String(container.ports[0].containerPort)).toBe(listens);
     // The cert dir is a writable emptyDir, not the Secret: the webhook writes it.
     const certs = pod.volumes.find((v: Any) => v.name === 'certs');
     expect(certs.emptyDir).toBeDefined();

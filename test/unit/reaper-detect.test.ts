@@ -108,6 +108,45 @@ describe('detect(): one pod, one rule at a time', () => {
     expect(d.nodes.flatMap((n) => n.unmanaged).find((x) => x.pod.name === 'b' && ceps?.includes(cepB))).toBeUndefined();
   });
 
+  describe('dual-stack and IPv6 (audit item 9)', () => {
+    const dual = (name: string, v4: string, v6: string, start: number): PodInfo => {
+      const p = pod({ name, ip: v4, start });
+      return { ...p, status: { ...p.status, podIP: v4, podIPs: [{ ip: v4 }, { ip: v6 }] } };
+    };
+    const cep6 = (name: string, addressing: Array<{ ipv4?: string; ipv6?: string }>) => ({ metadata: { name, namespace: 'default' }, status: { state: 'ready', networking: { addressing } } });
+
+    it('a dual-stack pod whose CEP holds both families (ipv4 and ipv6 in one entry) is managed', () => {
+      const a = dual('a', '10.0.0.7', 'fd00::7', 5);
+      const d = detect(world({ pods: [a, B], ceps: [cepB, cep6('a', [{ ipv4: '10.0.0.7', ipv6: 'fd00::7' }])] }), defaultConfig, LATER);
+      expect(d.nodes[0]!.unmanaged.map((x) => x.pod.name)).not.toContain('a');
+    });
+
+    it('a dual-stack pod whose CEP lists only its IPv6 address is managed', () => {
+      const a = dual('a', '10.0.0.7', 'fd00::7', 5);
+      const d = detect(world({ pods: [a, B], ceps: [cepB, cep6('a', [{ ipv6: 'fd00::7' }])] }), defaultConfig, LATER);
+      expect(d.nodes[0]!.unmanaged.map((x) => x.pod.name)).not.toContain('a');
+    });
+
+    it('compares IPs canonically: fd00:0:0::1 in the CEP is the pod\'s fd00::1', () => {
+      const a = dual('a', '10.0.0.7', 'fd00::1', 5);
+      const d = detect(world({ pods: [a, B], ceps: [cepB, cep6('a', [{ ipv6: 'fd00:0:0::1' }])] }), defaultConfig, LATER);
+      expect(d.nodes[0]!.unmanaged.map((x) => x.pod.name)).not.toContain('a');
+    });
+
+    it('compares IPs canonically for ipam.used owners and for duplicates', () => {
+      const a = pod({ name: 'a', ip: 'fd00:0::a', start: 5 });
+      const other = pod({ name: 'b', ip: 'FD00::A', start: 60 });
+      const owned = detect(
+        world({ pods: [a], nodes: [{ name: 'node-a', ciliumNode: ciliumNode('node-a', { status: { ipam: { used: { 'fd00:0:0:0::a': { owner: 'default/a' } } } } }) }] }),
+        defaultConfig,
+        LATER,
+      );
+      expect(owned.nodes[0]!.unmanaged).toEqual([]);
+      const dup = detect(world({ pods: [a, other], ceps: [cep6('b', [{ ipv6: 'fd00::a' }])] }), defaultConfig, LATER);
+      expect(dup.findings.map((f) => [f.pod.name, f.reason])).toEqual([['a', 'DuplicatePodIP']]);
+    });
+  });
+
   it('finds duplicates across nodes (overlapping pod CIDRs)', () => {
     const view = world({ nodes: [{ name: 'node-a' }, { name: 'node-b', migrated: false }], pods: [pod(A), pod({ name: 'b', node: 'node-b', ip: '10.0.0.7', start: 1 })] });
     const finding = detect(view, defaultConfig, LATER).findings[0]!;
