@@ -139,9 +139,11 @@ function clientErrorMessage(error: FastifyError, contentType: string | undefined
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return 'Content-Length does not match the body that was sent';
     default:
-      // The JSON parser's SyntaxError and the prototype-poisoning guard carry a useful message.
+      // The parser's message quotes the body; only where it broke is kept (no object bodies in
+      // replies or logs). The prototype-poisoning guard's message names no content.
       if (error instanceof SyntaxError || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
-        return `request body is not valid JSON: ${error.message}`;
+        const position = /position (\d+)/.exec(error.message)?.[1];
+        return `request body is not valid JSON${position ? ` (at byte ${position})` : ''}`;
       }
       return error.message;
   }

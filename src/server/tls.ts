@@ -94,6 +94,18 @@ function validFor(days: number): { notBefore: Date; notAfter: Date } {
   return { notBefore: new Date(now - 5 * 60_000), notAfter: new Date(now + days * DAY_MS) };
 }
 
+/** A locally generated pair is renewed this long before it expires; a pair you supply never is. */
+export const LOCAL_RENEW_BEFORE_MS = 7 * DAY_MS;
+
+/** Is the pair in `dir` one we generated (signed by the CA whose key is there) and close to expiry? */
+async function ownPairExpiring(dir: string, certFile: string): Promise<boolean> {
+  const ca = await loadCa(dir);
+  if (!ca) return false;
+  const cert = new X509Certificate(await readFile(certFile, 'utf8'));
+  if (!cert.checkIssued(new X509Certificate(ca.cert))) return false;
+  return new Date(cert.validTo).getTime() - Date.now() < LOCAL_RENEW_BEFORE_MS;
+}
+
 /** Loads a CA pair if both files are there and usable; undefined otherwise. */
 async function loadCa(dir: string): Promise<{ cert: string; key: string } | undefined> {
   const certPath = join(dir, CA_CERT_FILE);
@@ -115,7 +127,7 @@ export async function ensureServingCert(dir: string, options: ServingCertOptions
   const keyFile = join(dir, KEY_FILE);
   const caFile = join(dir, CA_CERT_FILE);
   const [haveCert, haveKey] = [await exists(certFile), await exists(keyFile)];
-  if (haveCert && haveKey) {
+  if (haveCert && haveKey && !(await ownPairExpiring(dir, certFile))) {
     const caPem = (await exists(caFile)) ? await readFile(caFile, 'utf8') : undefined;
     return caPem === undefined ? { certFile, keyFile, generated: false } : { certFile, keyFile, caFile, caPem, generated: false };
   }

@@ -168,9 +168,10 @@ describe('admission server', () => {
         .post('/validate/pods')
         .ca(caPem)
         .set('content-type', 'application/json')
-        .send('{"apiVersion": "admission.k8s.io/v1", ');
+        .send('secret-token {"apiVersion": "admission.k8s.io/v1"}'); // JSON.parse itself would quote this body
       expect(res.status).toBe(400);
       expect((res.body as { error: string }).error).toMatch(/not valid JSON/);
+      expect(JSON.stringify(res.body)).not.toContain('secret'); // the body is never echoed
     });
 
     it('answers an empty JSON body with 400', async () => {

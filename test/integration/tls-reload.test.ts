@@ -249,6 +249,26 @@ describe('ensureServingCert', () => {
     expect(new X509Certificate(await readFile(join(dir, 'tls.crt'))).checkIssued(new X509Certificate(caBefore))).toBe(true);
   });
 
+  it('renews a pair it generated once it is within a week of expiry, keeping the CA', async () => {
+    const dir = join(root, 'short-lived');
+    await ensureServingCert(dir, { validityDays: 1 });
+    const first = await readFile(join(dir, 'tls.crt'), 'utf8');
+    const caBefore = await readFile(join(dir, 'ca.crt'), 'utf8');
+    const again = await ensureServingCert(dir);
+    expect(again.generated).toBe(true);
+    expect(await readFile(join(dir, 'tls.crt'), 'utf8')).not.toBe(first);
+    expect(await readFile(join(dir, 'ca.crt'), 'utf8')).toBe(caBefore);
+  });
+
+  it('never replaces a pair it did not generate, however close to expiry', async () => {
+    const dir = join(root, 'supplied');
+    await ensureServingCert(dir, { validityDays: 1 });
+    await rm(join(dir, 'ca.key')); // a pair handed over without its CA key: not ours to renew
+    const before = await readFile(join(dir, 'tls.crt'), 'utf8');
+    expect((await ensureServingCert(dir)).generated).toBe(false);
+    expect(await readFile(join(dir, 'tls.crt'), 'utf8')).toBe(before);
+  });
+
   it('refuses to complete half a pair', async () => {
     const dir = join(root, 'half');
     await mkdir(dir);
