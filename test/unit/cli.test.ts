@@ -31,6 +31,18 @@ function capture() {
   };
 }
 
+/** A usage mistake: exit code 2, the reason, and the usage text, on stderr. */
+async function exitsTwoSaying(argv: string[], reason: string): Promise<void> {
+  const io = capture();
+  try {
+    expect(await main(argv)).toBe(2);
+  } finally {
+    io.restore();
+  }
+  expect(io.err).toContain(reason);
+  expect(io.err).toContain('Usage:');
+}
+
 describe('cli', () => {
   let dir: string;
   beforeAll(async () => {
@@ -57,16 +69,7 @@ describe('cli', () => {
     [['serve', '--port', 'abc'], '--port must be 0-65535'],
     [['serve', '--log-level', 'loud'], '--log-level must be one of'],
     [['serve', '--no-such-flag'], "Unknown option '--no-such-flag'"],
-  ])('a usage mistake %j exits 2 with the reason and the usage', async (argv, reason) => {
-    const io = capture();
-    try {
-      expect(await main(argv)).toBe(2);
-    } finally {
-      io.restore();
-    }
-    expect(io.err).toContain(reason);
-    expect(io.err).toContain('Usage:');
-  });
+  ])('a usage mistake %j exits 2 with the reason and the usage', (argv, reason) => exitsTwoSaying(argv, reason));
 
   it('a bad config or snapshot exits 1 with one clear line, before listening', async () => {
     await writeFile(join(dir, 'bad.yaml'), 'onConflict: maybe\n');
@@ -157,14 +160,7 @@ describe('flags from CMG_* environment variables', () => {
     [['report'], { CMG_TIMEOUT: '-1' }, 'CMG_TIMEOUT must be a positive number'],
   ])('%j with a bad variable %j exits 2 naming it', async (argv, env, reason) => {
     for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
-    const io = capture();
-    try {
-      expect(await main(argv)).toBe(2);
-    } finally {
-      io.restore();
-    }
-    expect(io.err).toContain(reason);
-    expect(io.err).toContain('Usage:');
+    await exitsTwoSaying(argv, reason);
   });
 
   it('a value from the command line is named as the flag in errors, even with the variable set', async () => {
