@@ -6,6 +6,26 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export const METRIC_PREFIX = 'cmg_';
 
+/** Labels of cmg_ca_certificate_expiry_timestamp_seconds: one series per CA in the trust bundle. */
+export type CaExpiryLabelName = 'fingerprint' | 'signing';
+
+/**
+ * When each CA of the webhook's trust bundle (the Secret's ca.crt, injected as caBundle) expires,
+ * in Unix seconds; set by the certificate controller (src/certs/controller.ts) after every pass.
+ * One series per CA, labelled with its SHA-256 fingerprint and whether it is the signing CA (the
+ * one whose key is ca.key): during a CA rotation the retiring CA stays in the bundle until it has
+ * expired, by design, so "the oldest CA" would page on every healthy rotation; the signing CA's
+ * expiry is the one that must never come close (its successor is added 90 days before).
+ */
+export function caCertificateExpiryGauge(registers: Registry[]): Gauge<CaExpiryLabelName> {
+  return new Gauge({
+    name: `${METRIC_PREFIX}ca_certificate_expiry_timestamp_seconds`,
+    help: 'When each CA of the webhook trust bundle (caBundle) expires (Unix seconds), by SHA-256 fingerprint; signing="true" for the CA that signs new serving certificates.',
+    labelNames: ['fingerprint', 'signing'],
+    registers,
+  });
+}
+
 /** How an admission request ended. `error` is a handler failure (HTTP 500); `bad_request` a 4xx. */
 export type AdmissionOutcome = 'allowed' | 'denied' | 'patched' | 'error' | 'bad_request';
 

@@ -4,13 +4,13 @@
 // election: concurrent replicas plan the same step, one write wins, the others adopt it.
 
 import type { KubeConfig } from '@kubernetes/client-node';
-import { Counter, type Registry } from 'prom-client';
+import { Counter, type Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../logger.js';
-import { METRIC_PREFIX } from '../metrics.js';
+import { METRIC_PREFIX, caCertificateExpiryGauge, type CaExpiryLabelName } from '../metrics.js';
 import { CaBundleInjector, allTrust, type ConfigKind, type ConfigSnapshot } from './ca-bundle.js';
 import { syncPair } from './files.js';
 import { nextMaterial } from './issue.js';
-import { DEFAULT_POLICY, planRotation, validatePolicy, type CertPolicy, type Plan } from './plan.js';
+import { DEFAULT_POLICY, inspect, planRotation, validatePolicy, type CertMaterial, type CertPolicy, type Plan } from './plan.js';
 import { SecretStore, type SecretRef, type StoredMaterial } from './secret.js';
 
 export interface CertControllerOptions {
@@ -51,6 +51,7 @@ export class CertController {
   private readonly now: () => Date;
   private readonly log: Logger;
   private readonly passes: Counter<'result'>;
+  private readonly caExpiry: Gauge<CaExpiryLabelName>;
   private readonly pairListeners: Array<() => void | Promise<void>> = [];
   private running: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
@@ -68,6 +69,7 @@ export class CertController {
       labelNames: ['result'],
       registers: options.registry ? [options.registry] : [],
     });
+    this.caExpiry = caCertificateExpiryGauge(options.registry ? [options.registry] : []);
   }
 
   /** One pass; passes never overlap. */
@@ -167,12 +169,23 @@ export class CertController {
     }
     if (!stored) throw new Error('the certificate Secret disappeared while it was being written');
     if (plan?.action !== 'keep') this.log.warn({ plan }, 'certificate lifecycle did not settle in one pass; continuing next pass');
+    this.recordCaExpiry(stored.material);
 
     const wrotePair = await syncPair(this.options.certDir, stored.material);
     if (wrotePair) for (const listener of this.pairListeners) await listener();
     const { patched, conflicts } = await this.inject(configs, stored);
     const nextAt = plan?.action === 'keep' && conflicts.length === 0 ? plan.nextAt : this.now();
     return { steps, wrotePair, patched, caBundle: stored.material.caBundle, nextAt };
+  }
+
+  /** One series per CA of the bundle now in the Secret; a pruned CA's series goes with it. */
+  private recordCaExpiry(material: CertMaterial): void {
+    const state = inspect(material);
+    this.caExpiry.reset();
+    if (typeof state === 'string') return;
+    for (const ca of state.cas) {
+      this.caExpiry.set({ fingerprint: ca.x509.fingerprint256, signing: String(ca === state.signer) }, ca.notAfter.getTime() / 1000);
+    }
   }
 
   private async inject(configs: ConfigSnapshot[], stored: StoredMaterial): Promise<{ patched: ConfigKind[]; conflicts: ConfigKind[] }> {

@@ -1,12 +1,15 @@
 // The install, proven on a real kube-apiserver (test/harness/controlplane.ts):
 // - manifests/ and its overlays render, and the API server accepts them (server-side dry-run);
 // - RBAC applied for real: each ServiceAccount may make exactly its calls (kubectl auth can-i);
+// - `node dist/cli.js reaper` with the reaper's ServiceAccount token syncs its caches, evicts an
+//   early pod, records Events and holds its Lease, and no call it makes is forbidden;
 // - two `node dist/cli.js serve` replicas, started together with the webhook's ServiceAccount
 //   token, create ONE certificate Secret, inject its CA into both webhook configurations, and
 //   serve admission called by the API server;
-// - certificate rotation (serving renewals, a CA rotation with old+new CA, a prune) under a
-//   bounded load of direct HTTPS requests and DaemonSet creates through the API server: no
-//   request fails.
+// - certificate rotation (serving renewals, a CA rotation with old+new CA, a prune) with two
+//   replicas sharing the Secret, under a bounded load of direct HTTPS requests to both and
+//   DaemonSet creates through the API server: no request fails, and every Secret version is
+//   exactly one replica's one step.
 // The webhook configurations use url clientConfig to 127.0.0.1 (a Service would resolve to a
 // ClusterIP nothing routes here); everything else is what manifests/ installs.
 
@@ -19,11 +22,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig, Watch, type V1Secret } from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertController } from '../../src/certs/controller.js';
-import { inspect, splitPem } from '../../src/certs/plan.js';
+import { inspect, splitPem, type CertMaterial } from '../../src/certs/plan.js';
 import { openView, type ViewSource } from '../../src/commands/common.js';
 import { loadConfigFile } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
@@ -33,15 +36,16 @@ import { startServer, type ServerHandle } from '../../src/server/serve.js';
 import { servingCertSans } from '../../src/server/tls.js';
 import { daemonSetAffinityHandler } from '../../src/webhooks/daemonset-affinity.js';
 import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { POD_CIDR, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 import { daemonSetRequest, review } from '../support/reviews.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const CRD = fileURLToPath(new URL('./crds/ciliumnodes.yaml', import.meta.url));
+const CRDS = ['ciliumnodes', 'ciliumendpoints'].map((name) => fileURLToPath(new URL(`./crds/${name}.yaml`, import.meta.url)));
 const NS = 'cilium-migration-guard';
 const SECRET = 'cilium-migration-guard-tls';
 const WEBHOOK_SA = 'cilium-migration-guard-webhook';
 const REAPER_SA = 'cilium-migration-guard-reaper';
+const REAPER_LEASE = 'cilium-migration-guard-reaper'; // the reaper's default --lease-name, the one its Role names
 const CONFIG_FILE = join(root, 'manifests/base/config.yaml');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -80,19 +84,6 @@ function post(url: string, ca: string, body: unknown): Promise<{ status: number;
   });
 }
 
-/** A minimal CiliumEndpoint CRD (namespaced, cilium.io/v2): kubectl auth can-i resolves resources by discovery. */
-const CILIUM_ENDPOINT_CRD = {
-  apiVersion: 'apiextensions.k8s.io/v1',
-  kind: 'CustomResourceDefinition',
-  metadata: { name: 'ciliumendpoints.cilium.io' },
-  spec: {
-    group: 'cilium.io',
-    scope: 'Namespaced',
-    names: { plural: 'ciliumendpoints', singular: 'ciliumendpoint', kind: 'CiliumEndpoint', listKind: 'CiliumEndpointList', shortNames: ['cep'] },
-    versions: [{ name: 'v2', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
-  },
-};
-
 /** A DaemonSet the aws preset gives the `legacy` role: the webhook patches it. */
 function awsNode(name: string, namespace: string) {
   return {
@@ -120,8 +111,10 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
   let saKubeconfig = '';
   const replicas: Replica[] = [];
   let view: ViewSource | undefined;
-  let server: ServerHandle | undefined;
-  let certs: CertController | undefined;
+  /** The in-process replicas of the rotation test. */
+  const rotating: Array<{ certs: CertController; server?: ServerHandle }> = [];
+  let secretWatch: AbortController | undefined;
+  let reaper: { proc: ChildProcess; exited: Promise<number | null> } | undefined;
 
   const plane = (): ControlPlane => {
     if (!cp) throw new Error('control plane not started');
@@ -154,6 +147,25 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
         .join('---\n'),
     );
 
+  /** A kubeconfig that authenticates as the ServiceAccount `sa`, with a token from the API server (TokenRequest). */
+  const kubeconfigFor = async (sa: string): Promise<string> => {
+    const token = (await kubectl(['create', 'token', sa, '-n', NS, '--duration=1h'])).stdout.trim();
+    const path = join(work, `${sa}.kubeconfig`);
+    await writeFile(
+      path,
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'cmg', cluster: { server: plane().server, 'certificate-authority': plane().caFile } }],
+        users: [{ name: sa, user: { token } }],
+        contexts: [{ name: 'cmg', context: { cluster: 'cmg', user: sa } }],
+        'current-context': 'cmg',
+      }),
+      { mode: 0o600 },
+    );
+    return path;
+  };
+
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'cmg-install-'));
     const build = promisify(execFile)('npm', ['run', 'build'], { cwd: root, timeout: 180_000 });
@@ -162,16 +174,18 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
       log: (l) => process.stderr.write(`[controlplane] ${l}\n`),
     });
     await build;
-    await kubectl(['apply', '-f', CRD]);
-    await kubectl(['apply', '-f', '-'], stringify(CILIUM_ENDPOINT_CRD));
+    for (const crd of CRDS) await kubectl(['apply', '-f', crd]);
     await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/ciliumnodes.cilium.io', 'crd/ciliumendpoints.cilium.io']);
   }, 40 * 60_000);
 
   afterAll(async () => {
-    certs?.stop();
-    await server?.close();
+    secretWatch?.abort();
+    for (const r of rotating) {
+      r.certs.stop();
+      await r.server?.close();
+    }
     await view?.stop();
-    for (const r of replicas) {
+    for (const r of [...replicas, ...(reaper ? [reaper] : [])]) {
       r.proc.kill('SIGTERM');
       await Promise.race([r.exited, sleep(10_000)]);
       if (r.proc.exitCode === null) r.proc.kill('SIGKILL');
@@ -280,21 +294,124 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
     );
   });
 
-  it('two `serve` replicas with the webhook token: one Secret, the same CA, caBundle injected, admission served', async () => {
-    const token = (await kubectl(['create', 'token', WEBHOOK_SA, '-n', NS, '--duration=1h'])).stdout.trim();
-    saKubeconfig = join(work, 'webhook.kubeconfig');
-    await writeFile(
-      saKubeconfig,
-      stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'cmg', cluster: { server: plane().server, 'certificate-authority': plane().caFile } }],
-        users: [{ name: WEBHOOK_SA, user: { token } }],
-        contexts: [{ name: 'cmg', context: { cluster: 'cmg', user: WEBHOOK_SA } }],
-        'current-context': 'cmg',
-      }),
-      { mode: 0o600 },
+  it('the `reaper` command with the reaper ServiceAccount token: syncs, evicts an early pod, records Events, holds the Lease, no 403', async () => {
+    // Before any webhook is registered: the pod webhook would otherwise refuse the early pod.
+    const reaperKubeconfig = await kubeconfigFor(REAPER_SA);
+    const NODE = 'node-cilium';
+    const apply = (obj: unknown) => kubectl(['apply', '-f', '-'], JSON.stringify(obj));
+    const podJson = async (namespace: string, name: string): Promise<any> => {
+      const r = await plane().api('GET', `/api/v1/namespaces/${namespace}/pods/${name}`);
+      if (r.status === 404) return undefined;
+      if (r.status !== 200) throw new Error(`GET pod ${namespace}/${name}: ${r.status} ${r.body}`);
+      return JSON.parse(r.body);
+    };
+    const poll = async <T>(what: string, fn: () => Promise<T | undefined>, check?: () => void): Promise<T> => {
+      for (let i = 0; i < 150; i++) {
+        check?.();
+        const value = await fn().catch(() => undefined);
+        if (value !== undefined) return value;
+        await sleep(200);
+      }
+      throw new Error(`timed out waiting for ${what}`);
+    };
+    const running = (namespace: string, name: string) =>
+      poll(`pod ${namespace}/${name} running`, async () => {
+        const pod = await podJson(namespace, name);
+        return pod?.status?.podIP && pod.status.startTime && pod.status.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True') ? pod : undefined;
+      });
+    const pod = (name: string, namespace: string, extra: Record<string, unknown> = {}, spec: Record<string, unknown> = {}) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace, labels: { app: 'web' }, ...extra },
+      spec: { nodeName: NODE, containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }], ...spec },
+    });
+
+    // The early-pod race on a Cilium node (test/e2e/reaper.e2e.test.ts has the full story): a
+    // controller-owned pod gets its IP before the Cilium agent is Ready; then a Cilium-managed pod
+    // gets the same IP and a CiliumEndpoint.
+    await apply({
+      apiVersion: 'apps/v1',
+      kind: 'ReplicaSet',
+      metadata: { name: 'web', namespace: 'default' },
+      spec: { replicas: 0, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] } } },
+    });
+    const owner = (await getJson('/apis/apps/v1/namespaces/default/replicasets/web')).metadata.uid as string;
+    const ownerReferences = [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: owner, controller: true }];
+    await apply({ apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name: NODE }, spec: { ipam: { podCIDRs: [POD_CIDR] } } });
+    await apply(pod('web-early', 'default', { ownerReferences }));
+    const early = await running('default', 'web-early');
+    await sleep(Math.max(0, Date.parse(early.status.startTime) + 1_100 - Date.now())); // startTime has second precision
+    await apply(pod(`cilium-${NODE}`, 'kube-system', { labels: { 'k8s-app': 'cilium' } }, { hostNetwork: true }));
+    await running('kube-system', `cilium-${NODE}`);
+    const ip = early.status.podIP as string;
+    await apply(pod('web-early-cilium', 'default', { ownerReferences }));
+    await running('default', 'web-early-cilium');
+    await kubectl(['patch', 'pod', 'web-early-cilium', '-n', 'default', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { podIP: ip, podIPs: [{ ip }] } })]);
+    await apply({
+      apiVersion: 'cilium.io/v2',
+      kind: 'CiliumEndpoint',
+      metadata: { name: 'web-early-cilium', namespace: 'default' },
+      status: { id: 1001, state: 'ready', networking: { node: '10.255.0.1', addressing: [{ ipv4: ip }] } },
+    });
+
+    // The shipped config, with the grace period and resync shortened for the test; default action (evict).
+    const configFile = join(work, 'reaper-config.yaml');
+    await writeFile(configFile, `${await readFile(CONFIG_FILE, 'utf8')}\nreaper:\n  gracePeriodSeconds: 1\n  resyncSeconds: 5\n  debounceMs: 200\n`);
+    const port = await freePort();
+    const { KUBERNETES_SERVICE_HOST: _inCluster, ...outOfCluster } = process.env;
+    const output: string[] = [];
+    const proc = spawn(
+      process.execPath,
+      ['dist/cli.js', 'reaper', '--kubeconfig', reaperKubeconfig, '--config', configFile, '--lease-namespace', NS, '--identity', 'sa-reaper',
+        '--metrics-host', '127.0.0.1', '--metrics-port', String(port)],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...outOfCluster, KUBECONFIG: '' } },
     );
+    const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+    reaper = { proc, exited };
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => output.push(d));
+    proc.stderr!.setEncoding('utf8').on('data', (d: string) => output.push(d));
+    const alive = () => {
+      if (proc.exitCode !== null) throw new Error(`reaper exited ${proc.exitCode}:\n${output.join('').slice(-3000)}`);
+    };
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      // Ready = every cache synced: list and watch of pods, nodes, CiliumNodes and CiliumEndpoints
+      // with exactly the ClusterRole of manifests/base/rbac-reaper.yaml.
+      await poll('the reaper /readyz 200', async () => ((await fetch(`${url}/readyz`)).status === 200 ? true : undefined), alive);
+      await poll('web-early evicted', async () => {
+        const p = await podJson('default', 'web-early');
+        return !p || p.metadata.deletionTimestamp ? true : undefined;
+      }, alive);
+      const events = async (name: string): Promise<any[]> =>
+        (await getJson(`/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3D${name}`)).items.filter((e: any) => e.reportingComponent === 'cilium-migration-guard');
+      const evict = await poll('an Evict Event on web-early', async () => (await events('web-early')).find((e) => e.action === 'Evict'), alive);
+      expect(evict).toMatchObject({ reason: 'DuplicatePodIP', reportingInstance: 'sa-reaper', involvedObject: { kind: 'Pod', uid: early.metadata.uid } });
+      const nodeEvent = await poll('an Evict Event on the node', async () =>
+        (await events(NODE)).find((e) => e.involvedObject.kind === 'Node' && e.action === 'Evict' && e.related?.name === 'web-early'), alive);
+      expect(nodeEvent.reportingInstance).toBe('sa-reaper');
+      const lease = await getJson(`/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${REAPER_LEASE}`);
+      expect(lease.spec.holderIdentity).toBe('sa-reaper');
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      expect(metrics).toContain('cmg_reaper_removals_total{action="evict",result="removed",reason="DuplicatePodIP"} 1');
+      expect(metrics).toContain('cmg_reaper_leader 1');
+      // The Cilium-managed pod with the same IP stays.
+      expect((await podJson('default', 'web-early-cilium'))?.metadata.deletionTimestamp).toBeUndefined();
+    } finally {
+      proc.kill('SIGTERM');
+      await Promise.race([exited, sleep(20_000)]);
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+    }
+    expect(await exited).toBe(0);
+    const log = output.join('');
+    expect(log).toContain('reaper started');
+    expect(log).toContain('released the lease');
+    // Every call it made was allowed: no 403 anywhere (a denied list/watch would only retry and log).
+    expect(log).not.toMatch(/\b403\b|forbidden/i);
+    expect((await getJson(`/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${REAPER_LEASE}`)).spec.holderIdentity).toBeUndefined();
+  });
+
+  it('two `serve` replicas with the webhook token: one Secret, the same CA, caBundle injected, admission served', async () => {
+    saKubeconfig = await kubeconfigFor(WEBHOOK_SA);
     const [portA, portB] = [await freePort(), await freePort()];
     await registerWebhooks(portA); // replica A is the one the API server calls
 
@@ -355,69 +472,107 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
     expect(await Promise.all(replicas.map((r) => r.exited))).toEqual([0, 0]);
   });
 
-  it('rotates serving certificates and the CA under load with zero failed requests', async () => {
+  it('rotates serving certificates and the CA with two replicas sharing the Secret: one writer per step, zero failed requests', async () => {
     expect(saKubeconfig).not.toBe('');
-    const port = await freePort();
-    await registerWebhooks(port);
+    const [portA, portB] = [await freePort(), await freePort()];
+    await registerWebhooks(portA); // the API server calls replica A; the direct load goes to both
     await plane().api('DELETE', `/api/v1/namespaces/${NS}/secrets/${SECRET}`); // start over with a short-lived CA
     await kubectl(['create', 'namespace', 'load']);
 
-    const kc = new KubeConfig();
-    kc.loadFromFile(saKubeconfig);
+    // Every version of the Secret from here on, with when it arrived: a watch from the list's
+    // resourceVersion misses none.
+    const versions: Array<{ rv: string; at: number; material: CertMaterial }> = [];
+    const watchErrors: string[] = [];
+    const adminKc = new KubeConfig();
+    adminKc.loadFromFile(plane().kubeconfigPath);
+    const listed = await getJson(`/api/v1/namespaces/${NS}/secrets`);
+    let watching = true;
+    secretWatch = await new Watch(adminKc).watch(
+      `/api/v1/namespaces/${NS}/secrets`,
+      { resourceVersion: listed.metadata.resourceVersion, fieldSelector: `metadata.name=${SECRET}` },
+      (type: string, secret: V1Secret) => {
+        if (type !== 'ADDED' && type !== 'MODIFIED') return;
+        const read = (key: string) => Buffer.from(secret.data?.[key] ?? '', 'base64').toString('utf8');
+        versions.push({
+          rv: secret.metadata?.resourceVersion ?? '',
+          at: Date.now(),
+          material: { caBundle: read('ca.crt'), caKey: read('ca.key'), cert: read('tls.crt'), key: read('tls.key') },
+        });
+      },
+      (err: unknown) => {
+        if (watching) watchErrors.push(`the Secret watch ended: ${String(err)}`);
+      },
+    );
+
     const config = loadConfigFile(CONFIG_FILE);
     const logger = createLogger({ level: 'warn' });
-    const metrics = new Metrics({ defaultMetrics: false });
-    const certDir = join(work, 'certs-rotation');
-    // Seconds instead of days: serving renewals every 3 s, the CA renewed 7 s into its 14 s.
-    certs = new CertController({
-      kc,
-      secret: { namespace: NS, name: SECRET },
-      webhookConfig: CONFIGURATION_NAME,
-      certDir,
-      sans: servingCertSans({ namespace: NS }),
-      logger,
-      registry: metrics.registry,
-      intervalMs: 250,
-      policy: { caValidityMs: 14_000, caRenewBeforeMs: 7_000, servingValidityMs: 6_000, servingRenewBeforeMs: 3_000, caOverlapMs: 1_000, backdateMs: 1_000 },
-    });
-    await certs.bootstrap();
     view = await openView({ kubeconfig: saKubeconfig }, config, logger);
-    server = await startServer({
-      handlers: [
-        { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(config) },
-        { path: '/validate/pods', handler: podPlacementHandler(config, view.view, view.reader) },
-      ],
-      readiness: () => ({ ready: true, detail: {} }),
-      metrics,
-      logger,
-      certDir,
-      host: '127.0.0.1',
-      port,
-    });
-    const watcher = server.certWatcher;
+    const source = view;
+    // Seconds instead of days: serving renewals every 3 s, the CA renewed 7 s into its 14 s.
+    const policy = { caValidityMs: 14_000, caRenewBeforeMs: 7_000, servingValidityMs: 6_000, servingRenewBeforeMs: 3_000, caOverlapMs: 1_000, backdateMs: 1_000 };
     const failures: string[] = [];
-    // The invariant itself, checked at the moment each new pair goes into service (a timing-based
-    // load test alone could miss a short window): the API server already trusts its issuer.
-    certs.onPairWritten(async () => {
-      const cert = new X509Certificate(await readFile(join(certDir, 'tls.crt'), 'utf8'));
-      const trusted = splitPem(await caBundleOf('mutating')).map((pem) => new X509Certificate(pem));
-      if (!trusted.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) failures.push(`pair ${cert.fingerprint256} served before its CA was in caBundle`);
-      await watcher.check();
-    });
-    certs.start();
+    // What `serve --cert-secret --webhook-config` composes (src/commands/serve.ts), in-process so
+    // the policy can be seconds: each replica its own client, controller, cert dir, metrics, server.
+    const startReplica = async (name: string, port: number) => {
+      const kc = new KubeConfig();
+      kc.loadFromFile(saKubeconfig);
+      const metrics = new Metrics({ defaultMetrics: false });
+      const certDir = join(work, `certs-rotation-${name}`);
+      const certs = new CertController({
+        kc,
+        secret: { namespace: NS, name: SECRET },
+        webhookConfig: CONFIGURATION_NAME,
+        certDir,
+        sans: servingCertSans({ namespace: NS }),
+        logger,
+        registry: metrics.registry,
+        intervalMs: 250,
+        policy,
+      });
+      const replica: { certs: CertController; server?: ServerHandle } = { certs };
+      rotating.push(replica);
+      await certs.bootstrap();
+      const server = await startServer({
+        handlers: [
+          { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(config) },
+          { path: '/validate/pods', handler: podPlacementHandler(config, source.view, source.reader) },
+        ],
+        readiness: () => ({ ready: true, detail: {} }),
+        metrics,
+        logger,
+        certDir,
+        host: '127.0.0.1',
+        port,
+      });
+      replica.server = server;
+      // The invariant itself, checked at the moment each new pair goes into service (a timing-based
+      // load test alone could miss a short window): the API server already trusts its issuer.
+      certs.onPairWritten(async () => {
+        const cert = new X509Certificate(await readFile(join(certDir, 'tls.crt'), 'utf8'));
+        const trusted = splitPem(await caBundleOf('mutating')).map((pem) => new X509Certificate(pem));
+        if (!trusted.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) failures.push(`${name}: pair ${cert.fingerprint256} served before its CA was in caBundle`);
+        await server.certWatcher.check();
+      });
+      certs.start();
+      return { name, port, certs, metrics, certDir };
+    };
+    // Started together: both race for the create, then for every step.
+    const [a, b] = await Promise.all([startReplica('a', portA), startReplica('b', portB)]);
+    const both = [a, b];
 
-    const fingerprints = new Set<string>();
+    const fingerprints = new Map<string, Set<string>>(both.map((r) => [r.name, new Set<string>()]));
     const body = review(daemonSetRequest(awsNode('aws-node', 'kube-system')));
     const deadline = Date.now() + 17_000;
-    // Direct calls, trusting what the API server trusts: the caBundle of the configuration.
+    // Direct calls to both replicas in turn, trusting what the API server trusts: the caBundle.
     const direct = (async () => {
       for (let i = 0; i < 300 && Date.now() < deadline + 5_000; i++) {
+        const r = both[i % 2]!;
         try {
-          const res = await post(`https://127.0.0.1:${port}/mutate/daemonsets`, await caBundleOf('mutating'), body);
-          fingerprints.add(res.fingerprint);
-          if (res.status !== 200 || JSON.parse(res.body).response?.patchType !== 'JSONPatch') failures.push(`direct ${i}: ${res.status} ${res.body.slice(0, 200)}`);
+          const res = await post(`https://127.0.0.1:${r.port}/mutate/daemonsets`, await caBundleOf('mutating'), body);
+          fingerprints.get(r.name)!.add(res.fingerprint);
+          if (res.status !== 200 || JSON.parse(res.body).response?.patchType !== 'JSONPatch') failures.push(`direct ${r.name} ${i}: ${res.status} ${res.body.slice(0, 200)}`);
         } catch (err) {
-          failures.push(`direct ${i}: ${(err as Error).message}`);
+          failures.push(`direct ${r.name} ${i}: ${(err as Error).message}`);
         }
         await sleep(Math.max(0, (deadline - Date.now()) / (300 - i) - 5));
       }
@@ -434,26 +589,104 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
     })();
     await Promise.all([direct, viaApi]);
 
+    // Quiesce: no more timer passes; reconcile() runs after any pass in flight. After a round of
+    // passes in which neither replica wrote, each has synced the newest pair and injected the bundle.
+    for (const r of both) r.certs.stop();
+    for (let round = 0; round < 5; round++) {
+      const wrote = [];
+      for (const r of both) wrote.push(...(await r.certs.reconcile()).steps);
+      if (wrote.length === 0) break; // a round in which neither wrote: both hold the same version
+    }
+    const finalRv = (await getJson(`/api/v1/namespaces/${NS}/secrets/${SECRET}`)).metadata.resourceVersion as string;
+    for (let i = 0; i < 100 && versions.at(-1)?.rv !== finalRv; i++) await sleep(100);
+    watching = false;
+    secretWatch.abort();
+
     expect(failures).toEqual([]);
+    expect(watchErrors).toEqual([]);
     // Enough creates to overlap the rotations; the exact number depends on the machine's speed.
     expect(created).toBeGreaterThanOrEqual(10);
-    const steps = await metrics.text();
-    const count = (step: string) => Number(new RegExp(`cmg_certificate_steps_total\\{result="${step}"\\} (\\d+)`).exec(steps)?.[1] ?? 0);
-    expect({ issue: count('issue'), addCa: count('add-ca') >= 1, prune: count('prune') >= 1, reissue: count('reissue-serving') >= 3, errors: count('error') }).toEqual({
+
+    // Exactly one writer per step. Each Secret version is one step applied to the version before
+    // it, and the steps the replicas counted (summed) are exactly these versions, kind by kind.
+    expect(versions.at(-1)?.rv).toBe(finalRv);
+    expect(new Set(versions.map((v) => v.rv)).size).toBe(versions.length);
+    const kinds = versions.map((v, i) => stepBetween(versions[i - 1]?.material, v.material));
+    expect(kinds).not.toContain('not-one-step');
+    const counted = async (step: string) => {
+      let sum = 0;
+      for (const r of both) sum += Number(new RegExp(`cmg_certificate_steps_total\\{result="${step}"\\} (\\d+)`).exec(await r.metrics.registry.metrics())?.[1] ?? 0);
+      return sum;
+    };
+    const byKind = (kind: string) => kinds.filter((k) => k === kind).length;
+    const stepKinds = ['issue', 'add-ca', 'reissue-serving', 'prune'];
+    expect(Object.fromEntries(await Promise.all(stepKinds.map(async (k) => [k, await counted(k)])))).toEqual(Object.fromEntries(stepKinds.map((k) => [k, byKind(k)])));
+    expect(await counted('error')).toBe(0);
+    expect({ issue: byKind('issue'), addCa: byKind('add-ca') >= 1, prune: byKind('prune') >= 1, reissue: byKind('reissue-serving') >= 3 }).toEqual({
       issue: 1,
       addCa: true,
       prune: true,
       reissue: true,
-      errors: 0,
     });
-    // The server really switched pairs mid-load (how many of the reissues a client happens to see
-    // depends on timing; the step counts above prove they all happened).
-    expect(fingerprints.size).toBeGreaterThanOrEqual(2);
-    // The Secret is consistent: the pair is signed by a CA of the bundle, as served.
-    const data = await secretData();
-    const state = inspect({ caBundle: data['ca.crt']!, caKey: data['ca.key']!, cert: data['tls.crt']!, key: data['tls.key']! });
+    // A second writer of the same step would show up as the same step again right after it: the
+    // planner renews a serving certificate from the same CA at most every 6 - 3 s (minus 1 s of
+    // X.509 second precision), and adds a CA at most every 14 - 7 s. Duplicates come within ms.
+    const issuerOf = (m: CertMaterial) => {
+      const state = inspect(m);
+      return typeof state === 'string' ? state : state.serving.issuer?.x509.fingerprint256;
+    };
+    const tooSoon: string[] = [];
+    let lastReissue: { at: number; issuer: string | undefined } | undefined;
+    let lastAddCa: number | undefined;
+    versions.forEach((v, i) => {
+      if (kinds[i] === 'reissue-serving') {
+        const issuer = issuerOf(v.material);
+        if (lastReissue && lastReissue.issuer === issuer && v.at - lastReissue.at < 1_000) tooSoon.push(`reissue ${v.rv} ${v.at - lastReissue.at} ms after the last`);
+        lastReissue = { at: v.at, issuer };
+      }
+      if (kinds[i] === 'add-ca') {
+        if (lastAddCa !== undefined && v.at - lastAddCa < 3_000) tooSoon.push(`add-ca ${v.rv} ${v.at - lastAddCa} ms after the last`);
+        lastAddCa = v.at;
+      }
+      // A prune drops only CAs that had expired when it was written.
+      if (kinds[i] === 'prune') {
+        const kept = new Set(splitPem(v.material.caBundle));
+        for (const pem of splitPem(versions[i - 1]!.material.caBundle).filter((p) => !kept.has(p))) {
+          if (new X509Certificate(pem).validToDate.getTime() > v.at) tooSoon.push(`prune ${v.rv} dropped a CA before it expired`);
+        }
+      }
+    });
+    expect(tooSoon).toEqual([]);
+
+    // Both replicas switched pairs mid-load, and both end up serving the Secret's pair, which
+    // verifies against the caBundle the API server uses (the handshake trusts only that bundle).
+    const final = versions.at(-1)!.material;
+    const state = inspect(final);
     if (typeof state === 'string') throw new Error(state);
     expect(state.serving.issuer).toBeDefined();
     expect(state.cas.length).toBeLessThanOrEqual(3);
+    expect(await caBundleOf('mutating')).toBe(final.caBundle);
+    expect(await caBundleOf('validating')).toBe(final.caBundle);
+    for (const r of both) {
+      expect(fingerprints.get(r.name)!.size, r.name).toBeGreaterThanOrEqual(2);
+      expect(await readFile(join(r.certDir, 'tls.crt'), 'utf8')).toBe(final.cert);
+      const res = await post(`https://127.0.0.1:${r.port}/mutate/daemonsets`, final.caBundle, body);
+      expect(res.status).toBe(200);
+      expect(res.fingerprint).toBe(new X509Certificate(final.cert).fingerprint256);
+    }
   });
 });
+
+type StepKind = 'issue' | 'add-ca' | 'reissue-serving' | 'prune' | 'not-one-step';
+
+/** Which lifecycle step turns `prev` into `next` (src/certs/issue.ts nextMaterial), by what changed. */
+function stepBetween(prev: CertMaterial | undefined, next: CertMaterial): StepKind {
+  if (!prev) return 'issue';
+  const [prevCas, nextCas] = [splitPem(prev.caBundle), splitPem(next.caBundle)];
+  const samePair = prev.cert === next.cert && prev.key === next.key;
+  const sameCa = prev.caBundle === next.caBundle && prev.caKey === next.caKey;
+  if (sameCa && !samePair && prev.cert !== next.cert && prev.key !== next.key) return 'reissue-serving';
+  if (samePair && prev.caKey !== next.caKey && nextCas.length === prevCas.length + 1 && prevCas.every((pem, i) => nextCas[i] === pem)) return 'add-ca';
+  if (samePair && prev.caKey === next.caKey && nextCas.length < prevCas.length && nextCas.every((pem) => prevCas.includes(pem))) return 'prune';
+  return 'not-one-step';
+}
