@@ -138,7 +138,7 @@ function kubeConfig(server: string): KubeConfig {
   return kc;
 }
 
-function start(opts: Pick<LiveViewOptions, 'withReaperCaches' | 'onChange'> = {}): LiveView {
+function start(opts: Pick<LiveViewOptions, 'withReaperCaches' | 'withoutUnscheduledPods' | 'onChange'> = {}): LiveView {
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
       logs.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
@@ -320,6 +320,14 @@ describe('startLiveView', () => {
     await expect.poll(() => api.resource(NODES).watches.size, poll).toBe(1);
     api.emit(NODES, 'ADDED', node('n3'));
     await expect.poll(() => view.node('n3'), poll).toBeDefined();
+  });
+
+  it('leaves out the unscheduled-pods watch when asked (the reaper), counting that cache as synced', async () => {
+    const lv = start({ withReaperCaches: true, withoutUnscheduledPods: true });
+    await lv.whenSynced();
+    expect(api.requests.some((r) => r.path === '/api/v1/pods' && r.query.fieldSelector === 'spec.nodeName=')).toBe(false);
+    expect(lv.view.syncState().unscheduledPods).toBe(true);
+    expect(api.requests.some((r) => r.path === '/api/v1/pods' && !r.query.fieldSelector)).toBe(true);
   });
 
   it('runs the reaper caches only when asked', async () => {

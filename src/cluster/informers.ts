@@ -48,6 +48,11 @@ import { isSynced, type CacheName } from './view.js';
 export interface LiveViewOptions {
   /** Also cache all pods (podsOn) and CiliumEndpoints, for the reaper. Off by default. */
   withReaperCaches?: boolean;
+  /**
+   * Leave out the unscheduled-pods cache, which only the pod webhook reads (bindings): the reaper
+   * and `report` save a cluster-wide watch. The cache then counts as synced and stays empty.
+   */
+  withoutUnscheduledPods?: boolean;
   /** Restart delays after an informer error: doubles from initialMs up to maxMs. */
   backoff?: { initialMs?: number; maxMs?: number };
   /** Deadline of each list request (one page). */
@@ -314,6 +319,14 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium'>, lo
       remove: (podNs, name) => view.deletePod(podNs, name, 'unscheduled'),
     },
   ];
+
+  if (options.withoutUnscheduledPods) {
+    specs.splice(
+      specs.findIndex((spec) => spec.name === 'unscheduledPods'),
+      1,
+    );
+    view.setSynced('unscheduledPods', true);
+  }
 
   if (options.withReaperCaches) {
     specs.push(

@@ -181,7 +181,7 @@ export async function openView(
   flags: CommonFlags,
   config: Config,
   log: Logger,
-  options: { withReaperCaches?: boolean; exampleIfNoCluster?: boolean } = {},
+  options: { withReaperCaches?: boolean; withoutUnscheduledPods?: boolean; exampleIfNoCluster?: boolean } = {},
 ): Promise<ViewSource> {
   const snapshotFile = flags['cluster-state'];
   const kc = snapshotFile ? undefined : kubeConfigFrom(flags);
@@ -201,7 +201,8 @@ export async function openView(
     return { view, reader: noReader, whenSynced: async () => {}, stop: async () => {} };
   }
   const { startLiveView } = await import('../cluster/informers.js');
-  const live = await startLiveView(kc, config, log, options);
+  const { exampleIfNoCluster: _, ...liveOptions } = options;
+  const live = await startLiveView(kc, config, log, liveOptions);
   log.info({ server: kc.getCurrentCluster()?.server }, 'cluster view: live informers');
   return { view: live.view, reader: liveReader(kc), kc, whenSynced: () => live.whenSynced(), stop: () => live.stop() };
 }

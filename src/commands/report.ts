@@ -71,7 +71,7 @@ export async function runReport(args: string[], env: NodeJS.ProcessEnv = process
   const config = loadConfig(flags, nodeLabelSource);
   const log = createLogger({ level, destination: process.stderr });
   // A report about the example snapshot, mistaken for one about the user's cluster, would mislead.
-  const source = await openView(flags, config, log, { withReaperCaches: true, exampleIfNoCluster: false });
+  const source = await openView(flags, config, log, { withReaperCaches: true, withoutUnscheduledPods: true, exampleIfNoCluster: false });
   try {
     await waitForCaches(source.view, timeoutMs);
     const report = buildReport(detect(source.view, config, new Date()), config, sourceOf(flags, source.kc));

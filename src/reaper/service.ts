@@ -48,7 +48,7 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
   const reaperMetrics = new ReaperMetrics(metrics);
   // The reaper is built after the view starts; changes before that are covered by its first run.
   let onChange = (): void => {};
-  const live = startLiveView(kc, config, log, { withReaperCaches: true, onChange: () => onChange() });
+  const live = startLiveView(kc, config, log, { withReaperCaches: true, withoutUnscheduledPods: true, onChange: () => onChange() });
   metrics.trackCaches(() => ({ ...live.view.syncState(), ...live.view.reaperSyncState() }));
 
   // Without these CRDs the reaper acts on nothing: no CiliumEndpoints would make every pod look
