@@ -117,4 +117,11 @@ describe('withDeadline', () => {
   it('passes a rejection through', async () => {
     await expect(withDeadline(Promise.reject(new Error('boom')), 50, 'x')).rejects.toThrow('boom');
   });
+  it('rejects with the signal’s reason when the caller aborts, before the deadline', async () => {
+    const abort = new AbortController();
+    const pending = withDeadline(new Promise(() => {}), 10_000, 'x', abort.signal);
+    abort.abort(new Error('pass interrupted'));
+    await expect(pending).rejects.toThrow('pass interrupted');
+    await expect(withDeadline(Promise.resolve(1), 50, 'x', abort.signal)).rejects.toThrow('pass interrupted');
+  });
 });

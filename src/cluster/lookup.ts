@@ -64,16 +64,24 @@ export function timeoutOptions(ms: number): ConfigurationOptions {
   return abortOptions(() => AbortSignal.timeout(ms));
 }
 
-/** Rejects with LookupTimeoutError after `ms`, whatever `promise` does. */
-export async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * Rejects with LookupTimeoutError after `ms`, or with the signal's reason when `signal` aborts,
+ * whatever `promise` does: this also covers time spent before a request is sent (e.g. a hanging
+ * credential plugin), which an AbortSignal on the request itself cannot.
+ */
+export async function withDeadline<T>(promise: Promise<T>, ms: number, what: string, signal?: AbortSignal): Promise<T> {
+  signal?.throwIfAborted();
   let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
+  let onAbort: (() => void) | undefined;
+  const stop = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new LookupTimeoutError(what, ms)), ms);
+    if (signal) signal.addEventListener('abort', (onAbort = () => reject(signal.reason)), { once: true });
   });
   try {
-    return await Promise.race([promise, expired]);
+    return await Promise.race([promise, stop]);
   } finally {
     clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
   }
 }
 

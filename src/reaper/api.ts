@@ -9,7 +9,7 @@
 // request context's signal to fetch) and a timer covers time spent before the request is sent.
 
 import { ApiException, CoreV1Api, CustomObjectsApi, setHeaderOptions, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
-import { abortOptions, isNotFound, LookupTimeoutError } from '../cluster/lookup.js';
+import { abortOptions, isNotFound, withDeadline } from '../cluster/lookup.js';
 import { trimCiliumEndpoint, trimPod } from '../cluster/trim.js';
 import type { CiliumEndpointInfo, PodInfo } from '../cluster/view.js';
 
@@ -109,23 +109,6 @@ function requestOptions(options: CallOptions | undefined, defaultMs: number) {
   return { ms, client: abortOptions(() => (options?.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms))) };
 }
 
-/** Rejects at the deadline or on abort even if the request has not been sent yet (e.g. a hanging credential plugin). */
-async function bounded<T>(promise: Promise<T>, ms: number, what: string, signal: AbortSignal | undefined): Promise<T> {
-  signal?.throwIfAborted();
-  let timer: NodeJS.Timeout | undefined;
-  let onAbort: (() => void) | undefined;
-  const stop = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new LookupTimeoutError(what, ms)), ms);
-    if (signal) signal.addEventListener('abort', (onAbort = () => reject(signal.reason)), { once: true });
-  });
-  try {
-    return await Promise.race([promise, stop]);
-  } finally {
-    clearTimeout(timer);
-    if (onAbort) signal?.removeEventListener('abort', onAbort);
-  }
-}
-
 export function liveReaperApi(kc: KubeConfig): ReaperApi {
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
@@ -133,7 +116,7 @@ export function liveReaperApi(kc: KubeConfig): ReaperApi {
     async readPod(namespace, name, options) {
       const { ms, client } = requestOptions(options, REREAD_TIMEOUT_MS);
       try {
-        return trimPod(await bounded(core.readNamespacedPod({ namespace, name }, client), ms, `pod ${namespace}/${name}`, options?.signal));
+        return trimPod(await withDeadline(core.readNamespacedPod({ namespace, name }, client), ms, `pod ${namespace}/${name}`, options?.signal));
       } catch (err) {
         if (isNotFound(err)) return undefined;
         throw err;
@@ -143,7 +126,7 @@ export function liveReaperApi(kc: KubeConfig): ReaperApi {
     async readCiliumEndpoint(namespace, name, options) {
       const { ms, client } = requestOptions(options, REREAD_TIMEOUT_MS);
       try {
-        const raw: unknown = await bounded(
+        const raw: unknown = await withDeadline(
           custom.getNamespacedCustomObject({ group: 'cilium.io', version: 'v2', namespace, plural: 'ciliumendpoints', name }, client),
           ms,
           `CiliumEndpoint ${namespace}/${name}`,
@@ -163,9 +146,9 @@ export function liveReaperApi(kc: KubeConfig): ReaperApi {
       try {
         if (action === 'delete') {
           // No gracePeriodSeconds: the pod's own terminationGracePeriodSeconds applies.
-          await bounded(core.deleteNamespacedPod({ namespace, name, body: { preconditions } }, client), ms, what, options?.signal);
+          await withDeadline(core.deleteNamespacedPod({ namespace, name, body: { preconditions } }, client), ms, what, options?.signal);
         } else {
-          await bounded(
+          await withDeadline(
             core.createNamespacedPodEviction(
               { namespace, name, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { namespace, name }, deleteOptions: { preconditions } } },
               client,
@@ -193,12 +176,12 @@ export function liveReaperApi(kc: KubeConfig): ReaperApi {
 
     async createEvent(event, options) {
       const { ms, client } = requestOptions(options, WRITE_TIMEOUT_MS);
-      await bounded(core.createNamespacedEvent({ namespace: event.metadata.namespace ?? 'default', body: event }, client), ms, 'Event create', options?.signal);
+      await withDeadline(core.createNamespacedEvent({ namespace: event.metadata.namespace ?? 'default', body: event }, client), ms, 'Event create', options?.signal);
     },
 
     async patchEvent(namespace, name, patch, options) {
       const { ms, client } = requestOptions(options, WRITE_TIMEOUT_MS);
-      await bounded(
+      await withDeadline(
         core.patchNamespacedEvent({ namespace, name, body: patch }, setHeaderOptions('Content-Type', 'application/merge-patch+json', client)),
         ms,
         'Event patch',
