@@ -191,3 +191,13 @@ export function loadConfigFile(path: string): Config {
 }
 
 export const defaultConfig: Config = parseConfig({});
+
+/** Does a node with these labels carry the migration label (nodeLabel)? The one test for "migrated". */
+export function isMigratedNode(labels: Record<string, string> | undefined, config: Pick<Config, 'nodeLabel'>): boolean {
+  return labels?.[config.nodeLabel.key] === config.nodeLabel.value;
+}
+
+/** The migration label as people write it: "key=value". */
+export function nodeLabelText(config: Pick<Config, 'nodeLabel'>): string {
+  return `${config.nodeLabel.key}=${config.nodeLabel.value}`;
+}

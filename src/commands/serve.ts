@@ -25,6 +25,7 @@ import {
   type FlagSpecs,
 } from './common.js';
 import { onShutdownSignal, ShuttingDown } from './signals.js';
+import { nodeLabelText } from '../config.js';
 
 const SERVE_FLAGS = {
   ...COMMON_FLAGS,
@@ -162,7 +163,7 @@ export async function serveCommand(args: string[]): Promise<void> {
     }
     const caFile = `${flags['cert-dir']}/ca.crt`;
     log.info(
-      { url: handle.url, nodeLabel: `${config.nodeLabel.key}=${config.nodeLabel.value}`, ...(existsSync(caFile) ? { ca: caFile } : {}) },
+      { url: handle.url, nodeLabel: nodeLabelText(config), ...(existsSync(caFile) ? { ca: caFile } : {}) },
       'serving admission webhooks: POST /mutate/daemonsets, POST /validate/pods',
     );
   } catch (err) {

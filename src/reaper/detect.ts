@@ -11,7 +11,7 @@
 // The pod CIDRs of the CiliumNode (spec.ipam.podCIDRs) are evidence only: with kubernetes/
 // cluster-pool IPAM the old CNI may hand out IPs from the very same range.
 
-import type { Config } from '../config.js';
+import { isMigratedNode, type Config } from '../config.js';
 import { ciliumReadiness, describeGap, type CiliumReadiness } from '../cluster/readiness.js';
 import type { FullClusterView } from '../cluster/memory.js';
 import type { CiliumEndpointInfo, CiliumNodeInfo, PodInfo } from '../cluster/view.js';
@@ -132,10 +132,6 @@ export function isManagedByCilium(pod: PodInfo, cep: CiliumEndpointInfo | undefi
   if (ips.some((ip) => held.includes(ip))) return true;
   const owner = `${pod.metadata.namespace ?? ''}/${pod.metadata.name}`;
   return ips.some((ip) => ipamOwner(cn, ip) === owner);
-}
-
-function isMigratedNode(labels: Record<string, string> | undefined, config: Pick<Config, 'nodeLabel'>): boolean {
-  return labels?.[config.nodeLabel.key] === config.nodeLabel.value;
 }
 
 function indexPodsByIP(view: FullClusterView): Map<string, PodInfo[]> {

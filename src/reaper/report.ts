@@ -2,7 +2,7 @@
 // (and why not), and the pods Cilium does not manage with the reaper's verdict and evidence.
 // A table for people, JSON for scripts; both say the same thing.
 
-import type { Config } from '../config.js';
+import { nodeLabelText, type Config } from '../config.js';
 import { describeGap } from '../cluster/readiness.js';
 import type { Assessment, Detection, Verdict } from './detect.js';
 import { describeEvidence } from './evidence.js';
@@ -62,7 +62,7 @@ export function buildReport(detection: Detection, config: Config, source: string
   return {
     at: detection.at,
     source,
-    nodeLabel: `${config.nodeLabel.key}=${config.nodeLabel.value}`,
+    nodeLabel: nodeLabelText(config),
     settings: { action, target, gracePeriodSeconds, removeUnowned },
     summary: {
       nodes: nodes.length,

@@ -3,7 +3,7 @@
 // from flags; the e2e test builds several in-process against one API server.
 
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { Config } from '../config.js';
+import { nodeLabelText, type Config } from '../config.js';
 import { startLiveView } from '../cluster/informers.js';
 import type { FullClusterView } from '../cluster/memory.js';
 import type { Logger } from '../logger.js';
@@ -122,7 +122,7 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
       dryRun: options.dryRun,
       leaderElection: options.lease ? `${options.lease.namespace}/${options.lease.name}` : 'off',
       settings: config.reaper,
-      nodeLabel: `${config.nodeLabel.key}=${config.nodeLabel.value}`,
+      nodeLabel: nodeLabelText(config),
     },
     'reaper started',
   );

@@ -6,7 +6,7 @@ import { allowed, denied, type Decision } from '../admission/decision.js';
 import type { AdmissionHandler } from '../admission/handler.js';
 import { BadReview } from '../admission/review.js';
 import type { AdmissionRequest } from '../admission/types.js';
-import type { Config } from '../config.js';
+import { isMigratedNode, nodeLabelText, type Config } from '../config.js';
 import { noReader, type ClusterReader } from '../cluster/lookup.js';
 import { ciliumReadiness, describeGap } from '../cluster/readiness.js';
 import type { ClusterView, NodeInfo, PodInfo } from '../cluster/view.js';
@@ -60,19 +60,14 @@ export function placementSubject(request: AdmissionRequest): SubjectOrSkip {
   );
 }
 
-function nodeIsMigrated(node: NodeInfo, config: Config): boolean {
-  return node.metadata.labels?.[config.nodeLabel.key] === config.nodeLabel.value;
-}
-
 function denialMessage(subject: PlacementSubject, gaps: string[], config: Config): string {
-  const { key, value } = config.nodeLabel;
   const who = `pod ${subject.namespace}/${subject.name}`;
   const retry =
     subject.via === 'binding'
       ? 'The scheduler will retry and place it once Cilium is ready there.'
       : 'Create it again once Cilium is ready there, or leave spec.nodeName empty so the scheduler places it.';
   return (
-    `${who} cannot be placed on node ${subject.node} yet: the node is labelled ${key}=${value} but Cilium is not ready there ` +
+    `${who} cannot be placed on node ${subject.node} yet: the node is labelled ${nodeLabelText(config)} but Cilium is not ready there ` +
     `(${gaps.join('; ')}). A pod started now would get its IP from the previous CNI, which Cilium does not track, ` +
     `and Cilium could later give the same IP to another pod (duplicate pod IPs). ${retry} ` +
     `To exempt a pod, label it ${config.exemptions.label}=true.`
@@ -107,7 +102,7 @@ export function decidePlacement(
       warnings: [`cilium-migration-guard could not find node ${subject.node}; placement not checked${why}`],
     });
   }
-  if (!nodeIsMigrated(node, config)) {
+  if (!isMigratedNode(node.metadata.labels, config)) {
     return { ...allowed('node-not-migrated', { audit: audit('allowed', 'node-not-migrated') }), ...base };
   }
   if (!pod) {
@@ -150,7 +145,7 @@ export function podPlacementHandler(config: Config, view: ClusterView, reader: C
         });
       const node = view.node(subject.node) ?? (await read(reader.node(subject.node)));
       let pod = subject.pod;
-      if (!pod && node && nodeIsMigrated(node, config)) {
+      if (!pod && node && isMigratedNode(node.metadata.labels, config)) {
         pod = view.unscheduledPod(subject.namespace, subject.name) ?? (await read(reader.pod(subject.namespace, subject.name)));
       }
       const found = { ...(pod ? { pod } : {}), ...(node ? { node } : {}), ...(lookupError ? { lookupError } : {}) };
