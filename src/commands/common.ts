@@ -150,7 +150,7 @@ export const inCluster = (): boolean => Boolean(process.env.KUBERNETES_SERVICE_H
 /**
  * The listen address when none is given: loopback locally; in a cluster "::", every address of
  * both families (dual-stack on Linux), falling back to 0.0.0.0 where the pod has no IPv6
- * (startServer's ipv4Fallback, listenHostWithFallback).
+ * (the ipv4Fallback option of startServer and startProbeServer, server/listen.ts).
  */
 export const defaultListenHost = (): string => (inCluster() ? '::' : '127.0.0.1');
 

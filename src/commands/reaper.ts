@@ -4,7 +4,6 @@
 import { hostname } from 'node:os';
 import { createLogger } from '../logger.js';
 import { startReaperService } from '../reaper/service.js';
-import { usableListenHost } from '../server/serve.js';
 import {
   COMMON_FLAGS,
   defaultListenHost,
@@ -85,8 +84,7 @@ export async function reaperCommand(args: string[]): Promise<void> {
   // Installed before the informers start and the probe port opens: a signal then still stops them and exits 0.
   const shutdown = onShutdownSignal(log);
   try {
-    const defaultHost = defaultListenHost();
-    const host = flags['metrics-host'] ?? (defaultHost === '::' ? await shutdown.step(usableListenHost(defaultHost, log)) : defaultHost);
+    const host = flags['metrics-host'] ?? defaultListenHost();
     await shutdown.step(
       startReaperService({
         kc,
@@ -97,7 +95,8 @@ export async function reaperCommand(args: string[]): Promise<void> {
         ...(flags['no-leader-elect']
           ? {}
           : { lease: { namespace: flags['lease-namespace'] || process.env.POD_NAMESPACE || 'cilium-migration-guard', name: flags['lease-name'] } }),
-        probe: { host, port },
+        // Only the default "::" falls back to IPv4: an address given explicitly is kept, so a mistake shows.
+        probe: { host, port, ipv4Fallback: flags['metrics-host'] === undefined },
       }),
       (service) => () => service.stop(),
     );

@@ -8,10 +8,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
+import { listenWithFallback } from '../server/listen.js';
 
 export interface ProbeServerOptions {
   host: string;
   port: number;
+  /** With host "::": where IPv6 is unavailable, listen on 0.0.0.0 instead, with a log line. */
+  ipv4Fallback?: boolean;
   metrics: Metrics;
   readiness: () => { ready: boolean; detail: Record<string, unknown> };
   /** Absent: always healthy (the process is up). */
@@ -56,13 +59,16 @@ export async function startProbeServer(options: ProbeServerOptions): Promise<Pro
   });
   server.requestTimeout = 10_000;
   server.headersTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
+  const listen = (host: string) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  if (options.ipv4Fallback) await listenWithFallback(options.host, listen, log);
+  else await listen(options.host);
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
   return {

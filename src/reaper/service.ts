@@ -24,7 +24,7 @@ export interface ReaperServiceOptions {
   dryRun: boolean;
   /** Lease to elect a leader on; absent: this replica always acts (--no-leader-elect). */
   lease?: { namespace: string; name: string; timing?: Partial<ElectorTiming> };
-  probe: { host: string; port: number };
+  probe: { host: string; port: number; ipv4Fallback?: boolean };
   /** Process metrics (CPU, memory...) on /metrics. Default true; tests running several replicas turn it off. */
   defaultMetrics?: boolean;
   /** Replaces the live API calls (tests wrap it to observe writes). */

@@ -1,11 +1,12 @@
 // Starting and stopping the HTTPS listener. buildApp() owns the routes; this file owns the socket:
 // TLS from a watched pair, HTTP/2 with an HTTP/1.1 fallback, and a shutdown that drains.
 
-import { createServer as createNetServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from '../logger.js';
 import { buildApp, type App, type AppOptions } from './app.js';
+import { listenWithFallback } from './listen.js';
 import {
   CERT_FILE,
   CertWatcher,
@@ -93,59 +94,6 @@ class ConnectionTracker {
     const count = this.sockets.size;
     for (const socket of this.sockets) socket.destroy();
     return count;
-  }
-}
-
-/** Listening on "::" fails with one of these where the pod or host has IPv6 disabled. */
-const IPV6_UNAVAILABLE: ReadonlySet<string> = new Set(['EAFNOSUPPORT', 'EADDRNOTAVAIL']);
-
-/** The address to try after listening on `host` failed with `err`: 0.0.0.0 after "::" without IPv6, else none. */
-export function fallbackHost(host: string, err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return host === '::' && typeof code === 'string' && IPV6_UNAVAILABLE.has(code) ? '0.0.0.0' : undefined;
-}
-
-/**
- * Calls listen(host), and on "::" without IPv6 listen("0.0.0.0") with a log line; any other error
- * is thrown. Resolves to the host it listens on.
- */
-export async function listenWithFallback(host: string, listen: (host: string) => Promise<unknown>, logger: Logger): Promise<string> {
-  try {
-    await listen(host);
-    return host;
-  } catch (err) {
-    const next = fallbackHost(host, err);
-    if (next === undefined) throw err;
-    logger.warn(
-      { host, code: (err as { code?: unknown }).code, fallback: next },
-      `cannot listen on ${host} (IPv6 is unavailable here): listening on ${next}, IPv4 only`,
-    );
-    await listen(next);
-    return next;
-  }
-}
-
-/**
- * For a listener started elsewhere (the reaper's probe port): which host listenWithFallback would
- * end up on, found by listening on port 0 and closing again.
- */
-export async function usableListenHost(host: string, logger: Logger): Promise<string> {
-  const probe = createNetServer();
-  try {
-    return await listenWithFallback(
-      host,
-      (candidate) =>
-        new Promise<void>((resolve, reject) => {
-          probe.once('error', reject);
-          probe.listen(0, candidate, () => {
-            probe.off('error', reject);
-            resolve();
-          });
-        }),
-      logger,
-    );
-  } finally {
-    if (probe.listening) await new Promise((resolve) => probe.close(resolve));
   }
 }
 
