@@ -5,8 +5,8 @@
 // configuration as it was read. Reading the configuration before the Secret, and patching under
 // that test, means a replica holding an older bundle can never overwrite a newer one.
 
-import { AdmissionregistrationV1Api, ApiException, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
-import { timeoutOptions } from '../cluster/lookup.js';
+import { AdmissionregistrationV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { httpStatus, timeoutOptions } from '../cluster/lookup.js';
 import { splitPem } from './plan.js';
 
 export type ConfigKind = 'MutatingWebhookConfiguration' | 'ValidatingWebhookConfiguration';
@@ -19,10 +19,6 @@ export interface ConfigSnapshot {
 }
 
 const CALL_TIMEOUT_MS = 10_000;
-
-function status(err: unknown): number | undefined {
-  return err instanceof ApiException ? err.code : undefined;
-}
 
 const toBase64 = (pem: string) => Buffer.from(pem).toString('base64');
 
@@ -52,7 +48,7 @@ export class CaBundleInjector {
       this.api.readValidatingWebhookConfiguration({ name: this.name }, options).then((c) => ({ kind: 'ValidatingWebhookConfiguration' as const, c })),
     ].map((read) =>
       read.catch((err: unknown) => {
-        if (status(err) === 404) return undefined;
+        if (httpStatus(err) === 404) return undefined;
         throw err;
       }),
     );
@@ -85,7 +81,7 @@ export class CaBundleInjector {
         patched.push(config.kind);
       } catch (err) {
         // A failed test op is 422 (Invalid) or 409; a configuration deleted meanwhile is 404.
-        const code = status(err);
+        const code = httpStatus(err);
         if (code === 409 || code === 422 || code === 404) conflicts.push(config.kind);
         else throw err;
       }

@@ -3,8 +3,8 @@
 // - update: carries the resourceVersion that was read; a 409 Conflict means another replica wrote
 //   first, so read theirs and plan again. Exactly one writer per change.
 
-import { ApiException, CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { timeoutOptions } from '../cluster/lookup.js';
+import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { httpStatus, timeoutOptions } from '../cluster/lookup.js';
 import type { CertMaterial } from './plan.js';
 
 export interface SecretRef {
@@ -41,10 +41,6 @@ function encode(material: CertMaterial): Record<string, string> {
   return Object.fromEntries(Object.entries(KEYS).map(([field, key]) => [key, Buffer.from(material[field as keyof CertMaterial]).toString('base64')]));
 }
 
-function status(err: unknown): number | undefined {
-  return err instanceof ApiException ? err.code : undefined;
-}
-
 export class SecretStore {
   private readonly core: CoreV1Api;
 
@@ -60,7 +56,7 @@ export class SecretStore {
     try {
       return decode(await this.core.readNamespacedSecret(this.ref, timeoutOptions(CALL_TIMEOUT_MS)));
     } catch (err) {
-      if (status(err) === 404) return undefined;
+      if (httpStatus(err) === 404) return undefined;
       throw err;
     }
   }
@@ -70,7 +66,7 @@ export class SecretStore {
       const created = await this.core.createNamespacedSecret({ namespace: this.ref.namespace, body: this.body(material) }, timeoutOptions(CALL_TIMEOUT_MS));
       return { won: true, stored: decode(created) };
     } catch (err) {
-      if (status(err) === 409) return { won: false, stored: await this.read() };
+      if (httpStatus(err) === 409) return { won: false, stored: await this.read() };
       throw err;
     }
   }
@@ -82,7 +78,7 @@ export class SecretStore {
       const replaced = await this.core.replaceNamespacedSecret({ ...this.ref, body }, timeoutOptions(CALL_TIMEOUT_MS));
       return { won: true, stored: decode(replaced) };
     } catch (err) {
-      if (status(err) === 409) return { won: false, stored: await this.read() };
+      if (httpStatus(err) === 409) return { won: false, stored: await this.read() };
       throw err;
     }
   }

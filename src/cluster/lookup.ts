@@ -85,6 +85,11 @@ export async function withDeadline<T>(promise: Promise<T>, ms: number, what: str
   }
 }
 
+/** The HTTP status the API server answered with; undefined when it did not answer (network, timeout, abort). */
+export function httpStatus(err: unknown): number | undefined {
+  return err instanceof ApiException ? (err.code as number) : undefined;
+}
+
 export function isNotFound(err: unknown): boolean {
   if (err instanceof ApiException) return err.code === 404;
   const e = err as { code?: unknown; statusCode?: unknown } | null;

@@ -19,9 +19,10 @@
 
 import type { Config } from '../config.js';
 import type { FullClusterView } from '../cluster/memory.js';
+import { httpStatus } from '../cluster/lookup.js';
 import { ciliumReadiness } from '../cluster/readiness.js';
 import type { Logger } from '../logger.js';
-import { httpCode, RemovalThrottledError, REREAD_TIMEOUT_MS, WRITE_TIMEOUT_MS, type ReaperApi, type RemovalAction } from './api.js';
+import { RemovalThrottledError, REREAD_TIMEOUT_MS, WRITE_TIMEOUT_MS, type ReaperApi, type RemovalAction } from './api.js';
 import type { Clock } from './clock.js';
 import { assessContext, assessPod, type Assessment } from './detect.js';
 import type { EventRecorder } from './events.js';
@@ -210,7 +211,7 @@ export class Actuator {
         return 'throttled';
       }
       // The server answered with an error: nothing was removed. A timeout or abort may have reached it: keep the slot.
-      if (httpCode(err) !== undefined) slot.release();
+      if (httpStatus(err) !== undefined) slot.release();
       if (signal.aborted) throw signal.reason;
       const failures = (this.failures.get(key) ?? 0) + 1;
       this.failures.set(key, failures);

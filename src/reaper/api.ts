@@ -9,7 +9,7 @@
 // request context's signal to fetch) and a timer covers time spent before the request is sent.
 
 import { ApiException, CoreV1Api, CustomObjectsApi, setHeaderOptions, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
-import { abortOptions, isNotFound, withDeadline } from '../cluster/lookup.js';
+import { abortOptions, httpStatus, isNotFound, withDeadline } from '../cluster/lookup.js';
 import { trimCiliumEndpoint, trimPod } from '../cluster/trim.js';
 import type { CiliumEndpointInfo, PodInfo } from '../cluster/view.js';
 
@@ -62,10 +62,6 @@ export interface ReaperApi {
 export const REREAD_TIMEOUT_MS = 2_000;
 /** Deadline of a removal or Event write (the actuator shortens a removal's to the time left as leader). */
 export const WRITE_TIMEOUT_MS = 5_000;
-
-export function httpCode(err: unknown): number | undefined {
-  return err instanceof ApiException ? (err.code as number) : undefined;
-}
 
 interface StatusBody {
   reason?: string;
@@ -160,7 +156,7 @@ export function liveReaperApi(kc: KubeConfig): ReaperApi {
         }
         return 'removed';
       } catch (err) {
-        switch (httpCode(err)) {
+        switch (httpStatus(err)) {
           case 404:
             return 'gone';
           case 409:
@@ -192,7 +188,7 @@ export function liveReaperApi(kc: KubeConfig): ReaperApi {
 }
 
 export function isAlreadyExists(err: unknown): boolean {
-  return httpCode(err) === 409;
+  return httpStatus(err) === 409;
 }
 
 export { isNotFound };

@@ -3,8 +3,8 @@
 // than the elector's retry period. 409 (AlreadyExists on create, Conflict on update) becomes
 // LeaseConflictError.
 
-import { ApiException, CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
-import { timeoutOptions } from '../cluster/lookup.js';
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { httpStatus, timeoutOptions } from '../cluster/lookup.js';
 import { LeaseConflictError, type LeaseRecord, type LeaseStore } from './leader.js';
 
 const REQUEST_TIMEOUT_MS = 5_000;
@@ -35,9 +35,6 @@ function toRecord(lease: V1Lease): LeaseRecord {
   return record;
 }
 
-function isCode(err: unknown, code: number): boolean {
-  return err instanceof ApiException && err.code === code;
-}
 
 export function apiLeaseStore(kc: KubeConfig, namespace: string, name: string): LeaseStore {
   const api = kc.makeApiClient(CoordinationV1Api);
@@ -58,7 +55,7 @@ export function apiLeaseStore(kc: KubeConfig, namespace: string, name: string): 
     try {
       return toRecord(await call());
     } catch (err) {
-      if (isCode(err, 409)) throw new LeaseConflictError();
+      if (httpStatus(err) === 409) throw new LeaseConflictError();
       throw err;
     }
   };
@@ -68,7 +65,7 @@ export function apiLeaseStore(kc: KubeConfig, namespace: string, name: string): 
       try {
         return toRecord(await api.readNamespacedLease({ name, namespace }, timeoutOptions(REQUEST_TIMEOUT_MS)));
       } catch (err) {
-        if (isCode(err, 404)) return undefined;
+        if (httpStatus(err) === 404) return undefined;
         throw err;
       }
     },
