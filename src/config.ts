@@ -146,9 +146,7 @@ const schema = z
   })
   .strict();
 
-export type ConfigInput = z.input<typeof schema>;
 export type Config = Readonly<z.output<typeof schema>>;
-export type RoleRule = z.output<typeof rule>;
 
 export class ConfigError extends Error {
   constructor(message: string) {

@@ -22,7 +22,6 @@ export type PodFeed = 'agent' | 'unscheduled' | 'all';
 export type ReaperCacheName = 'pods' | 'ciliumEndpoints';
 
 export const CACHE_NAMES: readonly CacheName[] = ['nodes', 'ciliumnodes', 'agentPods', 'unscheduledPods'];
-export const REAPER_CACHE_NAMES: readonly ReaperCacheName[] = ['pods', 'ciliumEndpoints'];
 
 /** The extras beyond ClusterView that the reaper (and status pages) read. */
 export interface ClusterViewExtras {
