@@ -315,7 +315,7 @@ export async function waitFor<T>(
   );
 }
 
-function httpGet(url: string, timeoutMs = 3000): Promise<{ status: number; body: string }> {
+export function httpGet(url: string, timeoutMs = 3000): Promise<{ status: number; body: string }> {
   return new Promise((res, rej) => {
     const req = httpRequest(url, { timeout: timeoutMs }, (r) => {
       let body = '';

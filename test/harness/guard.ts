@@ -5,7 +5,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +13,7 @@ import {
   validatingWebhookConfiguration,
   type FailurePolicy,
 } from '../../src/registration.js';
-import { freePorts, startChild, stopChild, waitFor, type Child, type ControlPlane } from './controlplane.js';
+import { freePorts, httpGet, startChild, stopChild, waitFor, type Child, type ControlPlane } from './controlplane.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = join(ROOT, 'dist', 'cli.js');
@@ -143,17 +142,6 @@ export interface ReaperProcess {
   stop(): Promise<void>;
 }
 
-function httpGet(url: string): Promise<number> {
-  return new Promise((res, rej) => {
-    const req = httpRequest(url, { timeout: 2_000 }, (r) => {
-      r.resume();
-      r.on('end', () => res(r.statusCode ?? 0));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', rej);
-    req.end();
-  });
-}
 
 /**
  * Runs `node dist/cli.js reaper` against the control plane, in acting mode with leader election on
@@ -175,7 +163,7 @@ export async function startReaper(cp: ControlPlane, options: { dir?: string; arg
   );
   const url = `http://127.0.0.1:${port}`;
   try {
-    await waitFor('the reaper to report ready (/readyz)', async () => ((await httpGet(`${url}/readyz`)) === 200 ? true : undefined), {
+    await waitFor('the reaper to report ready (/readyz)', async () => ((await httpGet(`${url}/readyz`, 2_000)).status === 200 ? true : undefined), {
       timeoutMs: 60_000,
       intervalMs: 200,
       children: [child],
