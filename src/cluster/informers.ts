@@ -41,7 +41,7 @@ import {
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { abortOptions, isNotFound } from './lookup.js';
-import { CACHE_NAMES, MemoryClusterView, type FullClusterView, type ReaperCacheName } from './memory.js';
+import { CACHE_NAMES, MemoryClusterView, type FullClusterView, type PodFeed, type ReaperCacheName } from './memory.js';
 import { trimCiliumEndpoint, trimCiliumNode, trimNode, trimPod } from './trim.js';
 import { isSynced, type CacheName } from './view.js';
 
@@ -266,6 +266,28 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium'>, lo
   const ns = config.cilium.namespace;
   const agentSelector = labelSelector(config.cilium.agentLabels);
 
+  // The pod caches differ only in what they list and which index of the view they feed.
+  const podCache = (
+    name: CacheSpec['name'],
+    what: string,
+    path: string,
+    feed: PodFeed,
+    page: PageFn,
+    selectors: { labelSelector?: string; fieldSelector?: string } = {},
+  ): CacheSpec => ({
+    name,
+    what,
+    path,
+    ...selectors,
+    page,
+    upsert: (raw) => {
+      const pod = trimPod(raw);
+      view.upsertPod(pod, feed);
+      return pod;
+    },
+    remove: (podNs, podName) => view.deletePod(podNs, podName, feed),
+  });
+
   const specs: CacheSpec[] = [
     {
       name: 'nodes',
@@ -292,56 +314,34 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium'>, lo
       },
       remove: (_ns, name) => view.deleteCiliumNode(name),
     },
-    {
-      name: 'agentPods',
-      what: `Cilium agent pods (${ns}, ${agentSelector ?? 'all labels'})`,
-      path: `/api/v1/namespaces/${encodeURIComponent(ns)}/pods`,
-      ...(agentSelector ? { labelSelector: agentSelector } : {}),
-      page: (p, o) => core.listNamespacedPod({ namespace: ns, ...(agentSelector ? { labelSelector: agentSelector } : {}), ...p }, o),
-      upsert: (raw) => {
-        const pod = trimPod(raw);
-        view.upsertPod(pod, 'agent');
-        return pod;
-      },
-      remove: (podNs, name) => view.deletePod(podNs, name, 'agent'),
-    },
-    {
-      name: 'unscheduledPods',
-      what: 'unscheduled pods',
-      path: '/api/v1/pods',
-      fieldSelector: 'spec.nodeName=',
-      page: (p, o) => core.listPodForAllNamespaces({ fieldSelector: 'spec.nodeName=', ...p }, o),
-      upsert: (raw) => {
-        const pod = trimPod(raw);
-        view.upsertPod(pod, 'unscheduled');
-        return pod;
-      },
-      remove: (podNs, name) => view.deletePod(podNs, name, 'unscheduled'),
-    },
+    podCache(
+      'agentPods',
+      `Cilium agent pods (${ns}, ${agentSelector ?? 'all labels'})`,
+      `/api/v1/namespaces/${encodeURIComponent(ns)}/pods`,
+      'agent',
+      (p, o) => core.listNamespacedPod({ namespace: ns, ...(agentSelector ? { labelSelector: agentSelector } : {}), ...p }, o),
+      agentSelector ? { labelSelector: agentSelector } : {},
+    ),
   ];
 
   if (options.withoutUnscheduledPods) {
-    specs.splice(
-      specs.findIndex((spec) => spec.name === 'unscheduledPods'),
-      1,
-    );
     view.setSynced('unscheduledPods', true);
+  } else {
+    specs.push(
+      podCache(
+        'unscheduledPods',
+        'unscheduled pods',
+        '/api/v1/pods',
+        'unscheduled',
+        (p, o) => core.listPodForAllNamespaces({ fieldSelector: 'spec.nodeName=', ...p }, o),
+        { fieldSelector: 'spec.nodeName=' },
+      ),
+    );
   }
 
   if (options.withReaperCaches) {
     specs.push(
-      {
-        name: 'pods',
-        what: 'pods',
-        path: '/api/v1/pods',
-        page: (p, o) => core.listPodForAllNamespaces(p, o),
-        upsert: (raw) => {
-          const pod = trimPod(raw);
-          view.upsertPod(pod, 'all');
-          return pod;
-        },
-        remove: (podNs, name) => view.deletePod(podNs, name, 'all'),
-      },
+      podCache('pods', 'pods', '/api/v1/pods', 'all', (p, o) => core.listPodForAllNamespaces(p, o)),
       {
         name: 'ciliumEndpoints',
         what: 'CiliumEndpoints',
