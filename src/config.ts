@@ -103,6 +103,12 @@ const schema = z
         namespace: z.string().min(1).default('kube-system'),
         /** Labels of the Cilium agent pods (cilium-operator's own readiness test uses k8s-app=cilium). */
         agentLabels: selector.default({ 'k8s-app': 'cilium' }),
+        /**
+         * The taint cilium-operator removes once the agent on a node is Ready (Helm
+         * agentNotReadyTaintKey; operator flag --agent-not-ready-taint-key). While a node carries it,
+         * Cilium is not ready there.
+         */
+        agentNotReadyTaintKey: labelKey.default('node.cilium.io/agent-not-ready'),
         /** Any of these label sets, in Cilium's namespace, marks a pod as Cilium's own: never blocked. */
         ownPodLabels: z
           .array(selector)
@@ -117,6 +123,7 @@ const schema = z
       .default({
         namespace: 'kube-system',
         agentLabels: { 'k8s-app': 'cilium' },
+        agentNotReadyTaintKey: 'node.cilium.io/agent-not-ready',
         ownPodLabels: [
           { 'k8s-app': 'cilium' },
           { 'k8s-app': 'cilium-envoy' },
