@@ -15,7 +15,7 @@ source "$here/versions.env"
 RECIPE=1
 cache_root="${CMG_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cilium-migration-guard/tools}"
 dir="$cache_root/${KUBE_VERSION}-${ETCD_VERSION}-${KWOK_VERSION}"
-bins=(kube-apiserver kube-scheduler kubectl etcd kwok)
+bins=(kube-apiserver kube-scheduler kube-controller-manager kubectl etcd kwok)
 stages_file="$dir/kwok-stages.yaml"
 
 log() { printf '[tools/build.sh] %s\n' "$*" >&2; }
@@ -76,6 +76,7 @@ build() { # name module-dir package ldflags
 total_start=$SECONDS
 build kube-apiserver "$here" k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
 build kube-scheduler "$here" k8s.io/kubernetes/cmd/kube-scheduler "$kube_ldflags"
+build kube-controller-manager "$here" k8s.io/kubernetes/cmd/kube-controller-manager "$kube_ldflags"
 build kubectl "$here" k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
 build etcd "$here/etcd" go.etcd.io/etcd/server/v3 ""
 build kwok "$here/kwok" sigs.k8s.io/kwok/cmd/kwok "$kwok_ldflags"
