@@ -115,15 +115,35 @@ describe('trimPod', () => {
 });
 
 describe('trimNode', () => {
-  it('keeps only metadata', () => {
+  it('keeps metadata, taints, pod CIDRs and the boot ID only', () => {
     const node = trimNode({
       apiVersion: 'v1',
       kind: 'Node',
       metadata: { name: 'node-a', labels: { cni: 'cilium' }, managedFields, uid: 'u1' },
-      spec: { podCIDR: '10.244.0.0/24', taints: [{ key: 'k', effect: 'NoSchedule' }] },
-      status: { conditions: [{ type: 'Ready', status: 'True' }], images: [{ names: ['x'], sizeBytes: 1 }] },
+      spec: {
+        podCIDR: '10.244.0.0/24',
+        podCIDRs: ['10.244.0.0/24'],
+        providerID: 'kwok://node-a',
+        taints: [{ key: 'k', effect: 'NoSchedule' }, { key: 'node.cilium.io/agent-not-ready', value: 'true', effect: 'NoExecute', timeAdded: '2025-06-02T09:14:41Z' }, { effect: 'NoSchedule' }],
+      },
+      status: {
+        conditions: [{ type: 'Ready', status: 'True' }],
+        images: [{ names: ['x'], sizeBytes: 1 }],
+        nodeInfo: { bootID: 'b1', kernelVersion: '6.1', machineID: 'm' },
+      },
     });
-    expect(node).toEqual({ metadata: { name: 'node-a', labels: { cni: 'cilium' }, uid: 'u1' } });
+    expect(node).toEqual({
+      metadata: { name: 'node-a', labels: { cni: 'cilium' }, uid: 'u1' },
+      spec: {
+        taints: [{ key: 'k', effect: 'NoSchedule' }, { key: 'node.cilium.io/agent-not-ready', value: 'true', effect: 'NoExecute', timeAdded: '2025-06-02T09:14:41Z' }],
+        podCIDRs: ['10.244.0.0/24'],
+      },
+      status: { nodeInfo: { bootID: 'b1' } },
+    });
+  });
+
+  it('leaves spec and status out when they hold nothing of interest', () => {
+    expect(trimNode({ metadata: { name: 'n' }, spec: { providerID: 'x' }, status: { nodeInfo: {} } })).toEqual({ metadata: { name: 'n' } });
   });
 });
 

@@ -8,7 +8,7 @@
 // wrong type is left out. The one thing that is rejected is an object without metadata.name:
 // every index is keyed on it.
 
-import type { CiliumEndpointInfo, CiliumNodeInfo, NodeInfo, ObjectMeta, PodCondition, PodInfo } from './view.js';
+import type { CiliumEndpointInfo, CiliumNodeInfo, NodeInfo, ObjectMeta, PodCondition, PodInfo, Taint } from './view.js';
 
 export class TrimError extends Error {
   constructor(message: string) {
@@ -91,9 +91,27 @@ export function trimMeta(raw: unknown, kind: string): ObjectMeta {
   return meta;
 }
 
-/** Nodes: metadata only (labels are what decisions read). */
+/** Nodes: metadata, spec.taints, spec.podCIDRs and status.nodeInfo.bootID. */
 export function trimNode(raw: unknown): NodeInfo {
-  return { metadata: trimMeta(raw, 'Node') };
+  const node: NodeInfo = { metadata: trimMeta(raw, 'Node') };
+  const obj = raw as Obj;
+  if (isObj(obj.spec)) {
+    const spec: NonNullable<NodeInfo['spec']> = {};
+    if (Array.isArray(obj.spec.taints)) {
+      spec.taints = obj.spec.taints.flatMap((t): Taint[] => {
+        if (!isObj(t) || typeof t.key !== 'string' || typeof t.effect !== 'string') return [];
+        const out: Taint = { key: t.key, effect: t.effect };
+        put(out, 'value', str(t.value));
+        put(out, 'timeAdded', timestamp(t.timeAdded));
+        return [out];
+      });
+    }
+    if (Array.isArray(obj.spec.podCIDRs)) spec.podCIDRs = obj.spec.podCIDRs.filter((c): c is string => typeof c === 'string');
+    if (Object.keys(spec).length > 0) node.spec = spec;
+  }
+  const bootID = isObj(obj.status) && isObj(obj.status.nodeInfo) ? str(obj.status.nodeInfo.bootID) : undefined;
+  if (bootID) node.status = { nodeInfo: { bootID } };
+  return node;
 }
 
 export function trimPod(raw: unknown): PodInfo {

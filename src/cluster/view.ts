@@ -15,8 +15,24 @@ export interface ObjectMeta {
   ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }>;
 }
 
+export interface Taint {
+  key: string;
+  value?: string;
+  effect: string;
+  timeAdded?: string;
+}
+
 export interface NodeInfo {
   metadata: ObjectMeta;
+  spec?: {
+    /** Node taints: Cilium's agent-not-ready taint is one of the readiness signals. */
+    taints?: Taint[];
+    podCIDRs?: string[];
+  };
+  status?: {
+    /** The kubelet reports a new bootID after every reboot (status.nodeInfo.bootID). */
+    nodeInfo?: { bootID?: string };
+  };
 }
 
 export interface CiliumNodeInfo {
