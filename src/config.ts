@@ -81,6 +81,22 @@ const reaperSchema = z
   })
   .strict();
 
+const nodeTaintSchema = z
+  .object({
+    /** Add the taint to nodes registering with the migration label. false: the webhook admits every node unchanged. */
+    enabled: z.boolean().default(true),
+    /**
+     * NoExecute (Cilium's recommendation): nothing runs on the node before the taint is gone, also
+     * pods already bound to it. NoSchedule: only keeps the scheduler away.
+     */
+    effect: z.enum(['NoExecute', 'NoSchedule']).default('NoExecute'),
+    /** The taint counts as stuck once it has outlived a Ready Cilium agent pod on its node by this long. */
+    stuckAfterSeconds: z.number().int().min(1).default(600),
+    /** How often `serve` looks for stuck taints (warning log; the gauges are computed at every scrape). */
+    checkIntervalSeconds: z.number().int().min(1).max(3600).default(60),
+  })
+  .strict();
+
 const schema = z
   .object({
     /** The node label that marks a migrated node, as key=value. Cilium's guide uses io.cilium.migration/cilium-default=true. */
@@ -148,6 +164,13 @@ const schema = z
       })
       .strict()
       .default({ namespace: 'cilium-migration-guard', labels: { 'app.kubernetes.io/name': 'cilium-migration-guard' } }),
+    /**
+     * Born tainted (README "New migrated nodes join tainted"): the mutating webhook adds Cilium's
+     * startup taint (key cilium.agentNotReadyTaintKey) to nodes that register with the migration
+     * label, and `serve` warns when such a taint outlives a Ready agent pod (cilium-operator is not
+     * removing it). This project never removes the taint itself.
+     */
+    nodeTaint: nodeTaintSchema.prefault({}),
     /** The reaper (docs/reaper.md): which early, unmanaged pods it removes, how, and how fast. */
     reaper: reaperSchema.prefault({}),
   })

@@ -9,15 +9,19 @@
 //   pods may be the ones hurt by the Cilium outage being repaired.
 // - Pods: Ignore. Every pod placement passes here; failing closed would stop all scheduling on an
 //   outage. A pod that slips through is what the reaper is for.
+// - Nodes (Cilium's startup taint on labelled nodes at registration): Ignore, with a short timeout.
+//   The kubelet's registration never waits on, or fails because of, this webhook; a node that
+//   registers while it is down joins untainted and the pod webhook still guards its placements.
 
-import { PROJECT_DOMAIN } from './config.js';
-import { WEBHOOK_TIMEOUT_SECONDS } from './timeouts.js';
+import { defaultConfig, PROJECT_DOMAIN, type Config } from './config.js';
+import { NODE_WEBHOOK_TIMEOUT_SECONDS, WEBHOOK_TIMEOUT_SECONDS } from './timeouts.js';
 
 export const MUTATING_NAME = `daemonsets.${PROJECT_DOMAIN}`;
 export const MUTATING_CILIUM_NAME = `cilium-daemonsets.${PROJECT_DOMAIN}`;
 /** The label Cilium's chart puts on all its DaemonSets; it splits the two DaemonSet entries. */
 export const CILIUM_PART_OF = { key: 'app.kubernetes.io/part-of', value: 'cilium' } as const;
 export const VALIDATING_NAME = `pods.${PROJECT_DOMAIN}`;
+export const MUTATING_NODES_NAME = `nodes.${PROJECT_DOMAIN}`;
 export const CONFIGURATION_NAME = 'cilium-migration-guard';
 /** Namespaces labelled with this (value "true") are never sent to the pod webhook. */
 export const NAMESPACE_EXEMPT_LABEL = `${PROJECT_DOMAIN}/exempt`;
@@ -35,8 +39,10 @@ export interface RegistrationOptions {
   caPem?: string;
   /** The webhook's own namespace: never sent to either webhook. */
   ownNamespace: string;
-  failurePolicy?: { daemonsets?: FailurePolicy; ciliumDaemonsets?: FailurePolicy; pods?: FailurePolicy };
+  failurePolicy?: { daemonsets?: FailurePolicy; ciliumDaemonsets?: FailurePolicy; pods?: FailurePolicy; nodes?: FailurePolicy };
   timeoutSeconds?: number;
+  /** The migration label (config nodeLabel): only Nodes created with it are sent to the node webhook. Default cni=cilium. */
+  nodeLabel?: Config['nodeLabel'];
 }
 
 function clientConfig(options: RegistrationOptions, path: string): ClientConfig {
@@ -89,7 +95,37 @@ export function mutatingWebhookConfiguration(options: RegistrationOptions) {
     webhooks: [
       entry(MUTATING_NAME, options.failurePolicy?.daemonsets ?? 'Fail', { matchExpressions: [{ key, operator: 'NotIn', values: [value] }] }),
       entry(MUTATING_CILIUM_NAME, options.failurePolicy?.ciliumDaemonsets ?? 'Ignore', { matchLabels: { [key]: value } }),
+      nodesEntry(options),
     ],
+  };
+}
+
+/**
+ * The CEL test "this Node carries the migration label". Label keys may hold dots and slashes, so
+ * the key is looked up with `in` and an index, never as a field. Keys and values are validated
+ * label text (no quotes), so quoting them is safe.
+ */
+export function nodeLabelCondition(nodeLabel: Config['nodeLabel']): string {
+  const { key, value } = nodeLabel;
+  return `has(object.metadata.labels) && '${key}' in object.metadata.labels && object.metadata.labels['${key}'] == '${value}'`;
+}
+
+/** Nodes: Cilium's startup taint on nodes that register (CREATE) with the migration label. */
+function nodesEntry(options: RegistrationOptions) {
+  return {
+    name: MUTATING_NODES_NAME,
+    admissionReviewVersions: ['v1'],
+    sideEffects: 'None',
+    // Short: the kubelet's registration waits on it. The handler is a pure function of the request.
+    timeoutSeconds: NODE_WEBHOOK_TIMEOUT_SECONDS,
+    matchPolicy: 'Equivalent',
+    failurePolicy: options.failurePolicy?.nodes ?? 'Ignore',
+    // The taint is only ever added, and a later webhook's change cannot remove the need for it.
+    reinvocationPolicy: 'Never',
+    clientConfig: clientConfig(options, '/mutate/nodes'),
+    rules: [{ apiGroups: [''], apiVersions: ['v1'], resources: ['nodes'], operations: ['CREATE'], scope: 'Cluster' }],
+    // Only labelled nodes reach the webhook; every other node registration costs nothing.
+    matchConditions: [{ name: 'has-migration-label', expression: nodeLabelCondition(options.nodeLabel ?? defaultConfig.nodeLabel) }],
   };
 }
 

@@ -8,3 +8,8 @@ export const WEBHOOK_TIMEOUT_SECONDS = 5;
 export const HANDLER_TIMEOUT_MS = 4_000;
 /** Each fallback API read; a binding may need two (node, then pod) within HANDLER_TIMEOUT_MS. */
 export const LOOKUP_TIMEOUT_MS = 1_500;
+/**
+ * The node webhook's timeoutSeconds: the kubelet's registration waits on it, and its handler is a
+ * pure function of the request (no lookups), so it needs far less than the others.
+ */
+export const NODE_WEBHOOK_TIMEOUT_SECONDS = 2;

@@ -1,4 +1,4 @@
-// `serve`: both admission webhooks over HTTPS, deciding from the cluster view.
+// `serve`: the admission webhooks over HTTPS, deciding from the cluster view, and the stuck-taint guard.
 
 import { existsSync } from 'node:fs';
 import { CertController } from '../certs/controller.js';
@@ -8,7 +8,9 @@ import { createLogger } from '../logger.js';
 import { Metrics } from '../metrics.js';
 import { startServer } from '../server/serve.js';
 import { servingCertSans } from '../server/tls.js';
+import { StartupTaintMonitor } from '../cluster/startup-taint-monitor.js';
 import { daemonSetAffinityHandler } from '../webhooks/daemonset-affinity.js';
+import { nodeTaintHandler, startupTaint, taintText } from '../webhooks/node-taint.js';
 import { podPlacementHandler } from '../webhooks/pod-placement.js';
 import {
   COMMON_FLAGS,
@@ -142,6 +144,7 @@ export async function serveCommand(args: string[]): Promise<void> {
         handlers: [
           { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(config) },
           { path: '/validate/pods', handler: podPlacementHandler(config, source.view, source.reader) },
+          { path: '/mutate/nodes', handler: nodeTaintHandler(config) },
         ],
         readiness: () => ({ ready: isSynced(source.view), detail: source.view.syncState() }),
         metrics,
@@ -156,6 +159,10 @@ export async function serveCommand(args: string[]): Promise<void> {
       // Stop accepting and drain first (cleanups run newest first), then the informers the handlers read from.
       (server) => () => server.close(),
     );
+    // The stuck-taint guard reads the same caches the webhooks decide from; it only logs and counts.
+    const taints = new StartupTaintMonitor({ view: source.view, config, logger: log, registry: metrics.registry, synced: () => isSynced(source.view) });
+    shutdown.defer(() => taints.stop());
+    taints.start();
     if (certs) {
       const watcher = handle.certWatcher;
       certs.onPairWritten(() => watcher.check()); // reload at once rather than at the watcher's next event
@@ -163,8 +170,8 @@ export async function serveCommand(args: string[]): Promise<void> {
     }
     const caFile = `${flags['cert-dir']}/ca.crt`;
     log.info(
-      { url: handle.url, nodeLabel: nodeLabelText(config), ...(existsSync(caFile) ? { ca: caFile } : {}) },
-      'serving admission webhooks: POST /mutate/daemonsets, POST /validate/pods',
+      { url: handle.url, nodeLabel: nodeLabelText(config), nodeTaint: config.nodeTaint.enabled ? taintText(startupTaint(config)) : 'off', ...(existsSync(caFile) ? { ca: caFile } : {}) },
+      'serving admission webhooks: POST /mutate/daemonsets, POST /validate/pods, POST /mutate/nodes',
     );
   } catch (err) {
     if (err instanceof ShuttingDown) return; // the signal handler cleans up and exits 0

@@ -10,7 +10,13 @@ import { describe, expect, it } from 'vitest';
 import { parseReaperFlags } from '../../src/commands/reaper.js';
 import { parseServeFlags } from '../../src/commands/serve.js';
 import { parseConfig } from '../../src/config.js';
-import { CONFIGURATION_NAME, mutatingWebhookConfiguration, validatingWebhookConfiguration } from '../../src/registration.js';
+import {
+  CONFIGURATION_NAME,
+  MUTATING_NODES_NAME,
+  mutatingWebhookConfiguration,
+  nodeLabelCondition,
+  validatingWebhookConfiguration,
+} from '../../src/registration.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const NS = 'cilium-migration-guard';
@@ -303,5 +309,22 @@ describe('components/reaper-delete', () => {
     expect(role.rules).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['delete'] }]);
     expect(binding.roleRef.name).toBe(role.metadata.name);
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'cilium-migration-guard-reaper', namespace: NS }]);
+  });
+});
+
+describe('the node webhook entry', () => {
+  it("sends only nodes with the label every shipped config.yaml uses (the matchCondition names it; the handler checks it again)", () => {
+    const entry = (find('MutatingWebhookConfiguration', CONFIGURATION_NAME).webhooks as Any[]).find((w) => w.name === MUTATING_NODES_NAME);
+    const files = ['manifests/base/config.yaml', ...readdirSync(join(root, 'manifests/overlays')).map((o) => `manifests/overlays/${o}/config.yaml`)];
+    for (const file of files) {
+      let text: string;
+      try {
+        text = readFileSync(join(root, file), 'utf8');
+      } catch {
+        continue;
+      }
+      expect(entry.matchConditions, file).toEqual([{ name: 'has-migration-label', expression: nodeLabelCondition(parseConfig(parse(text)).nodeLabel) }]);
+    }
+    expect(entry).toMatchObject({ failurePolicy: 'Ignore', rules: [{ resources: ['nodes'], operations: ['CREATE'] }] });
   });
 });
