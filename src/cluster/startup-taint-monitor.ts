@@ -77,7 +77,7 @@ export class StartupTaintMonitor {
           overdueSeconds: status.overdueSeconds,
           taintedSince: status.since,
         },
-        `Cilium's startup taint is stuck on node ${status.node}: ${describeStartupTaint(status, this.options.config)}`,
+        `Cilium's startup taint is stuck on node ${status.node}: ${describeStartupTaint(status)}`,
       );
     }
     for (const node of [...this.warned]) {

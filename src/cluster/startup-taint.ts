@@ -106,8 +106,10 @@ export function startupTaintStatuses(
     .sort((a, b) => a.node.localeCompare(b.node));
 }
 
-/** "3h12m", "4m05s", "42s": durations in report lines and logs. */
+/** "3d04h", "3h12m", "4m05s", "42s": durations in report lines and logs. */
 export function formatDuration(totalSeconds: number): string {
+  const d = Math.floor(totalSeconds / 86_400);
+  if (d >= 2) return `${d}d${String(Math.floor((totalSeconds % 86_400) / 3600)).padStart(2, '0')}h`;
   const h = Math.floor(totalSeconds / 3600);
   const m = Math.floor((totalSeconds % 3600) / 60);
   const s = totalSeconds % 60;
@@ -117,8 +119,8 @@ export function formatDuration(totalSeconds: number): string {
 }
 
 /** What to do about a stuck taint, in words (warning log, report, docs). */
-export function stuckTaintFix(status: StartupTaintStatus, config: Pick<Config, 'cilium'>): string {
-  const key = config.cilium.agentNotReadyTaintKey;
+export function stuckTaintFix(status: StartupTaintStatus): string {
+  const key = status.taint.key;
   return (
     `cilium-operator removes this taint once the agent is Ready: check that cilium-operator is running, that its ` +
     `--agent-not-ready-taint-key (Helm agentNotReadyTaintKey) is ${key} and that --remove-cilium-node-taints is not false; ` +
@@ -127,7 +129,7 @@ export function stuckTaintFix(status: StartupTaintStatus, config: Pick<Config, '
 }
 
 /** One sentence about a tainted node, for the report and the warning log. */
-export function describeStartupTaint(status: StartupTaintStatus, config: Pick<Config, 'cilium'>): string {
+export function describeStartupTaint(status: StartupTaintStatus): string {
   const age = status.taintedSeconds !== undefined ? ` for ${formatDuration(status.taintedSeconds)}` : '';
   switch (status.state) {
     case 'waiting':
@@ -137,7 +139,7 @@ export function describeStartupTaint(status: StartupTaintStatus, config: Pick<Co
     case 'stuck':
       return (
         `taint still there ${formatDuration(status.overdueSeconds ?? 0)} after agent ${status.agentPod} turned Ready` +
-        ` (tainted${age}). ${stuckTaintFix(status, config)}`
+        ` (tainted${age}). ${stuckTaintFix(status)}`
       );
   }
 }

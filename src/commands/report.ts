@@ -1,11 +1,13 @@
 // `report`: one-shot and read-only. Per migrated node, is Cilium ready (and why not), and the
 // pods Cilium does not manage with the reaper's verdict and evidence: the same detect() the
 // reaper acts on. Against a live cluster it lists once (informers until synced, then stops);
-// against a snapshot file, or the example snapshot when no cluster is configured.
+// against a snapshot file, or the example snapshot when no cluster is configured. Nodes carrying
+// Cilium's startup taint are listed too, with how long and whether the taint is stuck.
 
 import type { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../logger.js';
 import type { FullClusterView } from '../cluster/memory.js';
+import { startupTaintStatuses } from '../cluster/startup-taint.js';
 import { isReaperSynced } from '../reaper/controller.js';
 import { detect } from '../reaper/detect.js';
 import { buildReport, formatReportTable, type Report } from '../reaper/report.js';
@@ -74,7 +76,9 @@ export async function runReport(args: string[], env: NodeJS.ProcessEnv = process
   const source = await openView(flags, config, log, { withReaperCaches: true, withoutUnscheduledPods: true, exampleIfNoCluster: false });
   try {
     await waitForCaches(source.view, timeoutMs);
-    const report = buildReport(detect(source.view, config, new Date()), config, sourceOf(flags, source.kc));
+    const now = new Date();
+    const tainted = startupTaintStatuses(source.view.nodes(), source.view, config, now);
+    const report = buildReport(detect(source.view, config, now), config, sourceOf(flags, source.kc), tainted);
     const text = flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatReportTable(report);
     return { report, text };
   } finally {

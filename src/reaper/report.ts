@@ -4,6 +4,7 @@
 
 import { nodeLabelText, type Config } from '../config.js';
 import { describeGap } from '../cluster/readiness.js';
+import { describeStartupTaint, formatDuration, type StartupTaintStatus } from '../cluster/startup-taint.js';
 import type { Assessment, Detection, Verdict } from './detect.js';
 import { describeEvidence } from './evidence.js';
 
@@ -35,9 +36,11 @@ export interface Report {
   settings: Pick<Config['reaper'], 'action' | 'target' | 'gracePeriodSeconds' | 'removeUnowned'>;
   summary: { nodes: number; ciliumNotReady: number } & Record<Verdict, number>;
   nodes: ReportNode[];
+  /** Nodes carrying Cilium's startup taint (any node, labelled or not), with how long and whether it is stuck. */
+  startupTaint?: { key: string; stuckAfterSeconds: number; nodes: StartupTaintStatus[] };
 }
 
-export function buildReport(detection: Detection, config: Config, source: string): Report {
+export function buildReport(detection: Detection, config: Config, source: string, startupTaint?: StartupTaintStatus[]): Report {
   const { action, target, gracePeriodSeconds, removeUnowned } = config.reaper;
   const nodes = detection.nodes.map(
     (n): ReportNode => ({
@@ -73,7 +76,33 @@ export function buildReport(detection: Detection, config: Config, source: string
       keep: count('keep'),
     },
     nodes,
+    ...(startupTaint
+      ? { startupTaint: { key: config.cilium.agentNotReadyTaintKey, stuckAfterSeconds: config.nodeTaint.stuckAfterSeconds, nodes: startupTaint } }
+      : {}),
   };
+}
+
+const TAINT_STATE_WORDS: Record<StartupTaintStatus['state'], string> = { waiting: 'waiting', 'agent-ready': 'agent-ready', stuck: 'STUCK' };
+
+/** The startup-taint section: only printed when some node carries the taint. */
+function startupTaintSection(report: Report): string[] {
+  const tainted = report.startupTaint?.nodes ?? [];
+  if (tainted.length === 0) return [];
+  return [
+    '',
+    `Nodes waiting on Cilium's startup taint ${report.startupTaint!.key} (stuck after ${report.startupTaint!.stuckAfterSeconds}s of a Ready agent):`,
+    '',
+    table([
+      ['NODE', 'TAINT', 'FOR', 'SINCE', 'DETAIL'],
+      ...tainted.map((t) => [
+        t.node,
+        TAINT_STATE_WORDS[t.state],
+        t.taintedSeconds !== undefined ? formatDuration(t.taintedSeconds) : '?',
+        t.since ? `${t.since} (${t.sinceSource})` : 'unknown',
+        describeStartupTaint(t),
+      ]),
+    ]),
+  ];
 }
 
 function table(rows: string[][]): string {
@@ -92,7 +121,7 @@ export function formatReportTable(report: Report): string {
   const out: string[] = [];
   out.push(`Migrated nodes (${report.nodeLabel}), from ${report.source} at ${report.at}`);
   if (report.nodes.length === 0) {
-    out.push('', `No node has the label ${report.nodeLabel}.`);
+    out.push('', `No node has the label ${report.nodeLabel}.`, ...startupTaintSection(report));
     return `${out.join('\n')}\n`;
   }
   out.push(
@@ -122,6 +151,7 @@ export function formatReportTable(report: Report): string {
       ...pods.flatMap((p) => [`${p.namespace}/${p.name}: ${p.why}.`, `  evidence: ${describeEvidence(p.evidence)}`]),
     );
   }
+  out.push(...startupTaintSection(report));
   const s = report.summary;
   out.push(
     '',

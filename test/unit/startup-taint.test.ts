@@ -49,7 +49,7 @@ describe('startupTaintStatus', () => {
     const view = viewWith([node('a', [taint])]);
     const status = startupTaintStatus(view.node('a')!, view, config, at(125))!;
     expect(status).toMatchObject({ node: 'a', migrated: true, state: 'waiting', since: iso(0), sinceSource: 'creationTimestamp', taintedSeconds: 125 });
-    expect(describeStartupTaint(status, config)).toBe('tainted for 2m05s, waiting for a Ready Cilium agent pod on the node');
+    expect(describeStartupTaint(status)).toBe('tainted for 2m05s, waiting for a Ready Cilium agent pod on the node');
   });
 
   it('waiting: an agent pod that is not Ready does not count', () => {
@@ -68,9 +68,9 @@ describe('startupTaintStatus', () => {
     expect(soon).toMatchObject({ state: 'agent-ready', agentPod: 'kube-system/cilium-a', agentReadySince: iso(60), overdueSeconds: 599 });
     const late = startupTaintStatus(view.node('a')!, view, config, at(60 + 600))!;
     expect(late).toMatchObject({ state: 'stuck', overdueSeconds: 600 });
-    expect(describeStartupTaint(late, config)).toContain('taint still there 10m00s after agent kube-system/cilium-a turned Ready');
-    expect(describeStartupTaint(late, config)).toContain('--agent-not-ready-taint-key (Helm agentNotReadyTaintKey) is node.cilium.io/agent-not-ready');
-    expect(describeStartupTaint(late, config)).toContain('kubectl taint node a node.cilium.io/agent-not-ready-');
+    expect(describeStartupTaint(late)).toContain('taint still there 10m00s after agent kube-system/cilium-a turned Ready');
+    expect(describeStartupTaint(late)).toContain('--agent-not-ready-taint-key (Helm agentNotReadyTaintKey) is node.cilium.io/agent-not-ready');
+    expect(describeStartupTaint(late)).toContain('kubectl taint node a node.cilium.io/agent-not-ready-');
   });
 
   it('a taint added after the agent turned Ready is overdue only from when it was added', () => {
@@ -93,7 +93,7 @@ describe('startupTaintStatus', () => {
   });
 
   it('formatDuration', () => {
-    expect([0, 42, 65, 3600, 3725 + 3600].map(formatDuration)).toEqual(['0s', '42s', '1m05s', '1h00m', '2h02m']);
+    expect([0, 42, 65, 3600, 3725 + 3600, 47 * 3600, 3 * 86_400 + 4 * 3600 + 5].map(formatDuration)).toEqual(['0s', '42s', '1m05s', '1h00m', '2h02m', '47h00m', '3d04h']);
   });
 });
 
@@ -165,5 +165,65 @@ describe('StartupTaintMonitor', () => {
     await clock.advance(120_000);
     expect(lines.filter((l) => l.level === 'warn')).toHaveLength(0);
     expect(clock.pending).toBe(0);
+  });
+});
+
+describe('report: nodes waiting on the startup taint', () => {
+  const snapshot = `apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Node
+  metadata: { name: node-new, creationTimestamp: "2025-06-03T10:00:00Z", labels: { cni: cilium } }
+  spec:
+    taints:
+    - { key: dedicated, value: gpu, effect: NoSchedule }
+    - { key: node.cilium.io/agent-not-ready, value: "true", effect: NoExecute }
+- apiVersion: v1
+  kind: Node
+  metadata: { name: node-stuck, creationTimestamp: "2025-06-03T09:00:00Z", labels: { cni: cilium } }
+  spec:
+    taints:
+    - { key: node.cilium.io/agent-not-ready, value: "true", effect: NoExecute }
+- apiVersion: v1
+  kind: Node
+  metadata: { name: node-pool-tainted, creationTimestamp: "2025-06-03T09:00:00Z" }
+  spec:
+    taints:
+    - { key: node.cilium.io/agent-not-ready, value: "true", effect: NoSchedule, timeAdded: "2025-06-03T09:30:00Z" }
+- apiVersion: v1
+  kind: Node
+  metadata: { name: node-done, creationTimestamp: "2025-06-03T09:00:00Z", labels: { cni: cilium } }
+- apiVersion: v1
+  kind: Pod
+  metadata: { name: cilium-stuck, namespace: kube-system, labels: { k8s-app: cilium } }
+  spec: { nodeName: node-stuck, hostNetwork: true }
+  status:
+    phase: Running
+    conditions:
+    - { type: Ready, status: "True", lastTransitionTime: "2025-06-03T09:01:00Z" }
+`;
+
+  it('lists every tainted node with its state, age and where the age comes from; STUCK says how to fix it', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { runReport } = await import('../../src/commands/report.js');
+    const file = join(mkdtempSync(join(tmpdir(), 'cmg-taint-')), 'state.yaml');
+    writeFileSync(file, snapshot);
+
+    const { text } = await runReport(['--cluster-state', file, '--log-level', 'silent']);
+    expect(text).toContain("Nodes waiting on Cilium's startup taint node.cilium.io/agent-not-ready (stuck after 600s of a Ready agent):");
+    expect(text).toMatch(/node-new\s+waiting\s+\S+\s+2025-06-03T10:00:00Z \(creationTimestamp\)\s+tainted for \S+, waiting for a Ready Cilium agent pod on the node/);
+    expect(text).toMatch(/node-pool-tainted\s+waiting\s+\S+\s+2025-06-03T09:30:00Z \(timeAdded\)/);
+    expect(text).toMatch(/node-stuck\s+STUCK\s+.*after agent kube-system\/cilium-stuck turned Ready.*kubectl taint node node-stuck node.cilium.io\/agent-not-ready-/);
+    expect(text).not.toMatch(/^node-done\s+(waiting|STUCK)/m);
+
+    const { report } = await runReport(['--cluster-state', file, '-o', 'json', '--log-level', 'silent']);
+    expect(report.startupTaint?.nodes.map((n) => [n.node, n.state, n.migrated])).toEqual([
+      ['node-new', 'waiting', true],
+      ['node-pool-tainted', 'waiting', false],
+      ['node-stuck', 'stuck', true],
+    ]);
   });
 });
