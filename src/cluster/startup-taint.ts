@@ -123,7 +123,7 @@ export function stuckTaintFix(status: StartupTaintStatus): string {
   const key = status.taint.key;
   return (
     `cilium-operator removes this taint once the agent is Ready: check that cilium-operator is running, that its ` +
-    `--agent-not-ready-taint-key (Helm agentNotReadyTaintKey) is ${key} and that --remove-cilium-node-taints is not false; ` +
+    `--agent-not-ready-taint-key (Helm agentNotReadyTaintKey) is ${key} and that --remove-cilium-node-taints (Helm operator.removeNodeTaints) is not false; ` +
     `to release the node now: kubectl taint node ${status.node} ${key}-`
   );
 }
