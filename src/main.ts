@@ -26,7 +26,7 @@ const COMMANDS: Record<string, { summary: string; run: Command; usage: string }>
     usage: REAPER_USAGE,
   },
   report: {
-    summary: 'Print, per migrated node, whether Cilium is ready and the pods the reaper would act on',
+    summary: "Print, per migrated node, whether Cilium is ready and the pods the reaper would act on, and the nodes waiting on Cilium's startup taint",
     run: reportCommand,
     usage: REPORT_USAGE,
   },

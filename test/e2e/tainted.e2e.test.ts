@@ -180,7 +180,7 @@ beforeAll(async () => {
   writeFileSync(configFile, stringify({ nodeTaint: { stuckAfterSeconds: 3, checkIntervalSeconds: 1 } }));
   guard = await startGuard(cp, { args: ['--config', configFile] });
   await guard.register();
-}, 600_000);
+});
 
 afterAll(async () => {
   await guard?.stop();
@@ -203,7 +203,7 @@ describe('a node registering with the migration label', () => {
     // The decision log line names the node and the kubelet that registered it; the metrics count it.
     const line = await waitFor(
       'the decision log line',
-      async () => guardLines().find((l) => l.webhook === 'node-taint' && l.name === 'kwok-cilium-1' && l.msg === 'admission decision'),
+      async () => guardLines().find((l) => l.webhook === 'node-taint' && l.node === 'kwok-cilium-1' && l.msg === 'admission decision'),
       { timeoutMs: 5_000 },
     );
     expect(line).toMatchObject({ decision: 'patched', reason: 'tainted', node: 'kwok-cilium-1', operation: 'CREATE', user: 'system:node:kwok-cilium-1' });
