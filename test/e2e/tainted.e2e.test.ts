@@ -169,6 +169,18 @@ beforeAll(async () => {
     nodes: [{ name: LEGACY }],
     // NodeRestriction limits what a kubelet may write to its own Node; the taint comes from the webhook.
     extraApiServerArgs: ['--enable-admission-plugins=NodeRestriction'],
+    // Node registrations only (kwok writes node status constantly): the webhook's auditAnnotations land here.
+    auditPolicy: `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+  verbs: ["create"]
+  resources:
+  - group: ""
+    resources: ["nodes"]
+- level: None
+`,
     log: (line) => process.stderr.write(`[controlplane] ${line}\n`),
   });
   await installCiliumCrds(cp);
@@ -208,6 +220,26 @@ describe('a node registering with the migration label', () => {
     );
     expect(line).toMatchObject({ decision: 'patched', reason: 'tainted', node: 'kwok-cilium-1', operation: 'CREATE', user: 'system:node:kwok-cilium-1' });
     expect(metric(await metricsText(), 'cmg_admission_requests_total', { webhook: 'node-taint', operation: 'CREATE', decision: 'patched' })).toBe(1);
+
+    // The audit log: the kubelet's create, our auditAnnotations under the webhook's name, and the
+    // API server's own record that this webhook mutated the object.
+    const event = await waitFor(
+      'the audit event of the registration',
+      async () =>
+        readFileSync(plane().auditLogPath, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l))
+          .find((e) => e.verb === 'create' && e.objectRef?.resource === 'nodes' && e.objectRef?.name === 'kwok-cilium-1' && e.stage === 'ResponseComplete'),
+      { timeoutMs: 10_000 },
+    );
+    // The request is the kubelet's identity (impersonated by the test's admin, as the audit log records).
+    expect(event.impersonatedUser).toMatchObject({ username: 'system:node:kwok-cilium-1', groups: expect.arrayContaining(['system:nodes']) });
+    expect(event.annotations).toMatchObject({
+      [`${MUTATING_NODES_NAME}/action`]: 'tainted',
+      [`${MUTATING_NODES_NAME}/taint`]: 'node.cilium.io/agent-not-ready=true:NoExecute',
+    });
+    expect(Object.values(event.annotations).some((v) => String(v).includes(`"webhook":"${MUTATING_NODES_NAME}","mutated":true`))).toBe(true);
   });
 
   it('an unlabelled node is stored as registered, and is never even sent to the webhook (matchConditions)', async () => {
