@@ -222,3 +222,18 @@ describe('nodeTaintHandler', () => {
     expect((handler.handle(nodeRequest(kubeletNode({ cni: 'cilium' }))) as Decision).reason).toBe('tainted');
   });
 });
+
+describe('nodeTaint config', () => {
+  it('defaults: on, NoExecute, stuck after 10 minutes, checked every minute', () => {
+    expect(parseConfig({}).nodeTaint).toEqual({ enabled: true, effect: 'NoExecute', stuckAfterSeconds: 600, checkIntervalSeconds: 60 });
+  });
+
+  it.each([
+    [{ effect: 'PreferNoSchedule' }, 'nodeTaint.effect'],
+    [{ stuckAfterSeconds: 0 }, 'nodeTaint.stuckAfterSeconds'],
+    [{ checkIntervalSeconds: 'often' }, 'nodeTaint.checkIntervalSeconds'],
+    [{ removeStuck: true }, 'nodeTaint'],
+  ])('rejects %j, naming the field', (nodeTaint, field) => {
+    expect(() => parseConfig({ nodeTaint })).toThrow(field);
+  });
+});
