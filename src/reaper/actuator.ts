@@ -168,7 +168,7 @@ export class Actuator {
     signal.throwIfAborted();
     const now = new Date(deps.clock.now());
     // Fresh: the pod and its CEP. From the caches: the node's readiness, its CiliumNode, the other pods with the IP.
-    const again = assessPod(assessContext(deps.view, deps.config, now), pod, cep, ciliumReadiness(deps.view, node));
+    const again = assessPod(assessContext(deps.view, deps.config, now), pod, cep, ciliumReadiness(deps.view, node, deps.config));
     if (again?.verdict !== 'remove') {
       log.info({ now: again ? { verdict: again.verdict, why: again.why } : 'managed by Cilium or out of scope' }, 'skipped: not a victim on re-reading it from the API server');
       return 'no-longer-victim';

@@ -3,7 +3,7 @@
 // A table for people, JSON for scripts; both say the same thing.
 
 import { nodeLabelText, type Config } from '../config.js';
-import { describeGap } from '../cluster/readiness.js';
+import { describeGaps } from '../cluster/readiness.js';
 import type { Assessment, Detection, Verdict } from './detect.js';
 import { describeEvidence } from './evidence.js';
 
@@ -43,7 +43,7 @@ export function buildReport(detection: Detection, config: Config, source: string
     (n): ReportNode => ({
       node: n.node,
       ciliumReady: n.readiness.ready,
-      notReadyBecause: n.readiness.gaps.map((gap) => describeGap(gap, n.node, n.readiness.agentPod)),
+      notReadyBecause: describeGaps(n.readiness, n.node),
       ...(n.readiness.agentPod ? { agentPod: n.readiness.agentPod } : {}),
       ...(n.readiness.readySince ? { readySince: n.readiness.readySince } : {}),
       pods: n.unmanaged.map((a) => ({

@@ -111,14 +111,14 @@ describe('live cluster view (informers) against kube-apiserver', () => {
       spec: { nodeName: UNMANAGED, hostNetwork: true, containers: [{ name: 'cilium-agent', image: 'quay.io/cilium/cilium:v1.17.4' }] },
     });
     await expect.poll(() => view().agentPodsOn(UNMANAGED).map((p) => p.metadata.name), within).toEqual(['cilium-e2e']);
-    await expect.poll(() => ciliumReadiness(view(), UNMANAGED).gaps, within).toEqual(['agent-not-ready']);
+    await expect.poll(() => ciliumReadiness(view(), UNMANAGED, defaultConfig).gaps, within).toEqual(['agent-not-ready']);
 
     const readyAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     await plane().kubectl([
       'patch', 'pod', 'cilium-e2e', '-n', 'kube-system', '--subresource=status', '--type=merge',
       '-p', JSON.stringify({ status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: readyAt }] } }),
     ]);
-    await expect.poll(() => ciliumReadiness(view(), UNMANAGED), within).toEqual({
+    await expect.poll(() => ciliumReadiness(view(), UNMANAGED, defaultConfig), within).toEqual({
       ready: true,
       gaps: [],
       agentPod: 'kube-system/cilium-e2e',
@@ -127,11 +127,11 @@ describe('live cluster view (informers) against kube-apiserver', () => {
 
     // No kubelet confirms the deletion: the pod stays, terminating.
     await plane().kubectl(['delete', 'pod', 'cilium-e2e', '-n', 'kube-system', '--wait=false']);
-    await expect.poll(() => ciliumReadiness(view(), UNMANAGED).gaps, within).toEqual(['agent-terminating']);
+    await expect.poll(() => ciliumReadiness(view(), UNMANAGED, defaultConfig).gaps, within).toEqual(['agent-terminating']);
 
     await plane().kubectl(['delete', 'pod', 'cilium-e2e', '-n', 'kube-system', '--grace-period=0', '--force']);
     await expect.poll(() => view().agentPodsOn(UNMANAGED), within).toEqual([]);
-    expect(ciliumReadiness(view(), UNMANAGED).gaps).toEqual(['no-agent-pod']);
+    expect(ciliumReadiness(view(), UNMANAGED, defaultConfig).gaps).toEqual(['no-agent-pod']);
   });
 
   it('ignores pods that are not Cilium agents', async () => {

@@ -1,0 +1,153 @@
+// What the cluster view remembers about each node beyond what the API shows now: the one piece of
+// readiness state kept at the edge (everything else is read from the objects themselves).
+//
+// Two facts cannot be read back from the API server later:
+//   - a reboot: the kubelet reports a new status.nodeInfo.bootID at start-up, but until it has
+//     synced the agent pod again (Ready=False, then True with a new lastTransitionTime) the API
+//     still shows the agent's pre-reboot Ready=True. Nothing in the Node records when the bootID
+//     changed (the kubelet's managedFields entry moves on every status heartbeat). So when the view
+//     sees the bootID change, it notes which agent Ready states were showing then: those are
+//     pre-reboot, and the node is not ready until an agent shows a Ready state not in that list.
+//     The comparison is by identity (pod uid + Ready lastTransitionTime), not by clocks.
+//   - when Cilium FIRST became ready since the current boot: an agent restart or upgrade gives a new
+//     pod with a new Ready time. The view keeps the Ready states it has seen since the boot
+//     (earliest first, bounded), so the first one survives agent restarts.
+//
+// The memory is per process. After a restart of the webhook or the reaper it starts empty: a reboot
+// that happened before is not known (its pre-reboot window, until the kubelet's first pod sync, is
+// not detected), and "first Ready seen" starts at the agent's current Ready. The reaper prefers
+// cilium-operator's CiliumIsUp condition, which survives both (readiness.ts). Documented in the
+// README ("Cilium is ready on node N").
+//
+// Pure data in, data out: the view calls observeNode/observeAgent on every informer change; the
+// decisions read snapshot() only.
+
+import type { NodeInfo, PodInfo } from './view.js';
+
+/** One Ready state of an agent pod, and what says when its configuration was built. */
+export interface ReadySighting {
+  /** `<pod uid or namespace/name>@<Ready lastTransitionTime>`. */
+  key: string;
+  readySince: string;
+  /** metadata.creationTimestamp (API server clock). */
+  created?: string;
+  /** When the pod's config was built: its first init container's start, else its earliest container start (node clock). */
+  configuredAt?: string;
+}
+
+export interface NodeMemory {
+  nodeUid?: string;
+  bootID?: string;
+  /** Set when the view saw the bootID change to the current one (view's clock, RFC 3339). */
+  rebootSeenAt?: string;
+  /** Agent Ready states showing when the reboot was seen: pre-reboot, they do not count. */
+  preRebootReady: readonly string[];
+  /** Agent Ready states seen under the current boot (since the view started if no reboot was seen), earliest first. */
+  readySeen: readonly ReadySighting[];
+}
+
+/** Bound on sightings kept per node: the earliest ones are kept, the newest replaces the last. */
+export const MAX_SIGHTINGS = 8;
+
+export function isServingAgent(pod: PodInfo): boolean {
+  return !pod.metadata.deletionTimestamp && readyTransition(pod) !== undefined;
+}
+
+/** lastTransitionTime of a Ready=True condition ('' when Ready without a time), else undefined. */
+export function readyTransition(pod: PodInfo): string | undefined {
+  const ready = pod.status?.conditions?.find((c) => c.type === 'Ready');
+  if (ready?.status !== 'True') return undefined;
+  return ready.lastTransitionTime ?? '';
+}
+
+function earliest(times: Array<string | undefined>): string | undefined {
+  let best: string | undefined;
+  let bestMs = Infinity;
+  for (const t of times) {
+    const ms = Date.parse(t ?? '');
+    if (!Number.isNaN(ms) && ms < bestMs) {
+      bestMs = ms;
+      best = t;
+    }
+  }
+  return best;
+}
+
+/**
+ * When the agent pod's configuration was built. Cilium's chart builds it in the `config` init
+ * container (cilium-dbg build-config, into an emptyDir the agent reads), which runs again only
+ * when the kubelet recreates the pod sandbox (new pod, reboot), not when the agent container alone
+ * restarts. So: the first init container's start when the pod has init containers, else the
+ * earliest start of its containers (an agent that reads its config itself at start).
+ */
+export function agentConfiguredAt(pod: PodInfo): string | undefined {
+  const init = pod.status?.initContainerStatuses ?? [];
+  if (init.length > 0) return init[0]!.startedAt;
+  return earliest((pod.status?.containerStatuses ?? []).map((c) => c.startedAt));
+}
+
+export function sightingOf(pod: PodInfo): ReadySighting | undefined {
+  if (!isServingAgent(pod)) return undefined;
+  const readySince = readyTransition(pod)!;
+  const configuredAt = agentConfiguredAt(pod);
+  return {
+    key: `${pod.metadata.uid ?? `${pod.metadata.namespace ?? ''}/${pod.metadata.name}`}@${readySince}`,
+    readySince,
+    ...(pod.metadata.creationTimestamp ? { created: pod.metadata.creationTimestamp } : {}),
+    ...(configuredAt ? { configuredAt } : {}),
+  };
+}
+
+function addSighting(list: readonly ReadySighting[], s: ReadySighting): readonly ReadySighting[] {
+  if (list.some((x) => x.key === s.key)) return list;
+  if (list.length < MAX_SIGHTINGS) return [...list, s];
+  return [...list.slice(0, MAX_SIGHTINGS - 1), s];
+}
+
+export class NodeHistory {
+  private readonly byNode = new Map<string, NodeMemory>();
+
+  constructor(private readonly now: () => Date = () => new Date()) {}
+
+  /** A Node add/update. `agentsNow`: the agent pods the view holds for it at this moment. */
+  observeNode(node: NodeInfo, agentsNow: readonly PodInfo[]): void {
+    const name = node.metadata.name;
+    const uid = node.metadata.uid;
+    const bootID = node.status?.nodeInfo?.bootID;
+    const old = this.byNode.get(name);
+    if (!old || (old.nodeUid && uid && old.nodeUid !== uid)) {
+      // First sight, or a new Node object under the same name: nothing to compare with.
+      this.byNode.set(name, { ...(uid ? { nodeUid: uid } : {}), ...(bootID ? { bootID } : {}), preRebootReady: [], readySeen: [] });
+      return;
+    }
+    if (bootID && old.bootID && bootID !== old.bootID) {
+      // A reboot. Every Ready state showing now predates it.
+      const preRebootReady = agentsNow.flatMap((pod) => sightingOf(pod)?.key ?? []);
+      this.byNode.set(name, { ...old, bootID, rebootSeenAt: this.now().toISOString(), preRebootReady, readySeen: [] });
+      return;
+    }
+    // Fill in what was not known yet (an agent seen before its Node; a Node without bootID yet).
+    if ((bootID && !old.bootID) || (uid && !old.nodeUid)) {
+      this.byNode.set(name, { ...old, ...(uid ? { nodeUid: uid } : {}), ...(bootID ? { bootID } : {}) });
+    }
+  }
+
+  /** An agent pod add/update (bound to a node). */
+  observeAgent(pod: PodInfo): void {
+    const name = pod.spec.nodeName;
+    const sighting = sightingOf(pod);
+    if (!name || !sighting) return;
+    const mem = this.byNode.get(name) ?? { preRebootReady: [], readySeen: [] };
+    if (mem.preRebootReady.includes(sighting.key)) return;
+    const readySeen = addSighting(mem.readySeen, sighting);
+    if (readySeen !== mem.readySeen || !this.byNode.has(name)) this.byNode.set(name, { ...mem, readySeen });
+  }
+
+  forget(name: string): void {
+    this.byNode.delete(name);
+  }
+
+  snapshot(name: string): NodeMemory | undefined {
+    return this.byNode.get(name);
+  }
+}
