@@ -123,7 +123,8 @@ export class NodeHistory {
     if (bootID && old.bootID && bootID !== old.bootID) {
       // A reboot. Every Ready state showing now predates it.
       const preRebootReady = agentsNow.flatMap((pod) => sightingOf(pod)?.key ?? []);
-      this.byNode.set(name, { ...old, bootID, rebootSeenAt: this.now().toISOString(), preRebootReady, readySeen: [] });
+      const seenAt = this.now().toISOString().replace(/\.\d{3}Z$/, 'Z');
+      this.byNode.set(name, { ...old, bootID, rebootSeenAt: seenAt, preRebootReady, readySeen: [] });
       return;
     }
     // Fill in what was not known yet (an agent seen before its Node; a Node without bootID yet).

@@ -53,7 +53,7 @@ describe('ciliumReadiness', () => {
     ],
     [
       'two agents, one terminating, one Ready: ready',
-      { pods: [agent('cilium-old', { terminating: true, readySince: '2025-06-01T00:00:00Z' }), agent('cilium-new', { readySince: '2025-06-02T09:50:00Z', ciliumSince: '2025-06-02T09:50:00Z', ciliumSinceFrom: 'first-ready-seen' })] },
+      { pods: [agent('cilium-old', { terminating: true, readySince: '2025-06-01T00:00:00Z' }), agent('cilium-new', { readySince: '2025-06-02T09:50:00Z' })] },
       { ready: true, gaps: [], agentPod: 'kube-system/cilium-new', readySince: '2025-06-02T09:50:00Z', ciliumSince: '2025-06-02T09:50:00Z', ciliumSinceFrom: 'first-ready-seen' },
     ],
     [
