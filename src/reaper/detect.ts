@@ -9,7 +9,8 @@
 //   - or, in IPAM modes that fill it (crd, eni, azure, alibabacloud), the node's CiliumNode
 //     status.ipam.used[<pod IP>].owner is "<namespace>/<name>" (what cilium-cni passes as owner),
 //     or "<namespace>/<name> [restored]" (what the agent writes when it re-allocates the IP of an
-//     endpoint it restored after a restart: daemon/cmd/state.go allocateIPsLocked).
+//     endpoint it restored after a restart: daemon/cmd/state.go allocateIPsLocked; some releases
+//     wrote the IPv4 one without the space, "<namespace>/<name>[restored]": both count).
 // When Cilium writes no CiliumEndpoints at all (disable-endpoint-crd: "true" in cilium-config),
 // every pod would look unmanaged: detect() then assesses no pod and says why (Detection.inactive).
 // The pod CIDRs of the CiliumNode (spec.ipam.podCIDRs) are evidence only: with kubernetes/
@@ -142,8 +143,8 @@ function cepIPs(cep: CiliumEndpointInfo | undefined): string[] {
   return (cep?.status?.networking?.addressing ?? []).flatMap((a) => [a.ipv4, a.ipv6].filter((ip): ip is string => Boolean(ip)).map(canonicalIP));
 }
 
-/** Suffix of the IPAM owner the agent records for endpoints it restored after a restart. */
-export const RESTORED_SUFFIX = ' [restored]';
+/** Suffix of the IPAM owner the agent records for endpoints it restored after a restart (after a space, or not). */
+export const RESTORED_SUFFIX = '[restored]';
 
 function ipamOwner(cn: CiliumNodeInfo | undefined, ip: string): string | null | undefined {
   const used = cn?.status?.ipam?.used;
@@ -163,7 +164,7 @@ export function isManagedByCilium(pod: PodInfo, cep: CiliumEndpointInfo | undefi
   const owner = `${pod.metadata.namespace ?? ''}/${pod.metadata.name}`;
   return ips.some((ip) => {
     const recorded = ipamOwner(cn, ip);
-    return recorded === owner || recorded === `${owner}${RESTORED_SUFFIX}`;
+    return recorded === owner || recorded === `${owner} ${RESTORED_SUFFIX}` || recorded === `${owner}${RESTORED_SUFFIX}`;
   });
 }
 

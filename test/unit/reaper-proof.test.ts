@@ -94,16 +94,23 @@ describe('"started before Cilium" compares with when Cilium FIRST became ready o
 });
 
 describe('IPAM owners of endpoints the agent restored after a restart', () => {
-  it('"namespace/name [restored]" counts as Cilium managing the pod (never a victim)', () => {
+  it('"namespace/name [restored]" (and the older IPv4 spelling without the space) counts as Cilium managing the pod', () => {
     const view = viewWith(node(), [agent('cilium-a', 30)]);
     view.upsertCiliumNode(
       ciliumNode('node-a', { status: { ipam: { used: { '10.244.1.5': { owner: 'default/web [restored]' }, '10.244.1.6': { owner: 'default/other [restored]' } } } } }),
     );
     view.upsertPod(pod({ name: 'web', start: 0, ip: '10.244.1.5' }));
     view.upsertPod(pod({ name: 'web-twin', start: 0, ip: '10.244.1.5' }));
-    const d = detect(view, configWith({ target: 'any-unmanaged' }), LATER);
-    const names = d.nodes[0]!.unmanaged.map((a) => a.pod.name);
+    let d = detect(view, configWith({ target: 'any-unmanaged' }), LATER);
+    let names = d.nodes[0]!.unmanaged.map((a) => a.pod.name);
     expect(names).not.toContain('web');
+    view.upsertCiliumNode(ciliumNode('node-a', { status: { ipam: { used: { '10.244.1.5': { owner: 'default/web[restored]' } } } } }));
+    d = detect(view, configWith({ target: 'any-unmanaged' }), LATER);
+    names = d.nodes[0]!.unmanaged.map((a) => a.pod.name);
+    expect(names).not.toContain('web');
+    view.upsertCiliumNode(ciliumNode('node-a', { status: { ipam: { used: { '10.244.1.5': { owner: 'default/web [restored]' } } } } }));
+    d = detect(view, configWith({ target: 'any-unmanaged' }), LATER);
+    names = d.nodes[0]!.unmanaged.map((a) => a.pod.name);
     // The other pod holding the IP is not its owner, restored or not.
     expect(names).toContain('web-twin');
     expect(d.findings.map((f) => f.pod.name)).toEqual(['web-twin']);
