@@ -123,6 +123,8 @@ describe('live cluster view (informers) against kube-apiserver', () => {
       gaps: [],
       agentPod: 'kube-system/cilium-e2e',
       readySince: readyAt,
+      ciliumSince: readyAt,
+      ciliumSinceFrom: 'first-ready-seen',
     });
 
     // No kubelet confirms the deletion: the pod stays, terminating.
