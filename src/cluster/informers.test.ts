@@ -350,6 +350,23 @@ describe('startLiveView', () => {
     expect(live.view.reaperSyncState()).toEqual({ pods: false, ciliumEndpoints: false, ciliumConfig: false });
   });
 
+  it('keeps container start times for Cilium agent pods only (memory), and derives the migration label time from managedFields', async () => {
+    const withStarts = (obj: Obj): Obj => ({
+      ...obj,
+      status: { ...(obj.status as object), initContainerStatuses: [{ name: 'config', state: { terminated: { startedAt: '2025-06-02T09:14:05Z' } } }], containerStatuses: [{ name: 'cilium-agent', state: { running: { startedAt: '2025-06-02T09:14:06Z' } } }] },
+    });
+    const agentObj = withStarts(agentPod('cilium-a', 'n1', true));
+    api.seed(AGENTS, agentObj);
+    api.seed('/api/v1/pods', agentObj, withStarts({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', namespace: 'default' }, spec: { nodeName: 'n1' } }));
+    api.seed(NODES, { ...node('n1', { cni: 'cilium' }), metadata: { name: 'n1', labels: { cni: 'cilium' }, managedFields: [{ manager: 'kubectl-label', time: '2025-06-02T09:00:00Z', fieldsV1: { 'f:metadata': { 'f:labels': { 'f:cni': {} } } } }] } });
+    const { view, whenSynced } = start({ withReaperCaches: true });
+    await whenSynced();
+    await expect.poll(() => view.reaperSyncState().pods, poll).toBe(true);
+    expect(view.agentPodsOn('n1')[0]!.status?.initContainerStatuses).toEqual([{ name: 'config', startedAt: '2025-06-02T09:14:05Z' }]);
+    for (const pod of view.podsOn('n1')) expect(pod.status).not.toHaveProperty('containerStatuses');
+    expect(view.node('n1')?.labelSetAt).toEqual({ cni: '2025-06-02T09:00:00Z' });
+  });
+
   it("reaper caches: watches only Cilium's ConfigMap (by name) and reads disable-endpoint-crd from it", async () => {
     const CM = '/api/v1/namespaces/kube-system/configmaps?fieldSelector=metadata.name=cilium-config';
     const cm = (value: string): Obj => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cilium-config', namespace: 'kube-system' }, data: { 'disable-endpoint-crd': value, 'cluster-name': 'x' } } as Obj);

@@ -45,7 +45,7 @@ import type { Config } from '../config.js';
 import { abortOptions, isNotFound } from './lookup.js';
 import { CACHE_NAMES, MemoryClusterView, type FullClusterView, type PodFeed, type ReaperCacheName } from './memory.js';
 import { trimCiliumConfig, trimCiliumEndpoint, trimCiliumNode, trimNode, trimPod } from './trim.js';
-import { isSynced, type CacheName } from './view.js';
+import { isSynced, type CacheName, type PodInfo } from './view.js';
 
 export interface LiveViewOptions {
   /** Also cache all pods (podsOn) and CiliumEndpoints, for the reaper. Off by default. */
@@ -102,6 +102,12 @@ interface CacheSpec {
 export function labelSelector(labels: Record<string, string>): string | undefined {
   const parts = Object.entries(labels).map(([key, value]) => `${key}=${value}`);
   return parts.length > 0 ? parts.join(',') : undefined;
+}
+
+function withoutContainerStarts(pod: PodInfo): PodInfo {
+  if (!pod.status?.containerStatuses && !pod.status?.initContainerStatuses) return pod;
+  const { containerStatuses: _c, initContainerStatuses: _i, ...status } = pod.status;
+  return { ...pod, status };
 }
 
 /** Replaces the object's own fields with the trimmed ones (apiVersion/kind are kept). */
@@ -286,7 +292,9 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium' | 'n
     ...selectors,
     page,
     upsert: (raw) => {
-      const pod = trimPod(raw);
+      const trimmed = trimPod(raw);
+      // Container start times are read for Cilium agent pods only: not kept for every other pod.
+      const pod = feed === 'agent' ? trimmed : withoutContainerStarts(trimmed);
       view.upsertPod(pod, feed);
       return pod;
     },
