@@ -49,6 +49,16 @@ export interface NodeMemory {
 /** Bound on sightings kept per node: the earliest ones are kept, the newest replaces the last. */
 export const MAX_SIGHTINGS = 8;
 
+/**
+ * A Ready state first seen less than this before the boot ID change is taken as post-reboot.
+ * The kubelet posts the new boot ID before it re-syncs the agent pod, but two watches (or a relist
+ * after a broken watch) can deliver the two updates in either order; a genuinely pre-reboot Ready
+ * cannot be this fresh (it would have to turn Ready, the machine reboot and the kubelet start again
+ * within it). Without this, a misordered pair would leave the node "rebooted" until the agent's
+ * next transition. Measured on the view's own clock only.
+ */
+export const MISORDER_WINDOW_MS = 5_000;
+
 export function isServingAgent(pod: PodInfo): boolean {
   return !pod.metadata.deletionTimestamp && readyTransition(pod) !== undefined;
 }
@@ -98,6 +108,10 @@ export function sightingOf(pod: PodInfo): ReadySighting | undefined {
   };
 }
 
+function podKey(pod: PodInfo): string {
+  return `${pod.metadata.namespace ?? ''}/${pod.metadata.name}`;
+}
+
 function addSighting(list: readonly ReadySighting[], s: ReadySighting): readonly ReadySighting[] {
   if (list.some((x) => x.key === s.key)) return list;
   if (list.length < MAX_SIGHTINGS) return [...list, s];
@@ -106,6 +120,8 @@ function addSighting(list: readonly ReadySighting[], s: ReadySighting): readonly
 
 export class NodeHistory {
   private readonly byNode = new Map<string, NodeMemory>();
+  /** Per agent pod (namespace/name): its current Ready state's key and when the view first saw it (ms). */
+  private readonly current = new Map<string, { key: string; seenAt: number }>();
 
   constructor(private readonly now: () => Date = () => new Date()) {}
 
@@ -121,10 +137,19 @@ export class NodeHistory {
       return;
     }
     if (bootID && old.bootID && bootID !== old.bootID) {
-      // A reboot. Every Ready state showing now predates it.
-      const preRebootReady = agentsNow.flatMap((pod) => sightingOf(pod)?.key ?? []);
-      const seenAt = this.now().toISOString().replace(/\.\d{3}Z$/, 'Z');
-      this.byNode.set(name, { ...old, bootID, rebootSeenAt: seenAt, preRebootReady, readySeen: [] });
+      // A reboot. Every Ready state showing now predates it, unless it appeared just now (see MISORDER_WINDOW_MS).
+      const nowMs = this.now().getTime();
+      const preRebootReady: string[] = [];
+      let readySeen: readonly ReadySighting[] = [];
+      for (const pod of agentsNow) {
+        const s = sightingOf(pod);
+        if (!s) continue;
+        const cur = this.current.get(podKey(pod));
+        if (cur && cur.key === s.key && nowMs - cur.seenAt < MISORDER_WINDOW_MS) readySeen = addSighting(readySeen, s);
+        else preRebootReady.push(s.key);
+      }
+      const seenAt = new Date(nowMs).toISOString().replace(/\.\d{3}Z$/, 'Z');
+      this.byNode.set(name, { ...old, bootID, rebootSeenAt: seenAt, preRebootReady, readySeen });
       return;
     }
     // Fill in what was not known yet (an agent seen before its Node; a Node without bootID yet).
@@ -137,6 +162,9 @@ export class NodeHistory {
   observeAgent(pod: PodInfo): void {
     const name = pod.spec.nodeName;
     const sighting = sightingOf(pod);
+    const k = podKey(pod);
+    if (!sighting) this.current.delete(k);
+    else if (this.current.get(k)?.key !== sighting.key) this.current.set(k, { key: sighting.key, seenAt: this.now().getTime() });
     if (!name || !sighting) return;
     const mem = this.byNode.get(name) ?? { preRebootReady: [], readySeen: [] };
     if (mem.preRebootReady.includes(sighting.key)) return;
@@ -146,6 +174,11 @@ export class NodeHistory {
 
   forget(name: string): void {
     this.byNode.delete(name);
+  }
+
+  /** An agent pod is gone (or no longer an agent pod). */
+  forgetAgent(namespace: string | undefined, name: string): void {
+    this.current.delete(`${namespace ?? ''}/${name}`);
   }
 
   snapshot(name: string): NodeMemory | undefined {

@@ -53,6 +53,8 @@ function key(namespace: string | undefined, name: string): string {
   return `${namespace ?? ''}/${name}`;
 }
 
+const podNamespace = (pod: PodInfo): string | undefined => pod.metadata.namespace;
+
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
@@ -176,7 +178,10 @@ export class MemoryClusterView implements FullClusterView {
       if (isAgentPod(pod, this.cilium)) {
         this.agents.upsert(pod);
         this.history.observeAgent(pod);
-      } else this.agents.delete(k);
+      } else {
+        this.agents.delete(k);
+        this.history.forgetAgent(podNamespace(pod), pod.metadata.name);
+      }
     }
     if (!feed || feed === 'unscheduled') {
       if (!pod.spec.nodeName) this.unscheduled.set(k, pod);
@@ -188,7 +193,10 @@ export class MemoryClusterView implements FullClusterView {
   /** Removes the pod from one index (`feed`), or from every index when no feed is given. */
   deletePod(namespace: string | undefined, name: string, feed?: PodFeed): void {
     const k = key(namespace, name);
-    if (!feed || feed === 'agent') this.agents.delete(k);
+    if (!feed || feed === 'agent') {
+      this.agents.delete(k);
+      this.history.forgetAgent(namespace, name);
+    }
     if (!feed || feed === 'unscheduled') this.unscheduled.delete(k);
     if (!feed || feed === 'all') this.allPods.delete(k);
   }

@@ -66,8 +66,11 @@ function agent(opts: AgentOpts = {}): PodInfo {
   };
 }
 
+/** The view's clock: each read moves it on by a minute (updates in these tests are minutes apart). */
+let clock = 0;
 function view(n: NodeInfo = node(), agents: PodInfo[] = [agent()], config: Config = defaultConfig): MemoryClusterView {
-  const v = new MemoryClusterView(config, { now: () => new Date(T(1000)) });
+  clock = Date.parse(T(1000));
+  const v = new MemoryClusterView(config, { now: () => new Date((clock += 60_000)) });
   v.upsertNode(n);
   v.upsertCiliumNode({ metadata: { name: NODE } });
   for (const a of agents) v.upsertPod(a);
@@ -112,7 +115,7 @@ describe('reboots (status.nodeInfo.bootID changes)', () => {
     // The kubelet's first status update after the reboot: new boot ID, the agent pod still shows its old Ready.
     v.upsertNode(node({ bootID: 'boot-2' }));
     const r = ciliumReadiness(v, NODE, defaultConfig);
-    expect(r).toMatchObject({ ready: false, gaps: ['rebooted'], agentPod: 'kube-system/cilium-abcde', detail: { bootID: 'boot-2', rebootSeenAt: T(1000) } });
+    expect(r).toMatchObject({ ready: false, gaps: ['rebooted'], agentPod: 'kube-system/cilium-abcde', detail: { bootID: 'boot-2', rebootSeenAt: T(1002) } });
     expect(describeGaps(r, NODE)[0]).toMatch(/^the node rebooted \(boot ID now boot-2\) and Cilium agent pod kube-system\/cilium-abcde has not turned Ready since/);
     const pod: PodInfo = { metadata: { name: 'web', namespace: 'default' }, spec: { nodeName: NODE } };
     const d = decidePlacement({ via: 'binding', namespace: 'default', name: 'web', node: NODE }, { pod, node: v.node(NODE)! }, v, defaultConfig);
@@ -141,6 +144,24 @@ describe('reboots (status.nodeInfo.bootID changes)', () => {
     expect(ciliumReadiness(v, NODE, defaultConfig).ready).toBe(true);
     v.upsertNode(node({ uid: 'node-uid-2', bootID: 'boot-9' })); // deleted and re-created: another Node
     expect(ciliumReadiness(v, NODE, defaultConfig).ready).toBe(true);
+  });
+
+  it('an agent Ready that arrived just before the boot ID change (watches delivered out of order) counts as after the reboot', () => {
+    let now = Date.parse(T(1000));
+    const v = new MemoryClusterView(defaultConfig, { now: () => new Date(now) });
+    v.upsertNode(node({ bootID: 'boot-1' }));
+    v.upsertCiliumNode({ metadata: { name: NODE } });
+    v.upsertPod(agent({ ready: T(2) }));
+    now += 600_000;
+    // After a broken watch, the relist hands over the agent's post-reboot Ready first, then the new boot ID.
+    v.upsertPod(agent({ ready: T(1009), configStarted: T(1005) }));
+    now += 200;
+    v.upsertNode(node({ bootID: 'boot-2' }));
+    expect(ciliumReadiness(v, NODE, defaultConfig)).toMatchObject({ ready: true, ciliumSince: T(1009), ciliumSinceFrom: 'first-ready-after-reboot' });
+    // Whereas a Ready state seen minutes before the boot ID change is pre-reboot.
+    now += 600_000;
+    v.upsertNode(node({ bootID: 'boot-3' }));
+    expect(ciliumReadiness(v, NODE, defaultConfig).gaps).toEqual(['rebooted']);
   });
 
   it('a view started after the reboot does not know of it (per-process memory, documented)', () => {

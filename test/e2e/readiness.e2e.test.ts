@@ -19,6 +19,7 @@ import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runReport } from '../../src/commands/report.js';
+import { MISORDER_WINDOW_MS } from '../../src/cluster/history.js';
 import { parseConfig } from '../../src/config.js';
 import { CONFIGURATION_NAME } from '../../src/registration.js';
 import { detect } from '../../src/reaper/detect.js';
@@ -250,6 +251,8 @@ describe('"Cilium is ready on node N", through the webhook', () => {
     expect((await getNode(REBOOTED)).status.nodeInfo.bootID).toBe('boot-1');
 
     // The kubelet after the reboot: new boot ID first; the agent pod still shows its pre-reboot Ready.
+    // (A Ready state seen less than MISORDER_WINDOW_MS before the change counts as post-reboot: wait past it, as a real reboot does.)
+    await sleep(MISORDER_WINDOW_MS + 500);
     await setBootID(REBOOTED, 'boot-2');
     const denied = await waitPlacement('denied after the reboot', REBOOTED, (p) => !p.allowed);
     expect(denied.text).toContain(`the node rebooted (boot ID now boot-2) and Cilium agent pod kube-system/cilium-${REBOOTED} has not turned Ready since`);
@@ -345,6 +348,7 @@ describe("the reaper's proof", () => {
     await setCiliumIsUp(REBOOTED_2, Date.parse(agent.status!.conditions!.find((c) => c.type === 'Ready')!.lastTransitionTime!));
     await waitFor('the reaper to see Cilium ready', async () => (detect(dry.view, parseConfig({ reaper: REAPER }), new Date()).nodes.find((n) => n.node === REBOOTED_2)?.readiness.ready ? true : undefined), within);
 
+    await sleep(MISORDER_WINDOW_MS + 500);
     await setBootID(REBOOTED_2, 'boot-2');
     await waitFor('the reaper to see the reboot', async () => (dry.view.nodeMemory?.(REBOOTED_2)?.rebootSeenAt ? true : undefined), within);
     await setAgentReady('cilium-rb', false, Date.now());

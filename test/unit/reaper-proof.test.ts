@@ -46,7 +46,8 @@ function duplicate(view: MemoryClusterView, name: string, start: number, ip: str
 }
 
 function viewWith(n: NodeInfo, agents: PodInfo[], config: Config = defaultConfig): MemoryClusterView {
-  const view = new MemoryClusterView(config, { synced: true, now: () => new Date(at(5000)) });
+  let clock = Date.parse(at(5000));
+  const view = new MemoryClusterView(config, { synced: true, now: () => new Date((clock += 60_000)) });
   view.upsertNode(n);
   view.upsertCiliumNode(ciliumNode('node-a', { spec: { ipam: { podCIDRs: ['10.244.0.0/16'] } } }));
   for (const a of agents) view.upsertPod(a);
