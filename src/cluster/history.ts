@@ -44,6 +44,13 @@ export interface NodeMemory {
   preRebootReady: readonly string[];
   /** Agent Ready states seen under the current boot (since the view started if no reboot was seen), earliest first. */
   readySeen: readonly ReadySighting[];
+  /**
+   * Agent configurations (`<uid>@<configuredAt>=<label value>`) the view has seen pass the
+   * per-node-switch check. The label's time from managedFields is an upper bound that moves when
+   * the same field manager later changes another label; a configuration that passed once was built
+   * while the label had that value, so it keeps passing (see labelCheckKey).
+   */
+  configuredUnderLabel: readonly string[];
 }
 
 /** Bound on sightings kept per node: the earliest ones are kept, the newest replaces the last. */
@@ -96,6 +103,17 @@ export function agentConfiguredAt(pod: PodInfo): string | undefined {
   return earliest((pod.status?.containerStatuses ?? []).map((c) => c.startedAt));
 }
 
+/** Built at or after the label was set: by pod creation (API server clock) or by config start (node clock). */
+export function configuredAfter(s: { created?: string; configuredAt?: string }, labelSetAt: string): boolean {
+  const label = Date.parse(labelSetAt);
+  return Date.parse(s.created ?? '') >= label || Date.parse(s.configuredAt ?? '') >= label;
+}
+
+/** The identity of one agent configuration under one label value. */
+export function labelCheckKey(pod: PodInfo, labelValue: string): string {
+  return `${pod.metadata.uid ?? podKey(pod)}@${agentConfiguredAt(pod) ?? pod.metadata.creationTimestamp ?? ''}=${labelValue}`;
+}
+
 export function sightingOf(pod: PodInfo): ReadySighting | undefined {
   if (!isServingAgent(pod)) return undefined;
   const readySince = readyTransition(pod)!;
@@ -123,7 +141,30 @@ export class NodeHistory {
   /** Per agent pod (namespace/name): its current Ready state's key and when the view first saw it (ms). */
   private readonly current = new Map<string, { key: string; seenAt: number }>();
 
-  constructor(private readonly now: () => Date = () => new Date()) {}
+  /** `label`: the migration label, for remembering agent configurations that passed the per-node-switch check. */
+  constructor(
+    private readonly now: () => Date = () => new Date(),
+    private readonly label?: { key: string; value: string },
+  ) {}
+
+  /** Records the agents on the node whose configuration provably came after the migration label. */
+  private noteLabelChecks(node: NodeInfo | undefined, agents: readonly PodInfo[]): void {
+    const label = this.label;
+    if (!label || !node || node.metadata.labels?.[label.key] !== label.value) return;
+    const setAt = node.labelSetAt?.[label.key];
+    if (setAt === undefined) return;
+    const mem = this.byNode.get(node.metadata.name);
+    if (!mem) return;
+    let list = mem.configuredUnderLabel;
+    for (const pod of agents) {
+      const created = pod.metadata.creationTimestamp;
+      const configuredAt = agentConfiguredAt(pod);
+      if (!configuredAfter({ ...(created ? { created } : {}), ...(configuredAt ? { configuredAt } : {}) }, setAt)) continue;
+      const key = labelCheckKey(pod, label.value);
+      if (!list.includes(key)) list = [...list.slice(-(MAX_SIGHTINGS - 1)), key];
+    }
+    if (list !== mem.configuredUnderLabel) this.byNode.set(node.metadata.name, { ...mem, configuredUnderLabel: list });
+  }
 
   /** A Node add/update. `agentsNow`: the agent pods the view holds for it at this moment. */
   observeNode(node: NodeInfo, agentsNow: readonly PodInfo[]): void {
@@ -133,7 +174,8 @@ export class NodeHistory {
     const old = this.byNode.get(name);
     if (!old || (old.nodeUid && uid && old.nodeUid !== uid)) {
       // First sight, or a new Node object under the same name: nothing to compare with.
-      this.byNode.set(name, { ...(uid ? { nodeUid: uid } : {}), ...(bootID ? { bootID } : {}), preRebootReady: [], readySeen: [] });
+      this.byNode.set(name, { ...(uid ? { nodeUid: uid } : {}), ...(bootID ? { bootID } : {}), preRebootReady: [], readySeen: [], configuredUnderLabel: [] });
+      this.noteLabelChecks(node, agentsNow);
       return;
     }
     if (bootID && old.bootID && bootID !== old.bootID) {
@@ -150,26 +192,30 @@ export class NodeHistory {
       }
       const seenAt = new Date(nowMs).toISOString().replace(/\.\d{3}Z$/, 'Z');
       this.byNode.set(name, { ...old, bootID, rebootSeenAt: seenAt, preRebootReady, readySeen });
+      this.noteLabelChecks(node, agentsNow);
       return;
     }
     // Fill in what was not known yet (an agent seen before its Node; a Node without bootID yet).
     if ((bootID && !old.bootID) || (uid && !old.nodeUid)) {
       this.byNode.set(name, { ...old, ...(uid ? { nodeUid: uid } : {}), ...(bootID ? { bootID } : {}) });
     }
+    this.noteLabelChecks(node, agentsNow);
   }
 
-  /** An agent pod add/update (bound to a node). */
-  observeAgent(pod: PodInfo): void {
+  /** An agent pod add/update (bound to a node); `node`: its Node as the view holds it. */
+  observeAgent(pod: PodInfo, node?: NodeInfo): void {
     const name = pod.spec.nodeName;
     const sighting = sightingOf(pod);
     const k = podKey(pod);
     if (!sighting) this.current.delete(k);
     else if (this.current.get(k)?.key !== sighting.key) this.current.set(k, { key: sighting.key, seenAt: this.now().getTime() });
     if (!name || !sighting) return;
-    const mem = this.byNode.get(name) ?? { preRebootReady: [], readySeen: [] };
-    if (mem.preRebootReady.includes(sighting.key)) return;
-    const readySeen = addSighting(mem.readySeen, sighting);
-    if (readySeen !== mem.readySeen || !this.byNode.has(name)) this.byNode.set(name, { ...mem, readySeen });
+    const mem = this.byNode.get(name) ?? { preRebootReady: [], readySeen: [], configuredUnderLabel: [] };
+    if (!mem.preRebootReady.includes(sighting.key)) {
+      const readySeen = addSighting(mem.readySeen, sighting);
+      if (readySeen !== mem.readySeen || !this.byNode.has(name)) this.byNode.set(name, { ...mem, readySeen });
+    }
+    this.noteLabelChecks(node, [pod]);
   }
 
   forget(name: string): void {

@@ -126,12 +126,12 @@ export class MemoryClusterView implements FullClusterView {
   private readonly synced: Record<CacheName, boolean>;
   private readonly reaperSynced: Record<ReaperCacheName, boolean>;
 
-  constructor(config: Pick<Config, 'cilium'>, options: MemoryClusterViewOptions = {}) {
+  constructor(config: Pick<Config, 'cilium'> & Partial<Pick<Config, 'nodeLabel'>>, options: MemoryClusterViewOptions = {}) {
     this.cilium = config.cilium;
     const initial = options.synced ?? true;
     this.synced = { nodes: initial, ciliumnodes: initial, agentPods: initial, unscheduledPods: initial };
     this.reaperSynced = { pods: initial, ciliumEndpoints: initial, ciliumConfig: initial };
-    this.history = new NodeHistory(options.now);
+    this.history = new NodeHistory(options.now, config.nodeLabel);
   }
 
   // --- feeding -------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ export class MemoryClusterView implements FullClusterView {
     if (!feed || feed === 'agent') {
       if (isAgentPod(pod, this.cilium)) {
         this.agents.upsert(pod);
-        this.history.observeAgent(pod);
+        this.history.observeAgent(pod, pod.spec.nodeName ? this.nodeMap.get(pod.spec.nodeName) : undefined);
       } else {
         this.agents.delete(k);
         this.history.forgetAgent(podNamespace(pod), pod.metadata.name);

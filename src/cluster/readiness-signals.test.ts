@@ -203,6 +203,16 @@ describe('per-node CNI switch: the agent must be configured after the migration 
     expect(ciliumReadiness(view(node({ labelSetAt: label }), [noInit]), NODE, defaultConfig).ready).toBe(true);
   });
 
+  it("the label's time moving later (the same field manager changed another label) does not un-ready an agent this view saw pass", () => {
+    const v = view(node({ labelSetAt: label }), [agent({ created: T(101), ready: T(102) })]);
+    expect(ciliumReadiness(v, NODE, defaultConfig).ready).toBe(true);
+    // `kubectl label node … team=x` an hour later: the kubectl-label entry (owner of f:cni too) gets a new time.
+    v.upsertNode(node({ labelSetAt: T(160) }));
+    expect(ciliumReadiness(v, NODE, defaultConfig).ready).toBe(true);
+    // A view started after that cannot tell (per-process memory, documented): it asks for an agent restart.
+    expect(ciliumReadiness(view(node({ labelSetAt: T(160) }), [agent({ created: T(101), ready: T(102) })]), NODE, defaultConfig).gaps).toEqual(['agent-predates-label']);
+  });
+
   it('skipped when no managedFields entry owns the label (nothing to compare with)', () => {
     expect(ciliumReadiness(view(node({}), [agent({ created: T(0) })]), NODE, defaultConfig).ready).toBe(true);
   });

@@ -22,7 +22,7 @@
 // Cilium started look early — see firstReady() below.
 
 import type { Config } from '../config.js';
-import { agentConfiguredAt, isServingAgent, readyTransition, type NodeMemory, type ReadySighting } from './history.js';
+import { agentConfiguredAt, configuredAfter, isServingAgent, labelCheckKey, readyTransition, type NodeMemory, type ReadySighting } from './history.js';
 import type { ClusterView, NodeInfo, PodInfo } from './view.js';
 
 export type ReadinessGap =
@@ -74,12 +74,6 @@ const ms = (t: string | undefined): number => Date.parse(t ?? '');
 export function ciliumIsUpSince(node: NodeInfo | undefined): string | undefined {
   const c = node?.status?.conditions?.find((x) => x.type === 'NetworkUnavailable' && x.status === 'False' && x.reason === 'CiliumIsUp');
   return c?.lastTransitionTime || undefined;
-}
-
-/** Built at or after the label was set: by pod creation (API server clock) or by config start (node clock). */
-function configuredAfter(s: { created?: string; configuredAt?: string }, labelSetAt: string): boolean {
-  const label = ms(labelSetAt);
-  return ms(s.created) >= label || ms(s.configuredAt) >= label;
 }
 
 function earliestReady(list: ReadonlyArray<{ readySince: string }>): string | undefined {
@@ -168,7 +162,9 @@ export function ciliumReadiness(view: ClusterView, nodeName: string, config: Pic
     detail.rebootSeenAt = memory.rebootSeenAt;
   }
   const labelSetAt = node?.labelSetAt?.[config.nodeLabel.key];
-  if (labelSetAt !== undefined && !configuredAfter(sighting, labelSetAt)) {
+  // A configuration this view saw pass once keeps passing under the same label value (history.ts).
+  const passedBefore = memory?.configuredUnderLabel.includes(labelCheckKey(serving, config.nodeLabel.value)) ?? false;
+  if (labelSetAt !== undefined && !configuredAfter(sighting, labelSetAt) && !passedBefore) {
     gaps.push('agent-predates-label');
     detail.label = `${config.nodeLabel.key}=${config.nodeLabel.value}`;
     detail.labelSetAt = labelSetAt;
