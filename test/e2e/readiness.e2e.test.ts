@@ -297,7 +297,7 @@ describe('"Cilium is ready on node N", through the webhook', () => {
   });
 
   it('(the webhook steps aside for the reaper tests, which need pods placed before Cilium is ready)', async () => {
-    await kubectl(['delete', 'validatingwebhookconfiguration', CONFIGURATION_NAME, 'mutatingwebhookconfiguration', CONFIGURATION_NAME]);
+    await kubectl(['delete', `validatingwebhookconfiguration/${CONFIGURATION_NAME}`, `mutatingwebhookconfiguration/${CONFIGURATION_NAME}`]);
     await guard!.stop();
     guard = undefined;
     await runPod('probe-after-unregister', REBOOTED);
