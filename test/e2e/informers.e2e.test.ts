@@ -81,8 +81,12 @@ describe('live cluster view (informers) against kube-apiserver', () => {
     await expect.poll(() => view().node('node-legacy')?.metadata.labels?.cni, within).toBe('cilium');
     await plane().kubectl(['label', 'node', 'node-legacy', 'cni-']);
     await expect.poll(() => view().node('node-legacy')?.metadata.labels?.cni, within).toBeUndefined();
-    // Trimmed: nothing but metadata, and no managedFields.
-    expect(Object.keys(view().node('node-legacy')!)).toEqual(['metadata']);
+    // Trimmed: metadata and, of its status, only the NetworkUnavailable condition (kwok's node-initialize
+    // stage writes one; cilium-operator's CiliumIsUp is the one readiness reads); no managedFields.
+    const trimmed = view().node('node-legacy')!;
+    expect(Object.keys(trimmed)).toEqual(['metadata', 'status']);
+    expect(trimmed.status?.conditions?.map((c) => c.type)).toEqual(['NetworkUnavailable']);
+    expect(Object.keys(trimmed.status!)).toEqual(['conditions']);
     expect(view().node('node-legacy')!.metadata).not.toHaveProperty('managedFields');
   });
 
