@@ -13,6 +13,9 @@
 //     pod with a new Ready time. The view keeps the Ready states it has seen since the boot
 //     (earliest first, bounded), so the first one survives agent restarts.
 //
+// Also remembered: agent configurations that passed the per-node-switch check (readiness.ts), because
+// the label's managedFields time can move later for an unrelated field of the same manager.
+//
 // The memory is per process. After a restart of the webhook or the reaper it starts empty: a reboot
 // that happened before is not known (its pre-reboot window, until the kubelet's first pod sync, is
 // not detected), and "first Ready seen" starts at the agent's current Ready. The reaper prefers

@@ -22,7 +22,7 @@
 // Cilium started look early — see firstReady() below.
 
 import type { Config } from '../config.js';
-import { agentConfiguredAt, configuredAfter, isServingAgent, labelCheckKey, readyTransition, type NodeMemory, type ReadySighting } from './history.js';
+import { configuredAfter, isServingAgent, labelCheckKey, readyTransition, sightingOf, type NodeMemory, type ReadySighting } from './history.js';
 import type { ClusterView, NodeInfo, PodInfo } from './view.js';
 
 export type ReadinessGap =
@@ -149,13 +149,8 @@ export function ciliumReadiness(view: ClusterView, nodeName: string, config: Pic
   }
 
   const memory = view.nodeMemory?.(nodeName);
-  const readySince = readyTransition(serving)!;
-  const sighting: ReadySighting = {
-    key: `${serving.metadata.uid ?? podRef(serving)}@${readySince}`,
-    readySince,
-    ...(serving.metadata.creationTimestamp ? { created: serving.metadata.creationTimestamp } : {}),
-    ...(agentConfiguredAt(serving) ? { configuredAt: agentConfiguredAt(serving)! } : {}),
-  };
+  const sighting = sightingOf(serving)!;
+  const readySince = sighting.readySince;
   if (memory?.rebootSeenAt && memory.preRebootReady.includes(sighting.key)) {
     gaps.push('rebooted');
     if (memory.bootID) detail.bootID = memory.bootID;
