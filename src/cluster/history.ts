@@ -122,7 +122,7 @@ export function sightingOf(pod: PodInfo): ReadySighting | undefined {
   const readySince = readyTransition(pod)!;
   const configuredAt = agentConfiguredAt(pod);
   return {
-    key: `${pod.metadata.uid ?? `${pod.metadata.namespace ?? ''}/${pod.metadata.name}`}@${readySince}`,
+    key: `${pod.metadata.uid ?? podKey(pod)}@${readySince}`,
     readySince,
     ...(pod.metadata.creationTimestamp ? { created: pod.metadata.creationTimestamp } : {}),
     ...(configuredAt ? { configuredAt } : {}),
