@@ -149,6 +149,26 @@ metadata: { name: c, namespace: default }
     expect(skipped).toEqual({ Service: 2, ConfigMap: 1, 'DaemonSet.v1.apps': 1, 'CiliumEndpointSlice.v2alpha1.cilium.io': 1 });
   });
 
+  it("reads Cilium's cilium-config ConfigMap (in Cilium's namespace only) and the migration label's time from managedFields", () => {
+    const text = `apiVersion: v1
+kind: List
+items:
+- { apiVersion: v1, kind: ConfigMap, metadata: { name: cilium-config, namespace: default }, data: { disable-endpoint-crd: "false" } }
+- { apiVersion: v1, kind: ConfigMap, metadata: { name: cilium-config, namespace: kube-system }, data: { disable-endpoint-crd: "true" } }
+- apiVersion: v1
+  kind: Node
+  metadata:
+    name: n1
+    labels: { cni: cilium }
+    managedFields: [{ manager: kubectl-label, operation: Update, time: "2025-06-02T09:00:00Z", fieldsType: FieldsV1, fieldsV1: { "f:metadata": { "f:labels": { "f:cni": {} } } } }]
+`;
+    const { view, counts, skipped } = parseSnapshot(text, defaultConfig);
+    expect(counts.CiliumConfig).toBe(1);
+    expect(skipped).toEqual({ ConfigMap: 1 });
+    expect(view.ciliumConfig()).toEqual({ endpointCRDDisabled: true });
+    expect(view.node('n1')?.labelSetAt).toEqual({ cni: '2025-06-02T09:00:00Z' });
+  });
+
   it('accepts an empty file as an empty, synced snapshot', () => {
     const { view, counts } = parseSnapshot('', defaultConfig);
     expect(counts).toEqual({ Node: 0, Pod: 0, CiliumNode: 0, CiliumEndpoint: 0, CiliumConfig: 0 });
