@@ -175,7 +175,7 @@ describe('startLiveView', () => {
     await whenSynced();
     expect(isSynced(view)).toBe(true);
     expect(view.node('n1')).toEqual({ metadata: { name: 'n1', labels: { cni: 'cilium' }, resourceVersion: '1' } });
-    expect(ciliumReadiness(view, 'n1')).toMatchObject({ ready: true, agentPod: 'kube-system/cilium-a' });
+    expect(ciliumReadiness(view, 'n1', defaultConfig)).toMatchObject({ ready: true, agentPod: 'kube-system/cilium-a' });
     expect(view.unscheduledPod('default', 'web')).toBeDefined();
 
     await expect.poll(() => api.openWatches(), poll).toBe(4);
@@ -216,9 +216,9 @@ describe('startLiveView', () => {
 
     api.emit(AGENTS, 'ADDED', agentPod('cilium-b', 'n2', false));
     api.emit(CNS, 'ADDED', ciliumNode('n2'));
-    await expect.poll(() => ciliumReadiness(view, 'n2').gaps, poll).toEqual(['agent-not-ready']);
+    await expect.poll(() => ciliumReadiness(view, 'n2', defaultConfig).gaps, poll).toEqual(['agent-not-ready']);
     api.emit(AGENTS, 'MODIFIED', agentPod('cilium-b', 'n2', true));
-    await expect.poll(() => ciliumReadiness(view, 'n2').ready, poll).toBe(true);
+    await expect.poll(() => ciliumReadiness(view, 'n2', defaultConfig).ready, poll).toBe(true);
 
     api.emit(UNSCHEDULED, 'ADDED', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default' }, spec: {} });
     await expect.poll(() => view.unscheduledPod('default', 'p'), poll).toBeDefined();
@@ -282,7 +282,7 @@ describe('startLiveView', () => {
     api.resource('/apis/cilium.io/v2/ciliumendpoints').failWith = 404;
     const lv = start({ withReaperCaches: true });
     await lv.whenSynced();
-    await expect.poll(() => lv.view.reaperSyncState(), poll).toEqual({ pods: true, ciliumEndpoints: true });
+    await expect.poll(() => lv.view.reaperSyncState(), poll).toEqual({ pods: true, ciliumEndpoints: true, ciliumConfig: true });
     expect(lv.view.syncState().ciliumnodes).toBe(true);
     expect(lv.crdMissing('ciliumEndpoints')).toBe(true);
     expect(lv.crdMissing('ciliumnodes')).toBe(false);
@@ -335,16 +335,55 @@ describe('startLiveView', () => {
     api.resource('/apis/cilium.io/v2/ciliumendpoints').failWith = 404;
     const { view, whenSynced } = start({ withReaperCaches: true });
     await whenSynced();
-    await expect.poll(() => view.reaperSyncState(), poll).toEqual({ pods: true, ciliumEndpoints: true });
+    await expect.poll(() => view.reaperSyncState(), poll).toEqual({ pods: true, ciliumEndpoints: true, ciliumConfig: true });
     expect(view.podsOn('n1').map((p) => p.metadata.name)).toEqual(['api']);
     await live!.stop();
 
     api.requests.length = 0;
     live = start();
     await live.whenSynced();
-    expect(api.requests.some((r) => r.path === '/apis/cilium.io/v2/ciliumendpoints')).toBe(false);
-    expect(api.requests.some((r) => r.path === '/api/v1/pods' && !r.query.fieldSelector)).toBe(false);
-    expect(live.view.reaperSyncState()).toEqual({ pods: false, ciliumEndpoints: false });
+    // Lists only: a watch the stopped view had just sent may still reach the server after the clear.
+    const lists = api.requests.filter((r) => r.query.watch !== 'true');
+    expect(lists.some((r) => r.path === '/apis/cilium.io/v2/ciliumendpoints')).toBe(false);
+    expect(lists.some((r) => r.path === '/api/v1/pods' && !r.query.fieldSelector)).toBe(false);
+    expect(lists.some((r) => r.path.endsWith('/configmaps'))).toBe(false);
+    expect(live.view.reaperSyncState()).toEqual({ pods: false, ciliumEndpoints: false, ciliumConfig: false });
+  });
+
+  it('keeps container start times for Cilium agent pods only (memory), and derives the migration label time from managedFields', async () => {
+    const withStarts = (obj: Obj): Obj => ({
+      ...obj,
+      status: { ...(obj.status as object), initContainerStatuses: [{ name: 'config', state: { terminated: { startedAt: '2025-06-02T09:14:05Z' } } }], containerStatuses: [{ name: 'cilium-agent', state: { running: { startedAt: '2025-06-02T09:14:06Z' } } }] },
+    });
+    const agentObj = withStarts(agentPod('cilium-a', 'n1', true));
+    api.seed(AGENTS, agentObj);
+    api.seed('/api/v1/pods', agentObj, withStarts({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', namespace: 'default' }, spec: { nodeName: 'n1' } }));
+    api.seed(NODES, { ...node('n1', { cni: 'cilium' }), metadata: { name: 'n1', labels: { cni: 'cilium' }, managedFields: [{ manager: 'kubectl-label', time: '2025-06-02T09:00:00Z', fieldsV1: { 'f:metadata': { 'f:labels': { 'f:cni': {} } } } }] } });
+    const { view, whenSynced } = start({ withReaperCaches: true });
+    await whenSynced();
+    await expect.poll(() => view.reaperSyncState().pods, poll).toBe(true);
+    expect(view.agentPodsOn('n1')[0]!.status?.initContainerStatuses).toEqual([{ name: 'config', startedAt: '2025-06-02T09:14:05Z' }]);
+    for (const pod of view.podsOn('n1')) expect(pod.status).not.toHaveProperty('containerStatuses');
+    expect(view.node('n1')?.labelSetAt).toEqual({ cni: '2025-06-02T09:00:00Z' });
+  });
+
+  it("reaper caches: watches only Cilium's ConfigMap (by name) and reads disable-endpoint-crd from it", async () => {
+    const CM = '/api/v1/namespaces/kube-system/configmaps?fieldSelector=metadata.name=cilium-config';
+    const cm = (value: string): Obj => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cilium-config', namespace: 'kube-system' }, data: { 'disable-endpoint-crd': value, 'cluster-name': 'x' } } as Obj);
+    const { view, whenSynced } = start({ withReaperCaches: true });
+    await whenSynced();
+    await expect.poll(() => view.reaperSyncState().ciliumConfig, poll).toBe(true);
+    expect(view.ciliumConfig()).toBeUndefined();
+    const lists = api.requests.filter((r) => r.path === '/api/v1/namespaces/kube-system/configmaps');
+    expect(lists.length).toBeGreaterThan(0);
+    expect(lists.every((r) => r.query.fieldSelector === 'metadata.name=cilium-config')).toBe(true);
+    await expect.poll(() => api.resource(CM).watches.size, poll).toBe(1);
+    api.emit(CM, 'ADDED', cm('true'));
+    await expect.poll(() => view.ciliumConfig(), poll).toEqual({ endpointCRDDisabled: true });
+    api.emit(CM, 'MODIFIED', cm('false'));
+    await expect.poll(() => view.ciliumConfig(), poll).toEqual({ endpointCRDDisabled: false });
+    api.emit(CM, 'DELETED', cm('false'));
+    await expect.poll(() => view.ciliumConfig(), poll).toBeUndefined();
   });
 
   it('stop() closes every watch and cancels pending restarts', async () => {

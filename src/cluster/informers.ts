@@ -8,6 +8,8 @@
 //   with { withReaperCaches: true } also:
 //   pods             /api/v1/pods                                   (all, for podsOn())
 //   ciliumEndpoints  /apis/cilium.io/v2/ciliumendpoints             (all; CRD may be missing)
+//   ciliumConfig     /api/v1/namespaces/<cilium ns>/configmaps      fieldSelector = metadata.name=cilium-config
+//                    (one object; RBAC limited to it by resourceNames, which list/watch honour with this selector)
 //
 // How client-node 2.0.1 behaves (read in dist/cache.js, dist/informer.js, dist/watch.js):
 // - makeInformer(kc, path, listFn, labelSelector) has no fieldSelector parameter; it only does
@@ -42,8 +44,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { abortOptions, isNotFound } from './lookup.js';
 import { CACHE_NAMES, MemoryClusterView, type FullClusterView, type PodFeed, type ReaperCacheName } from './memory.js';
-import { trimCiliumEndpoint, trimCiliumNode, trimNode, trimPod } from './trim.js';
-import { isSynced, type CacheName } from './view.js';
+import { trimCiliumConfig, trimCiliumEndpoint, trimCiliumNode, trimNode, trimPod } from './trim.js';
+import { isSynced, type CacheName, type PodInfo } from './view.js';
 
 export interface LiveViewOptions {
   /** Also cache all pods (podsOn) and CiliumEndpoints, for the reaper. Off by default. */
@@ -100,6 +102,12 @@ interface CacheSpec {
 export function labelSelector(labels: Record<string, string>): string | undefined {
   const parts = Object.entries(labels).map(([key, value]) => `${key}=${value}`);
   return parts.length > 0 ? parts.join(',') : undefined;
+}
+
+function withoutContainerStarts(pod: PodInfo): PodInfo {
+  if (!pod.status?.containerStatuses && !pod.status?.initContainerStatuses) return pod;
+  const { containerStatuses: _c, initContainerStatuses: _i, ...status } = pod.status;
+  return { ...pod, status };
 }
 
 /** Replaces the object's own fields with the trimmed ones (apiVersion/kind are kept). */
@@ -257,7 +265,10 @@ class CacheRunner {
   }
 }
 
-export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium'>, logger: Logger, options: LiveViewOptions = {}): LiveView {
+/** The ConfigMap Cilium's agent reads its options from (Helm chart templates/cilium-configmap.yaml). */
+export const CILIUM_CONFIGMAP = 'cilium-config';
+
+export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium' | 'nodeLabel'>, logger: Logger, options: LiveViewOptions = {}): LiveView {
   const view = new MemoryClusterView(config, { synced: false });
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
@@ -281,7 +292,9 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium'>, lo
     ...selectors,
     page,
     upsert: (raw) => {
-      const pod = trimPod(raw);
+      const trimmed = trimPod(raw);
+      // Container start times are read for Cilium agent pods only: not kept for every other pod.
+      const pod = feed === 'agent' ? trimmed : withoutContainerStarts(trimmed);
       view.upsertPod(pod, feed);
       return pod;
     },
@@ -295,7 +308,7 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium'>, lo
       path: '/api/v1/nodes',
       page: (p, o) => core.listNode(p, o),
       upsert: (raw) => {
-        const node = trimNode(raw);
+        const node = trimNode(raw, { labelKeys: [config.nodeLabel.key] });
         view.upsertNode(node);
         return node;
       },
@@ -354,6 +367,20 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium'>, lo
           return cep;
         },
         remove: (cepNs, name) => view.deleteCiliumEndpoint(cepNs, name),
+      },
+      {
+        name: 'ciliumConfig',
+        what: `ConfigMap ${ns}/${CILIUM_CONFIGMAP}`,
+        path: `/api/v1/namespaces/${encodeURIComponent(ns)}/configmaps`,
+        fieldSelector: `metadata.name=${CILIUM_CONFIGMAP}`,
+        page: (p, o) => core.listNamespacedConfigMap({ namespace: ns, fieldSelector: `metadata.name=${CILIUM_CONFIGMAP}`, ...p }, o),
+        upsert: (raw) => {
+          const info = trimCiliumConfig(raw);
+          view.setCiliumConfig(info);
+          // Keep only the name in the informer's own cache: the ConfigMap's data is large.
+          return { metadata: { name: raw.metadata?.name, namespace: raw.metadata?.namespace } };
+        },
+        remove: () => view.setCiliumConfig(undefined),
       },
     );
   }

@@ -26,7 +26,7 @@ describe('MemoryClusterView', () => {
     live.setSynced('nodes', true);
     live.setSynced('pods', true);
     expect(live.syncState().nodes).toBe(true);
-    expect(live.reaperSyncState()).toEqual({ pods: true, ciliumEndpoints: false });
+    expect(live.reaperSyncState()).toEqual({ pods: true, ciliumEndpoints: false, ciliumConfig: false });
   });
 
   it('upserts and deletes nodes, CiliumNodes and CiliumEndpoints', () => {

@@ -15,11 +15,18 @@
 // Stored objects are frozen: a decision that mutated a cached pod would corrupt the cache.
 
 import type { Config } from '../config.js';
+import { NodeHistory, type NodeMemory } from './history.js';
 import type { CacheName, CiliumEndpointInfo, CiliumNodeInfo, ClusterView, NodeInfo, PodInfo } from './view.js';
 
 export type PodFeed = 'agent' | 'unscheduled' | 'all';
 /** Caches only the reaper needs; they do not gate the webhook's readiness. */
-export type ReaperCacheName = 'pods' | 'ciliumEndpoints';
+export type ReaperCacheName = 'pods' | 'ciliumEndpoints' | 'ciliumConfig';
+
+/** What the reaper reads from Cilium's own ConfigMap (cilium-config in Cilium's namespace). */
+export interface CiliumConfigInfo {
+  /** disable-endpoint-crd: "true": the agent writes no CiliumEndpoints, so every pod would look unmanaged. */
+  endpointCRDDisabled: boolean;
+}
 
 export const CACHE_NAMES: readonly CacheName[] = ['nodes', 'ciliumnodes', 'agentPods', 'unscheduledPods'];
 
@@ -29,6 +36,8 @@ export interface ClusterViewExtras {
   podsOn(nodeName: string): PodInfo[];
   ciliumEndpoint(namespace: string, name: string): CiliumEndpointInfo | undefined;
   nodes(): NodeInfo[];
+  /** Cilium's ConfigMap as far as the reaper reads it; undefined when there is none (or it is not watched). */
+  ciliumConfig(): CiliumConfigInfo | undefined;
   reaperSyncState(): Record<ReaperCacheName, boolean>;
 }
 
@@ -43,6 +52,8 @@ export function isAgentPod(pod: PodInfo, cilium: Config['cilium']): boolean {
 function key(namespace: string | undefined, name: string): string {
   return `${namespace ?? ''}/${name}`;
 }
+
+const podNamespace = (pod: PodInfo): string | undefined => pod.metadata.namespace;
 
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
@@ -98,6 +109,8 @@ class PodsByNode {
 export interface MemoryClusterViewOptions {
   /** Initial sync state of every cache: true for a snapshot (complete by definition), false for informers. */
   synced?: boolean;
+  /** Clock of the node memory (when a reboot was seen); injectable for tests. */
+  now?: () => Date;
 }
 
 export class MemoryClusterView implements FullClusterView {
@@ -108,24 +121,33 @@ export class MemoryClusterView implements FullClusterView {
   private readonly agents = new PodsByNode();
   private readonly unscheduled = new Map<string, PodInfo>();
   private readonly allPods = new PodsByNode();
+  private readonly history: NodeHistory;
+  private ciliumConfigInfo: CiliumConfigInfo | undefined;
   private readonly synced: Record<CacheName, boolean>;
   private readonly reaperSynced: Record<ReaperCacheName, boolean>;
 
-  constructor(config: Pick<Config, 'cilium'>, options: MemoryClusterViewOptions = {}) {
+  constructor(config: Pick<Config, 'cilium'> & Partial<Pick<Config, 'nodeLabel'>>, options: MemoryClusterViewOptions = {}) {
     this.cilium = config.cilium;
     const initial = options.synced ?? true;
     this.synced = { nodes: initial, ciliumnodes: initial, agentPods: initial, unscheduledPods: initial };
-    this.reaperSynced = { pods: initial, ciliumEndpoints: initial };
+    this.reaperSynced = { pods: initial, ciliumEndpoints: initial, ciliumConfig: initial };
+    this.history = new NodeHistory(options.now, config.nodeLabel);
   }
 
   // --- feeding -------------------------------------------------------------------------------
 
   upsertNode(node: NodeInfo): void {
     this.nodeMap.set(node.metadata.name, deepFreeze(node));
+    this.history.observeNode(node, this.agents.on(node.metadata.name));
   }
 
   deleteNode(name: string): void {
     this.nodeMap.delete(name);
+    this.history.forget(name);
+  }
+
+  setCiliumConfig(info: CiliumConfigInfo | undefined): void {
+    this.ciliumConfigInfo = info ? Object.freeze({ ...info }) : undefined;
   }
 
   upsertCiliumNode(cn: CiliumNodeInfo): void {
@@ -153,8 +175,13 @@ export class MemoryClusterView implements FullClusterView {
     deepFreeze(pod);
     const k = key(pod.metadata.namespace, pod.metadata.name);
     if (!feed || feed === 'agent') {
-      if (isAgentPod(pod, this.cilium)) this.agents.upsert(pod);
-      else this.agents.delete(k);
+      if (isAgentPod(pod, this.cilium)) {
+        this.agents.upsert(pod);
+        this.history.observeAgent(pod, pod.spec.nodeName ? this.nodeMap.get(pod.spec.nodeName) : undefined);
+      } else {
+        this.agents.delete(k);
+        this.history.forgetAgent(podNamespace(pod), pod.metadata.name);
+      }
     }
     if (!feed || feed === 'unscheduled') {
       if (!pod.spec.nodeName) this.unscheduled.set(k, pod);
@@ -166,7 +193,10 @@ export class MemoryClusterView implements FullClusterView {
   /** Removes the pod from one index (`feed`), or from every index when no feed is given. */
   deletePod(namespace: string | undefined, name: string, feed?: PodFeed): void {
     const k = key(namespace, name);
-    if (!feed || feed === 'agent') this.agents.delete(k);
+    if (!feed || feed === 'agent') {
+      this.agents.delete(k);
+      this.history.forgetAgent(namespace, name);
+    }
     if (!feed || feed === 'unscheduled') this.unscheduled.delete(k);
     if (!feed || feed === 'all') this.allPods.delete(k);
   }
@@ -198,6 +228,10 @@ export class MemoryClusterView implements FullClusterView {
     return { ...this.synced };
   }
 
+  nodeMemory(name: string): NodeMemory | undefined {
+    return this.history.snapshot(name);
+  }
+
   // --- extras --------------------------------------------------------------------------------
 
   podsOn(nodeName: string): PodInfo[] {
@@ -210,6 +244,10 @@ export class MemoryClusterView implements FullClusterView {
 
   nodes(): NodeInfo[] {
     return [...this.nodeMap.values()];
+  }
+
+  ciliumConfig(): CiliumConfigInfo | undefined {
+    return this.ciliumConfigInfo;
   }
 
   reaperSyncState(): Record<ReaperCacheName, boolean> {

@@ -14,14 +14,14 @@ describe('the example snapshot (examples/cluster-state.yaml)', () => {
   const { view, counts, skipped } = loadSnapshot(EXAMPLE, defaultConfig);
 
   it('loads every object and skips nothing', () => {
-    expect(counts).toEqual({ Node: 3, Pod: 5, CiliumNode: 1, CiliumEndpoint: 0 });
+    expect(counts).toEqual({ Node: 3, Pod: 5, CiliumNode: 1, CiliumEndpoint: 0, CiliumConfig: 0 });
     expect(skipped).toEqual({});
   });
 
   it('is synced', () => {
     expect(isSynced(view)).toBe(true);
     expect(view.syncState()).toEqual({ nodes: true, ciliumnodes: true, agentPods: true, unscheduledPods: true });
-    expect(view.reaperSyncState()).toEqual({ pods: true, ciliumEndpoints: true });
+    expect(view.reaperSyncState()).toEqual({ pods: true, ciliumEndpoints: true, ciliumConfig: true });
   });
 
   it('has the three nodes, labelled as described', () => {
@@ -62,16 +62,21 @@ describe('the example snapshot (examples/cluster-state.yaml)', () => {
   });
 
   it('makes node-cilium-ready Cilium-ready and node-cilium-pending not', () => {
-    expect(ciliumReadiness(view, 'node-cilium-ready')).toEqual({
+    expect(ciliumReadiness(view, 'node-cilium-ready', defaultConfig)).toEqual({
       ready: true,
       gaps: [],
       agentPod: 'kube-system/cilium-7xk2p',
       readySince: '2025-06-02T09:14:41Z',
+      // The example node carries cilium-operator's CiliumIsUp condition, set when the agent first turned Ready.
+      ciliumSince: '2025-06-02T09:14:41Z',
+      ciliumSinceFrom: 'cilium-is-up',
     });
-    expect(ciliumReadiness(view, 'node-cilium-pending')).toEqual({
+    expect(ciliumReadiness(view, 'node-cilium-pending', defaultConfig)).toEqual({
       ready: false,
-      gaps: ['no-cilium-node', 'agent-not-ready'],
+      // The example's pending node still carries Cilium's startup taint, as cilium-operator leaves it until the agent is Ready.
+      gaps: ['agent-not-ready-taint', 'no-cilium-node', 'agent-not-ready'],
       agentPod: 'kube-system/cilium-q9z4m',
+      detail: { taint: 'node.cilium.io/agent-not-ready' },
     });
   });
 });
@@ -106,9 +111,9 @@ status:
       '', // an empty document (trailing ---) is fine
     ].join('---\n');
     const { view, counts, skipped } = parseSnapshot(text, defaultConfig);
-    expect(counts).toEqual({ Node: 1, Pod: 1, CiliumNode: 1, CiliumEndpoint: 1 });
+    expect(counts).toEqual({ Node: 1, Pod: 1, CiliumNode: 1, CiliumEndpoint: 1, CiliumConfig: 0 });
     expect(skipped).toEqual({});
-    expect(ciliumReadiness(view, 'n1').ready).toBe(true);
+    expect(ciliumReadiness(view, 'n1', defaultConfig).ready).toBe(true);
     expect(view.ciliumEndpoint('default', 'api-1')?.status?.networking?.addressing).toEqual([{ ipv4: '10.245.0.9' }]);
   });
 
@@ -144,9 +149,29 @@ metadata: { name: c, namespace: default }
     expect(skipped).toEqual({ Service: 2, ConfigMap: 1, 'DaemonSet.v1.apps': 1, 'CiliumEndpointSlice.v2alpha1.cilium.io': 1 });
   });
 
+  it("reads Cilium's cilium-config ConfigMap (in Cilium's namespace only) and the migration label's time from managedFields", () => {
+    const text = `apiVersion: v1
+kind: List
+items:
+- { apiVersion: v1, kind: ConfigMap, metadata: { name: cilium-config, namespace: default }, data: { disable-endpoint-crd: "false" } }
+- { apiVersion: v1, kind: ConfigMap, metadata: { name: cilium-config, namespace: kube-system }, data: { disable-endpoint-crd: "true" } }
+- apiVersion: v1
+  kind: Node
+  metadata:
+    name: n1
+    labels: { cni: cilium }
+    managedFields: [{ manager: kubectl-label, operation: Update, time: "2025-06-02T09:00:00Z", fieldsType: FieldsV1, fieldsV1: { "f:metadata": { "f:labels": { "f:cni": {} } } } }]
+`;
+    const { view, counts, skipped } = parseSnapshot(text, defaultConfig);
+    expect(counts.CiliumConfig).toBe(1);
+    expect(skipped).toEqual({ ConfigMap: 1 });
+    expect(view.ciliumConfig()).toEqual({ endpointCRDDisabled: true });
+    expect(view.node('n1')?.labelSetAt).toEqual({ cni: '2025-06-02T09:00:00Z' });
+  });
+
   it('accepts an empty file as an empty, synced snapshot', () => {
     const { view, counts } = parseSnapshot('', defaultConfig);
-    expect(counts).toEqual({ Node: 0, Pod: 0, CiliumNode: 0, CiliumEndpoint: 0 });
+    expect(counts).toEqual({ Node: 0, Pod: 0, CiliumNode: 0, CiliumEndpoint: 0, CiliumConfig: 0 });
     expect(isSynced(view)).toBe(true);
   });
 

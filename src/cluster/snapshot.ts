@@ -12,9 +12,9 @@ import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import type { Config } from '../config.js';
 import { MemoryClusterView } from './memory.js';
-import { trimCiliumEndpoint, trimCiliumNode, trimNode, trimPod } from './trim.js';
+import { trimCiliumConfig, trimCiliumEndpoint, trimCiliumNode, trimNode, trimPod } from './trim.js';
 
-export type SnapshotKind = 'Node' | 'Pod' | 'CiliumNode' | 'CiliumEndpoint';
+export type SnapshotKind = 'Node' | 'Pod' | 'CiliumNode' | 'CiliumEndpoint' | 'CiliumConfig';
 
 export interface SnapshotResult {
   view: MemoryClusterView;
@@ -36,6 +36,8 @@ const KNOWN: Record<string, SnapshotKind> = {
   'v1/Pod': 'Pod',
   'cilium.io/v2/CiliumNode': 'CiliumNode',
   'cilium.io/v2/CiliumEndpoint': 'CiliumEndpoint',
+  // Only Cilium's own ConfigMap (cilium-config in Cilium's namespace) is read; other ConfigMaps are skipped.
+  'v1/ConfigMap': 'CiliumConfig',
 };
 
 type Obj = Record<string, unknown>;
@@ -55,9 +57,9 @@ function isList(doc: Obj): boolean {
   return typeof doc.kind === 'string' && doc.kind.endsWith('List') && Array.isArray(doc.items);
 }
 
-export function parseSnapshot(text: string, config: Pick<Config, 'cilium'>, source = 'snapshot'): SnapshotResult {
+export function parseSnapshot(text: string, config: Pick<Config, 'cilium'> & Partial<Pick<Config, 'nodeLabel'>>, source = 'snapshot'): SnapshotResult {
   const view = new MemoryClusterView(config, { synced: true });
-  const counts: Record<SnapshotKind, number> = { Node: 0, Pod: 0, CiliumNode: 0, CiliumEndpoint: 0 };
+  const counts: Record<SnapshotKind, number> = { Node: 0, Pod: 0, CiliumNode: 0, CiliumEndpoint: 0, CiliumConfig: 0 };
   const skipped: Record<string, number> = {};
 
   const docs = parseAllDocuments(text);
@@ -101,7 +103,9 @@ export function parseSnapshot(text: string, config: Pick<Config, 'cilium'>, sour
       throw new SnapshotError(`${where}: apiVersion and kind are required to identify the object`);
     }
     const known = KNOWN[`${apiVersion}/${kind}`];
-    if (!known) {
+    const meta = isObj(item.metadata) ? item.metadata : {};
+    const otherConfigMap = known === 'CiliumConfig' && !(meta.name === 'cilium-config' && meta.namespace === config.cilium.namespace);
+    if (!known || otherConfigMap) {
       const k = skipKey(apiVersion, kind);
       skipped[k] = (skipped[k] ?? 0) + 1;
       return;
@@ -109,7 +113,7 @@ export function parseSnapshot(text: string, config: Pick<Config, 'cilium'>, sour
     try {
       switch (known) {
         case 'Node':
-          view.upsertNode(trimNode(item));
+          view.upsertNode(trimNode(item, { labelKeys: config.nodeLabel ? [config.nodeLabel.key] : [] }));
           break;
         case 'Pod':
           view.upsertPod(trimPod(item));
@@ -120,6 +124,9 @@ export function parseSnapshot(text: string, config: Pick<Config, 'cilium'>, sour
         case 'CiliumEndpoint':
           view.upsertCiliumEndpoint(trimCiliumEndpoint(item));
           break;
+        case 'CiliumConfig':
+          view.setCiliumConfig(trimCiliumConfig(item));
+          break;
       }
     } catch (err) {
       throw new SnapshotError(`${where}: ${(err as Error).message}`, { cause: err });
@@ -128,7 +135,7 @@ export function parseSnapshot(text: string, config: Pick<Config, 'cilium'>, sour
   }
 }
 
-export function loadSnapshot(path: string, config: Pick<Config, 'cilium'>): SnapshotResult {
+export function loadSnapshot(path: string, config: Pick<Config, 'cilium'> & Partial<Pick<Config, 'nodeLabel'>>): SnapshotResult {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TrimError, trimCiliumEndpoint, trimCiliumNode, trimNode, trimPod } from './trim.js';
+import { labelTimesFromManagedFields, TrimError, trimCiliumConfig, trimCiliumEndpoint, trimCiliumNode, trimNode, trimPod } from './trim.js';
 
 const managedFields = [
   { apiVersion: 'v1', fieldsType: 'FieldsV1', fieldsV1: { 'f:metadata': {} }, manager: 'kubelet', operation: 'Update', time: '2025-06-02T09:14:41Z' },
@@ -46,7 +46,12 @@ const fullPod = {
     startTime: '2025-06-02T09:14:03Z',
     qosClass: 'Burstable',
     conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: '2025-06-02T09:14:41Z', lastProbeTime: null }],
-    containerStatuses: [{ name: 'cilium-agent', ready: true, restartCount: 0 }],
+    initContainerStatuses: [
+      { name: 'config', ready: true, restartCount: 0, image: 'quay.io/cilium/cilium:v1.17.4', state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: '2025-06-02T09:14:05Z', finishedAt: '2025-06-02T09:14:06Z' } } },
+    ],
+    containerStatuses: [
+      { name: 'cilium-agent', ready: true, restartCount: 2, image: 'quay.io/cilium/cilium:v1.17.4', imageID: 'x', containerID: 'containerd://1', state: { running: { startedAt: '2025-06-02T09:30:00Z' } }, lastState: { terminated: { exitCode: 1, startedAt: '2025-06-02T09:14:10Z' } } },
+    ],
   },
 };
 
@@ -71,6 +76,8 @@ describe('trimPod', () => {
         podIPs: [{ ip: '10.0.1.11' }],
         startTime: '2025-06-02T09:14:03Z',
         conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: '2025-06-02T09:14:41Z' }],
+        initContainerStatuses: [{ name: 'config', startedAt: '2025-06-02T09:14:05Z' }],
+        containerStatuses: [{ name: 'cilium-agent', startedAt: '2025-06-02T09:30:00Z', running: true }],
       },
     });
   });
@@ -81,7 +88,8 @@ describe('trimPod', () => {
     expect(pod.metadata).not.toHaveProperty('finalizers');
     expect(pod.spec).not.toHaveProperty('containers');
     expect(pod.spec).not.toHaveProperty('volumes');
-    expect(pod.status).not.toHaveProperty('containerStatuses');
+    expect(JSON.stringify(pod.status)).not.toContain('restartCount');
+    expect(JSON.stringify(pod.status)).not.toContain('lastState');
     expect(JSON.stringify(pod)).not.toContain('quay.io');
   });
 
@@ -144,6 +152,61 @@ describe('trimNode', () => {
 
   it('leaves spec and status out when they hold nothing of interest', () => {
     expect(trimNode({ metadata: { name: 'n' }, spec: { providerID: 'x' }, status: { nodeInfo: {} } })).toEqual({ metadata: { name: 'n' } });
+  });
+
+  it("keeps only the NetworkUnavailable condition (cilium-operator's CiliumIsUp), not the kubelet's", () => {
+    const node = trimNode({
+      metadata: { name: 'n' },
+      status: {
+        conditions: [
+          { type: 'Ready', status: 'True', lastHeartbeatTime: '2025-06-02T10:00:00Z', lastTransitionTime: '2025-06-01T00:00:00Z' },
+          { type: 'NetworkUnavailable', status: 'False', reason: 'CiliumIsUp', message: 'Cilium is running on this node', lastHeartbeatTime: '2025-06-02T09:14:41Z', lastTransitionTime: '2025-06-02T09:14:41Z' },
+        ],
+      },
+    });
+    expect(node.status).toEqual({ conditions: [{ type: 'NetworkUnavailable', status: 'False', reason: 'CiliumIsUp', lastTransitionTime: '2025-06-02T09:14:41Z' }] });
+  });
+
+  it('derives when the migration label was set from managedFields, and keeps nothing else of them', () => {
+    const fields = [
+      { manager: 'kubelet', operation: 'Update', time: '2025-06-01T08:00:00Z', fieldsType: 'FieldsV1', fieldsV1: { 'f:metadata': { 'f:labels': { '.': {}, 'f:kubernetes.io/hostname': {} } } } },
+      { manager: 'kubectl-label', operation: 'Update', time: '2025-06-02T09:00:00Z', fieldsType: 'FieldsV1', fieldsV1: { 'f:metadata': { 'f:labels': { 'f:cni': {} } } } },
+      { manager: 'kubelet', operation: 'Update', subresource: 'status', time: '2025-06-02T11:00:00Z', fieldsType: 'FieldsV1', fieldsV1: { 'f:status': { 'f:nodeInfo': { 'f:bootID': {} } } } },
+    ];
+    const node = trimNode({ metadata: { name: 'n', labels: { cni: 'cilium' }, managedFields: fields } }, { labelKeys: ['cni'] });
+    expect(node).toEqual({ metadata: { name: 'n', labels: { cni: 'cilium' } }, labelSetAt: { cni: '2025-06-02T09:00:00Z' } });
+    expect(JSON.stringify(node)).not.toContain('kubectl-label');
+    // Without the key asked for, nothing is derived.
+    expect(trimNode({ metadata: { name: 'n', managedFields: fields } })).toEqual({ metadata: { name: 'n' } });
+  });
+
+  it('takes the earliest of several owners of the label (shared ownership), and ignores bad entries', () => {
+    const owns = (time: unknown) => ({ time, fieldsV1: { 'f:metadata': { 'f:labels': { 'f:io.cilium.migration/cilium-default': {} } } } });
+    expect(labelTimesFromManagedFields([owns('2025-06-02T10:00:00Z'), owns('2025-06-02T09:30:00Z'), owns('garbage'), owns(undefined), 'x', { fieldsV1: 3 }], ['io.cilium.migration/cilium-default'])).toEqual({
+      'io.cilium.migration/cilium-default': '2025-06-02T09:30:00Z',
+    });
+    expect(labelTimesFromManagedFields([owns(new Date('2025-06-02T09:30:00Z'))], ['io.cilium.migration/cilium-default'])).toEqual({ 'io.cilium.migration/cilium-default': '2025-06-02T09:30:00Z' });
+    expect(labelTimesFromManagedFields(undefined, ['cni'])).toBeUndefined();
+    expect(labelTimesFromManagedFields([owns('2025-06-02T10:00:00Z')], ['cni'])).toBeUndefined();
+  });
+});
+
+describe('trimCiliumConfig', () => {
+  it.each([
+    ['true', true],
+    ['True', true],
+    ['1', true],
+    [' true ', true],
+    ['false', false],
+    ['', false],
+    [undefined, false],
+  ])('disable-endpoint-crd: %j → %s', (value, expected) => {
+    const data = value === undefined ? { 'cluster-name': 'x' } : { 'disable-endpoint-crd': value };
+    expect(trimCiliumConfig({ metadata: { name: 'cilium-config', namespace: 'kube-system' }, data })).toEqual({ endpointCRDDisabled: expected });
+  });
+
+  it('rejects a ConfigMap without a name', () => {
+    expect(() => trimCiliumConfig({ data: {} })).toThrow(/ConfigMap: metadata is missing/);
   });
 });
 

@@ -8,7 +8,8 @@
 // wrong type is left out. The one thing that is rejected is an object without metadata.name:
 // every index is keyed on it.
 
-import type { CiliumEndpointInfo, CiliumNodeInfo, NodeInfo, ObjectMeta, PodCondition, PodInfo, Taint } from './view.js';
+import type { CiliumConfigInfo } from './memory.js';
+import type { CiliumEndpointInfo, CiliumNodeInfo, ContainerStart, NodeCondition, NodeInfo, ObjectMeta, PodCondition, PodInfo, Taint } from './view.js';
 
 export class TrimError extends Error {
   constructor(message: string) {
@@ -91,8 +92,35 @@ export function trimMeta(raw: unknown, kind: string): ObjectMeta {
   return meta;
 }
 
-/** Nodes: metadata, spec.taints, spec.podCIDRs and status.nodeInfo.bootID. */
-export function trimNode(raw: unknown): NodeInfo {
+/**
+ * For each label key, the earliest `time` of a managedFields entry whose fieldsV1 owns
+ * f:metadata.f:labels.f:<key> (NodeInfo.labelSetAt). Only these times are kept, never managedFields.
+ */
+export function labelTimesFromManagedFields(managedFields: unknown, keys: readonly string[]): Record<string, string> | undefined {
+  if (!Array.isArray(managedFields) || keys.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const entry of managedFields) {
+    if (!isObj(entry) || !isObj(entry.fieldsV1)) continue;
+    const meta = entry.fieldsV1['f:metadata'];
+    const labels = isObj(meta) ? meta['f:labels'] : undefined;
+    const time = timestamp(entry.time);
+    if (!isObj(labels) || time === undefined || Number.isNaN(Date.parse(time))) continue;
+    for (const key of keys) {
+      if (!(`f:${key}` in labels)) continue;
+      const known = out[key];
+      if (known === undefined || Date.parse(time) < Date.parse(known)) out[key] = time;
+    }
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+export interface TrimNodeOptions {
+  /** Label keys whose set time to derive from managedFields (the migration label). */
+  labelKeys?: readonly string[];
+}
+
+/** Nodes: metadata, spec.taints, spec.podCIDRs, status.nodeInfo.bootID, the NetworkUnavailable condition, label times. */
+export function trimNode(raw: unknown, options: TrimNodeOptions = {}): NodeInfo {
   const node: NodeInfo = { metadata: trimMeta(raw, 'Node') };
   const obj = raw as Obj;
   if (isObj(obj.spec)) {
@@ -110,8 +138,39 @@ export function trimNode(raw: unknown): NodeInfo {
     if (Object.keys(spec).length > 0) node.spec = spec;
   }
   const bootID = isObj(obj.status) && isObj(obj.status.nodeInfo) ? str(obj.status.nodeInfo.bootID) : undefined;
-  if (bootID) node.status = { nodeInfo: { bootID } };
+  const status: NonNullable<NodeInfo['status']> = {};
+  if (bootID) status.nodeInfo = { bootID };
+  if (isObj(obj.status) && Array.isArray(obj.status.conditions)) {
+    const conditions = obj.status.conditions.flatMap((c): NodeCondition[] => {
+      // Only NetworkUnavailable is read (cilium-operator's CiliumIsUp); the kubelet's conditions change every heartbeat.
+      if (!isObj(c) || c.type !== 'NetworkUnavailable' || typeof c.status !== 'string') return [];
+      const out: NodeCondition = { type: c.type, status: c.status };
+      put(out, 'reason', str(c.reason));
+      put(out, 'lastTransitionTime', timestamp(c.lastTransitionTime));
+      return [out];
+    });
+    if (conditions.length > 0) status.conditions = conditions;
+  }
+  if (Object.keys(status).length > 0) node.status = status;
+  const meta = isObj(obj.metadata) ? obj.metadata : {};
+  const labelSetAt = labelTimesFromManagedFields(meta.managedFields, options.labelKeys ?? []);
+  if (labelSetAt) node.labelSetAt = labelSetAt;
   return node;
+}
+
+/** Container statuses → name and when the current state started (running, else terminated). */
+function containerStarts(value: unknown): ContainerStart[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  return value.flatMap((c): ContainerStart[] => {
+    if (!isObj(c) || typeof c.name !== 'string') return [];
+    const state = isObj(c.state) ? c.state : {};
+    const running = isObj(state.running) ? state.running : undefined;
+    const terminated = isObj(state.terminated) ? state.terminated : undefined;
+    const out: ContainerStart = { name: c.name };
+    put(out, 'startedAt', timestamp(running?.startedAt) ?? timestamp(terminated?.startedAt));
+    if (running) out.running = true;
+    return [out];
+  });
 }
 
 export function trimPod(raw: unknown): PodInfo {
@@ -135,6 +194,8 @@ export function trimPod(raw: unknown): PodInfo {
       status.podIPs = s.podIPs.flatMap((entry) => (isObj(entry) && typeof entry.ip === 'string' ? [{ ip: entry.ip }] : []));
     }
     put(status, 'startTime', timestamp(s.startTime));
+    put(status, 'initContainerStatuses', containerStarts(s.initContainerStatuses));
+    put(status, 'containerStatuses', containerStarts(s.containerStatuses));
     if (Array.isArray(s.conditions)) {
       status.conditions = s.conditions.flatMap((c): PodCondition[] => {
         if (!isObj(c) || typeof c.type !== 'string' || typeof c.status !== 'string') return [];
@@ -199,4 +260,12 @@ export function trimCiliumEndpoint(raw: unknown): CiliumEndpointInfo {
     cep.status = status;
   }
   return cep;
+}
+
+/** Cilium's ConfigMap (cilium-config): only disable-endpoint-crd is read. */
+export function trimCiliumConfig(raw: unknown): CiliumConfigInfo {
+  trimMeta(raw, 'ConfigMap');
+  const data = isObj((raw as Obj).data) ? ((raw as Obj).data as Obj) : {};
+  // The agent parses it as a Go bool (strconv.ParseBool through viper): 1, t, true in any case.
+  return { endpointCRDDisabled: ['1', 't', 'true'].includes(str(data['disable-endpoint-crd'])?.trim().toLowerCase() ?? '') };
 }

@@ -3,6 +3,8 @@
 // Objects are trimmed to the fields decisions need (see trim.ts), so the same shapes
 // come out of both implementations.
 
+import type { NodeMemory } from './history.js';
+
 export interface ObjectMeta {
   name: string;
   namespace?: string;
@@ -22,6 +24,13 @@ export interface Taint {
   timeAdded?: string;
 }
 
+export interface NodeCondition {
+  type: string;
+  status: string;
+  reason?: string;
+  lastTransitionTime?: string;
+}
+
 export interface NodeInfo {
   metadata: ObjectMeta;
   spec?: {
@@ -32,7 +41,17 @@ export interface NodeInfo {
   status?: {
     /** The kubelet reports a new bootID after every reboot (status.nodeInfo.bootID). */
     nodeInfo?: { bootID?: string };
+    /** Only NetworkUnavailable (cilium-operator's CiliumIsUp record): see readiness.ts. */
+    conditions?: NodeCondition[];
   };
+  /**
+   * Derived from metadata.managedFields (which is not kept): for each label key asked for when
+   * trimming (the migration label), the earliest `time` of a managedFields entry whose fieldsV1
+   * owns `f:metadata.f:labels.f:<key>`. API server clock, second precision; an upper bound on
+   * when the label got its current value (an entry's time moves when its manager changes any of
+   * its fields). Absent when no entry owns the label (e.g. `kubectl get -o yaml` hides managedFields).
+   */
+  labelSetAt?: Record<string, string>;
 }
 
 export interface CiliumNodeInfo {
@@ -51,6 +70,14 @@ export interface PodCondition {
   lastTransitionTime?: string;
 }
 
+/** A container's current state, trimmed to when it started (running or terminated). */
+export interface ContainerStart {
+  name: string;
+  /** state.running.startedAt, else state.terminated.startedAt. */
+  startedAt?: string;
+  running?: boolean;
+}
+
 /** A pod trimmed to what placement and reaping decisions read. */
 export interface PodInfo {
   metadata: ObjectMeta;
@@ -66,6 +93,9 @@ export interface PodInfo {
     podIPs?: Array<{ ip: string }>;
     startTime?: string;
     conditions?: PodCondition[];
+    /** status.initContainerStatuses / containerStatuses, trimmed (agent readiness reads when its config was built). */
+    initContainerStatuses?: ContainerStart[];
+    containerStatuses?: ContainerStart[];
   };
 }
 
@@ -88,6 +118,8 @@ export interface ClusterView {
   unscheduledPod(namespace: string, name: string): PodInfo | undefined;
   /** Whether each cache has completed its initial list. A snapshot is always synced. */
   syncState(): Record<CacheName, boolean>;
+  /** What the view remembers about the node (reboots seen, agent Ready states seen): see history.ts. */
+  nodeMemory?(name: string): NodeMemory | undefined;
 }
 
 export function isSynced(view: ClusterView): boolean {

@@ -24,7 +24,7 @@ import { ciliumReadiness } from '../cluster/readiness.js';
 import type { Logger } from '../logger.js';
 import { RemovalThrottledError, REREAD_TIMEOUT_MS, WRITE_TIMEOUT_MS, type ReaperApi, type RemovalAction } from './api.js';
 import type { Clock } from './clock.js';
-import { assessContext, assessPod, type Assessment } from './detect.js';
+import { assessContext, assessPod, inactiveReason, type Assessment } from './detect.js';
 import type { EventRecorder } from './events.js';
 import { describeEvidence } from './evidence.js';
 import type { Leadership } from './leader.js';
@@ -166,9 +166,13 @@ export class Actuator {
     }
     const cep = await deps.api.readCiliumEndpoint(namespace, name, this.callOptions(signal, REREAD_TIMEOUT_MS));
     signal.throwIfAborted();
+    if (inactiveReason(deps.view, deps.config)) {
+      log.info('skipped: Cilium writes no CiliumEndpoints (disable-endpoint-crd), so nothing is removed');
+      return 'no-longer-victim';
+    }
     const now = new Date(deps.clock.now());
     // Fresh: the pod and its CEP. From the caches: the node's readiness, its CiliumNode, the other pods with the IP.
-    const again = assessPod(assessContext(deps.view, deps.config, now), pod, cep, ciliumReadiness(deps.view, node));
+    const again = assessPod(assessContext(deps.view, deps.config, now), pod, cep, ciliumReadiness(deps.view, node, deps.config));
     if (again?.verdict !== 'remove') {
       log.info({ now: again ? { verdict: again.verdict, why: again.why } : 'managed by Cilium or out of scope' }, 'skipped: not a victim on re-reading it from the API server');
       return 'no-longer-victim';

@@ -68,6 +68,7 @@ export class Reaper {
   private lastProgress: number;
   private passStartedAt: number | undefined;
   private lastCrdWarning: number | undefined;
+  private lastInactiveWarning: number | undefined;
   private wanted = false;
   private wake: (() => void) | undefined;
   private pass = new AbortController();
@@ -176,6 +177,7 @@ export class Reaper {
     }
     const detection = detect(view, config, new Date(this.clock.now()));
     metrics.observeDetection(detection);
+    this.logInactive(detection);
     this.actuator.prune(detection.findings);
     this.scheduleRecheck(detection);
     this.logSummary(detection);
@@ -247,6 +249,20 @@ export class Reaper {
       this.recheckAt = undefined;
       this.runSoon();
     }, Math.max(0, at - this.clock.now()));
+  }
+
+  /** Cilium's configuration makes the reaper act on nothing (no CiliumEndpoints): warn once a minute, say when it ends. */
+  private logInactive(detection: Detection): void {
+    const now = this.clock.now();
+    if (detection.inactive) {
+      if (this.lastInactiveWarning === undefined || now - this.lastInactiveWarning >= CRD_WARNING_EVERY_MS) {
+        this.lastInactiveWarning = now;
+        this.log.warn({ inactive: detection.inactive.reason }, `not removing anything: ${detection.inactive.message}`);
+      }
+    } else if (this.lastInactiveWarning !== undefined) {
+      this.lastInactiveWarning = undefined;
+      this.log.info('Cilium writes CiliumEndpoints again: evaluating and acting');
+    }
   }
 
   /** One info line when the picture changes, not one per pass. */

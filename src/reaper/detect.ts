@@ -7,12 +7,17 @@
 //   - a CiliumEndpoint with the pod's namespace/name whose status.networking.addressing[] holds
 //     one of the pod's IPs (cilium-operator's own restarter only checks that the CEP exists);
 //   - or, in IPAM modes that fill it (crd, eni, azure, alibabacloud), the node's CiliumNode
-//     status.ipam.used[<pod IP>].owner is "<namespace>/<name>" (what cilium-cni passes as owner).
+//     status.ipam.used[<pod IP>].owner is "<namespace>/<name>" (what cilium-cni passes as owner),
+//     or "<namespace>/<name> [restored]" (what the agent writes when it re-allocates the IP of an
+//     endpoint it restored after a restart: daemon/cmd/state.go allocateIPsLocked; some releases
+//     wrote the IPv4 one without the space, "<namespace>/<name>[restored]": both count).
+// When Cilium writes no CiliumEndpoints at all (disable-endpoint-crd: "true" in cilium-config),
+// every pod would look unmanaged: detect() then assesses no pod and says why (Detection.inactive).
 // The pod CIDRs of the CiliumNode (spec.ipam.podCIDRs) are evidence only: with kubernetes/
 // cluster-pool IPAM the old CNI may hand out IPs from the very same range.
 
 import { isMigratedNode, type Config } from '../config.js';
-import { ciliumReadiness, describeGap, type CiliumReadiness } from '../cluster/readiness.js';
+import { ciliumReadiness, describeCiliumSince, describeGaps, type CiliumReadiness } from '../cluster/readiness.js';
 import type { FullClusterView } from '../cluster/memory.js';
 import type { CiliumEndpointInfo, CiliumNodeInfo, PodInfo } from '../cluster/view.js';
 import { exemptionFor } from '../webhooks/exemptions.js';
@@ -45,7 +50,9 @@ export interface Evidence {
   /** The pod IP in question (the first shared one, else the primary). */
   ip: string;
   podStartTime?: string;
+  /** When Cilium first became ready on the node since its boot (readiness.ciliumSince), and what says so. */
   ciliumReadySince?: string;
+  ciliumReadySource?: string;
   agentPod?: string;
   /** The pod's CiliumEndpoint: missing, or present with addresses that do not include the pod's IP. */
   ciliumEndpoint: { found: false } | { found: true; state?: string; ips: string[] };
@@ -77,11 +84,32 @@ export interface NodeReport {
   unmanaged: Assessment[];
 }
 
+/** Why the reaper acts on nothing at all (the configuration of Cilium makes its proof impossible). */
+export interface Inactive {
+  reason: 'ciliumendpoints-disabled';
+  message: string;
+}
+
+/** Which reaper.target fits the cluster seen (report): see adviseTarget(). */
+export interface TargetAdvice {
+  fits?: Config['reaper']['target'];
+  configured: Config['reaper']['target'];
+  why: string;
+  /** Pod IPs on migrated nodes inside / outside their CiliumNode's spec.ipam.podCIDRs. */
+  inside: number;
+  outside: number;
+  /** A few pods outside, as evidence ("namespace/name ip node"). */
+  outsideExamples: string[];
+}
+
 export interface Detection {
   at: string;
   nodes: NodeReport[];
   /** Every remove and report-only assessment, in node/namespace/name order. */
   findings: Assessment[];
+  /** Set when the reaper must not act on anything; nodes then list readiness only. */
+  inactive?: Inactive;
+  advice: TargetAdvice;
 }
 
 /** What assessing one pod needs beyond the pod itself; built once per evaluation. */
@@ -115,6 +143,9 @@ function cepIPs(cep: CiliumEndpointInfo | undefined): string[] {
   return (cep?.status?.networking?.addressing ?? []).flatMap((a) => [a.ipv4, a.ipv6].filter((ip): ip is string => Boolean(ip)).map(canonicalIP));
 }
 
+/** Suffix of the IPAM owner the agent records for endpoints it restored after a restart (after a space, or not). */
+export const RESTORED_SUFFIX = '[restored]';
+
 function ipamOwner(cn: CiliumNodeInfo | undefined, ip: string): string | null | undefined {
   const used = cn?.status?.ipam?.used;
   if (!used) return undefined;
@@ -131,7 +162,10 @@ export function isManagedByCilium(pod: PodInfo, cep: CiliumEndpointInfo | undefi
   const held = cepIPs(cep);
   if (ips.some((ip) => held.includes(ip))) return true;
   const owner = `${pod.metadata.namespace ?? ''}/${pod.metadata.name}`;
-  return ips.some((ip) => ipamOwner(cn, ip) === owner);
+  return ips.some((ip) => {
+    const recorded = ipamOwner(cn, ip);
+    return recorded === owner || recorded === `${owner} ${RESTORED_SUFFIX}` || recorded === `${owner}${RESTORED_SUFFIX}`;
+  });
 }
 
 function indexPodsByIP(view: FullClusterView): Map<string, PodInfo[]> {
@@ -201,7 +235,8 @@ export function assessPod(
   const evidence: Evidence = {
     ip,
     ...(pod.status?.startTime ? { podStartTime: pod.status.startTime } : {}),
-    ...(readiness.readySince ? { ciliumReadySince: readiness.readySince } : {}),
+    ...(readiness.ciliumSince ? { ciliumReadySince: readiness.ciliumSince } : {}),
+    ...(readiness.ciliumSinceFrom ? { ciliumReadySource: describeCiliumSince(readiness.ciliumSinceFrom) } : {}),
     ...(readiness.agentPod ? { agentPod: readiness.agentPod } : {}),
     ciliumEndpoint: cep ? { found: true, ...(cep.status?.state ? { state: cep.status.state } : {}), ips: cepIPs(cep) } : { found: false },
     ...(owner !== undefined ? { ipamUsedBy: owner } : {}),
@@ -219,15 +254,17 @@ export function assessPod(
   const out = (verdict: Verdict, why: string, reason?: FindingReason): Assessment => ({ pod: ref, verdict, why, evidence, ...(reason ? { reason } : {}) });
 
   if (!readiness.ready) {
-    const gaps = readiness.gaps.map((gap) => describeGap(gap, node, readiness.agentPod)).join('; ');
+    const gaps = describeGaps(readiness, node).join('; ');
     return out('wait', `Cilium is not ready on ${node} (${gaps}): nothing is removed there until it is`);
   }
   const started = Date.parse(pod.status?.startTime ?? '');
-  const ready = Date.parse(readiness.readySince ?? '');
+  // When Cilium FIRST became ready on the node since its boot: an agent restart does not move it.
+  const since = readiness.ciliumSince;
+  const ready = Date.parse(since ?? '');
   if (Number.isNaN(started)) return out('keep', 'the pod has no start time');
   if (Number.isNaN(ready)) return out('keep', `the Ready transition time of Cilium agent ${readiness.agentPod ?? ''} is unknown`);
   // Same second counts as "not before": timestamps have second precision, so it cannot be told apart.
-  if (started >= ready) return out('keep', `started at ${pod.status!.startTime}, after Cilium became ready at ${readiness.readySince}: not an early pod`);
+  if (started >= ready) return out('keep', `started at ${pod.status!.startTime}, after Cilium became ready at ${since}: not an early pod`);
 
   const graceMs = config.reaper.gracePeriodSeconds * 1000;
   const podAge = now.getTime() - started;
@@ -245,11 +282,71 @@ export function assessPod(
     reason === 'DuplicatePodIP'
       ? `IP ${ip} is also held by ${sharedWith.map((p) => `${p.namespace}/${p.name}`).join(', ')}`
       : `IP ${ip} is not managed by Cilium`;
-  const early = `started ${pod.status!.startTime}, before Cilium became ready at ${readiness.readySince}`;
+  const early = `started ${pod.status!.startTime}, before Cilium became ready at ${since}`;
   if (!controller && !config.reaper.removeUnowned) {
     return out('report-only', `${what}; ${early}; no controller owner would recreate it (reaper.removeUnowned is false)`, reason);
   }
   return out('remove', `${what}; ${early}`, reason);
+}
+
+/** Why the reaper must act on nothing, from Cilium's own configuration; undefined when it may act. */
+export function inactiveReason(view: FullClusterView, config: Config): Inactive | undefined {
+  if (view.ciliumConfig()?.endpointCRDDisabled) {
+    return {
+      reason: 'ciliumendpoints-disabled',
+      message:
+        `Cilium is configured not to create CiliumEndpoints (disable-endpoint-crd: "true" in ConfigMap ${config.cilium.namespace}/cilium-config): ` +
+        'every pod would look unmanaged, so the reaper removes nothing',
+    };
+  }
+  return undefined;
+}
+
+/**
+ * Which reaper.target fits. Cilium's migration guide gives Cilium its own pod CIDR: the old CNI's
+ * pods then hold IPs outside Cilium's ranges, so no duplicate IP can ever appear and the default
+ * duplicate-ip never fires, while an old-CNI pod on a migrated node is still outside Cilium's
+ * policy: any-unmanaged fits. Pods inside the ranges only (kubernetes IPAM, the old CNI using the
+ * node's podCIDR): the ranges are shared and duplicate-ip fits. Judged on every pod holding an IP
+ * on a migrated node whose CiliumNode lists spec.ipam.podCIDRs.
+ */
+export function adviseTarget(view: FullClusterView, config: Config, migrated: readonly string[]): TargetAdvice {
+  let inside = 0;
+  let outside = 0;
+  const outsideExamples: string[] = [];
+  for (const node of migrated) {
+    const cidrs = view.ciliumNode(node)?.spec?.ipam?.podCIDRs ?? [];
+    if (cidrs.length === 0) continue;
+    for (const pod of view.podsOn(node)) {
+      if (!holdsIP(pod)) continue;
+      for (const ip of podIPs(pod)) {
+        if (cidrsContain(cidrs, ip)) inside += 1;
+        else {
+          outside += 1;
+          if (outsideExamples.length < 3) outsideExamples.push(`${pod.metadata.namespace ?? ''}/${pod.metadata.name} ${ip} on ${node}`);
+        }
+      }
+    }
+  }
+  const configured = config.reaper.target;
+  const base = { configured, inside, outside, outsideExamples };
+  if (outside > 0) {
+    return {
+      ...base,
+      fits: 'any-unmanaged',
+      why:
+        `${outside} pod IP(s) on migrated nodes lie outside Cilium's pod CIDRs (separate ranges, as in Cilium's migration guide): ` +
+        'duplicate IPs cannot happen there, so duplicate-ip never fires; any-unmanaged removes the early old-CNI pods',
+    };
+  }
+  if (inside > 0) {
+    return {
+      ...base,
+      fits: 'duplicate-ip',
+      why: `every pod IP on migrated nodes (${inside}) lies inside Cilium's pod CIDRs: the old CNI shares the range, and duplicate-ip removes only pods whose IP another pod also holds`,
+    };
+  }
+  return { ...base, why: "no pod IPs on migrated nodes whose CiliumNode lists pod CIDRs: nothing to judge by yet (keep the default duplicate-ip)" };
 }
 
 /** Every migrated node (or only `nodes`, when given) and its unmanaged pods. */
@@ -261,14 +358,17 @@ export function detect(view: FullClusterView, config: Config, now: Date, options
     .filter((n) => isMigratedNode(n.metadata.labels, config) && (!options.nodes || options.nodes.has(n.metadata.name)))
     .map((n) => n.metadata.name)
     .sort();
+  const inactive = inactiveReason(view, config);
   for (const node of migrated) {
-    const readiness = ciliumReadiness(view, node);
-    const unmanaged = view
+    const readiness = ciliumReadiness(view, node, config);
+    const unmanaged = inactive
+      ? []
+      : view
       .podsOn(node)
       .flatMap((pod) => assessPod(ctx, pod, view.ciliumEndpoint(pod.metadata.namespace ?? '', pod.metadata.name), readiness) ?? [])
       .sort((a, b) => a.pod.namespace.localeCompare(b.pod.namespace) || a.pod.name.localeCompare(b.pod.name));
     nodes.push({ node, readiness, unmanaged });
   }
   const findings = nodes.flatMap((n) => n.unmanaged.filter((a) => a.verdict === 'remove' || a.verdict === 'report-only'));
-  return { at: now.toISOString(), nodes, findings };
+  return { at: now.toISOString(), nodes, findings, advice: adviseTarget(view, config, migrated), ...(inactive ? { inactive } : {}) };
 }

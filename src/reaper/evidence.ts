@@ -17,7 +17,8 @@ export function describeEvidence(e: Evidence): string {
   );
   if (e.ipamUsedBy !== undefined) parts.push(`CiliumNode ipam.used[${e.ip}]: ${e.ipamUsedBy ?? 'none'}`);
   if (e.inCiliumPodCIDRs !== undefined) parts.push(`${e.inCiliumPodCIDRs ? 'inside' : 'outside'} Cilium's pod CIDRs`);
-  parts.push(`pod started ${e.podStartTime ?? 'unknown'}, Cilium ready since ${e.ciliumReadySince ?? 'unknown'}${e.agentPod ? ` (${e.agentPod})` : ''}`);
+  const agent = [e.agentPod, e.ciliumReadySource ? `per ${e.ciliumReadySource}` : undefined].filter(Boolean).join(', ');
+  parts.push(`pod started ${e.podStartTime ?? 'unknown'}, Cilium ready since ${e.ciliumReadySince ?? 'unknown'}${agent ? ` (${agent})` : ''}`);
   parts.push(e.controller ? `owner ${e.controller.kind}/${e.controller.name}` : 'no controller owner');
   return parts.join('; ');
 }

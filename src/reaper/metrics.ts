@@ -16,6 +16,7 @@ export class ReaperMetrics {
   private readonly rateLimited: Counter<'scope'>;
   private readonly rateLimitWaitSeconds: Counter;
   private readonly evaluations: Counter;
+  private readonly inactive: Gauge<'reason'>;
   private readonly leader: Gauge;
 
   constructor(metrics: Metrics) {
@@ -56,6 +57,13 @@ export class ReaperMetrics {
       help: 'Waits announced for the removal rate limit (the time each deferred pod had to wait, as announced).',
       registers,
     });
+    this.inactive = new Gauge({
+      name: name('inactive'),
+      help: 'Whether the last evaluation acted on nothing because of how Cilium is configured (1), by reason (ciliumendpoints-disabled: disable-endpoint-crd is true in cilium-config).',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.inactive.set({ reason: 'ciliumendpoints-disabled' }, 0);
     this.evaluations = new Counter({ name: name('evaluations_total'), help: 'Evaluations of the cluster view run.', registers });
     this.leader = new Gauge({ name: name('leader'), help: 'Whether this replica is the leader that acts (1) or not (0).', registers });
   }
@@ -67,6 +75,7 @@ export class ReaperMetrics {
       for (const verdict of ['remove', 'report-only'] as const) this.victims.set({ reason, verdict }, 0);
     }
     for (const f of detection.findings) this.victims.inc({ reason: f.reason!, verdict: f.verdict });
+    this.inactive.set({ reason: 'ciliumendpoints-disabled' }, detection.inactive?.reason === 'ciliumendpoints-disabled' ? 1 : 0);
   }
 
   setLeader(leading: boolean): void {

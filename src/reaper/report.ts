@@ -3,9 +3,9 @@
 // A table for people, JSON for scripts; both say the same thing.
 
 import { nodeLabelText, type Config } from '../config.js';
-import { describeGap } from '../cluster/readiness.js';
+import { describeCiliumSince, describeGaps } from '../cluster/readiness.js';
 import { describeStartupTaint, formatDuration, type StartupTaintStatus } from '../cluster/startup-taint.js';
-import type { Assessment, Detection, Verdict } from './detect.js';
+import type { Assessment, Detection, Inactive, TargetAdvice, Verdict } from './detect.js';
 import { describeEvidence } from './evidence.js';
 
 export interface ReportPod {
@@ -25,7 +25,11 @@ export interface ReportNode {
   /** Why Cilium is not ready, in words; empty when ready. */
   notReadyBecause: string[];
   agentPod?: string;
+  /** When the serving agent pod last turned Ready. */
   readySince?: string;
+  /** When Cilium first became ready on the node since its boot (what the reaper compares pod starts with), and what says so. */
+  ciliumSince?: string;
+  ciliumSinceFrom?: string;
   pods: ReportPod[];
 }
 
@@ -38,6 +42,10 @@ export interface Report {
   nodes: ReportNode[];
   /** Nodes carrying Cilium's startup taint (any node, labelled or not), with how long and whether it is stuck. */
   startupTaint?: { key: string; stuckAfterSeconds: number; nodes: StartupTaintStatus[] };
+  /** Set when the reaper acts on nothing at all, and why. */
+  inactive?: Inactive;
+  /** Which reaper.target fits the cluster seen. */
+  targetAdvice: TargetAdvice;
 }
 
 export function buildReport(detection: Detection, config: Config, source: string, startupTaint?: StartupTaintStatus[]): Report {
@@ -46,9 +54,11 @@ export function buildReport(detection: Detection, config: Config, source: string
     (n): ReportNode => ({
       node: n.node,
       ciliumReady: n.readiness.ready,
-      notReadyBecause: n.readiness.gaps.map((gap) => describeGap(gap, n.node, n.readiness.agentPod)),
+      notReadyBecause: describeGaps(n.readiness, n.node),
       ...(n.readiness.agentPod ? { agentPod: n.readiness.agentPod } : {}),
       ...(n.readiness.readySince ? { readySince: n.readiness.readySince } : {}),
+      ...(n.readiness.ciliumSince ? { ciliumSince: n.readiness.ciliumSince } : {}),
+      ...(n.readiness.ciliumSinceFrom ? { ciliumSinceFrom: describeCiliumSince(n.readiness.ciliumSinceFrom) } : {}),
       pods: n.unmanaged.map((a) => ({
         namespace: a.pod.namespace,
         name: a.pod.name,
@@ -79,6 +89,8 @@ export function buildReport(detection: Detection, config: Config, source: string
     ...(startupTaint
       ? { startupTaint: { key: config.cilium.agentNotReadyTaintKey, stuckAfterSeconds: config.nodeTaint.stuckAfterSeconds, nodes: startupTaint } }
       : {}),
+    ...(detection.inactive ? { inactive: detection.inactive } : {}),
+    targetAdvice: detection.advice,
   };
 }
 
@@ -131,13 +143,15 @@ export function formatReportTable(report: Report): string {
       ...report.nodes.map((n) => [
         n.node,
         n.ciliumReady ? 'ready' : 'NOT READY',
-        n.ciliumReady ? `since ${n.readySince ?? 'unknown'} (${n.agentPod ?? 'agent'})` : n.notReadyBecause.join('; '),
+        n.ciliumReady ? `since ${n.ciliumSince ?? n.readySince ?? 'unknown'} (${n.agentPod ?? 'agent'})` : n.notReadyBecause.join('; '),
       ]),
     ]),
   );
   const pods = report.nodes.flatMap((n) => n.pods.map((p) => ({ node: n.node, ...p })));
   out.push('');
-  if (pods.length === 0) {
+  if (report.inactive) {
+    out.push(`The reaper acts on nothing here: ${report.inactive.message}.`);
+  } else if (pods.length === 0) {
     out.push('Every pod with an IP on these nodes is managed by Cilium (or exempt). Nothing to do.');
   } else {
     out.push(
@@ -152,6 +166,15 @@ export function formatReportTable(report: Report): string {
     );
   }
   out.push(...startupTaintSection(report));
+  const a = report.targetAdvice;
+  out.push(
+    '',
+    a.fits === undefined
+      ? `reaper.target: ${a.configured} (${a.why}).`
+      : `reaper.target: ${a.configured}; ${a.fits} fits this cluster${a.fits === a.configured ? '' : ' — consider changing it'}: ${a.why}` +
+          (a.outsideExamples.length > 0 ? ` (e.g. ${a.outsideExamples.join(', ')})` : '') +
+          '. See docs/reaper.md, "Which target".',
+  );
   const s = report.summary;
   out.push(
     '',

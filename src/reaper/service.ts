@@ -11,6 +11,7 @@ import { Metrics } from '../metrics.js';
 import { liveReaperApi, type ReaperApi } from './api.js';
 import { systemClock } from './clock.js';
 import { isReaperSynced, Reaper } from './controller.js';
+import { inactiveReason } from './detect.js';
 import { alwaysLeader, LeaderElector, type ElectorTiming } from './leader.js';
 import { apiLeaseStore } from './lease.js';
 import { ReaperMetrics } from './metrics.js';
@@ -102,9 +103,16 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
       log,
       readiness: () => {
         const missing = crdMissing();
+        // Not acting because of Cilium's configuration is a steady state, not a failure: ready, and said in the detail.
+        const inactive = inactiveReason(live.view, config);
         return {
           ready: isReaperSynced(live.view) && missing.length === 0,
-          detail: { ...live.view.syncState(), ...live.view.reaperSyncState(), ...(missing.length > 0 ? { crdMissing: missing } : {}) },
+          detail: {
+            ...live.view.syncState(),
+            ...live.view.reaperSyncState(),
+            ...(missing.length > 0 ? { crdMissing: missing } : {}),
+            ...(inactive ? { notActing: inactive.message } : {}),
+          },
         };
       },
       liveness: () => reaper.health(),

@@ -8,7 +8,7 @@ import { BadReview } from '../admission/review.js';
 import type { AdmissionRequest } from '../admission/types.js';
 import { isMigratedNode, nodeLabelText, type Config } from '../config.js';
 import { noReader, type ClusterReader } from '../cluster/lookup.js';
-import { ciliumReadiness, describeGap } from '../cluster/readiness.js';
+import { ciliumReadiness, describeGaps } from '../cluster/readiness.js';
 import type { ClusterView, NodeInfo, PodInfo } from '../cluster/view.js';
 import { exemptionFor } from './exemptions.js';
 
@@ -115,10 +115,10 @@ export function decidePlacement(
   const exemption = exemptionFor(pod, config);
   if (exemption) return { ...allowed(exemption, { audit: audit('allowed', exemption) }), ...base };
 
-  const readiness = ciliumReadiness(view, subject.node);
+  const readiness = ciliumReadiness(view, subject.node, config);
   if (readiness.ready) return { ...allowed('cilium-ready', { audit: audit('allowed', 'cilium-ready') }), ...base };
 
-  const gaps = readiness.gaps.map((gap) => describeGap(gap, subject.node, readiness.agentPod));
+  const gaps = describeGaps(readiness, subject.node);
   return {
     ...denied('cilium-not-ready', denialMessage(subject, gaps, config), {
       audit: audit('denied', readiness.gaps.join(',')),

@@ -81,8 +81,12 @@ describe('live cluster view (informers) against kube-apiserver', () => {
     await expect.poll(() => view().node('node-legacy')?.metadata.labels?.cni, within).toBe('cilium');
     await plane().kubectl(['label', 'node', 'node-legacy', 'cni-']);
     await expect.poll(() => view().node('node-legacy')?.metadata.labels?.cni, within).toBeUndefined();
-    // Trimmed: nothing but metadata, and no managedFields.
-    expect(Object.keys(view().node('node-legacy')!)).toEqual(['metadata']);
+    // Trimmed: metadata and, of its status, only the NetworkUnavailable condition (kwok's node-initialize
+    // stage writes one; cilium-operator's CiliumIsUp is the one readiness reads); no managedFields.
+    const trimmed = view().node('node-legacy')!;
+    expect(Object.keys(trimmed)).toEqual(['metadata', 'status']);
+    expect(trimmed.status?.conditions?.map((c) => c.type)).toEqual(['NetworkUnavailable']);
+    expect(Object.keys(trimmed.status!)).toEqual(['conditions']);
     expect(view().node('node-legacy')!.metadata).not.toHaveProperty('managedFields');
   });
 
@@ -111,27 +115,29 @@ describe('live cluster view (informers) against kube-apiserver', () => {
       spec: { nodeName: UNMANAGED, hostNetwork: true, containers: [{ name: 'cilium-agent', image: 'quay.io/cilium/cilium:v1.17.4' }] },
     });
     await expect.poll(() => view().agentPodsOn(UNMANAGED).map((p) => p.metadata.name), within).toEqual(['cilium-e2e']);
-    await expect.poll(() => ciliumReadiness(view(), UNMANAGED).gaps, within).toEqual(['agent-not-ready']);
+    await expect.poll(() => ciliumReadiness(view(), UNMANAGED, defaultConfig).gaps, within).toEqual(['agent-not-ready']);
 
     const readyAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     await plane().kubectl([
       'patch', 'pod', 'cilium-e2e', '-n', 'kube-system', '--subresource=status', '--type=merge',
       '-p', JSON.stringify({ status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: readyAt }] } }),
     ]);
-    await expect.poll(() => ciliumReadiness(view(), UNMANAGED), within).toEqual({
+    await expect.poll(() => ciliumReadiness(view(), UNMANAGED, defaultConfig), within).toEqual({
       ready: true,
       gaps: [],
       agentPod: 'kube-system/cilium-e2e',
       readySince: readyAt,
+      ciliumSince: readyAt,
+      ciliumSinceFrom: 'first-ready-seen',
     });
 
     // No kubelet confirms the deletion: the pod stays, terminating.
     await plane().kubectl(['delete', 'pod', 'cilium-e2e', '-n', 'kube-system', '--wait=false']);
-    await expect.poll(() => ciliumReadiness(view(), UNMANAGED).gaps, within).toEqual(['agent-terminating']);
+    await expect.poll(() => ciliumReadiness(view(), UNMANAGED, defaultConfig).gaps, within).toEqual(['agent-terminating']);
 
     await plane().kubectl(['delete', 'pod', 'cilium-e2e', '-n', 'kube-system', '--grace-period=0', '--force']);
     await expect.poll(() => view().agentPodsOn(UNMANAGED), within).toEqual([]);
-    expect(ciliumReadiness(view(), UNMANAGED).gaps).toEqual(['no-agent-pod']);
+    expect(ciliumReadiness(view(), UNMANAGED, defaultConfig).gaps).toEqual(['no-agent-pod']);
   });
 
   it('ignores pods that are not Cilium agents', async () => {

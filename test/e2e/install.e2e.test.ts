@@ -282,8 +282,13 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
         ['create', 'events', '-n', 'default'], ['patch', 'events', '-n', 'default'],
         ['get', 'leases.coordination.k8s.io/cilium-migration-guard-reaper', ...ns], ['update', 'leases.coordination.k8s.io/cilium-migration-guard-reaper', ...ns],
         ['create', 'leases.coordination.k8s.io', ...ns],
+        // Cilium's ConfigMap, by name only (the informer's fieldSelector metadata.name=cilium-config).
+        ['get', 'configmaps/cilium-config', '-n', 'kube-system'], ['list', 'configmaps/cilium-config', '-n', 'kube-system'],
+        ['watch', 'configmaps/cilium-config', '-n', 'kube-system'],
       ],
       [
+        ['list', 'configmaps', '-n', 'kube-system'], ['get', 'configmaps/other', '-n', 'kube-system'], ['get', 'configmaps/cilium-config', '-n', 'default'],
+        ['update', 'configmaps/cilium-config', '-n', 'kube-system'],
         // delete pods comes only with components/reaper-delete (reaper.action: delete)
         ['delete', 'pods', '-n', 'default'],
         ['get', 'nodes'], ['update', 'nodes'], ['create', 'pods', '-n', 'default'], ['patch', 'pods', '-n', 'default'], ['update', 'pods/status', '-n', 'default'],

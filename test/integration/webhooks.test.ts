@@ -94,7 +94,7 @@ describe('pod webhook over HTTP/2', () => {
     expect(response.allowed).toBe(false);
     expect(response.status).toMatchObject({ code: 403, reason: 'Forbidden' });
     expect(response.status.message).toContain('pod default/web-7d4b9c-x2x1z cannot be placed on node node-cilium-pending');
-    expect(response.auditAnnotations).toEqual({ decision: 'denied', node: 'node-cilium-pending', reason: 'no-cilium-node,agent-not-ready' });
+    expect(response.auditAnnotations).toEqual({ decision: 'denied', node: 'node-cilium-pending', reason: 'agent-not-ready-taint,no-cilium-node,agent-not-ready' });
   });
 
   it('allows the same pod on the node where Cilium is ready', async () => {

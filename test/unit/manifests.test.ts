@@ -207,8 +207,15 @@ describe('RBAC', () => {
         { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['cilium-migration-guard-reaper'], verbs: ['get', 'update'] },
         { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
       ],
+      'Role/cilium-migration-guard-reaper-cilium-config': [
+        { apiGroups: [''], resources: ['configmaps'], resourceNames: ['cilium-config'], verbs: ['get', 'list', 'watch'] },
+      ],
     });
     expect(find('Role', 'cilium-migration-guard-reaper-leader-election').metadata.namespace).toBe(NS);
+    // Cilium's ConfigMap lives in Cilium's namespace: the one the shipped config names.
+    const ciliumNs = parseConfig(parse(readFileSync(join(root, 'manifests/base/config.yaml'), 'utf8'))).cilium.namespace;
+    expect(find('Role', 'cilium-migration-guard-reaper-cilium-config').metadata.namespace).toBe(ciliumNs);
+    expect(find('RoleBinding', 'cilium-migration-guard-reaper-cilium-config').metadata.namespace).toBe(ciliumNs);
   });
 });
 
@@ -239,6 +246,8 @@ describe('kustomizations', () => {
   it('every namespaced object is in the project namespace', () => {
     for (const o of base) {
       if (['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'].includes(o.kind)) continue;
+      // The reaper's read of Cilium's own ConfigMap is granted where that ConfigMap is (checked above).
+      if (o.metadata.name === 'cilium-migration-guard-reaper-cilium-config') continue;
       expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe(NS);
     }
   });

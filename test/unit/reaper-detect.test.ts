@@ -36,6 +36,7 @@ describe('detect() on the example race (examples/migration-race.yaml)', () => {
       ip: '10.244.3.7',
       podStartTime: '2025-06-03T10:00:05Z',
       ciliumReadySince: '2025-06-03T10:00:30Z',
+      ciliumReadySource: 'the first agent Ready seen',
       agentPod: 'kube-system/cilium-g5t2w',
       ciliumEndpoint: { found: false },
       inCiliumPodCIDRs: true,

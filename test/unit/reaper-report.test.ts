@@ -26,7 +26,9 @@ describe('report command on a snapshot', () => {
 
   it('table: readable, and says why a node is not ready', async () => {
     const { text } = await runReport(['--cluster-state', fileURLToPath(new URL('../../examples/cluster-state.yaml', import.meta.url)), '--log-level', 'silent']);
-    expect(text).toMatch(/node-cilium-pending\s+NOT READY\s+no CiliumNode "node-cilium-pending" exists yet; Cilium agent pod kube-system\/cilium-q9z4m is not Ready/);
+    expect(text).toMatch(
+      /node-cilium-pending\s+NOT READY\s+the node still has Cilium's startup taint node\.cilium\.io\/agent-not-ready \(cilium-operator removes it once the agent is Ready\); no CiliumNode "node-cilium-pending" exists yet; Cilium agent pod kube-system\/cilium-q9z4m is not Ready/,
+    );
     expect(text).toMatch(/node-cilium-ready\s+ready\s+since 2025-06-02T09:14:41Z/);
     expect(text).toContain('Summary: 2 migrated node(s), 1 without a ready Cilium;');
   });
