@@ -140,7 +140,7 @@ export async function serveCommand(args: string[]): Promise<void> {
     const handle = await shutdown.step(
       startServer({
         handlers: [
-          { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(config) },
+          { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(config, source.view) },
           { path: '/validate/pods', handler: podPlacementHandler(config, source.view, source.reader) },
         ],
         readiness: () => ({ ready: isSynced(source.view), detail: source.view.syncState() }),

@@ -534,7 +534,7 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
       await certs.bootstrap();
       const server = await startServer({
         handlers: [
-          { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(config) },
+          { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(config, source.view) },
           { path: '/validate/pods', handler: podPlacementHandler(config, source.view, source.reader) },
         ],
         readiness: () => ({ ready: true, detail: {} }),
