@@ -4,6 +4,7 @@
 // against a snapshot file, or the example snapshot when no cluster is configured.
 
 import type { KubeConfig } from '@kubernetes/client-node';
+import { describeManagedDataplane, managedDataplaneIn } from '../cluster/managed-dataplane.js';
 import { createLogger } from '../logger.js';
 import type { FullClusterView } from '../cluster/memory.js';
 import { isReaperSynced } from '../reaper/controller.js';
@@ -66,7 +67,10 @@ function sourceOf(flags: ReportFlags, kc: KubeConfig | undefined): string {
 }
 
 /** Builds the report; exported for tests. Logs go to stderr, so stdout is only the report. */
-export async function runReport(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ report: Report; text: string }> {
+/** The report, plus what a cloud-run Cilium means for it (the migration does not apply there). */
+export type ReportWithDataplane = Report & { managedDataplane?: string };
+
+export async function runReport(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ report: ReportWithDataplane; text: string }> {
   const { flags, timeoutMs, level, nodeLabelSource } = parseReportFlags(args, env);
   const config = loadConfig(flags, nodeLabelSource);
   const log = createLogger({ level, destination: process.stderr });
@@ -74,8 +78,13 @@ export async function runReport(args: string[], env: NodeJS.ProcessEnv = process
   const source = await openView(flags, config, log, { withReaperCaches: true, withoutUnscheduledPods: true, exampleIfNoCluster: false });
   try {
     await waitForCaches(source.view, timeoutMs);
-    const report = buildReport(detect(source.view, config, new Date()), config, sourceOf(flags, source.kc));
-    const text = flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatReportTable(report);
+    const managed = managedDataplaneIn(source.view);
+    const note = managed ? describeManagedDataplane(managed) : undefined;
+    const report: ReportWithDataplane = {
+      ...buildReport(detect(source.view, config, new Date()), config, sourceOf(flags, source.kc)),
+      ...(note ? { managedDataplane: note } : {}),
+    };
+    const text = flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : `${note ? `NOTE: ${note}.\n\n` : ''}${formatReportTable(report)}`;
     return { report, text };
   } finally {
     await source.stop();

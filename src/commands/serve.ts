@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { CertController } from '../certs/controller.js';
 import { parseSecretRef, type SecretRef } from '../certs/secret.js';
+import { describeManagedDataplane, managedDataplaneIn } from '../cluster/managed-dataplane.js';
 import { isSynced } from '../cluster/view.js';
 import { createLogger } from '../logger.js';
 import { Metrics } from '../metrics.js';
@@ -143,7 +144,15 @@ export async function serveCommand(args: string[]): Promise<void> {
           { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(config, source.view) },
           { path: '/validate/pods', handler: podPlacementHandler(config, source.view, source.reader) },
         ],
-        readiness: () => ({ ready: isSynced(source.view), detail: source.view.syncState() }),
+        readiness: () => {
+          // A cloud-run Cilium is a fact about the cluster, not a fault of this webhook: still ready.
+          const managed = managedDataplaneIn(source.view);
+          return {
+            ready: isSynced(source.view),
+            detail: source.view.syncState(),
+            ...(managed ? { notes: { managedDataplane: describeManagedDataplane(managed) } } : {}),
+          };
+        },
         metrics,
         logger: log,
         certDir: flags['cert-dir'],
@@ -161,6 +170,14 @@ export async function serveCommand(args: string[]): Promise<void> {
       certs.onPairWritten(() => watcher.check()); // reload at once rather than at the watcher's next event
       certs.start();
     }
+    // Said once the view has listed the agent pods: from then on the DaemonSet webhook patches nothing.
+    void source.whenSynced().then(
+      () => {
+        const managed = managedDataplaneIn(source.view);
+        if (managed) log.warn({ managedDataplane: managed.kind, evidence: managed.evidence }, describeManagedDataplane(managed));
+      },
+      () => {}, // stopped before syncing: nothing to say
+    );
     const caFile = `${flags['cert-dir']}/ca.crt`;
     log.info(
       { url: handle.url, nodeLabel: nodeLabelText(config), ...(existsSync(caFile) ? { ca: caFile } : {}) },

@@ -38,6 +38,8 @@ export interface Readiness {
   ready: boolean;
   /** Per cache: has it completed its initial list? */
   detail: Record<string, boolean>;
+  /** Facts an operator should see next to readiness (e.g. managedDataplane), added to the /readyz body. */
+  notes?: Record<string, string>;
 }
 
 export interface ServerTimeouts {
@@ -235,8 +237,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
   app.get('/healthz', async (_request, reply) => reply.type('text/plain').send('ok'));
 
   app.get('/readyz', async (_request, reply) => {
-    const { ready, detail } = options.readiness();
-    return reply.code(ready ? 200 : 503).send({ ready, caches: detail });
+    const { ready, detail, notes } = options.readiness();
+    return reply.code(ready ? 200 : 503).send({ ready, caches: detail, ...notes });
   });
 
   app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.text()));
