@@ -84,8 +84,10 @@ export function decideDaemonSetAffinity(request: AdmissionRequest, view: Pick<Cl
     if (managed) {
       return allowed('managed-dataplane', {
         audit: { role: match.role, rule: match.rule, action: 'managed-dataplane', dataplane: managed.kind },
+        // The API server cuts each warning at 120 characters: the subject and the reason get one each.
         warnings: [
-          `cilium-migration-guard left ${workload.namespace}/${workload.name} unchanged: ${MANAGED_DATAPLANE_NAMES[managed.kind]} runs this cluster's Cilium, so the migration does not apply`,
+          `cilium-migration-guard left ${workload.namespace}/${workload.name} unchanged (role ${match.role})`,
+          `${MANAGED_DATAPLANE_NAMES[managed.kind]} runs this cluster's Cilium: the migration does not apply`,
         ],
       });
     }

@@ -118,9 +118,8 @@ describe('a cloud-run Cilium (GKE Dataplane V2): hands off', () => {
     // A legacy agent the addon manager applies: admitted unchanged, with the reason.
     const calico = await apply(fixture('calico-node').replace(/namespace: \S+/g, 'namespace: kube-system'));
     expect(calico.code).toBe(0);
-    expect(calico.stderr).toContain(
-      "Warning: cilium-migration-guard left kube-system/calico-node unchanged: GKE Dataplane V2 runs this cluster's Cilium, so the migration does not apply",
-    );
+    expect(calico.stderr).toContain('Warning: cilium-migration-guard left kube-system/calico-node unchanged (role legacy)');
+    expect(calico.stderr).toContain("Warning: GKE Dataplane V2 runs this cluster's Cilium: the migration does not apply");
     const calicoStored = await getJson(['daemonset', '-n', 'kube-system', 'calico-node']);
     expect(JSON.stringify(calicoStored.spec.template.spec.affinity ?? {})).not.toContain('"cni"');
 
