@@ -45,7 +45,7 @@ export interface Readiness {
 export interface ServerTimeouts {
   /**
    * Longest a handler may take before the reply is a 503 (the API server then applies the
-   * failurePolicy). Decisions are in-memory lookups; the default (HANDLER_TIMEOUT_MS, 4 s) is
+   * failurePolicy). Decisions are in-memory lookups; the default (HANDLER_TIMEOUT_MS, 1.5 s) is
    * below the registrations' timeoutSeconds so this 503 is what the API server sees.
    */
   handlerMs?: number;

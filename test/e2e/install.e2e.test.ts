@@ -219,6 +219,9 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
       expect(config.data['config.yaml']).toContain(`presets: [${cloud}]`);
       const deployment = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'cilium-migration-guard-webhook') as any;
       expect(deployment.spec.template.spec.hostNetwork).toBe(true);
+      // The overlay's DaemonSet matchConditions are those of its own config (its presets only).
+      const overlayConfig = parseConfig(parse(config.data['config.yaml']));
+      expect((byKind(objs, 'MutatingWebhookConfiguration')[0] as any).webhooks).toEqual(mutatingWebhookConfiguration({ ...service, config: overlayConfig }).webhooks);
       // AKS's Admissions Enforcer would otherwise drop kube-system, where azure-cns lives.
       for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
         const annotations = (byKind(objs, kind)[0] as any).metadata.annotations ?? {};

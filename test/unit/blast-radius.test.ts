@@ -129,3 +129,22 @@ describe('cloud-managed Cilium', () => {
     expect(decideDaemonSetAffinity(daemonSetRequest(daemonSet('azure-cns')), new MemoryClusterView(config), config).reason).toBe('injected');
   });
 });
+
+describe('`registration` prints the registrations for a config', () => {
+  it('the base config gives exactly the shipped manifest; another config gives other DaemonSet conditions', async () => {
+    const { registrationText } = await import('../../src/commands/registration.js');
+    const { parseAllDocuments } = await import('yaml');
+    const { readFileSync } = await import('node:fs');
+    const docs = (text: string) => parseAllDocuments(text).map((d) => d.toJSON());
+    const shipped = docs(readFileSync(new URL('../../manifests/base/webhook-configurations.yaml', import.meta.url), 'utf8'));
+    const base = docs(registrationText(['--config', 'manifests/base/config.yaml'], {}));
+    expect(base).toEqual(shipped);
+    const aws = docs(registrationText(['--config', 'manifests/overlays/aws/config.yaml'], {}));
+    expect(aws[0].webhooks[0].matchConditions).not.toEqual(shipped[0].webhooks[0].matchConditions);
+    expect(aws[0].webhooks[0].matchConditions[1].expression).toContain("'aws-node'");
+    expect(aws[0].webhooks[0].matchConditions[1].expression).not.toContain("'azure-cns'");
+    // --url for an out-of-cluster webhook; anything but https is refused.
+    expect(docs(registrationText(['--url', 'https://10.0.0.5:8443'], {}))[1].webhooks[0].clientConfig).toEqual({ url: 'https://10.0.0.5:8443/validate/pods' });
+    expect(() => registrationText(['--url', 'http://10.0.0.5'], {})).toThrow(/must be an https:\/\/ URL/);
+  });
+});
