@@ -71,14 +71,16 @@ function podManagedDataplane(pod: PodInfo): ManagedDataplaneKind | undefined {
  * cilium.namespace is kube-system (the default) and their pods carry cilium.agentLabels.
  */
 export function managedDataplaneIn(view: Pick<ClusterView, 'agentPods'>): ManagedDataplane | undefined {
-  const pods = [...view.agentPods()].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
-  for (const pod of pods) {
+  // One pass, no sort: /readyz and every DaemonSet request ask, and there is one agent pod per node.
+  let first: { pod: PodInfo; kind: ManagedDataplaneKind } | undefined;
+  for (const pod of view.agentPods()) {
     const kind = podManagedDataplane(pod);
-    if (!kind) continue;
-    const owner = pod.metadata.ownerReferences?.find((ref) => ref.kind === 'DaemonSet');
-    return { kind, evidence: `pod ${pod.metadata.namespace}/${pod.metadata.name}${owner ? ` of DaemonSet ${owner.name}` : ''}` };
+    if (kind && (!first || pod.metadata.name < first.pod.metadata.name)) first = { pod, kind };
   }
-  return undefined;
+  if (!first) return undefined;
+  const { pod, kind } = first;
+  const owner = pod.metadata.ownerReferences?.find((ref) => ref.kind === 'DaemonSet');
+  return { kind, evidence: `pod ${pod.metadata.namespace}/${pod.metadata.name}${owner ? ` of DaemonSet ${owner.name}` : ''}` };
 }
 
 /** One sentence for logs, /readyz, report and warnings. */
