@@ -157,3 +157,16 @@ export function advisoryMatchConditions(config: Config): MatchCondition[] {
     { name: 'no-rule-can-match', expression: `!(${anyRuleExpression(config)})` },
   ];
 }
+
+/**
+ * Which registered DaemonSet entries carry other matchConditions than this config generates (a
+ * registration made for another config: a new rule would silently never be sent the DaemonSets it
+ * matches). Pure; `registered` is the MutatingWebhookConfiguration as read from the API.
+ */
+export function matchConditionDrift(registered: unknown, expected: { webhooks: Array<{ name: string; matchConditions: MatchCondition[] }> }): string[] {
+  const webhooks = (registered as { webhooks?: Array<{ name?: unknown; matchConditions?: unknown }> } | undefined)?.webhooks;
+  const byName = new Map((Array.isArray(webhooks) ? webhooks : []).map((w) => [w?.name, w?.matchConditions]));
+  const same = (a: unknown, b: MatchCondition[]) =>
+    Array.isArray(a) && a.length === b.length && a.every((c: { name?: unknown; expression?: unknown }, i) => c?.name === b[i]!.name && c?.expression === b[i]!.expression);
+  return expected.webhooks.filter((w) => byName.has(w.name) && !same(byName.get(w.name), w.matchConditions)).map((w) => w.name);
+}

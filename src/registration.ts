@@ -17,7 +17,7 @@
 // registration --config FILE`; manifests/ carries it for the base config and each cloud overlay).
 
 import { defaultConfig, PROJECT_DOMAIN, type Config } from './config.js';
-import { advisoryMatchConditions, daemonSetMatchConditions } from './registration-conditions.js';
+import { advisoryMatchConditions, daemonSetMatchConditions, type MatchCondition } from './registration-conditions.js';
 import { DAEMONSET_WEBHOOK_TIMEOUT_SECONDS, POD_WEBHOOK_TIMEOUT_SECONDS } from './timeouts.js';
 
 export const MUTATING_NAME = `daemonsets.${PROJECT_DOMAIN}`;
@@ -83,7 +83,7 @@ function namespaceSelector(options: RegistrationOptions) {
 
 export function mutatingWebhookConfiguration(options: RegistrationOptions) {
   const config = options.config ?? defaultConfig;
-  const entry = (name: string, failurePolicy: FailurePolicy, objectSelector: object, matchConditions: object[]) => ({
+  const entry = (name: string, failurePolicy: FailurePolicy, objectSelector: object, matchConditions: MatchCondition[]) => ({
     name,
     ...common(options.timeoutSeconds ?? DAEMONSET_WEBHOOK_TIMEOUT_SECONDS),
     failurePolicy,

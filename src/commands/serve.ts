@@ -3,7 +3,10 @@
 import { existsSync } from 'node:fs';
 import { CertController } from '../certs/controller.js';
 import { parseSecretRef, type SecretRef } from '../certs/secret.js';
+import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
 import { describeManagedDataplane, managedDataplaneIn } from '../cluster/managed-dataplane.js';
+import { mutatingWebhookConfiguration } from '../registration.js';
+import { matchConditionDrift } from '../registration-conditions.js';
 import { isSynced } from '../cluster/view.js';
 import { createLogger } from '../logger.js';
 import { Metrics } from '../metrics.js';
@@ -178,6 +181,26 @@ export async function serveCommand(args: string[]): Promise<void> {
       },
       () => {}, // stopped before syncing: nothing to say
     );
+    // A registration generated from another config would not send this config's DaemonSets here.
+    if (source.kc && flags['webhook-config']) {
+      const name = flags['webhook-config'];
+      const expected = mutatingWebhookConfiguration({ endpoint: { url: 'https://unused' }, ownNamespace: 'unused', config });
+      void source.kc
+        .makeApiClient(AdmissionregistrationV1Api)
+        .readMutatingWebhookConfiguration({ name })
+        .then(
+          (registered) => {
+            const drifted = matchConditionDrift(registered, expected);
+            if (drifted.length > 0) {
+              log.warn(
+                { webhookConfig: name, entries: drifted },
+                'the registered DaemonSet matchConditions were generated from another config: DaemonSets this config matches may never reach the webhook; apply `cilium-migration-guard registration --config FILE`',
+              );
+            }
+          },
+          (err: unknown) => log.debug({ err, webhookConfig: name }, 'could not read the MutatingWebhookConfiguration to check its matchConditions'),
+        );
+    }
     const caFile = `${flags['cert-dir']}/ca.crt`;
     log.info(
       { url: handle.url, nodeLabel: nodeLabelText(config), ...(existsSync(caFile) ? { ca: caFile } : {}) },

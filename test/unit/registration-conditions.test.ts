@@ -194,3 +194,18 @@ describe('celString', () => {
     expect(celParse(`${celString(text)} == x`)({ x: text })).toBe(true);
   });
 });
+
+describe('matchConditionDrift (serve warns when the registration was made for another config)', () => {
+  it('names the entries whose conditions differ, and none when they match', async () => {
+    const { matchConditionDrift } = await import('../../src/registration-conditions.js');
+    const options = { endpoint: { url: 'https://127.0.0.1:8443' }, ownNamespace: 'cilium-migration-guard' };
+    const registeredDefault = mutatingWebhookConfiguration(options);
+    const forAws = mutatingWebhookConfiguration({ ...options, config: CONFIGS.aws! });
+    expect(matchConditionDrift(registeredDefault, mutatingWebhookConfiguration(options))).toEqual([]);
+    expect(matchConditionDrift(registeredDefault, forAws)).toEqual([MUTATING_NAME, MUTATING_CILIUM_NAME, MUTATING_ADVISORY_NAME]);
+    // A registration from before matchConditions existed, or garbage: every entry it has differs, none it lacks.
+    const old = { webhooks: [{ name: MUTATING_NAME }] };
+    expect(matchConditionDrift(old, forAws)).toEqual([MUTATING_NAME]);
+    expect(matchConditionDrift(undefined, forAws)).toEqual([]);
+  });
+});
