@@ -150,7 +150,7 @@ describe('a cloud-run Cilium (GKE Dataplane V2): hands off', () => {
 });
 
 describe('with the webhook unreachable: only DaemonSets a rule matches wait on it', () => {
-  it('node-exporter, an unrelated kube-system DaemonSet, netd and anetd are written; aws-node is refused', async () => {
+  it("node-exporter, an unrelated kube-system DaemonSet, netd, anetd and AKS's cilium are written; aws-node is refused", async () => {
     await guard.stop();
     const nodeExporter = await apply(fixture('node-exporter'));
     expect(nodeExporter.stderr).toBe('');
@@ -163,6 +163,23 @@ describe('with the webhook unreachable: only DaemonSets a rule matches wait on i
     expect(netd.code).toBe(0);
     const anetd = await cp.kubectl(['label', 'daemonset', '-n', 'kube-system', 'anetd', 'touched=yes'], { allowFail: true });
     expect(anetd.code).toBe(0);
+
+    // AKS's own Cilium (name and namespace of Cilium's agent rule, but labelled as AKS labels it): not sent either.
+    const aksCilium = {
+      apiVersion: 'apps/v1',
+      kind: 'DaemonSet',
+      metadata: { name: 'cilium', namespace: 'kube-system', labels: { 'k8s-app': 'cilium', 'kubernetes.azure.com/managedby': 'aks' } },
+      spec: {
+        selector: { matchLabels: { 'k8s-app': 'cilium' } },
+        template: {
+          metadata: { labels: { 'k8s-app': 'cilium', 'kubernetes.azure.com/ebpf-dataplane': 'cilium' } },
+          spec: { hostNetwork: true, containers: [{ name: 'cilium-agent', image: 'mcr.microsoft.com/containernetworking/cilium/cilium:v1' }] },
+        },
+      },
+    };
+    const aks = await apply(aksCilium);
+    expect(aks.stderr).toBe('');
+    expect(aks.code).toBe(0);
 
     const awsNode = await apply(fixture('aws-node'));
     expect(awsNode.code).not.toBe(0);
