@@ -42,7 +42,7 @@ async function overHttp2(total: number, concurrency: number): Promise<void> {
   const caPem = (await ensureServingCert(dir)).caPem ?? '';
   const server = await startServer({
     handlers: [
-      { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(defaultConfig) },
+      { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(defaultConfig, view) },
       { path: '/validate/pods', handler: podPlacementHandler(defaultConfig, view) },
     ],
     readiness: () => ({ ready: isSynced(view), detail: view.syncState() }),
@@ -104,9 +104,9 @@ const unrelated = daemonSetRequest(daemonSet('node-exporter'));
 const placement = podPlacementHandler(defaultConfig, view);
 const denial = bindingRequest('default', 'web-7d4b9c-x2x1z', 'node-cilium-pending');
 const legacyNode = bindingRequest('default', 'web-7d4b9c-x2x1z', 'node-legacy-1');
-await pure('DaemonSet affinity: aws-node (patch)', 50_000, () => decideDaemonSetAffinity(awsNode, defaultConfig));
-await pure('DaemonSet affinity: cilium (patch)', 50_000, () => decideDaemonSetAffinity(cilium, defaultConfig));
-await pure('DaemonSet affinity: unrelated (no role)', 50_000, () => decideDaemonSetAffinity(unrelated, defaultConfig));
+await pure('DaemonSet affinity: aws-node (patch)', 50_000, () => decideDaemonSetAffinity(awsNode, view, defaultConfig));
+await pure('DaemonSet affinity: cilium (patch)', 50_000, () => decideDaemonSetAffinity(cilium, view, defaultConfig));
+await pure('DaemonSet affinity: unrelated (no role)', 50_000, () => decideDaemonSetAffinity(unrelated, view, defaultConfig));
 await pure('pod placement: bind to unready node (deny)', 100_000, () => placement.handle(denial));
 await pure('pod placement: bind to non-migrated node', 100_000, () => placement.handle(legacyNode));
 await overHttp2(5_000, 16);

@@ -11,6 +11,19 @@ export const PROJECT_DOMAIN = 'cilium-migration-guard.io';
 export const SKIP_AFFINITY_ANNOTATION = `${PROJECT_DOMAIN}/skip-affinity`;
 export const DEFAULT_EXEMPT_LABEL = `${PROJECT_DOMAIN}/exempt`;
 
+/**
+ * Cilium's pods that must run before Cilium is ready on a node, by the labels its chart sets
+ * (install/kubernetes/cilium/templates): agent k8s-app=cilium, envoy k8s-app=cilium-envoy,
+ * node-init app=cilium-node-init, operator io.cilium/app=operator and name=cilium-operator.
+ */
+export const DEFAULT_CILIUM_OWN_POD_LABELS: readonly Readonly<Record<string, string>>[] = [
+  { 'k8s-app': 'cilium' },
+  { 'k8s-app': 'cilium-envoy' },
+  { app: 'cilium-node-init' },
+  { 'io.cilium/app': 'operator' },
+  { name: 'cilium-operator' },
+];
+
 const labelKey = z
   .string()
   .regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, 'not a valid label key');
@@ -125,27 +138,21 @@ const schema = z
          * Cilium is not ready there.
          */
         agentNotReadyTaintKey: labelKey.default('node.cilium.io/agent-not-ready'),
-        /** Any of these label sets, in Cilium's namespace, marks a pod as Cilium's own: never blocked. */
-        ownPodLabels: z
-          .array(selector)
-          .default([
-            { 'k8s-app': 'cilium' },
-            { 'k8s-app': 'cilium-envoy' },
-            { 'app.kubernetes.io/part-of': 'cilium' },
-            { 'io.cilium/app': 'operator' },
-          ]),
+        /**
+         * Any of these label sets, in Cilium's namespace, marks a pod as Cilium's own: never blocked.
+         * Only what must run before Cilium is ready on a node (labels from Cilium's chart): the
+         * agent, envoy, node-init and the operator. hubble-relay, hubble-ui, clustermesh-apiserver
+         * and other app.kubernetes.io/part-of=cilium pods use the pod network like any pod and are
+         * gated like any pod.
+         */
+        ownPodLabels: z.array(selector).default(DEFAULT_CILIUM_OWN_POD_LABELS.map((labels) => ({ ...labels }))),
       })
       .strict()
       .default({
         namespace: 'kube-system',
         agentLabels: { 'k8s-app': 'cilium' },
         agentNotReadyTaintKey: 'node.cilium.io/agent-not-ready',
-        ownPodLabels: [
-          { 'k8s-app': 'cilium' },
-          { 'k8s-app': 'cilium-envoy' },
-          { 'app.kubernetes.io/part-of': 'cilium' },
-          { 'io.cilium/app': 'operator' },
-        ],
+        ownPodLabels: DEFAULT_CILIUM_OWN_POD_LABELS.map((labels) => ({ ...labels })),
       }),
     exemptions: z
       .object({

@@ -6,6 +6,7 @@ import { ConfigError } from './config.js';
 import { SnapshotError } from './cluster/snapshot.js';
 import { UsageError } from './commands/common.js';
 import { REAPER_USAGE, reaperCommand } from './commands/reaper.js';
+import { REGISTRATION_USAGE, registrationCommand } from './commands/registration.js';
 import { REPORT_USAGE, reportCommand } from './commands/report.js';
 import { SERVE_USAGE, serveCommand } from './commands/serve.js';
 
@@ -30,11 +31,16 @@ const COMMANDS: Record<string, { summary: string; run: Command; usage: string }>
     run: reportCommand,
     usage: REPORT_USAGE,
   },
+  registration: {
+    summary: 'Print the webhook registrations for a config (the DaemonSet entries match only what its rules can)',
+    run: registrationCommand,
+    usage: REGISTRATION_USAGE,
+  },
 };
 
 function usage(): string {
-  const lines = Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(9)} ${command.summary}`);
-  return `Usage: cilium-migration-guard <command> [flags]\n\nCommands:\n${lines.join('\n')}\n  help      Show this text\n\n${Object.values(COMMANDS)
+  const lines = Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(12)} ${command.summary}`);
+  return `Usage: cilium-migration-guard <command> [flags]\n\nCommands:\n${lines.join('\n')}\n  help         Show this text\n\n${Object.values(COMMANDS)
     .map((command) => command.usage)
     .join('\n')}`;
 }

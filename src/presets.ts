@@ -14,15 +14,22 @@ export interface PresetRule {
   note?: string;
 }
 
-/** Cilium's node agents: they must run only on migrated nodes. Always on. */
-export const CILIUM_RULES: readonly PresetRule[] = [
-  { name: 'cilium-agent', role: 'cilium', match: { namespace: 'kube-system', names: ['cilium'] } },
-  { name: 'cilium-agent-labels', role: 'cilium', match: { labels: { 'k8s-app': 'cilium' } } },
-  { name: 'cilium-envoy', role: 'cilium', match: { namespace: 'kube-system', names: ['cilium-envoy'] } },
-  { name: 'cilium-envoy-labels', role: 'cilium', match: { labels: { 'k8s-app': 'cilium-envoy' } } },
-  { name: 'cilium-node-init', role: 'cilium', match: { namespace: 'kube-system', names: ['cilium-node-init'] } },
-  { name: 'cilium-node-init-labels', role: 'cilium', match: { labels: { 'app': 'cilium-node-init' } } },
-];
+/**
+ * Cilium's node agents: they must run only on migrated nodes. Always on (unless confineCilium is
+ * false), and only in Cilium's namespace (config cilium.namespace): a workload elsewhere that
+ * carries k8s-app=cilium is not Cilium's, and a cloud's own Cilium is never matched (see
+ * src/cluster/managed-dataplane.ts).
+ */
+export function ciliumRules(namespace: string): readonly PresetRule[] {
+  return [
+    { name: 'cilium-agent', role: 'cilium', match: { namespace, names: ['cilium'] } },
+    { name: 'cilium-agent-labels', role: 'cilium', match: { namespace, labels: { 'k8s-app': 'cilium' } } },
+    { name: 'cilium-envoy', role: 'cilium', match: { namespace, names: ['cilium-envoy'] } },
+    { name: 'cilium-envoy-labels', role: 'cilium', match: { namespace, labels: { 'k8s-app': 'cilium-envoy' } } },
+    { name: 'cilium-node-init', role: 'cilium', match: { namespace, names: ['cilium-node-init'] } },
+    { name: 'cilium-node-init-labels', role: 'cilium', match: { namespace, labels: { app: 'cilium-node-init' } } },
+  ];
+}
 
 /** The old CNIs' node agents, per preset: they must stay off migrated nodes. */
 export const LEGACY_PRESETS: Readonly<Record<PresetName, readonly PresetRule[]>> = {

@@ -8,16 +8,25 @@
 //   Ignore, in an entry of their own. Repairing Cilium must never wait for this webhook, whose
 //   pods may be the ones hurt by the Cilium outage being repaired.
 // - Pods: Ignore. Every pod placement passes here; failing closed would stop all scheduling on an
-//   outage. A pod that slips through is what the reaper is for.
+//   outage. A pod that slips through is what the reaper is for. Its timeout is short (timeouts.ts).
 // - Nodes (Cilium's startup taint on labelled nodes at registration): Ignore, with a short timeout.
 //   The kubelet's registration never waits on, or fails because of, this webhook; a node that
 //   registers while it is down joins untainted and the pod webhook still guards its placements.
+//
+// Blast radius: the DaemonSet entries carry matchConditions generated from the configuration's
+// rules (registration-conditions.ts), so a DaemonSet no rule matches is never sent to the webhook.
+// The registration therefore depends on the configuration: regenerate it when rules, presets,
+// confineCilium, kubeProxyReplacement or cilium.namespace change (`cilium-migration-guard
+// registration --config FILE`; manifests/ carries it for the base config and each cloud overlay).
 
 import { defaultConfig, PROJECT_DOMAIN, type Config } from './config.js';
-import { NODE_WEBHOOK_TIMEOUT_SECONDS, WEBHOOK_TIMEOUT_SECONDS } from './timeouts.js';
+import { advisoryMatchConditions, daemonSetMatchConditions, type MatchCondition } from './registration-conditions.js';
+import { DAEMONSET_WEBHOOK_TIMEOUT_SECONDS, NODE_WEBHOOK_TIMEOUT_SECONDS, POD_WEBHOOK_TIMEOUT_SECONDS } from './timeouts.js';
 
 export const MUTATING_NAME = `daemonsets.${PROJECT_DOMAIN}`;
 export const MUTATING_CILIUM_NAME = `cilium-daemonsets.${PROJECT_DOMAIN}`;
+/** DaemonSets no rule matches but an advisory may warn about (GKE's netd): fail-open, warnings only. */
+export const MUTATING_ADVISORY_NAME = `advisory-daemonsets.${PROJECT_DOMAIN}`;
 /** The label Cilium's chart puts on all its DaemonSets; it splits the two DaemonSet entries. */
 export const CILIUM_PART_OF = { key: 'app.kubernetes.io/part-of', value: 'cilium' } as const;
 export const VALIDATING_NAME = `pods.${PROJECT_DOMAIN}`;
@@ -40,8 +49,13 @@ export interface RegistrationOptions {
   /** The webhook's own namespace: never sent to either webhook. */
   ownNamespace: string;
   failurePolicy?: { daemonsets?: FailurePolicy; ciliumDaemonsets?: FailurePolicy; pods?: FailurePolicy; nodes?: FailurePolicy };
+  /** The DaemonSet entries' timeoutSeconds (default DAEMONSET_WEBHOOK_TIMEOUT_SECONDS). */
   timeoutSeconds?: number;
-  /** The migration label (config nodeLabel): only Nodes created with it are sent to the node webhook. Default cni=cilium. */
+  /** The pod webhook's timeoutSeconds (default POD_WEBHOOK_TIMEOUT_SECONDS). */
+  podTimeoutSeconds?: number;
+  /** The configuration whose rules the DaemonSet entries' matchConditions are built from (default: the default config). */
+  config?: Config;
+  /** The migration label (config nodeLabel): only Nodes created with it are sent to the node webhook. Default: config's. */
   nodeLabel?: Config['nodeLabel'];
 }
 
@@ -53,11 +67,11 @@ function clientConfig(options: RegistrationOptions, path: string): ClientConfig 
 }
 
 /** What both webhooks register alike: v1 reviews only, no side effects, a short timeout. */
-function common(options: RegistrationOptions) {
+function common(timeoutSeconds: number) {
   return {
     admissionReviewVersions: ['v1'],
     sideEffects: 'None',
-    timeoutSeconds: options.timeoutSeconds ?? WEBHOOK_TIMEOUT_SECONDS,
+    timeoutSeconds,
     matchPolicy: 'Equivalent',
   };
 }
@@ -74,9 +88,10 @@ function namespaceSelector(options: RegistrationOptions) {
 }
 
 export function mutatingWebhookConfiguration(options: RegistrationOptions) {
-  const entry = (name: string, failurePolicy: FailurePolicy, objectSelector: object) => ({
+  const config = options.config ?? defaultConfig;
+  const entry = (name: string, failurePolicy: FailurePolicy, objectSelector: object, matchConditions: MatchCondition[]) => ({
     name,
-    ...common(options),
+    ...common(options.timeoutSeconds ?? DAEMONSET_WEBHOOK_TIMEOUT_SECONDS),
     failurePolicy,
     // The patch only adds to the pod template, which no other webhook is expected to rewrite;
     // IfNeeded would still re-run us after one that does.
@@ -85,16 +100,20 @@ export function mutatingWebhookConfiguration(options: RegistrationOptions) {
     namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [options.ownNamespace] }] },
     objectSelector,
     rules: [{ apiGroups: ['apps'], apiVersions: ['v1'], resources: ['daemonsets'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' }],
+    matchConditions,
   });
   const { key, value } = CILIUM_PART_OF;
+  const notCilium = { matchExpressions: [{ key, operator: 'NotIn', values: [value] }] };
   return {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'MutatingWebhookConfiguration',
     metadata: metadata(),
-    // Two entries, one endpoint: every DaemonSet is sent to exactly one of them.
+    // Three entries, one endpoint: a DaemonSet is sent to at most one of them, and only when a
+    // rule (or an advisory) could apply to it.
     webhooks: [
-      entry(MUTATING_NAME, options.failurePolicy?.daemonsets ?? 'Fail', { matchExpressions: [{ key, operator: 'NotIn', values: [value] }] }),
-      entry(MUTATING_CILIUM_NAME, options.failurePolicy?.ciliumDaemonsets ?? 'Ignore', { matchLabels: { [key]: value } }),
+      entry(MUTATING_NAME, options.failurePolicy?.daemonsets ?? 'Fail', notCilium, daemonSetMatchConditions(config)),
+      entry(MUTATING_CILIUM_NAME, options.failurePolicy?.ciliumDaemonsets ?? 'Ignore', { matchLabels: { [key]: value } }, daemonSetMatchConditions(config)),
+      entry(MUTATING_ADVISORY_NAME, 'Ignore', notCilium, advisoryMatchConditions(config)),
       nodesEntry(options),
     ],
   };
@@ -125,7 +144,7 @@ function nodesEntry(options: RegistrationOptions) {
     clientConfig: clientConfig(options, '/mutate/nodes'),
     rules: [{ apiGroups: [''], apiVersions: ['v1'], resources: ['nodes'], operations: ['CREATE'], scope: 'Cluster' }],
     // Only labelled nodes reach the webhook; every other node registration costs nothing.
-    matchConditions: [{ name: 'has-migration-label', expression: nodeLabelCondition(options.nodeLabel ?? defaultConfig.nodeLabel) }],
+    matchConditions: [{ name: 'has-migration-label', expression: nodeLabelCondition(options.nodeLabel ?? (options.config ?? defaultConfig).nodeLabel) }],
   };
 }
 
@@ -137,7 +156,7 @@ export function validatingWebhookConfiguration(options: RegistrationOptions) {
     webhooks: [
       {
         name: VALIDATING_NAME,
-        ...common(options),
+        ...common(options.podTimeoutSeconds ?? POD_WEBHOOK_TIMEOUT_SECONDS),
         failurePolicy: options.failurePolicy?.pods ?? 'Ignore',
         clientConfig: clientConfig(options, '/validate/pods'),
         namespaceSelector: namespaceSelector(options),

@@ -101,6 +101,10 @@ class PodsByNode {
     return onNode ? [...onNode.values()] : [];
   }
 
+  all(): PodInfo[] {
+    return [...this.byKey.values()];
+  }
+
   get size(): number {
     return this.byKey.size;
   }
@@ -218,6 +222,10 @@ export class MemoryClusterView implements FullClusterView {
 
   agentPodsOn(nodeName: string): PodInfo[] {
     return this.agents.on(nodeName);
+  }
+
+  agentPods(): PodInfo[] {
+    return this.agents.all();
   }
 
   unscheduledPod(namespace: string, name: string): PodInfo | undefined {

@@ -114,6 +114,8 @@ export interface ClusterView {
   ciliumNode(name: string): CiliumNodeInfo | undefined;
   /** Cilium agent pods (per the configured selector) whose spec.nodeName is this node. */
   agentPodsOn(nodeName: string): PodInfo[];
+  /** Every cached Cilium agent pod, bound or not (to recognise a cloud-managed Cilium). */
+  agentPods(): PodInfo[];
   /** A pod not yet bound to a node (the scheduler's view), for pods/binding requests. */
   unscheduledPod(namespace: string, name: string): PodInfo | undefined;
   /** Whether each cache has completed its initial list. A snapshot is always synced. */

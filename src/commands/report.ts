@@ -5,6 +5,7 @@
 // Cilium's startup taint are listed too, with how long and whether the taint is stuck.
 
 import type { KubeConfig } from '@kubernetes/client-node';
+import { describeManagedDataplane, managedDataplaneIn } from '../cluster/managed-dataplane.js';
 import { createLogger } from '../logger.js';
 import type { FullClusterView } from '../cluster/memory.js';
 import { startupTaintStatuses } from '../cluster/startup-taint.js';
@@ -68,7 +69,10 @@ function sourceOf(flags: ReportFlags, kc: KubeConfig | undefined): string {
 }
 
 /** Builds the report; exported for tests. Logs go to stderr, so stdout is only the report. */
-export async function runReport(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ report: Report; text: string }> {
+/** The report, plus what a cloud-run Cilium means for it (the migration does not apply there). */
+export type ReportWithDataplane = Report & { managedDataplane?: string };
+
+export async function runReport(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ report: ReportWithDataplane; text: string }> {
   const { flags, timeoutMs, level, nodeLabelSource } = parseReportFlags(args, env);
   const config = loadConfig(flags, nodeLabelSource);
   const log = createLogger({ level, destination: process.stderr });
@@ -78,8 +82,13 @@ export async function runReport(args: string[], env: NodeJS.ProcessEnv = process
     await waitForCaches(source.view, timeoutMs);
     const now = new Date();
     const tainted = startupTaintStatuses(source.view.nodes(), source.view, config, now);
-    const report = buildReport(detect(source.view, config, now), config, sourceOf(flags, source.kc), tainted);
-    const text = flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatReportTable(report);
+    const managed = managedDataplaneIn(source.view);
+    const note = managed ? describeManagedDataplane(managed) : undefined;
+    const report: ReportWithDataplane = {
+      ...buildReport(detect(source.view, config, now), config, sourceOf(flags, source.kc), tainted),
+      ...(note ? { managedDataplane: note } : {}),
+    };
+    const text = flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : `${note ? `NOTE: ${note}.\n\n` : ''}${formatReportTable(report)}`;
     return { report, text };
   } finally {
     await source.stop();

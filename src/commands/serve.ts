@@ -3,6 +3,10 @@
 import { existsSync } from 'node:fs';
 import { CertController } from '../certs/controller.js';
 import { parseSecretRef, type SecretRef } from '../certs/secret.js';
+import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
+import { describeManagedDataplane, managedDataplaneIn } from '../cluster/managed-dataplane.js';
+import { mutatingWebhookConfiguration } from '../registration.js';
+import { matchConditionDrift } from '../registration-conditions.js';
 import { isSynced } from '../cluster/view.js';
 import { createLogger } from '../logger.js';
 import { Metrics } from '../metrics.js';
@@ -142,11 +146,19 @@ export async function serveCommand(args: string[]): Promise<void> {
     const handle = await shutdown.step(
       startServer({
         handlers: [
-          { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(config) },
+          { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(config, source.view) },
           { path: '/validate/pods', handler: podPlacementHandler(config, source.view, source.reader) },
           { path: '/mutate/nodes', handler: nodeTaintHandler(config) },
         ],
-        readiness: () => ({ ready: isSynced(source.view), detail: source.view.syncState() }),
+        readiness: () => {
+          // A cloud-run Cilium is a fact about the cluster, not a fault of this webhook: still ready.
+          const managed = managedDataplaneIn(source.view);
+          return {
+            ready: isSynced(source.view),
+            detail: source.view.syncState(),
+            ...(managed ? { notes: { managedDataplane: describeManagedDataplane(managed) } } : {}),
+          };
+        },
         metrics,
         logger: log,
         certDir: flags['cert-dir'],
@@ -167,6 +179,34 @@ export async function serveCommand(args: string[]): Promise<void> {
       const watcher = handle.certWatcher;
       certs.onPairWritten(() => watcher.check()); // reload at once rather than at the watcher's next event
       certs.start();
+    }
+    // Said once the view has listed the agent pods: from then on the DaemonSet webhook patches nothing.
+    void source.whenSynced().then(
+      () => {
+        const managed = managedDataplaneIn(source.view);
+        if (managed) log.warn({ managedDataplane: managed.kind, evidence: managed.evidence }, describeManagedDataplane(managed));
+      },
+      () => {}, // stopped before syncing: nothing to say
+    );
+    // A registration generated from another config would not send this config's DaemonSets here.
+    if (source.kc && flags['webhook-config']) {
+      const name = flags['webhook-config'];
+      const expected = mutatingWebhookConfiguration({ endpoint: { url: 'https://unused' }, ownNamespace: 'unused', config });
+      void source.kc
+        .makeApiClient(AdmissionregistrationV1Api)
+        .readMutatingWebhookConfiguration({ name })
+        .then(
+          (registered) => {
+            const drifted = matchConditionDrift(registered, expected);
+            if (drifted.length > 0) {
+              log.warn(
+                { webhookConfig: name, entries: drifted },
+                'the registered DaemonSet matchConditions were generated from another config: DaemonSets this config matches may never reach the webhook; apply `cilium-migration-guard registration --config FILE`',
+              );
+            }
+          },
+          (err: unknown) => log.debug({ err, webhookConfig: name }, 'could not read the MutatingWebhookConfiguration to check its matchConditions'),
+        );
     }
     const caFile = `${flags['cert-dir']}/ca.crt`;
     log.info(

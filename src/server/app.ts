@@ -38,12 +38,14 @@ export interface Readiness {
   ready: boolean;
   /** Per cache: has it completed its initial list? */
   detail: Record<string, boolean>;
+  /** Facts an operator should see next to readiness (e.g. managedDataplane), added to the /readyz body. */
+  notes?: Record<string, string>;
 }
 
 export interface ServerTimeouts {
   /**
    * Longest a handler may take before the reply is a 503 (the API server then applies the
-   * failurePolicy). Decisions are in-memory lookups; the default (HANDLER_TIMEOUT_MS, 4 s) is
+   * failurePolicy). Decisions are in-memory lookups; the default (HANDLER_TIMEOUT_MS, 1.5 s) is
    * below the registrations' timeoutSeconds so this 503 is what the API server sees.
    */
   handlerMs?: number;
@@ -235,8 +237,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
   app.get('/healthz', async (_request, reply) => reply.type('text/plain').send('ok'));
 
   app.get('/readyz', async (_request, reply) => {
-    const { ready, detail } = options.readiness();
-    return reply.code(ready ? 200 : 503).send({ ready, caches: detail });
+    const { ready, detail, notes } = options.readiness();
+    return reply.code(ready ? 200 : 503).send({ ready, caches: detail, ...notes });
   });
 
   app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.text()));

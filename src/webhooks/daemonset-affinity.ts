@@ -1,12 +1,16 @@
 // Mutating webhook: CNI-aware node affinity for DaemonSets.
 // Old-CNI agents get "<label> NotIn [<value>]" (off migrated nodes), Cilium's agents get
 // "<label> In [<value>]" (only on migrated nodes); every other DaemonSet is left untouched.
-// Pure: (request, config) → decision.
+// Where a cloud runs the cluster's Cilium (GKE Dataplane V2, AKS-managed Cilium: seen in the view),
+// the migration does not apply: nothing is patched, and the answer says why.
+// Pure: (request, view, config) → decision.
 
 import { allowed, denied, patched, type Decision } from '../admission/decision.js';
 import type { AdmissionHandler } from '../admission/handler.js';
 import { BadReview } from '../admission/review.js';
 import type { AdmissionRequest } from '../admission/types.js';
+import { managedDataplaneDaemonSet, managedDataplaneIn, MANAGED_DATAPLANE_NAMES } from '../cluster/managed-dataplane.js';
+import type { ClusterView } from '../cluster/view.js';
 import { SKIP_AFFINITY_ANNOTATION, type Config } from '../config.js';
 import { ADVISORIES } from '../presets.js';
 import { describeRequirement, planAffinity, type Requirement } from './affinity.js';
@@ -55,7 +59,7 @@ function advisoryWarnings(workload: WorkloadIdentity, podSpec: unknown, config: 
   ).map((advisory) => advisory.warning);
 }
 
-export function decideDaemonSetAffinity(request: AdmissionRequest, config: Config): Decision {
+export function decideDaemonSetAffinity(request: AdmissionRequest, view: Pick<ClusterView, 'agentPods'>, config: Config): Decision {
   const ds = request.object as DaemonSetLike;
   const workload = identity(request, ds);
   const { key, value } = config.nodeLabel;
@@ -66,7 +70,28 @@ export function decideDaemonSetAffinity(request: AdmissionRequest, config: Confi
     return allowed('opted-out', { audit: { action: 'opted-out', annotation: SKIP_AFFINITY_ANNOTATION } });
   }
 
+  // A cloud's own Cilium is never given a role (the registration does not even send it here).
+  const managedSelf = managedDataplaneDaemonSet(workload);
+  if (managedSelf) {
+    return allowed('managed-dataplane', { audit: { action: 'managed-dataplane', dataplane: managedSelf } });
+  }
+
   const match = resolveRole(rulesFor(config), workload);
+  if (match) {
+    // A cluster whose Cilium the cloud runs is not migrating to a Cilium of its own: patching its
+    // agents (azure-cns hands out the pod IPs of AKS-managed Cilium) would break pod networking.
+    const managed = managedDataplaneIn(view);
+    if (managed) {
+      return allowed('managed-dataplane', {
+        audit: { role: match.role, rule: match.rule, action: 'managed-dataplane', dataplane: managed.kind },
+        // The API server cuts each warning at 120 characters: the subject and the reason get one each.
+        warnings: [
+          `cilium-migration-guard left ${workload.namespace}/${workload.name} unchanged (role ${match.role})`,
+          `${MANAGED_DATAPLANE_NAMES[managed.kind]} runs this cluster's Cilium: the migration does not apply`,
+        ],
+      });
+    }
+  }
   if (!match) {
     const warnings = advisoryWarnings(workload, podSpec, config);
     return allowed('no-role', warnings.length > 0 ? { warnings, audit: { action: 'advisory' } } : {});
@@ -108,7 +133,7 @@ export function decideDaemonSetAffinity(request: AdmissionRequest, config: Confi
   }
 }
 
-export function daemonSetAffinityHandler(config: Config): AdmissionHandler {
+export function daemonSetAffinityHandler(config: Config, view: Pick<ClusterView, 'agentPods'>): AdmissionHandler {
   return {
     name: 'daemonset-affinity',
     handle(request) {
@@ -122,7 +147,7 @@ export function daemonSetAffinityHandler(config: Config): AdmissionHandler {
       if (typeof request.object !== 'object' || request.object === null) {
         throw new BadReview('request.object must hold the DaemonSet');
       }
-      return decideDaemonSetAffinity(request, config);
+      return decideDaemonSetAffinity(request, view, config);
     },
   };
 }

@@ -1,8 +1,12 @@
 // Which role a DaemonSet plays in the migration: Cilium's agent, an old-CNI agent, or neither.
 // Rules are tried in order (user rules, then Cilium's, then the enabled presets); first match wins.
+// A cloud's own Cilium (GKE's anetd, AKS's managed cilium) never gets a role, whatever the rules.
+// The registration's matchConditions (src/registration-conditions.ts) are generated from the same
+// rules, so only DaemonSets some rule can match are ever sent to the webhook.
 
 import type { Config } from '../config.js';
-import { CILIUM_RULES, KUBE_PROXY_RULES, LEGACY_PRESETS, type PresetRule, type Role } from '../presets.js';
+import { managedDataplaneDaemonSet } from '../cluster/managed-dataplane.js';
+import { ciliumRules, KUBE_PROXY_RULES, LEGACY_PRESETS, type PresetRule, type Role } from '../presets.js';
 
 export interface WorkloadIdentity {
   namespace: string;
@@ -26,7 +30,7 @@ export function rulesFor(config: Config): readonly PresetRule[] {
   if (!rules) {
     rules = Object.freeze([
       ...config.rules,
-      ...(config.confineCilium ? CILIUM_RULES : []),
+      ...(config.confineCilium ? ciliumRules(config.cilium.namespace) : []),
       ...(config.kubeProxyReplacement ? KUBE_PROXY_RULES : []),
       ...config.presets.flatMap((preset) => LEGACY_PRESETS[preset]),
     ]);
@@ -50,6 +54,7 @@ export function ruleMatches(rule: PresetRule, workload: WorkloadIdentity): boole
 }
 
 export function resolveRole(rules: readonly PresetRule[], workload: WorkloadIdentity): RoleMatch | undefined {
+  if (managedDataplaneDaemonSet(workload)) return undefined;
   const rule = rules.find((candidate) => ruleMatches(candidate, workload));
   return rule ? { role: rule.role, rule: rule.name } : undefined;
 }

@@ -23,12 +23,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { KubeConfig, Watch, type V1Secret } from '@kubernetes/client-node';
-import { parseAllDocuments, stringify } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertController } from '../../src/certs/controller.js';
 import { inspect, splitPem, type CertMaterial } from '../../src/certs/plan.js';
 import { openView, type ViewSource } from '../../src/commands/common.js';
-import { loadConfigFile } from '../../src/config.js';
+import { loadConfigFile, parseConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { Metrics } from '../../src/metrics.js';
 import { CONFIGURATION_NAME, mutatingWebhookConfiguration, validatingWebhookConfiguration } from '../../src/registration.js';
@@ -219,6 +219,9 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
       expect(config.data['config.yaml']).toContain(`presets: [${cloud}]`);
       const deployment = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'cilium-migration-guard-webhook') as any;
       expect(deployment.spec.template.spec.hostNetwork).toBe(true);
+      // The overlay's DaemonSet matchConditions are those of its own config (its presets only).
+      const overlayConfig = parseConfig(parse(config.data['config.yaml']));
+      expect((byKind(objs, 'MutatingWebhookConfiguration')[0] as any).webhooks).toEqual(mutatingWebhookConfiguration({ ...service, config: overlayConfig }).webhooks);
       // AKS's Admissions Enforcer would otherwise drop kube-system, where azure-cns lives.
       for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
         const annotations = (byKind(objs, kind)[0] as any).metadata.annotations ?? {};
@@ -539,7 +542,7 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
       await certs.bootstrap();
       const server = await startServer({
         handlers: [
-          { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(config) },
+          { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(config, source.view) },
           { path: '/validate/pods', handler: podPlacementHandler(config, source.view, source.reader) },
         ],
         readiness: () => ({ ready: true, detail: {} }),

@@ -33,7 +33,7 @@ beforeAll(async () => {
   const { view } = loadSnapshot(EXAMPLE_SNAPSHOT, defaultConfig);
   server = await startServer({
     handlers: [
-      { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(defaultConfig) },
+      { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(defaultConfig, view) },
       { path: '/validate/pods', handler: podPlacementHandler(defaultConfig, view) },
     ],
     readiness: () => ({ ready: isSynced(view), detail: view.syncState() }),

@@ -3,11 +3,16 @@ import { describe, expect, it } from 'vitest';
 import type { Decision } from '../../src/admission/decision.js';
 import { BadReview } from '../../src/admission/review.js';
 import { parseConfig, SKIP_AFFINITY_ANNOTATION } from '../../src/config.js';
+import { MemoryClusterView } from '../../src/cluster/memory.js';
 import { daemonSetAffinityHandler, decideDaemonSetAffinity } from '../../src/webhooks/daemonset-affinity.js';
 import { daemonSet } from '../support/fixtures.js';
 import { daemonSetRequest, podRequest } from '../support/reviews.js';
 
 const config = parseConfig({});
+/** A cluster with no cloud-managed Cilium in it (see test/unit/managed-dataplane.test.ts for one that has). */
+const view = new MemoryClusterView(config);
+const decide = (request: Parameters<typeof decideDaemonSetAffinity>[0], cfg: Parameters<typeof decideDaemonSetAffinity>[2]) =>
+  decideDaemonSetAffinity(request, view, cfg);
 
 function applyDecision(ds: any, decision: Decision): any {
   if (!decision.patch) return ds;
@@ -30,7 +35,7 @@ describe('DaemonSet affinity on upstream manifests', () => {
     ['cilium-node-init', 'cilium', 'cilium-node-init'],
   ])('%s gets role %s (rule %s), a patch that applies, and then nothing more', (name, role, rule) => {
     const ds = daemonSet(name);
-    const decision = decideDaemonSetAffinity(daemonSetRequest(ds), config);
+    const decision = decide(daemonSetRequest(ds), config);
     expect(decision.allowed).toBe(true);
     expect(decision.reason).toBe('injected');
     expect(decision.audit).toMatchObject({ role, rule, action: 'injected' });
@@ -48,7 +53,7 @@ describe('DaemonSet affinity on upstream manifests', () => {
     expect(after.metadata).toEqual(ds.metadata);
 
     // Re-running on the patched object (what an UPDATE or re-apply sends) changes nothing.
-    const again = decideDaemonSetAffinity(daemonSetRequest(after, 'UPDATE', after), config);
+    const again = decide(daemonSetRequest(after, 'UPDATE', after), config);
     expect(again.reason).toBe('already-present');
     expect(again.patch).toBeUndefined();
   });
@@ -56,7 +61,7 @@ describe('DaemonSet affinity on upstream manifests', () => {
   it("keeps aws-node's own node affinity expressions, in order, and appends ours", () => {
     const ds = daemonSet('aws-node');
     const before = terms(ds);
-    const after = terms(applyDecision(ds, decideDaemonSetAffinity(daemonSetRequest(ds), config)));
+    const after = terms(applyDecision(ds, decide(daemonSetRequest(ds), config)));
     expect(after).toHaveLength(before.length);
     before.forEach((term: any, i: number) => {
       expect(after[i].matchExpressions.slice(0, -1)).toEqual(term.matchExpressions);
@@ -65,18 +70,18 @@ describe('DaemonSet affinity on upstream manifests', () => {
   });
 
   it.each(['node-exporter', 'ip-masq-agent', 'kube-proxy'])('%s is untouched by default', (name) => {
-    const decision = decideDaemonSetAffinity(daemonSetRequest(daemonSet(name)), config);
+    const decision = decide(daemonSetRequest(daemonSet(name)), config);
     expect(decision).toMatchObject({ allowed: true, reason: 'no-role' });
     expect(decision.patch).toBeUndefined();
   });
 
   it('kube-proxy is kept off migrated nodes when Cilium replaces it', () => {
-    const decision = decideDaemonSetAffinity(daemonSetRequest(daemonSet('kube-proxy')), parseConfig({ kubeProxyReplacement: true }));
+    const decision = decide(daemonSetRequest(daemonSet('kube-proxy')), parseConfig({ kubeProxyReplacement: true }));
     expect(decision.audit).toMatchObject({ role: 'legacy', rule: 'kube-proxy' });
   });
 
   it("Cilium's agents are left to run everywhere with confineCilium: false (Cilium's own migration guide)", () => {
-    const decision = decideDaemonSetAffinity(daemonSetRequest(daemonSet('cilium')), parseConfig({ confineCilium: false }));
+    const decision = decide(daemonSetRequest(daemonSet('cilium')), parseConfig({ confineCilium: false }));
     expect(decision).toMatchObject({ allowed: true, reason: 'no-role' });
     expect(decision.patch).toBeUndefined();
   });
@@ -95,33 +100,33 @@ describe('DaemonSet affinity on upstream manifests', () => {
       ['name in the kube-flannel namespace', bare('kube-flannel-ds', 'kube-flannel'), 'kube-flannel'],
       ['azure-npm by name', bare('azure-npm', 'kube-system'), 'azure-npm'],
     ])('%s', (_case, ds, rule) => {
-      expect(decideDaemonSetAffinity(daemonSetRequest(ds), config).audit).toMatchObject({ rule, role: 'legacy' });
+      expect(decide(daemonSetRequest(ds), config).audit).toMatchObject({ rule, role: 'legacy' });
     });
     it('a name rule bound to a namespace does not match the same name elsewhere', () => {
-      expect(decideDaemonSetAffinity(daemonSetRequest(bare('aws-node', 'default')), config).reason).toBe('no-role');
+      expect(decide(daemonSetRequest(bare('aws-node', 'default')), config).reason).toBe('no-role');
     });
   });
 
   it('presets can be switched off', () => {
-    const decision = decideDaemonSetAffinity(daemonSetRequest(daemonSet('aws-node')), parseConfig({ presets: ['gke'] }));
+    const decision = decide(daemonSetRequest(daemonSet('aws-node')), parseConfig({ presets: ['gke'] }));
     expect(decision.reason).toBe('no-role');
   });
 
   it("the node label is one setting: Cilium's migration-guide label", () => {
     const cfg = parseConfig({ nodeLabel: 'io.cilium.migration/cilium-default=true' });
-    const after = applyDecision(daemonSet('cilium'), decideDaemonSetAffinity(daemonSetRequest(daemonSet('cilium')), cfg));
+    const after = applyDecision(daemonSet('cilium'), decide(daemonSetRequest(daemonSet('cilium')), cfg));
     expect(terms(after)[0].matchExpressions).toEqual([{ key: 'io.cilium.migration/cilium-default', operator: 'In', values: ['true'] }]);
   });
 
   it('user rules come first and can give any DaemonSet a role', () => {
     const cfg = parseConfig({ rules: [{ name: 'old-agent', role: 'legacy', match: { names: ['node-exporter'] } }] });
-    expect(decideDaemonSetAffinity(daemonSetRequest(daemonSet('node-exporter')), cfg).audit).toMatchObject({ rule: 'old-agent' });
+    expect(decide(daemonSetRequest(daemonSet('node-exporter')), cfg).audit).toMatchObject({ rule: 'old-agent' });
   });
 
   it(`opts out with the ${SKIP_AFFINITY_ANNOTATION} annotation`, () => {
     const ds = daemonSet('aws-node');
     ds.metadata.annotations = { ...(ds.metadata.annotations ?? {}), [SKIP_AFFINITY_ANNOTATION]: 'true' };
-    const decision = decideDaemonSetAffinity(daemonSetRequest(ds), config);
+    const decision = decide(daemonSetRequest(ds), config);
     expect(decision).toMatchObject({ allowed: true, reason: 'opted-out' });
     expect(decision.patch).toBeUndefined();
   });
@@ -137,13 +142,13 @@ describe('DaemonSet affinity on upstream manifests', () => {
       return ds;
     };
     it('warns and leaves the object alone by default', () => {
-      const decision = decideDaemonSetAffinity(daemonSetRequest(pinned()), config);
+      const decision = decide(daemonSetRequest(pinned()), config);
       expect(decision).toMatchObject({ allowed: true, reason: 'conflict', audit: { action: 'conflict' } });
       expect(decision.patch).toBeUndefined();
       expect(decision.warnings?.join('\n')).toContain('nodeSelectorTerms[0] has cni In [cilium]');
     });
     it('denies with onConflict: deny, saying why and how to fix it', () => {
-      const decision = decideDaemonSetAffinity(daemonSetRequest(pinned()), parseConfig({ onConflict: 'deny' }));
+      const decision = decide(daemonSetRequest(pinned()), parseConfig({ onConflict: 'deny' }));
       expect(decision.allowed).toBe(false);
       expect(decision.code).toBe(403);
       expect(decision.message).toMatch(/kube-system\/aws-node is a previous-CNI agent .* would leave pods with no node to run on/);
@@ -152,7 +157,7 @@ describe('DaemonSet affinity on upstream manifests', () => {
   });
 
   it('the handler refuses requests it does not serve with a 4xx error', () => {
-    const handler = daemonSetAffinityHandler(config);
+    const handler = daemonSetAffinityHandler(config, view);
     expect(() => handler.handle(podRequest({ metadata: { name: 'p', namespace: 'd' }, spec: {} }))).toThrow(BadReview);
     expect(() => handler.handle({ ...daemonSetRequest(daemonSet('cilium')), operation: 'DELETE' })).toThrow(/CREATE and UPDATE/);
     expect(() => handler.handle({ ...daemonSetRequest(daemonSet('cilium')), object: undefined })).toThrow(/request.object/);
@@ -161,7 +166,7 @@ describe('DaemonSet affinity on upstream manifests', () => {
 
 describe('advisories', () => {
   it("warns that GKE netd's policy routing breaks Cilium's DNS proxy on migrated nodes, without changing it", () => {
-    const decision = decideDaemonSetAffinity(daemonSetRequest(daemonSet('netd')), config);
+    const decision = decide(daemonSetRequest(daemonSet('netd')), config);
     expect(decision).toMatchObject({ allowed: true, reason: 'no-role', audit: { action: 'advisory' } });
     expect(decision.patch).toBeUndefined();
     expect(decision.warnings).toEqual([
@@ -175,7 +180,7 @@ describe('advisories', () => {
     ds.spec.template.spec.containers[0].args = ds.spec.template.spec.containers[0].args.map((a: string) =>
       a.startsWith('--enable-policy-routing') ? '--enable-policy-routing=false' : a,
     );
-    expect(decideDaemonSetAffinity(daemonSetRequest(ds), config).warnings).toBeUndefined();
+    expect(decide(daemonSetRequest(ds), config).warnings).toBeUndefined();
   });
 
   it('says nothing once netd is kept off migrated nodes', () => {
@@ -183,6 +188,6 @@ describe('advisories', () => {
     ds.spec.template.spec.affinity = {
       nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'cni', operator: 'NotIn', values: ['cilium'] }] }] } },
     };
-    expect(decideDaemonSetAffinity(daemonSetRequest(ds), config).warnings).toBeUndefined();
+    expect(decide(daemonSetRequest(ds), config).warnings).toBeUndefined();
   });
 });

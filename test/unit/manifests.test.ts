@@ -9,7 +9,8 @@ import { parseAllDocuments, parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { parseReaperFlags } from '../../src/commands/reaper.js';
 import { parseServeFlags } from '../../src/commands/serve.js';
-import { parseConfig } from '../../src/config.js';
+import jsonpatch from 'fast-json-patch';
+import { loadConfigFile, parseConfig } from '../../src/config.js';
 import {
   CONFIGURATION_NAME,
   MUTATING_NODES_NAME,
@@ -57,6 +58,24 @@ describe('webhook registrations', () => {
     expect(find('MutatingWebhookConfiguration', CONFIGURATION_NAME)).toEqual(mutatingWebhookConfiguration(registration));
     expect(find('ValidatingWebhookConfiguration', CONFIGURATION_NAME)).toEqual(validatingWebhookConfiguration(registration));
   });
+
+  it.each(['aws', 'azure', 'gke'])(
+    "overlay %s: its patches give the DaemonSet entries the matchConditions its own config's presets need",
+    (cloud) => {
+      const kustomization = parse(readFileSync(join(root, `manifests/overlays/${cloud}/kustomization.yaml`), 'utf8')) as Any;
+      let mutating = structuredClone(find('MutatingWebhookConfiguration', CONFIGURATION_NAME));
+      for (const patch of kustomization.patches ?? []) {
+        if (patch.target?.kind !== 'MutatingWebhookConfiguration') continue;
+        const ops = parse(patch.patch) as jsonpatch.Operation[];
+        mutating = jsonpatch.applyPatch(mutating, ops, true, false).newDocument;
+      }
+      const config = loadConfigFile(join(root, `manifests/overlays/${cloud}/config.yaml`));
+      const expected = mutatingWebhookConfiguration({ ...registration, config });
+      expect(mutating.webhooks).toEqual(expected.webhooks);
+      // And they differ from the base's: the base registration would send the other presets' DaemonSets.
+      expect(mutating.webhooks).not.toEqual(mutatingWebhookConfiguration(registration).webhooks);
+    },
+  );
 
   it('point at the Service in front of the webhook, on its https port', () => {
     const service = find('Service', 'cilium-migration-guard');
