@@ -34,15 +34,23 @@ export function flushed(stream: OutputStream): Promise<NodeJS.ErrnoException | u
 /**
  * Exits with `code` once stdout and stderr are flushed. A reader that closed stdout early gets
  * EXIT_READER_GONE (without a message: `report | head` is not an error worth a line) unless the
- * command failed anyway.
+ * command failed anyway. With `timeoutMs` (a server shutting down: its deadline matters more than
+ * its last log lines) it exits after that long even if a reader is stalled, with `code` unchanged.
  */
 export async function exitWhenFlushed(
   code: number,
   streams: { stdout: OutputStream; stderr: OutputStream } = process,
   exit: (code: number) => void = (c) => process.exit(c),
+  timeoutMs?: number,
 ): Promise<void> {
   // Keep a late EPIPE from becoming an uncaught 'error' between the flush and the exit.
   for (const stream of [streams.stdout, streams.stderr]) stream.on('error', () => {});
-  const [stdoutError] = await Promise.all([flushed(streams.stdout), flushed(streams.stderr)]);
-  exit(code === 0 && stdoutError ? EXIT_READER_GONE : code);
+  const flushing = Promise.all([flushed(streams.stdout), flushed(streams.stderr)]);
+  let timer: NodeJS.Timeout | undefined;
+  const outcome =
+    timeoutMs === undefined
+      ? await flushing
+      : await Promise.race([flushing, new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)))]);
+  clearTimeout(timer);
+  exit(outcome !== 'timeout' && code === 0 && outcome[0] ? EXIT_READER_GONE : code);
 }
