@@ -10,9 +10,11 @@ if (major < MIN_NODE_MAJOR) {
     `error: cilium-migration-guard needs Node.js ${MIN_NODE_MAJOR} or later, this is ${process.version}. ` +
       'Run it through npm (npm start), which uses the Node runtime the project pins, or from the container image.\n',
   );
-  process.exit(1);
+  process.exitCode = 1; // no process.exit(): the line above may still be on its way into a pipe
+} else {
+  const { main } = await import('./main.js');
+  const { exitWhenFlushed } = await import('./commands/output.js');
+  const code = await main(process.argv.slice(2));
+  // Not process.exit(): output to a pipe may still be queued (commands/output.ts).
+  if (code !== 'running') await exitWhenFlushed(code);
 }
-
-const { main } = await import('./main.js');
-const code = await main(process.argv.slice(2));
-if (code !== 'running') process.exit(code);

@@ -52,10 +52,17 @@ export class Metrics {
   readonly registry = new Registry();
   readonly admissionRequests: Counter<AdmissionLabelName>;
   readonly admissionDuration: Histogram<AdmissionLabelName>;
+  /** Serving pairs found on disk and refused (the pair in use kept), by reason. */
+  readonly certificateRejected: Counter<'reason'>;
+  /** Requests whose client went away before its body arrived: never answered, so not a decision. */
+  readonly admissionAborted: Counter<'webhook'>;
+  /** Log lines dropped because stdout could not take them (logger.ts bounds what waits). */
+  private readonly logDropped: Counter;
   private readonly cacheSynced: Gauge<'cache'>;
   private readonly certificateExpiry: Gauge;
   private cacheSource: (() => Record<string, boolean>) | undefined;
   private expirySource: (() => Date | undefined) | undefined;
+  private logSource: (() => { dropped: number; queuedBytes: number }) | undefined;
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -71,6 +78,39 @@ export class Metrics {
       labelNames: ['webhook', 'operation', 'decision'],
       buckets: DURATION_BUCKETS,
       registers,
+    });
+    this.certificateRejected = new Counter({
+      name: `${METRIC_PREFIX}certificate_rejected_total`,
+      help: 'Serving certificate pairs found on disk and refused, the pair in use kept, by reason (unreadable, invalid, key_mismatch, expired, not_yet_valid, names).',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.admissionAborted = new Counter({
+      name: `${METRIC_PREFIX}admission_requests_aborted_total`,
+      help: 'Admission requests whose client closed the connection before the body was read (not answered, not a decision).',
+      labelNames: ['webhook'],
+      registers,
+    });
+    this.logDropped = new Counter({
+      name: `${METRIC_PREFIX}log_lines_dropped_total`,
+      help: 'Log lines dropped because stdout was not taking them and the bounded queue in front of it was full.',
+      registers,
+      collect() {
+        const dropped = metrics.logSource?.().dropped;
+        if (dropped !== undefined) {
+          this.reset();
+          this.inc(dropped);
+        }
+      },
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}log_queued_bytes`,
+      help: 'Bytes of log lines waiting for stdout to take them (bounded; see cmg_log_lines_dropped_total).',
+      registers,
+      collect() {
+        const queued = metrics.logSource?.().queuedBytes;
+        if (queued !== undefined) this.set(queued);
+      },
     });
     // Gauges read their source at scrape time, so they can never go stale.
     const metrics = this;
@@ -110,6 +150,11 @@ export class Metrics {
   /** Read at every scrape: the serving certificate's notAfter. */
   trackCertificateExpiry(source: () => Date | undefined): void {
     this.expirySource = source;
+  }
+
+  /** Read at every scrape: the log queue's dropped lines and queued bytes. */
+  trackLog(source: () => { dropped: number; queuedBytes: number }): void {
+    this.logSource = source;
   }
 
   get contentType(): string {

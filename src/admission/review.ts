@@ -28,6 +28,35 @@ function requireGroupVersion(value: unknown, field: string, keys: readonly strin
   }
 }
 
+const METADATA_STRINGS = ['name', 'namespace', 'generateName', 'uid', 'resourceVersion'] as const;
+const METADATA_MAPS = ['labels', 'annotations'] as const;
+
+/**
+ * The object's identity, which every decision and message uses: metadata.name and friends are
+ * strings, labels and annotations maps of strings. The API server always sends them so (it decodes
+ * into typed structs first); anything else is a hand-made request, answered with a 400 naming the field.
+ */
+function checkMetadata(object: unknown, field: 'object' | 'oldObject'): void {
+  if (object === undefined || object === null) return;
+  if (!isObject(object)) throw new BadReview(`request.${field} must be an object`);
+  const metadata = object.metadata;
+  if (metadata === undefined || metadata === null) return;
+  if (!isObject(metadata)) throw new BadReview(`request.${field}.metadata must be an object`);
+  for (const key of METADATA_STRINGS) {
+    if (metadata[key] !== undefined && metadata[key] !== null && typeof metadata[key] !== 'string') {
+      throw new BadReview(`request.${field}.metadata.${key} must be a string`);
+    }
+  }
+  for (const key of METADATA_MAPS) {
+    const map = metadata[key];
+    if (map === undefined || map === null) continue;
+    if (!isObject(map)) throw new BadReview(`request.${field}.metadata.${key} must be a map of strings`);
+    for (const [name, value] of Object.entries(map)) {
+      if (typeof value !== 'string') throw new BadReview(`request.${field}.metadata.${key}[${JSON.stringify(name.slice(0, 100))}] must be a string`);
+    }
+  }
+}
+
 /** Validates the envelope; returns the request. Throws BadReview with a message a person can act on. */
 export function parseReview(body: unknown): AdmissionRequest {
   if (!isObject(body)) throw new BadReview('body must be a JSON AdmissionReview object');
@@ -54,6 +83,8 @@ export function parseReview(body: unknown): AdmissionRequest {
       throw new BadReview(`request.${field} must be a string`);
     }
   }
+  checkMetadata(request.object, 'object');
+  checkMetadata(request.oldObject, 'oldObject');
   return request as unknown as AdmissionRequest;
 }
 

@@ -8,7 +8,7 @@ import { describeManagedDataplane, managedDataplaneIn } from '../cluster/managed
 import { mutatingWebhookConfiguration } from '../registration.js';
 import { matchConditionDrift } from '../registration-conditions.js';
 import { isSynced } from '../cluster/view.js';
-import { createLogger } from '../logger.js';
+import { createLogger, stdoutLineSink } from '../logger.js';
 import { Metrics } from '../metrics.js';
 import { startServer } from '../server/serve.js';
 import { servingCertSans } from '../server/tls.js';
@@ -115,11 +115,27 @@ function secretRef(text: string, label: string): SecretRef {
   }
 }
 
+/**
+ * The names clients reach the webhook by, which a rotated pair must keep covering: in a cluster the
+ * Service's DNS name (what the API server dials for clientConfig.service), when its namespace is
+ * known (--cert-secret's, or $POD_NAMESPACE); locally the loopback names and --host.
+ */
+function servingNamesOf(flags: ServeFlags, certSecret: SecretRef | undefined): string[] {
+  if (certSecret || inCluster()) {
+    const namespace = certSecret?.namespace ?? process.env.POD_NAMESPACE;
+    return namespace ? [`${flags.service}.${namespace}.svc`] : [];
+  }
+  const host = flags.host && flags.host !== '0.0.0.0' && flags.host !== '::' ? [flags.host] : [];
+  return [...new Set(['localhost', '127.0.0.1', ...host])];
+}
+
 export async function serveCommand(args: string[]): Promise<void> {
   const { flags, port, level, certSecret, nodeLabelSource } = parseServe(args, process.env);
   const config = loadConfig(flags, nodeLabelSource);
   const log = createLogger({ level });
   const metrics = new Metrics();
+  const sink = stdoutLineSink();
+  metrics.trackLog(() => ({ dropped: sink.dropped, queuedBytes: sink.queuedBytes }));
   // Installed before the slow steps: a signal while the informers start, the certificates
   // bootstrap or the listener opens still stops what was started and exits 0.
   const shutdown = onShutdownSignal(log);
@@ -164,6 +180,7 @@ export async function serveCommand(args: string[]): Promise<void> {
         certDir: flags['cert-dir'],
         ...(flags['no-generate-cert'] || certSecret || inCluster() ? {} : { generateCert: {} }),
         host: flags.host ?? defaultListenHost(),
+        servingNames: servingNamesOf(flags, certSecret),
         // Only the default falls back: an explicit --host :: without IPv6 is an error worth seeing.
         ipv4Fallback: flags.host === undefined,
         port,

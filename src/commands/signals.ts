@@ -4,6 +4,16 @@
 // started and exits 0 instead of killing the process half-way.
 
 import type { Logger } from '../logger.js';
+import { exitWhenFlushed } from './output.js';
+
+/** How long an exit waits for stdout and stderr to take the last log lines (a stalled reader must not hold it). */
+export const LOG_FLUSH_MS = 2_000;
+/**
+ * The whole shutdown's bound: the server drains for at most 20 s (server/serve.ts), then caches
+ * stop and logs flush; past this the process exits 1 regardless. Inside Kubernetes' default 30 s
+ * terminationGracePeriodSeconds.
+ */
+export const SHUTDOWN_DEADLINE_MS = 25_000;
 
 /** Thrown out of a start-up step when a shutdown signal came: start-up stops there, quietly. */
 export class ShuttingDown extends Error {
@@ -32,8 +42,10 @@ export interface Shutdown {
 }
 
 export interface ShutdownOptions {
-  /** Default process.exit. */
+  /** Default: process.exit once stdout and stderr are flushed, waiting at most LOG_FLUSH_MS. */
   exit?: (code: number) => void;
+  /** Default SHUTDOWN_DEADLINE_MS. */
+  deadlineMs?: number;
   /** How long a shutdown waits for running start-up steps to settle. Default 5 s. */
   stepGraceMs?: number;
   /** Default SIGTERM and SIGINT; [] installs none (tests call trigger). */
@@ -41,7 +53,7 @@ export interface ShutdownOptions {
 }
 
 export function onShutdownSignal(log: Logger, options: ShutdownOptions = {}): Shutdown {
-  const exit = options.exit ?? ((code: number) => process.exit(code));
+  const exit = options.exit ?? ((code: number) => void exitWhenFlushed(code, process, (c) => process.exit(c), LOG_FLUSH_MS));
   const signals = options.signals ?? (['SIGTERM', 'SIGINT'] as const);
   const cleanups: Cleanup[] = [];
   const running = new Set<Promise<unknown>>();
@@ -67,6 +79,12 @@ export function onShutdownSignal(log: Logger, options: ShutdownOptions = {}): Sh
     }
     stopping = true;
     log.info({ signal, ...(running.size > 0 ? { during: 'start-up' } : {}) }, 'shutting down');
+    // Whatever a cleanup or stdout does, the process ends within the deadline.
+    const deadlineMs = options.deadlineMs ?? SHUTDOWN_DEADLINE_MS;
+    const watchdog = setTimeout(() => {
+      log.error({ deadlineMs }, 'shutdown did not finish within its deadline: exiting');
+      exit(1);
+    }, deadlineMs).unref();
     void (async () => {
       await runCleanups();
       if (running.size > 0) {
@@ -82,6 +100,7 @@ export function onShutdownSignal(log: Logger, options: ShutdownOptions = {}): Sh
         clearTimeout(timer);
         await runCleanups();
       }
+      clearTimeout(watchdog);
       exit(failed ? 1 : 0);
     })();
   };

@@ -18,7 +18,7 @@ import { BadReview, parseReview, toReview } from '../admission/review.js';
 import type { AdmissionRequest } from '../admission/types.js';
 import type { Logger } from '../logger.js';
 import type { AdmissionOutcome, Metrics } from '../metrics.js';
-import { MIN_TLS_VERSION, type CertPair } from './tls.js';
+import { TLS_SETTINGS, type CertPair } from './tls.js';
 import { HANDLER_TIMEOUT_MS } from '../timeouts.js';
 
 /**
@@ -109,7 +109,7 @@ function createFastify(options: AppOptions): App {
       http2: true,
       https: {
         allowHTTP1: true,
-        minVersion: MIN_TLS_VERSION,
+        ...TLS_SETTINGS,
         key: options.tls.key,
         cert: options.tls.cert,
         handshakeTimeout: timeouts.tlsHandshakeMs ?? 10_000,
@@ -129,11 +129,63 @@ function identityOf(body: unknown): { uid?: string; operation: string } {
   }
 }
 
+const PROTOTYPE_KEYS =
+  'request body has a "__proto__" or "constructor.prototype" key, which is refused (prototype pollution); no Kubernetes object has one';
+
+function clientError(message: string, code: string): Error {
+  return Object.assign(new Error(message), { statusCode: 400, code });
+}
+
+/**
+ * JSON.parse, then refuse what fastify's parser refuses: an own "__proto__" key, or a
+ * "constructor" object with a "prototype" key, anywhere (walked without recursion, so nesting
+ * depth cannot overflow the stack).
+ */
+export function parseJsonBody(body: string): unknown {
+  if (body.length === 0) throw clientError('request body is empty: expected a JSON AdmissionReview', 'CMG_EMPTY_BODY');
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch (err) {
+    const position = /position (\d+)/.exec((err as Error).message)?.[1];
+    throw clientError(`request body is not valid JSON${position ? ` (at byte ${position})` : ''}`, 'CMG_INVALID_JSON');
+  }
+  const stack: unknown[] = [value];
+  for (let node = stack.pop(); stack.length > 0 || node !== undefined; node = stack.pop()) {
+    if (node === null || typeof node !== 'object') continue;
+    if (Array.isArray(node)) {
+      for (const item of node) if (item !== null && typeof item === 'object') stack.push(item);
+      continue;
+    }
+    if (Object.hasOwn(node, '__proto__')) throw clientError(PROTOTYPE_KEYS, 'CMG_PROTOTYPE_KEY');
+    const ctor = (node as Record<string, unknown>).constructor;
+    if (Object.hasOwn(node, 'constructor') && ctor !== null && typeof ctor === 'object' && Object.hasOwn(ctor, 'prototype')) {
+      throw clientError(PROTOTYPE_KEYS, 'CMG_PROTOTYPE_KEY');
+    }
+    for (const child of Object.values(node)) if (child !== null && typeof child === 'object') stack.push(child);
+  }
+  return value;
+}
+
+export const NO_CONTENT_TYPE = 'no Content-Type header: send the AdmissionReview as application/json';
+
+/**
+ * Whether the client went away before its request was read: an HTTP/1.1 connection closed or an
+ * HTTP/2 stream reset mid-upload. Nobody is left to answer; it is not a bad request either.
+ */
+function clientGone(error: FastifyError, raw: unknown): boolean {
+  const request = raw as { aborted?: boolean; socket?: { destroyed?: boolean } | null; stream?: { destroyed?: boolean; rstCode?: number } };
+  if (request.aborted === true || error.code === 'ECONNRESET' || error.message === 'aborted') return true;
+  if (request.stream) return request.stream.destroyed === true || (request.stream.rstCode ?? 0) !== 0;
+  return request.socket?.destroyed === true;
+}
+
 /** Messages for fastify's own client errors, in words an operator can act on. */
 function clientErrorMessage(error: FastifyError, contentType: string | undefined): string {
   switch (error.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return `unsupported Content-Type ${JSON.stringify((contentType ?? '').slice(0, 100))}: send application/json`;
+      if (contentType === undefined || contentType.trim() === '') return NO_CONTENT_TYPE;
+      return `unsupported Content-Type ${JSON.stringify(contentType.slice(0, 100))}: send application/json`;
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return `request body is larger than ${MAX_BODY_BYTES} bytes (7 MiB), the most an AdmissionReview can need`;
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
@@ -141,8 +193,10 @@ function clientErrorMessage(error: FastifyError, contentType: string | undefined
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return 'Content-Length does not match the body that was sent';
     default:
-      // The parser's message quotes the body; only where it broke is kept (no object bodies in
-      // replies or logs). The prototype-poisoning guard's message names no content.
+      // Our parser's messages (parseJsonBody) name no content and are meant to be read.
+      if (error.code?.startsWith('CMG_')) return error.message;
+      // A parser's message may quote the body; only where it broke is kept (no object bodies in
+      // replies or logs).
       if (error instanceof SyntaxError || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
         const position = /position (\d+)/.exec(error.message)?.[1];
         return `request body is not valid JSON${position ? ` (at byte ${position})` : ''}`;
@@ -158,9 +212,17 @@ export async function buildApp(options: AppOptions): Promise<App> {
 
   metrics.trackCaches(() => options.readiness().detail);
 
-  // JSON only: drop fastify's text/plain parser, keep its application/json one (which also
-  // refuses __proto__ / constructor.prototype keys). Anything else is a 415.
-  app.removeContentTypeParser('text/plain');
+  // JSON only: fastify's text/plain parser goes, and its application/json one is replaced by
+  // parseJsonBody, which refuses __proto__ / constructor.prototype keys with a message saying so
+  // (fastify's says "not valid JSON"). Anything else is a 415.
+  app.removeContentTypeParser(['text/plain', 'application/json']);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
 
   // Counts only requests to webhook routes; `route` is the matched route pattern, `elapsedMs` the
   // time since fastify received the request (reply.elapsedTime).
@@ -170,7 +232,15 @@ export async function buildApp(options: AppOptions): Promise<App> {
   };
 
   for (const { path, handler } of options.handlers) {
-    app.post(path, async (request, reply) => {
+    // A POST without Content-Type would reach the handler with no body (and a misleading 400);
+    // the README promises 415 for anything that is not JSON.
+    const requireContentType = async (request: { headers: Record<string, unknown>; routeOptions: { url?: string } }, reply: { code(n: number): { send(b: unknown): unknown }; elapsedTime: number }) => {
+      const contentType = request.headers['content-type'];
+      if (typeof contentType === 'string' && contentType.trim() !== '') return;
+      observe(request.routeOptions.url, reply.elapsedTime, 'unknown', 'bad_request');
+      return reply.code(415).send({ error: NO_CONTENT_TYPE });
+    };
+    app.post(path, { onRequest: requireContentType }, async (request, reply) => {
       let review: AdmissionRequest;
       try {
         review = parseReview(request.body);
@@ -253,6 +323,15 @@ export async function buildApp(options: AppOptions): Promise<App> {
     // fastify adds "Connection: close" after a body parse error; HTTP/2 forbids that header
     // (node drops it with a process warning), and the stream ends with the reply anyway.
     if (request.raw.httpVersionMajor === 2) reply.removeHeader('connection');
+    if (clientGone(error, request.raw)) {
+      // Counted apart and logged at info: a client that hung up is neither a bad request nor our failure.
+      const webhook = webhookByPath.get(request.routeOptions.url ?? '');
+      if (webhook) metrics.admissionAborted.inc({ webhook });
+      request.log.info({ url: request.routeOptions.url, latencyMs: reply.elapsedTime }, 'client went away before its request was read');
+      reply.hijack(); // nothing can be sent; fastify must not try (and log "Reply was already sent")
+      if (!reply.raw.destroyed) reply.raw.destroy();
+      return;
+    }
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500) {
       const message = clientErrorMessage(error, request.headers['content-type']);

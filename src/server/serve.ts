@@ -29,6 +29,8 @@ export interface ServeOptions extends Omit<AppOptions, 'tls'> {
   ipv4Fallback?: boolean;
   /** CertWatcher's fallback poll. Default 10 s. */
   certPollIntervalMs?: number;
+  /** The names clients reach the server by; a rotated pair must keep covering them (CertWatcher). */
+  servingNames?: readonly string[];
   /**
    * How long close() waits for in-flight requests before cutting the remaining connections.
    * Default 20 s: inside Kubernetes' default 30 s terminationGracePeriodSeconds.
@@ -109,6 +111,8 @@ export async function startServer(options: ServeOptions): Promise<ServerHandle> 
     keyFile: join(options.certDir, KEY_FILE),
     logger,
     ...(options.certPollIntervalMs === undefined ? {} : { pollIntervalMs: options.certPollIntervalMs }),
+    ...(options.servingNames ? { servingNames: options.servingNames } : {}),
+    onReject: (reason) => options.metrics.certificateRejected.inc({ reason }),
   });
   const pair = await certWatcher.start();
 

@@ -2,6 +2,7 @@
 // rotated Secret is picked up without a restart (controller-runtime's certwatcher, in TypeScript).
 
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { watch, type FSWatcher } from 'node:fs';
 import { access, chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -16,6 +17,28 @@ export const CA_KEY_FILE = 'ca.key';
 
 /** The floor for every TLS listener here; the API server speaks TLS 1.2 and 1.3. */
 export const MIN_TLS_VERSION = 'TLSv1.2' as const;
+
+/**
+ * Every suite offered, set explicitly (node's default list still has CBC suites with SHA-1 and
+ * SHA-2 MACs, and DHE): TLS 1.3's three, and for TLS 1.2 only ECDHE key exchange with an AEAD
+ * cipher. Go's crypto/tls, whose client the API server calls webhooks with, implements every one
+ * of these (src/crypto/tls/cipher_suites.go: TLS_ECDHE_{ECDSA,RSA}_WITH_AES_{128,256}_GCM_*,
+ * *_CHACHA20_POLY1305_SHA256 and the TLS 1.3 suites), so the two always share a suite.
+ */
+export const TLS_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+/** The TLS settings every listener and every rotated secure context shares. */
+export const TLS_SETTINGS = { minVersion: MIN_TLS_VERSION, ciphers: TLS_CIPHERS } as const;
 
 // ───────────────────────────── generation ─────────────────────────────
 
@@ -101,7 +124,7 @@ export const LOCAL_RENEW_BEFORE_MS = 7 * DAY_MS;
 async function ownPairExpiring(dir: string, certFile: string): Promise<boolean> {
   const ca = await loadCa(dir);
   if (!ca) return false;
-  const cert = new X509Certificate(await readFile(certFile, 'utf8'));
+  const cert = parseCertificate(await readFile(certFile, 'utf8'), `serving certificate ${certFile}`);
   if (!cert.checkIssued(new X509Certificate(ca.cert))) return false;
   return new Date(cert.validTo).getTime() - Date.now() < LOCAL_RENEW_BEFORE_MS;
 }
@@ -112,7 +135,8 @@ async function loadCa(dir: string): Promise<{ cert: string; key: string } | unde
   const keyPath = join(dir, CA_KEY_FILE);
   if (!(await exists(certPath)) || !(await exists(keyPath))) return undefined;
   const pair = { cert: await readFile(certPath, 'utf8'), key: await readFile(keyPath, 'utf8') };
-  validatePair(pair.cert, pair.key, 'CA'); // a broken CA is an error, not something to replace silently
+  // A broken CA is an error, not something to replace silently.
+  validatePair(pair.cert, pair.key, { what: 'CA', certFile: certPath, keyFile: keyPath });
   return pair;
 }
 
@@ -161,29 +185,77 @@ export interface CertPair {
 }
 
 export interface LoadedPair extends CertPair {
+  notBefore: Date;
   notAfter: Date;
+  /** Whether the certificate is valid for this DNS name or IP address. */
+  covers(name: string): boolean;
   /** SHA-256 fingerprint of the leaf certificate, for logs. */
   fingerprint: string;
 }
 
-/** Parses the pair and checks that the key belongs to the (first) certificate. Throws a clear Error. */
-export function validatePair(cert: string, key: string, what = 'serving'): LoadedPair {
-  let x509: X509Certificate;
+function parseCertificate(pem: string, label: string): X509Certificate {
   try {
-    x509 = new X509Certificate(cert);
+    return new X509Certificate(pem);
   } catch (err) {
-    throw new Error(`${what} certificate is not a PEM X.509 certificate: ${(err as Error).message}`);
+    throw new PairProblem('invalid', `${label} is not a PEM X.509 certificate (${(err as Error).message})`);
   }
+}
+
+/** Why a pair is refused; the `reason` label of cmg_certificate_rejected_total. */
+export type PairRejection = 'unreadable' | 'invalid' | 'key_mismatch' | 'expired' | 'not_yet_valid' | 'names';
+
+export class PairProblem extends Error {
+  constructor(
+    readonly reason: PairRejection,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PairProblem';
+  }
+}
+
+export interface PairLabels {
+  /** "serving" or "CA", in messages. */
+  what?: string;
+  /** File names, so a message says which file is wrong. */
+  certFile?: string;
+  keyFile?: string;
+}
+
+/**
+ * Parses the pair and checks that the key belongs to the (first) certificate. Throws a
+ * PairProblem naming the file that is wrong.
+ */
+export function validatePair(cert: string, key: string, labels: PairLabels = {}): LoadedPair {
+  const what = labels.what ?? 'serving';
+  const certLabel = `${what} certificate${labels.certFile ? ` ${labels.certFile}` : ''}`;
+  const keyLabel = `${what} key${labels.keyFile ? ` ${labels.keyFile}` : ''}`;
+  const x509 = parseCertificate(cert, certLabel);
   let privateKey;
   try {
     privateKey = createPrivateKey(key);
   } catch (err) {
-    throw new Error(`${what} key is not a PEM private key: ${(err as Error).message}`);
+    throw new PairProblem('invalid', `${keyLabel} is not a PEM private key (${(err as Error).message})`);
   }
   if (!x509.checkPrivateKey(privateKey)) {
-    throw new Error(`${what} key does not match the certificate (subject ${x509.subject.replace(/\n/g, ', ')})`);
+    throw new PairProblem('key_mismatch', `${keyLabel} does not match ${certLabel} (subject ${x509.subject.replace(/\n/g, ', ')})`);
   }
-  return { cert, key, notAfter: new Date(x509.validTo), fingerprint: x509.fingerprint256 };
+  return {
+    cert,
+    key,
+    notBefore: new Date(x509.validFrom),
+    notAfter: new Date(x509.validTo),
+    fingerprint: x509.fingerprint256,
+    covers: (name) => (isIP(name) ? x509.checkIP(name) !== undefined : x509.checkHost(name) !== undefined),
+  };
+}
+
+/** What a pair must satisfy to be used: valid now, and covering `names`. Throws a PairProblem. */
+export function checkUsable(pair: LoadedPair, now: Date, names: readonly string[]): void {
+  if (now < pair.notBefore) throw new PairProblem('not_yet_valid', `the certificate is not valid before ${pair.notBefore.toISOString()}`);
+  if (now >= pair.notAfter) throw new PairProblem('expired', `the certificate expired at ${pair.notAfter.toISOString()}`);
+  const missing = names.filter((name) => !pair.covers(name));
+  if (missing.length > 0) throw new PairProblem('names', `the certificate does not cover ${missing.join(', ')}, which the pair in use serves`);
 }
 
 // ───────────────────────────── watching ─────────────────────────────
@@ -196,6 +268,15 @@ export interface CertWatcherOptions {
   pollIntervalMs?: number;
   /** Coalesces the burst of events one rotation makes (two files, a symlink swap). Default 100 ms. */
   debounceMs?: number;
+  /**
+   * The names clients reach this server by (the Service's DNS name, 127.0.0.1 locally). A new
+   * pair must cover each of them that the pair in use covers. Default none.
+   */
+  servingNames?: readonly string[];
+  /** Called with the reason of every refused pair (the metric). */
+  onReject?: (reason: PairRejection) => void;
+  /** Default: the system clock. */
+  now?: () => Date;
 }
 
 export interface CertWatcherStats {
@@ -208,9 +289,12 @@ export interface CertWatcherStats {
 export type RotationListener = (pair: LoadedPair) => void;
 
 /**
- * Reads the serving pair at start (a missing or bad pair fails start-up), then watches both files'
- * directories (fs.watch, plus a poll as a fallback) and hands every new valid pair to its listeners,
- * e.g. `server.setSecureContext(...)`. A bad new pair is logged and ignored: the old one keeps serving.
+ * Reads the serving pair at start (a missing or bad pair fails start-up; one that is expired, not
+ * yet valid or does not cover the serving names starts with a warning, since refusing to start
+ * would not serve anyone better), then watches both files' directories (fs.watch, plus a poll as a
+ * fallback) and hands every new usable pair to its listeners, e.g. `server.setSecureContext(...)`.
+ * A new pair that is unreadable, corrupt, key-mismatched, expired, not yet valid, or drops a
+ * serving name the pair in use covers is logged, counted (onReject) and ignored: the old one keeps serving.
  */
 export class CertWatcher {
   private pair: LoadedPair | undefined;
@@ -236,10 +320,11 @@ export class CertWatcher {
     } catch (err) {
       throw new Error(`cannot read serving certificate ${certFile} / key ${keyFile}: ${(err as Error).message}`);
     }
+    this.pair = validatePair(cert, key, { certFile, keyFile });
     try {
-      this.pair = validatePair(cert, key);
+      checkUsable(this.pair, this.now(), this.options.servingNames ?? []);
     } catch (err) {
-      throw new Error(`bad serving pair ${certFile} / ${keyFile}: ${(err as Error).message}`);
+      this.options.logger.warn({ certFile, problem: (err as Error).message }, 'serving certificate in use is not fit to serve');
     }
     this.lastSeen = cert + key;
     this.watchDirectories();
@@ -250,6 +335,15 @@ export class CertWatcher {
       'serving certificate loaded',
     );
     return this.pair;
+  }
+
+  private now(): Date {
+    return this.options.now?.() ?? new Date();
+  }
+
+  private reject(reason: PairRejection): void {
+    this.stats.rejected++;
+    this.options.onReject?.(reason);
   }
 
   /** The pair in use. Throws before start(). */
@@ -323,7 +417,7 @@ export class CertWatcher {
       if (this.lastSeen !== '') {
         logger.warn({ err, certFile, keyFile }, 'cannot read serving pair; keeping the current one');
         this.lastSeen = '';
-        this.stats.rejected++;
+        this.reject('unreadable');
       }
       return;
     }
@@ -332,19 +426,23 @@ export class CertWatcher {
     if (this.pair && cert === this.pair.cert && key === this.pair.key) return; // back to the pair in use
     let pair: LoadedPair;
     try {
-      pair = validatePair(cert, key);
+      pair = validatePair(cert, key, { certFile, keyFile });
+      // Only the names the pair in use covers: a rotation may fix a pair that lacked one.
+      const names = (this.options.servingNames ?? []).filter((name) => this.pair?.covers(name) ?? true);
+      checkUsable(pair, this.now(), names);
     } catch (err) {
-      // Often transient: one file of a rotation is written before the other. The next event
-      // (or the poll) picks up the completed pair.
-      logger.warn({ err, certFile, keyFile }, 'new serving pair is invalid; keeping the current one');
-      this.stats.rejected++;
+      // A key mismatch is often transient: one file of a rotation is written before the other.
+      // The next event (or the poll) picks up the completed pair.
+      const reason = err instanceof PairProblem ? err.reason : 'invalid';
+      logger.warn({ certFile, keyFile, reason, problem: (err as Error).message }, 'new serving pair refused; keeping the current one');
+      this.reject(reason);
       return;
     }
     try {
       for (const listener of this.listeners) listener(pair);
     } catch (err) {
       logger.error({ err, certFile }, 'applying the new serving pair failed; keeping the current one');
-      this.stats.rejected++;
+      this.reject('invalid');
       return;
     }
     const previous = this.pair;
@@ -357,7 +455,7 @@ export class CertWatcher {
   }
 }
 
-/** The options every secure context here is built from: the pair and the TLS floor. */
+/** The options every secure context here is built from: the pair, the TLS floor and the suites. */
 export function secureContextOptions(pair: CertPair): SecureContextOptions {
-  return { key: pair.key, cert: pair.cert, minVersion: MIN_TLS_VERSION };
+  return { key: pair.key, cert: pair.cert, ...TLS_SETTINGS };
 }

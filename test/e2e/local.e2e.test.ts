@@ -1,11 +1,12 @@
 // `npm run local` exactly as the README tells a newcomer to run it: it comes up, the README's
-// kubectl denial is what kubectl prints, the reaper holds its Lease, and `npm run local:down`
+// kubectl denial is what kubectl prints, the audit log is linked at .local/audit.log and the
+// README's grep of it shows the denial's annotations, the reaper holds its Lease, and `npm run local:down`
 // stops every process it started (no etcd, kube-apiserver, scheduler, kwok, webhook or reaper
 // left behind, no pid file).
 // Bounded: the tools are built (or found in the cache) first, then `up` gets 3 minutes.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTools, sleep } from '../harness/controlplane.js';
@@ -15,6 +16,7 @@ const LOCAL = join(ROOT, '.local');
 const PID_FILE = join(LOCAL, 'local.pid');
 const KUBECONFIG = join(LOCAL, 'kubeconfig');
 const KUBECTL = join(LOCAL, 'bin', 'kubectl');
+const AUDIT_LINK = join(LOCAL, 'audit.log');
 const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 const UP_TIMEOUT_MS = 3 * 60_000;
 
@@ -68,6 +70,15 @@ function processesUnder(path: string): Array<{ pid: number; cmd: string }> {
     }
   }
   return found;
+}
+
+function lstatExists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A pid file naming a live process: someone's local cluster is up, and this test would clobber it. */
@@ -145,6 +156,28 @@ describe('npm run local (README)', () => {
     expect(r.stderr).toContain('pod default/web cannot be placed on node kwok-cilium-pending yet');
   });
 
+  it("keeps the API server's audit log at .local/audit.log, and the README's command shows the denial's annotations", async () => {
+    expect(stdout).toContain(`audit log:  .local/audit.log   (-> ${clusterDir}/audit.log`);
+    expect(lstatSync(AUDIT_LINK).isSymbolicLink()).toBe(true);
+    expect(realpathSync(AUDIT_LINK)).toBe(realpathSync(join(clusterDir, 'audit.log')));
+
+    // The README's transcript: the command right after the denial, and the lines it shows.
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const transcript = /\$ (grep [^\n]*\.local\/audit\.log)\n((?:[^$\n][^\n]*\n)+)/.exec(readme);
+    expect(transcript, 'the README shows a grep of .local/audit.log with its output').not.toBeNull();
+    const [, command, shown] = transcript as RegExpExecArray;
+    expect(stdout).toContain(command); // `npm run local` prints the same command
+    let last: Run | undefined;
+    for (let i = 0; i < 20; i++) {
+      // The audit backend writes each event as the request completes; allow it a moment.
+      last = await run('/bin/sh', ['-c', command as string]);
+      if (last.code === 0 && (shown as string).split('\n').filter(Boolean).every((line) => last!.stdout.includes(line))) break;
+      await sleep(250);
+    }
+    expect(last?.code, last?.stderr).toBe(0);
+    for (const line of (shown as string).split('\n').filter(Boolean)) expect(last?.stdout).toContain(line);
+  });
+
   it("the reaper holds its Lease", async () => {
     let last: Run | undefined;
     for (let i = 0; i < 60; i++) {
@@ -167,6 +200,7 @@ describe('npm run local (README)', () => {
     expect(code, `npm run local did not exit after down\n${stderr.slice(-3000)}`).toBe(0);
 
     expect(existsSync(PID_FILE)).toBe(false);
+    expect(existsSync(AUDIT_LINK) || lstatExists(AUDIT_LINK)).toBe(false); // the link goes with the cluster
     expect(alive(pid)).toBe(false);
     expect(started.filter((p) => alive(p.pid)).map((p) => p.cmd)).toEqual([]);
     expect(processesUnder(clusterDir)).toEqual([]);

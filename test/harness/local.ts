@@ -12,6 +12,10 @@ import { installCiliumCrds, ROOT, startGuard, startReaper, type Guard, type Reap
 const LOCAL = join(ROOT, '.local');
 const PID_FILE = join(LOCAL, 'local.pid');
 const KUBECONFIG = join(LOCAL, 'kubeconfig');
+/** A link to the API server's audit log (in the control plane's temp dir), where the webhook's auditAnnotations land. */
+const AUDIT_LOG = join(LOCAL, 'audit.log');
+/** Prints the webhook's auditAnnotations on pods from it (the README shows its output). */
+const AUDIT_GREP = `grep -o '"pods\\.cilium-migration-guard\\.io/[a-z]*":"[^"]*"' .local/audit.log`;
 
 const NODES = [
   { name: 'kwok-legacy-1' },
@@ -70,12 +74,15 @@ cilium-migration-guard is running against a local Kubernetes ${cp.server}
   webhook:    ${guard.url}   (log: ${guard.logPath})
   reaper:     ${reaper.url}/metrics   (acting mode, leader election; log: ${reaper.logPath})
   kubeconfig: .local/kubeconfig (admin)
+  audit log:  .local/audit.log   (-> ${cp.auditLogPath}, the API server's; removed when the cluster stops)
 
 Try:
   export KUBECONFIG=$PWD/.local/kubeconfig PATH=$PWD/.local/bin:$PATH
   kubectl get nodes -L cni
   # A pod placed on a migrated node where Cilium is not ready is refused:
   kubectl run web --image=nginx --overrides='{"spec":{"nodeName":"kwok-cilium-pending"}}'
+  # The denial's auditAnnotations, as the API server wrote them to its audit log:
+  ${AUDIT_GREP}
   # ...and admitted where Cilium is ready:
   kubectl run web --image=nginx --overrides='{"spec":{"nodeName":"kwok-cilium-ready"}}'
   # The old CNI's DaemonSet is kept off migrated nodes (see the Warning line):
@@ -115,6 +122,7 @@ async function up(): Promise<void> {
     await reaper?.stop().catch(() => {});
     await guard?.stop().catch(() => {});
     await cp?.stop().catch(() => {});
+    rmSync(AUDIT_LOG, { force: true }); // its target went with the control plane's temp dir
     rmSync(PID_FILE, { force: true });
     process.exit(code);
   };
@@ -125,6 +133,8 @@ async function up(): Promise<void> {
     log('building (first run) or reusing the cached control-plane binaries, then starting etcd, kube-apiserver, kube-scheduler and kwok');
     cp = await startControlPlane({ nodes: NODES, log });
     copyFileSync(cp.kubeconfigPath, KUBECONFIG);
+    rmSync(AUDIT_LOG, { force: true });
+    symlinkSync(cp.auditLogPath, AUDIT_LOG);
     rmSync(join(LOCAL, 'bin', 'kubectl'), { force: true });
     symlinkSync(join(cp.binDir, 'kubectl'), join(LOCAL, 'bin', 'kubectl'));
     await installCiliumCrds(cp);

@@ -11,8 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import { Metrics } from '../../src/metrics.js';
 import { startServer, type ServerHandle } from '../../src/server/serve.js';
-import { CertWatcher, ensureServingCert, writeFileAtomic } from '../../src/server/tls.js';
-import { eventually } from './helpers.js';
+import { generateServing } from '../../src/certs/x509.js';
+import { CertWatcher, ensureServingCert, servingCertSans, writeFileAtomic } from '../../src/server/tls.js';
+import { capturingLogger, eventually } from './helpers.js';
 
 const ROTATION_TIMEOUT_MS = 15_000;
 const quiet = createLogger({ level: 'silent' });
@@ -200,7 +201,9 @@ describe('CertWatcher start-up', () => {
     await writeFile(join(dir, 'tls.crt'), a.cert);
     await writeFile(join(dir, 'tls.key'), b.key);
     const watcher = new CertWatcher({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), logger: quiet });
-    await expect(watcher.start()).rejects.toThrow(/key does not match the certificate/);
+    await expect(watcher.start()).rejects.toThrow(
+      `serving key ${join(dir, 'tls.key')} does not match serving certificate ${join(dir, 'tls.crt')}`,
+    );
   });
 
   it('fails when the certificate is not PEM', async () => {
@@ -209,7 +212,93 @@ describe('CertWatcher start-up', () => {
     await writeFile(join(dir, 'tls.crt'), 'hello');
     await copyFile(join(root, 'mismatch-a', 'tls.key'), join(dir, 'tls.key'));
     const watcher = new CertWatcher({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), logger: quiet });
-    await expect(watcher.start()).rejects.toThrow(/not a PEM X\.509 certificate/);
+    await expect(watcher.start()).rejects.toThrow(`serving certificate ${join(dir, 'tls.crt')} is not a PEM X.509 certificate`);
+  });
+
+  it('a corrupt tls.crt next to a generated CA (local mode) is named in the error', async () => {
+    const dir = join(root, 'corrupt-local');
+    await ensureServingCert(dir);
+    await writeFile(join(dir, 'tls.crt'), '-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n');
+    await expect(ensureServingCert(dir)).rejects.toThrow(`serving certificate ${join(dir, 'tls.crt')} is not a PEM X.509 certificate`);
+  });
+});
+
+describe('unusable pairs swapped in under the running server (issue 9.3)', () => {
+  let server: ServerHandle;
+  let certDir: string;
+  let ca: { cert: string; key: string };
+  const metrics = new Metrics({ defaultMetrics: false });
+  const { logger, lines } = capturingLogger();
+  const DAY = 24 * 60 * 60 * 1000;
+  const NAMES = servingCertSans();
+
+  beforeAll(async () => {
+    certDir = join(root, 'judged');
+    await ensureServingCert(certDir);
+    ca = { cert: await readFile(join(certDir, 'ca.crt'), 'utf8'), key: await readFile(join(certDir, 'ca.key'), 'utf8') };
+    server = await startServer({
+      certDir,
+      port: 0,
+      host: '127.0.0.1',
+      logger,
+      metrics,
+      readiness: () => ({ ready: true, detail: {} }),
+      handlers: [],
+      servingNames: ['localhost', '127.0.0.1'],
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  const rejectedFor = async (reason: string): Promise<number> =>
+    (await metrics.certificateRejected.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
+
+  /** Writes the pair (key first), waits for the watcher to refuse it for `reason`, and checks the old pair still serves. */
+  async function refused(pair: { cert: string; key: string }, reason: string): Promise<void> {
+    const current = server.certWatcher.current.fingerprint;
+    const before = await rejectedFor(reason);
+    await writeFileAtomic(join(certDir, 'tls.key'), pair.key, 0o600);
+    await writeFileAtomic(join(certDir, 'tls.crt'), pair.cert, 0o644);
+    expect(await eventually(async () => (await rejectedFor(reason)) > before, ROTATION_TIMEOUT_MS), `refused as ${reason}`).toBe(true);
+    expect(await probe(server.url, ca.cert)).toEqual({ status: 200, fingerprint: current });
+    expect(server.certWatcher.current.fingerprint).toBe(current);
+    expect(lines.some((line) => line.msg === 'new serving pair refused; keeping the current one' && line.reason === reason)).toBe(true);
+  }
+
+  it('refuses an expired pair', async () => {
+    const expired = await generateServing(ca, NAMES, 'expired', { notBefore: new Date('2019-01-01T00:00:00Z'), notAfter: new Date('2020-01-01T00:00:00Z') });
+    await refused(expired, 'expired');
+  });
+
+  it('refuses a pair that is not valid yet', async () => {
+    const future = await generateServing(ca, NAMES, 'future', { notBefore: new Date(Date.now() + DAY), notAfter: new Date(Date.now() + 30 * DAY) });
+    await refused(future, 'not_yet_valid');
+  });
+
+  it('refuses a certificate with somebody else\'s key', async () => {
+    const a = await generateServing(ca, NAMES, 'a', { notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + DAY) });
+    const b = await generateServing(ca, NAMES, 'b', { notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + DAY) });
+    await refused({ cert: a.cert, key: b.key }, 'key_mismatch');
+  });
+
+  it('refuses a pair that does not cover the serving names', async () => {
+    const elsewhere = await generateServing(ca, ['guard.example.invalid'], 'elsewhere', { notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + DAY) });
+    await refused(elsewhere, 'names');
+    const refusal = lines.findLast((line) => line.reason === 'names');
+    expect(String(refusal?.problem)).toContain('does not cover localhost, 127.0.0.1');
+  });
+
+  it('still takes a good pair afterwards, and exposes the refusals as cmg_certificate_rejected_total', async () => {
+    const good = await generateServing(ca, NAMES, 'good', { notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + 10 * DAY) });
+    await writeFileAtomic(join(certDir, 'tls.key'), good.key, 0o600);
+    await writeFileAtomic(join(certDir, 'tls.crt'), good.cert, 0o644);
+    expect(await eventually(() => server.certWatcher.current.fingerprint === fingerprintOf(good.cert), ROTATION_TIMEOUT_MS)).toBe(true);
+    expect((await probe(server.url, ca.cert)).fingerprint).toBe(fingerprintOf(good.cert));
+    const text = await metrics.text();
+    for (const reason of ['expired', 'not_yet_valid', 'key_mismatch', 'names']) {
+      expect(text).toMatch(new RegExp(`cmg_certificate_rejected_total\\{reason="${reason}"\\} [1-9]`));
+    }
   });
 });
 
