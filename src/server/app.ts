@@ -19,6 +19,8 @@ import type { AdmissionRequest } from '../admission/types.js';
 import type { Logger } from '../logger.js';
 import type { AdmissionOutcome, Metrics } from '../metrics.js';
 import { MIN_TLS_VERSION, type CertPair } from './tls.js';
+import { clientGaveUp, guardCounters, http2ServerLimits } from './limits.js';
+import { LogBudget } from './log-budget.js';
 import { HANDLER_TIMEOUT_MS } from '../timeouts.js';
 
 /**
@@ -111,6 +113,7 @@ function createFastify(options: AppOptions): App {
         key: options.tls.key,
         cert: options.tls.cert,
         handshakeTimeout: timeouts.tlsHandshakeMs ?? 10_000,
+        ...http2ServerLimits(),
       },
     }) as unknown as App;
   }
@@ -155,6 +158,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const webhookByPath = new Map(options.handlers.map((route) => [route.path, route.handler.name]));
 
   metrics.trackCaches(() => options.readiness().detail);
+  // Lines a client causes by sending bad requests are budgeted; decisions are always logged.
+  const clientErrorLog = new LogBudget(options.logger);
 
   // JSON only: drop fastify's text/plain parser, keep its application/json one (which also
   // refuses __proto__ / constructor.prototype keys). Anything else is a 415.
@@ -174,7 +179,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
         review = parseReview(request.body);
       } catch (err) {
         if (!(err instanceof BadReview)) throw err;
-        request.log.warn({ webhook: handler.name, status: err.statusCode, problem: err.message }, 'bad admission review');
+        if (clientErrorLog.take()) request.log.warn({ webhook: handler.name, status: err.statusCode, problem: err.message }, 'bad admission review');
         observe(request.routeOptions.url, reply.elapsedTime, 'unknown', 'bad_request');
         return reply.code(err.statusCode).send({ error: err.message });
       }
@@ -209,7 +214,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
         // A request this webhook does not serve (wrong resource or operation) is the caller's
         // mistake: a 4xx that names it, like a malformed envelope.
         if (err instanceof BadReview) {
-          log.warn({ status: err.statusCode, problem: err.message }, 'admission request not served by this webhook');
+          if (clientErrorLog.take()) log.warn({ status: err.statusCode, problem: err.message }, 'admission request not served by this webhook');
           observe(request.routeOptions.url, reply.elapsedTime, review.operation, 'bad_request');
           return reply.code(err.statusCode).send({ error: err.message });
         }
@@ -252,9 +257,15 @@ export async function buildApp(options: AppOptions): Promise<App> {
     // (node drops it with a process warning), and the stream ends with the reply anyway.
     if (request.raw.httpVersionMajor === 2) reply.removeHeader('connection');
     const status = error.statusCode ?? 500;
+    // A client that reset its stream or hung up mid-upload hears nothing either way: counted, not
+    // logged (a rapid-reset client would otherwise write a line per stream).
+    if (status >= 400 && status < 500 && clientGaveUp(request.raw)) {
+      guardCounters(metrics).aborted.inc({ route: request.routeOptions.url ?? 'none' });
+      return reply.code(status).send({ error: 'the client abandoned the request' });
+    }
     if (status >= 400 && status < 500) {
       const message = clientErrorMessage(error, request.headers['content-type']);
-      request.log.warn({ status, problem: message, url: request.routeOptions.url }, 'bad request');
+      if (clientErrorLog.take()) request.log.warn({ status, problem: message, url: request.routeOptions.url }, 'bad request');
       observe(request.routeOptions.url, reply.elapsedTime, 'unknown', 'bad_request');
       return reply.code(status).send({ error: message });
     }
