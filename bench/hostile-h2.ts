@@ -67,10 +67,14 @@ async function victim(): Promise<void> {
     const t0 = performance.now();
     const ok = await new Promise<boolean>((resolve) => {
       const req = session.request({ ':method': 'POST', ':path': '/validate/pods', 'content-type': 'application/json' });
-      req.setTimeout(10_000, () => req.close(constants.NGHTTP2_CANCEL));
+      let timedOut = false;
+      req.setTimeout(10_000, () => {
+        timedOut = true;
+        req.close(constants.NGHTTP2_CANCEL);
+      });
       req.on('response', () => {});
       req.on('data', () => {});
-      req.on('end', () => resolve(true));
+      req.on('end', () => resolve(!timedOut));
       req.on('error', () => resolve(false));
       req.on('close', () => resolve(false));
       req.end(body);
@@ -109,7 +113,7 @@ latencies.sort((a, b) => a - b);
 const p = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]?.toFixed(1);
 console.log(`advertised SETTINGS_MAX_CONCURRENT_STREAMS: ${advertised}`);
 console.log(`attack (${MODE}): ${seconds} s, ${connections} connections, ${opened} streams opened and reset, ${sessions} sessions, ${goaways} GOAWAYs, ${refusedConnections} connections refused`);
-console.log(`victim: ${latencies.length} requests ok, ${victimErrors} failed; p50 ${p(0.5)} ms, p99 ${p(0.99)} ms, max ${latencies.at(-1)?.toFixed(1)} ms`);
+console.log(`victim: ${latencies.length} requests ok, ${victimErrors} failed or timed out (10 s); p50 ${p(0.5)} ms, p99 ${p(0.99)} ms, max ${latencies.at(-1)?.toFixed(1)} ms`);
 console.log(`server RSS: ${rssBefore.toFixed(0)} MiB before, ${peak.toFixed(0)} MiB peak, ${rssAfter.toFixed(0)} MiB 2 s after`);
 console.log(`server log: ${((logBytes - logBefore) / 1024).toFixed(0)} KiB during the attack (${(((logBytes - logBefore) / seconds) / 1024).toFixed(0)} KiB/s), ${logLines} lines in all`);
 for (const [msg, count] of [...messages].sort((a, b) => b[1] - a[1]).slice(0, 6)) console.log(`  ${String(count).padStart(7)}  ${msg}`);
