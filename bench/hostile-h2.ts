@@ -26,7 +26,7 @@ function rssMiB(pid: number): Promise<number> {
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'cmg-h2-'));
-const child = spawn('node_modules/.bin/node', [...(process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`] : []), process.env.CLI ?? 'dist/cli.js', 'serve', '--cert-dir', dir, '--port', String(PORT), '--host', '127.0.0.1'], {
+const child = spawn('node_modules/.bin/node', [...(process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`] : []), ...(process.env.SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean), process.env.CLI ?? 'dist/cli.js', 'serve', '--cert-dir', dir, '--port', String(PORT), '--host', '127.0.0.1'], {
   stdio: ['ignore', 'pipe', 'pipe'],
 });
 let logBytes = 0;
