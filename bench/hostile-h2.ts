@@ -5,6 +5,9 @@
 // (the bounds are asserted in test/integration/hostile-h2.test.ts).
 // Only 127.0.0.1 is contacted; the attack is bounded in time and count; the server is stopped at the end.
 // Run: npm run build && npx tsx bench/hostile-h2.ts [seconds=20] [connections=4] [headers|body]
+// Environment: CLI=<path to another build's dist/cli.js> (e.g. the previous commit, for "before"),
+// SERVER_NODE_ARGS="--max-old-space-size=192" (node flags for the server), CPU_PROF=<dir> (profile
+// the server), SAMPLE_LOG=1 (print the first lines of each log message).
 
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
