@@ -19,6 +19,8 @@ import type { AdmissionRequest } from '../admission/types.js';
 import type { Logger } from '../logger.js';
 import type { AdmissionOutcome, Metrics } from '../metrics.js';
 import { TLS_SETTINGS, type CertPair } from './tls.js';
+import { clientGaveUp, guardCounters, http2ServerLimits } from './limits.js';
+import { LogBudget } from './log-budget.js';
 import { HANDLER_TIMEOUT_MS } from '../timeouts.js';
 
 /**
@@ -113,6 +115,7 @@ function createFastify(options: AppOptions): App {
         key: options.tls.key,
         cert: options.tls.cert,
         handshakeTimeout: timeouts.tlsHandshakeMs ?? 10_000,
+        ...http2ServerLimits(),
       },
     }) as unknown as App;
   }
@@ -173,11 +176,8 @@ export const NO_CONTENT_TYPE = 'no Content-Type header: send the AdmissionReview
  * Whether the client went away before its request was read: an HTTP/1.1 connection closed or an
  * HTTP/2 stream reset mid-upload. Nobody is left to answer; it is not a bad request either.
  */
-function clientGone(error: FastifyError, raw: unknown): boolean {
-  const request = raw as { aborted?: boolean; socket?: { destroyed?: boolean } | null; stream?: { destroyed?: boolean; rstCode?: number } };
-  if (request.aborted === true || error.code === 'ECONNRESET' || error.message === 'aborted') return true;
-  if (request.stream) return request.stream.destroyed === true || (request.stream.rstCode ?? 0) !== 0;
-  return request.socket?.destroyed === true;
+function clientGone(error: FastifyError, raw: Parameters<typeof clientGaveUp>[0]): boolean {
+  return error.code === 'ECONNRESET' || error.message === 'aborted' || clientGaveUp(raw);
 }
 
 /** Messages for fastify's own client errors, in words an operator can act on. */
@@ -211,6 +211,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const webhookByPath = new Map(options.handlers.map((route) => [route.path, route.handler.name]));
 
   metrics.trackCaches(() => options.readiness().detail);
+  // Lines a client causes by sending bad requests are budgeted; decisions are always logged.
+  const clientErrorLog = new LogBudget(options.logger);
 
   // JSON only: fastify's text/plain parser goes, and its application/json one is replaced by
   // parseJsonBody, which refuses __proto__ / constructor.prototype keys with a message saying so
@@ -246,7 +248,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
         review = parseReview(request.body);
       } catch (err) {
         if (!(err instanceof BadReview)) throw err;
-        request.log.warn({ webhook: handler.name, status: err.statusCode, problem: err.message }, 'bad admission review');
+        if (clientErrorLog.take()) request.log.warn({ webhook: handler.name, status: err.statusCode, problem: err.message }, 'bad admission review');
         observe(request.routeOptions.url, reply.elapsedTime, 'unknown', 'bad_request');
         return reply.code(err.statusCode).send({ error: err.message });
       }
@@ -281,7 +283,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
         // A request this webhook does not serve (wrong resource or operation) is the caller's
         // mistake: a 4xx that names it, like a malformed envelope.
         if (err instanceof BadReview) {
-          log.warn({ status: err.statusCode, problem: err.message }, 'admission request not served by this webhook');
+          if (clientErrorLog.take()) log.warn({ status: err.statusCode, problem: err.message }, 'admission request not served by this webhook');
           observe(request.routeOptions.url, reply.elapsedTime, review.operation, 'bad_request');
           return reply.code(err.statusCode).send({ error: err.message });
         }
@@ -324,10 +326,13 @@ export async function buildApp(options: AppOptions): Promise<App> {
     // (node drops it with a process warning), and the stream ends with the reply anyway.
     if (request.raw.httpVersionMajor === 2) reply.removeHeader('connection');
     if (clientGone(error, request.raw)) {
-      // Counted apart and logged at info: a client that hung up is neither a bad request nor our failure.
+      // Counted apart, and logged at info within the client-error budget (a rapid-reset client
+      // would otherwise write a line per stream): a client that hung up is neither a bad request
+      // nor our failure.
       const webhook = webhookByPath.get(request.routeOptions.url ?? '');
       if (webhook) metrics.admissionAborted.inc({ webhook });
-      request.log.info({ url: request.routeOptions.url, latencyMs: reply.elapsedTime }, 'client went away before its request was read');
+      guardCounters(metrics).aborted.inc({ route: request.routeOptions.url ?? 'none' });
+      if (clientErrorLog.take()) request.log.info({ url: request.routeOptions.url, latencyMs: reply.elapsedTime }, 'client went away before its request was read');
       reply.hijack(); // nothing can be sent; fastify must not try (and log "Reply was already sent")
       if (!reply.raw.destroyed) reply.raw.destroy();
       return;
@@ -335,7 +340,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500) {
       const message = clientErrorMessage(error, request.headers['content-type']);
-      request.log.warn({ status, problem: message, url: request.routeOptions.url }, 'bad request');
+      if (clientErrorLog.take()) request.log.warn({ status, problem: message, url: request.routeOptions.url }, 'bad request');
       observe(request.routeOptions.url, reply.elapsedTime, 'unknown', 'bad_request');
       return reply.code(status).send({ error: message });
     }

@@ -7,6 +7,7 @@ import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from '../logger.js';
 import { buildApp, type App, type AppOptions } from './app.js';
 import { listenWithFallback } from './listen.js';
+import { guardCounters, MAX_CONNECTIONS } from './limits.js';
 import {
   CERT_FILE,
   CertWatcher,
@@ -31,6 +32,8 @@ export interface ServeOptions extends Omit<AppOptions, 'tls'> {
   certPollIntervalMs?: number;
   /** The names clients reach the server by; a rotated pair must keep covering them (CertWatcher). */
   servingNames?: readonly string[];
+  /** Connections open at once; more are closed on arrival. Default MAX_CONNECTIONS (256). */
+  maxConnections?: number;
   /**
    * How long close() waits for in-flight requests before cutting the remaining connections.
    * Default 20 s: inside Kubernetes' default 30 s terminationGracePeriodSeconds.
@@ -124,6 +127,9 @@ export async function startServer(options: ServeOptions): Promise<ServerHandle> 
     throw err;
   }
   const server = tlsServerOf(app);
+  // Beyond this node closes a new connection as soon as it is accepted ('drop'), counted.
+  server.maxConnections = options.maxConnections ?? MAX_CONNECTIONS;
+  server.on('drop', () => guardCounters(options.metrics).dropped.inc());
   const connections = new ConnectionTracker(server);
   // New handshakes use the new pair; established connections keep theirs until they end.
   certWatcher.onRotate((next) => server.setSecureContext(secureContextOptions(next)));

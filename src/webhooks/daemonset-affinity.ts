@@ -13,7 +13,7 @@ import { managedDataplaneDaemonSet, managedDataplaneIn, MANAGED_DATAPLANE_NAMES 
 import type { ClusterView } from '../cluster/view.js';
 import { SKIP_AFFINITY_ANNOTATION, type Config } from '../config.js';
 import { ADVISORIES } from '../presets.js';
-import { describeRequirement, planAffinity, type Requirement } from './affinity.js';
+import { describeRequirement, firstFew, planAffinity, type Requirement } from './affinity.js';
 import { resolveRole, rulesFor, type WorkloadIdentity } from './roles.js';
 
 const POD_SPEC_POINTER = '/spec/template/spec';
@@ -117,7 +117,7 @@ export function decideDaemonSetAffinity(request: AdmissionRequest, view: Pick<Cl
     case 'conflict': {
       const why =
         `${subject} is a ${match.role === 'cilium' ? 'Cilium' : 'previous-CNI'} agent (rule ${match.rule}) and needs ${wanted}, ` +
-        `but its spec says ${plan.conflicts.join('; ')}; adding ${wanted} would leave pods with no node to run on`;
+        `but its spec says ${firstFew(plan.conflicts, '; ')}; adding ${wanted} would leave pods with no node to run on`;
       const fix = `Fix the affinity by hand, or annotate the DaemonSet ${SKIP_AFFINITY_ANNOTATION}=true to opt out.`;
       if (config.onConflict === 'deny') {
         return denied('conflict', `${why}. ${fix}`, { audit: { ...audit, action: 'conflict-denied' } });
@@ -126,7 +126,7 @@ export function decideDaemonSetAffinity(request: AdmissionRequest, view: Pick<Cl
         audit: { ...audit, action: 'conflict' },
         warnings: [
           `cilium-migration-guard did not change ${subject}: its affinity contradicts ${wanted} (role ${match.role})`,
-          `conflict: ${plan.conflicts.join('; ')}`,
+          `conflict: ${firstFew(plan.conflicts, '; ')}`,
         ],
       });
     }
