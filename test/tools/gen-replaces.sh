@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the three wrapper modules from versions.env:
-#   go.mod       kube-apiserver, kube-scheduler, kubectl (k8s.io/kubernetes)
+#   go.mod       kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (k8s.io/kubernetes)
 #   etcd/go.mod  etcd server (go.etcd.io/etcd/server/v3)
 #   kwok/go.mod  kwok (sigs.k8s.io/kwok)
 # k8s.io/kubernetes requires its staging modules at v0.0.0 and maps them to ./staging with replace
@@ -34,6 +34,7 @@ godebug=$(jq -r '(.GoDebug // [])[] | "godebug \(.Key)=\(.Value)"' <<<"$mod_json
   [[ -n "$godebug" ]] && { echo "$godebug"; echo; }
   echo "tool ("
   echo "	k8s.io/kubernetes/cmd/kube-apiserver"
+  echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
   echo "	k8s.io/kubernetes/cmd/kube-scheduler"
   echo "	k8s.io/kubernetes/cmd/kubectl"
   echo ")"
