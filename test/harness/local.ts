@@ -106,6 +106,9 @@ Try:
   kubectl apply -f test/fixtures/daemonsets/calico-node.yaml
   kubectl get pods -n kube-system -l k8s-app=calico-node -o wide
   kubectl get ds -n kube-system calico-node -o jsonpath='{.spec.template.spec.affinity.nodeAffinity}'; echo
+  # Migrating a node: the DaemonSet controller takes the old CNI's agents off it and starts Cilium's there:
+  kubectl label node kwok-legacy-2 cni=cilium
+  kubectl get pods -n kube-system -o wide
   # A pod left to the scheduler waits for Cilium (FailedScheduling shows why):
   kubectl run sched --image=nginx --overrides='{"spec":{"nodeSelector":{"cni":"cilium"},"affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchFields":[{"key":"metadata.name","operator":"In","values":["kwok-cilium-pending"]}]}]}}}}}'
   kubectl get events --field-selector reason=FailedScheduling
