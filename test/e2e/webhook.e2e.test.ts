@@ -48,6 +48,10 @@ async function getJson(args: string[]): Promise<any> {
   return JSON.parse((await plane().kubectl(['get', ...args, '-o', 'json'])).stdout);
 }
 
+/**
+ * A bare pod, as a person creates one (`kubectl run`, a Pod manifest): the tests of pods created
+ * with spec.nodeName are about exactly these. Workload pods come from a Deployment below.
+ */
 function webPod(name: string, spec: Record<string, unknown> = {}, namespace = 'default') {
   return {
     apiVersion: 'v1',

@@ -30,7 +30,14 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     return undefined;
   }
   const started = Date.now();
-  const cp: ControlPlane = await startControlPlane({ log: (line) => process.stderr.write(`[shared controlplane] ${line}\n`) });
+  let cp: ControlPlane;
+  try {
+    cp = await startControlPlane({ log: (line) => process.stderr.write(`[shared controlplane] ${line}\n`) });
+  } catch (err) {
+    // The files that share it fail with this message; the rest of the run (unit tests too) goes on.
+    project.provide(PROVIDE_KEY, { error: err instanceof Error ? err.message : String(err) });
+    return undefined;
+  }
   process.stderr.write(`[shared controlplane] up in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
   project.provide(PROVIDE_KEY, controlPlaneInfo(cp));
   return () => cp.stop();

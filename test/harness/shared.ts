@@ -20,9 +20,12 @@ import { attachControlPlane, startControlPlane, type ControlPlane, type ControlP
 export const SHARED_MARKER = 'sharedControlPlane(';
 export const PROVIDE_KEY = 'cmgSharedControlPlane';
 
+/** What globalSetup provides: the shared control plane, why it could not start, or null (not started). */
+export type SharedControlPlane = ControlPlaneInfo | { error: string } | null;
+
 declare module 'vitest' {
   export interface ProvidedContext {
-    cmgSharedControlPlane: ControlPlaneInfo | null;
+    cmgSharedControlPlane: SharedControlPlane;
   }
 }
 
@@ -31,12 +34,13 @@ declare module 'vitest' {
  * provided, one of this file's own (stop() stops it). Add nodes with addNodes().
  */
 export async function sharedControlPlane(opts: Pick<StartOptions, 'log'> = {}): Promise<ControlPlane> {
-  let info: ControlPlaneInfo | null | undefined;
+  let info: SharedControlPlane | undefined;
   try {
     info = inject(PROVIDE_KEY);
   } catch {
     info = undefined; // not running under vitest's e2e project
   }
+  if (info && 'error' in info) throw new Error(`the shared control plane did not start: ${info.error}`);
   if (info) return attachControlPlane(info);
   return startControlPlane(opts);
 }
