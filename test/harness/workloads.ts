@@ -11,9 +11,16 @@ import { ROOT } from './guard.js';
 export const DAEMONSET_FIXTURES = join(ROOT, 'test', 'fixtures', 'daemonsets');
 
 interface DaemonSetJson {
-  metadata: { name: string; namespace: string; uid?: string };
   spec: { template: { spec: { serviceAccountName?: string } } };
-  status?: { desiredNumberScheduled?: number; currentNumberScheduled?: number; numberReady?: number; observedGeneration?: number };
+  metadata: { name: string; namespace: string; uid?: string; generation?: number; resourceVersion?: string };
+  status?: {
+    desiredNumberScheduled?: number;
+    currentNumberScheduled?: number;
+    numberReady?: number;
+    numberAvailable?: number;
+    updatedNumberScheduled?: number;
+    observedGeneration?: number;
+  };
 }
 
 export interface PodSummary {
@@ -94,7 +101,8 @@ export async function podsOwnedBy(cp: ControlPlane, namespace: string, kind: str
 
 /**
  * Waits until the DaemonSet's pods (not terminating) run Ready on exactly `nodes`, one per node,
- * and the DaemonSet controller's own status agrees; returns them sorted by node.
+ * and the DaemonSet controller's own status agrees (observed, scheduled, ready, available,
+ * updated); returns them sorted by node.
  */
 export async function waitForDaemonSetOn(cp: ControlPlane, namespace: string, name: string, nodes: string[], timeoutMs = 60_000): Promise<PodSummary[]> {
   const want = [...nodes].sort();
@@ -113,8 +121,11 @@ export async function waitForDaemonSetOn(cp: ControlPlane, namespace: string, na
           JSON.stringify(on) === JSON.stringify(want) &&
           pods.every((p) => p.ready) &&
           (await podsOwnedBy(cp, namespace, 'DaemonSet', name)).every((p) => !p.terminating) &&
+          ds.status?.observedGeneration === ds.metadata.generation &&
           ds.status?.desiredNumberScheduled === want.length &&
-          ds.status.numberReady === want.length;
+          ds.status?.numberReady === want.length &&
+          ds.status?.numberAvailable === want.length &&
+          ds.status?.updatedNumberScheduled === want.length;
         return settled ? pods.sort((a, b) => (a.node ?? '').localeCompare(b.node ?? '')) : undefined;
       },
       { timeoutMs, intervalMs: 300 },
