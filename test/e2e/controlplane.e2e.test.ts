@@ -45,7 +45,9 @@ describe('local control plane', () => {
   }, 20 * 60_000);
 
   afterAll(async () => {
-    // Leave no cni=cilium node behind on the shared control plane.
+    // Leave nothing behind on the shared control plane: the namespace first (kwok completes the
+    // deletion of its pods while their nodes exist), then the nodes.
+    await cp?.kubectl(['delete', 'namespace', NS, '--ignore-not-found', '--timeout=30s'], { allowFail: true });
     await cp?.kubectl(['delete', 'node', ...NODES, '--ignore-not-found', '--wait=false'], { allowFail: true });
     await cp?.stop();
   }, 60_000);
