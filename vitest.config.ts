@@ -28,6 +28,8 @@ export default defineConfig({
           environment: 'node',
           // One control plane at a time: 2 cores and real processes.
           fileParallelism: false,
+          // The control plane the files that can share one use (test/harness/shared.ts).
+          globalSetup: ['./test/harness/global-setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 40 * 60_000,
         },

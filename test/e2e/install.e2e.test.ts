@@ -37,6 +37,7 @@ import { servingCertSans } from '../../src/server/tls.js';
 import { daemonSetAffinityHandler } from '../../src/webhooks/daemonset-affinity.js';
 import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
 import { POD_CIDR, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { applyDaemonSetFixture, waitForDaemonSetOn } from '../harness/workloads.js';
 import { daemonSetRequest, review } from '../support/reviews.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -84,18 +85,26 @@ function post(url: string, ca: string, body: unknown): Promise<{ status: number;
   });
 }
 
-/** A DaemonSet the aws preset gives the `legacy` role: the webhook patches it. */
-function awsNode(name: string, namespace: string) {
+/**
+ * A DaemonSet the aws preset gives the `legacy` role: the webhook patches it. `nodeSelector`
+ * (optional) is kept by the patch.
+ */
+function awsNode(name: string, namespace: string, nodeSelector?: Record<string, string>) {
   return {
     apiVersion: 'apps/v1',
     kind: 'DaemonSet',
     metadata: { name, namespace, labels: { 'k8s-app': 'aws-node' } },
     spec: {
       selector: { matchLabels: { app: name } },
-      template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'aws-node', image: 'registry.k8s.io/pause:3.10' }] } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { ...(nodeSelector ? { nodeSelector } : {}), containers: [{ name: 'aws-node', image: 'registry.k8s.io/pause:3.10' }] },
+      },
     },
   };
 }
+/** No node has it: the load DaemonSets exercise admission only, the DaemonSet controller creates no pods for them. */
+const NO_NODE = { 'cilium-migration-guard.io/e2e-no-such-node': 'true' };
 
 interface Replica {
   proc: ChildProcess;
@@ -322,43 +331,49 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
       }
       throw new Error(`timed out waiting for ${what}`);
     };
-    const running = (namespace: string, name: string) =>
-      poll(`pod ${namespace}/${name} running`, async () => {
-        const pod = await podJson(namespace, name);
-        return pod?.status?.podIP && pod.status.startTime && pod.status.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True') ? pod : undefined;
-      });
-    const pod = (name: string, namespace: string, extra: Record<string, unknown> = {}, spec: Record<string, unknown> = {}) => ({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name, namespace, labels: { app: 'web' }, ...extra },
-      spec: { nodeName: NODE, containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }], ...spec },
+    const deployment = (name: string) => ({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name, namespace: 'default' },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: name } },
+        template: { metadata: { labels: { app: name } }, spec: { nodeSelector: { 'kubernetes.io/hostname': NODE }, containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] } },
+      },
     });
+    /** The running pod of Deployment `name` (ReplicaSet controller, kube-scheduler, kwok). */
+    const podOf = (name: string) =>
+      poll(`a running pod of Deployment ${name}`, async () => {
+        const pods = (await getJson(`/api/v1/namespaces/default/pods?labelSelector=app%3D${name}`)).items as any[];
+        const live = pods.find((p) => !p.metadata.deletionTimestamp && p.status?.podIP && p.status.startTime && p.status.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True'));
+        return live;
+      });
 
     // The early-pod race on a Cilium node (test/e2e/reaper.e2e.test.ts has the full story): a
-    // controller-owned pod gets its IP before the Cilium agent is Ready; then a Cilium-managed pod
-    // gets the same IP and a CiliumEndpoint.
-    await apply({
-      apiVersion: 'apps/v1',
-      kind: 'ReplicaSet',
-      metadata: { name: 'web', namespace: 'default' },
-      spec: { replicas: 0, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] } } },
-    });
-    const owner = (await getJson('/apis/apps/v1/namespaces/default/replicasets/web')).metadata.uid as string;
-    const ownerReferences = [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: owner, controller: true }];
+    // Deployment's pod gets its IP; then Cilium is rolled out (its agent DaemonSet, with the
+    // affinity the webhook gives it) and the agent turns Ready on the node; then a pod that starts
+    // once Cilium is ready gets the same IP and a CiliumEndpoint.
     await apply({ apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name: NODE }, spec: { ipam: { podCIDRs: [POD_CIDR] } } });
-    await apply(pod('web-early', 'default', { ownerReferences }));
-    const early = await running('default', 'web-early');
+    await apply(deployment('web'));
+    const early = await podOf('web');
     await sleep(Math.max(0, Date.parse(early.status.startTime) + 1_100 - Date.now())); // startTime has second precision
-    await apply(pod(`cilium-${NODE}`, 'kube-system', { labels: { 'k8s-app': 'cilium' } }, { hostNetwork: true }));
-    await running('kube-system', `cilium-${NODE}`);
+    await applyDaemonSetFixture(plane(), 'cilium', {
+      edit: (ds) => {
+        ds.spec.template.spec.affinity.nodeAffinity = {
+          requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'cni', operator: 'In', values: ['cilium'] }] }] },
+        };
+      },
+    });
+    const [agent] = await waitForDaemonSetOn(plane(), 'kube-system', 'cilium', [NODE]);
+    expect(agent!.ready).toBe(true);
     const ip = early.status.podIP as string;
-    await apply(pod('web-early-cilium', 'default', { ownerReferences }));
-    await running('default', 'web-early-cilium');
-    await kubectl(['patch', 'pod', 'web-early-cilium', '-n', 'default', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { podIP: ip, podIPs: [{ ip }] } })]);
+    await apply(deployment('web-after'));
+    const after = await podOf('web-after');
+    await kubectl(['patch', 'pod', after.metadata.name, '-n', 'default', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { podIP: ip, podIPs: [{ ip }] } })]);
     await apply({
       apiVersion: 'cilium.io/v2',
       kind: 'CiliumEndpoint',
-      metadata: { name: 'web-early-cilium', namespace: 'default' },
+      metadata: { name: after.metadata.name, namespace: 'default' },
       status: { id: 1001, state: 'ready', networking: { node: '10.255.0.1', addressing: [{ ipv4: ip }] } },
     });
 
@@ -386,16 +401,16 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
       // Ready = every cache synced: list and watch of pods, nodes, CiliumNodes and CiliumEndpoints
       // with exactly the ClusterRole of manifests/base/rbac-reaper.yaml.
       await poll('the reaper /readyz 200', async () => ((await fetch(`${url}/readyz`)).status === 200 ? true : undefined), alive);
-      await poll('web-early evicted', async () => {
-        const p = await podJson('default', 'web-early');
+      await poll('the early web pod evicted', async () => {
+        const p = await podJson('default', early.metadata.name);
         return !p || p.metadata.deletionTimestamp ? true : undefined;
       }, alive);
       const events = async (name: string): Promise<any[]> =>
         (await getJson(`/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3D${name}`)).items.filter((e: any) => e.reportingComponent === 'cilium-migration-guard');
-      const evict = await poll('an Evict Event on web-early', async () => (await events('web-early')).find((e) => e.action === 'Evict'), alive);
+      const evict = await poll('an Evict Event on the early web pod', async () => (await events(early.metadata.name)).find((e) => e.action === 'Evict'), alive);
       expect(evict).toMatchObject({ reason: 'DuplicatePodIP', reportingInstance: 'sa-reaper', involvedObject: { kind: 'Pod', uid: early.metadata.uid } });
       const nodeEvent = await poll('an Evict Event on the node', async () =>
-        (await events(NODE)).find((e) => e.involvedObject.kind === 'Node' && e.action === 'Evict' && e.related?.name === 'web-early'), alive);
+        (await events(NODE)).find((e) => e.involvedObject.kind === 'Node' && e.action === 'Evict' && e.related?.name === early.metadata.name), alive);
       expect(nodeEvent.reportingInstance).toBe('sa-reaper');
       const lease = await getJson(`/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${REAPER_LEASE}`);
       expect(lease.spec.holderIdentity).toBe('sa-reaper');
@@ -403,7 +418,7 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
       expect(metrics).toContain('cmg_reaper_removals_total{action="evict",result="removed",reason="DuplicatePodIP"} 1');
       expect(metrics).toContain('cmg_reaper_leader 1');
       // The Cilium-managed pod with the same IP stays.
-      expect((await podJson('default', 'web-early-cilium'))?.metadata.deletionTimestamp).toBeUndefined();
+      expect((await podJson('default', after.metadata.name))?.metadata.deletionTimestamp).toBeUndefined();
     } finally {
       proc.kill('SIGTERM');
       await Promise.race([exited, sleep(20_000)]);
@@ -485,7 +500,7 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
     const [portA, portB] = [await freePort(), await freePort()];
     await registerWebhooks(portA); // the API server calls replica A; the direct load goes to both
     await plane().api('DELETE', `/api/v1/namespaces/${NS}/secrets/${SECRET}`); // start over with a short-lived CA
-    await kubectl(['create', 'namespace', 'load']);
+    await plane().createNamespace('load');
 
     // Every version of the Secret from here on, with when it arrived: a watch from the list's
     // resourceVersion misses none.
@@ -589,7 +604,7 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
     let created = 0;
     const viaApi = (async () => {
       for (let i = 0; i < 60 && Date.now() < deadline; i++) {
-        const r = await plane().api('POST', '/apis/apps/v1/namespaces/load/daemonsets', awsNode(`aws-node-${i}`, 'load'));
+        const r = await plane().api('POST', '/apis/apps/v1/namespaces/load/daemonsets', awsNode(`aws-node-${i}`, 'load', NO_NODE));
         if (r.status !== 201 || !r.body.includes('"NotIn"')) failures.push(`api ${i}: ${r.status} ${r.body.slice(0, 300)}`);
         else created++;
         await sleep(300);

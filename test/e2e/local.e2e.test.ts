@@ -1,8 +1,9 @@
-// `npm run local` exactly as the README tells a newcomer to run it: it comes up, the README's
-// kubectl denial is what kubectl prints, the audit log is linked at .local/audit.log and the
-// README's grep of it shows the denial's annotations, the reaper holds its Lease, and `npm run local:down`
-// stops every process it started (no etcd, kube-apiserver, scheduler, kwok, webhook or reaper
-// left behind, no pid file).
+// `npm run local` exactly as the README tells a newcomer to run it: it comes up, prints where the
+// DaemonSet controller put the agents, the README's kubectl denial is what kubectl prints, the
+// audit log is linked at .local/audit.log and the README's grep of it shows the denial's
+// annotations, the reaper holds its Lease, and `npm run local:down` stops every process it started
+// (no etcd, kube-apiserver, scheduler, controller-manager, kwok, webhook or reaper left behind, no
+// pid file).
 // Bounded: the tools are built (or found in the cache) first, then `up` gets 3 minutes.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -138,15 +139,33 @@ describe('npm run local (README)', () => {
     if (clusterDir) for (const { pid } of processesUnder(clusterDir)) process.kill(pid, 'SIGKILL');
   }, 60_000);
 
-  it('starts etcd, kube-apiserver, kube-scheduler, kwok, the webhook and the reaper', () => {
+  it('starts etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kwok, the webhook and the reaper', () => {
     started = processesUnder(clusterDir);
     const names = started.map(({ cmd }) => cmd);
-    for (const name of ['etcd', 'kube-apiserver', 'kube-scheduler', 'kwok']) {
+    for (const name of ['etcd', 'kube-apiserver', 'kube-scheduler', 'kube-controller-manager', 'kwok']) {
       expect(names.some((cmd) => cmd.split(' ')[0]?.endsWith(`/${name}`)), `${name} running under ${clusterDir}`).toBe(true);
     }
     expect(names.filter((cmd) => cmd.includes('dist/cli.js serve'))).toHaveLength(1);
     expect(names.filter((cmd) => cmd.includes('dist/cli.js reaper'))).toHaveLength(1);
     expect(existsSync(PID_FILE)).toBe(true);
+  });
+
+  it('prints `kubectl get pods -A -o wide` with the agents split by node as the webhook arranged them', async () => {
+    const table = stdout.slice(stdout.indexOf('$ kubectl get pods -A -o wide'));
+    const rows = table
+      .split('\n')
+      .slice(2) // the command and the header
+      .map((line) => line.trim().split(/\s+/))
+      .filter((cols) => cols.length >= 8 && /^kwok-/.test(cols[7] ?? ''));
+    const nodesOf = (prefix: string) => rows.filter((cols) => cols[1]?.startsWith(prefix)).map((cols) => cols[7]).sort();
+    expect(nodesOf('aws-node-')).toEqual(['kwok-legacy-1', 'kwok-legacy-2']);
+    expect(nodesOf('cilium-')).toEqual(['kwok-cilium-pending', 'kwok-cilium-ready']);
+    expect(nodesOf('node-exporter-')).toEqual(['kwok-cilium-pending', 'kwok-cilium-ready', 'kwok-legacy-1', 'kwok-legacy-2']);
+    expect(rows.every((cols) => cols[3] === 'Running')).toBe(true);
+    expect(stdout).toContain('Warning: cilium-migration-guard added nodeAffinity cni NotIn [cilium] to kube-system/aws-node');
+    // What the table shows is what the cluster holds.
+    const live = await kubectl(['get', 'pods', '-n', 'kube-system', '-l', 'k8s-app=aws-node', '-o', 'jsonpath={.items[*].spec.nodeName}']);
+    expect(live.stdout.trim().split(' ').sort()).toEqual(['kwok-legacy-1', 'kwok-legacy-2']);
   });
 
   it("kubectl prints the README's denial for a pod on a node where Cilium is not ready", async () => {
@@ -192,7 +211,7 @@ describe('npm run local (README)', () => {
   it('npm run local:down stops every process it started and removes the pid file', async () => {
     const pid = Number(readFileSync(PID_FILE, 'utf8').trim());
     expect(alive(pid)).toBe(true);
-    expect(started.length).toBeGreaterThanOrEqual(6);
+    expect(started.length).toBeGreaterThanOrEqual(7);
 
     const down = await run(process.execPath, [TSX, 'test/harness/local.ts', 'down'], 60_000);
     expect(down.code, down.stderr).toBe(0);

@@ -1,8 +1,20 @@
 // A real, throwaway Kubernetes control plane for end-to-end tests, built from Go modules
-// (test/tools/build.sh): etcd, kube-apiserver, kube-scheduler and kwok (fake nodes whose pods turn
-// Running with an IP), all on 127.0.0.1 with free ports and a fresh temp directory.
-// No kube-controller-manager: no ReplicaSet/DaemonSet/Job controllers, no GC, no namespace
-// finalization, no service-account token controller (hence the ServiceAccount admission plugin is off).
+// (test/tools/build.sh): etcd, kube-apiserver, kube-scheduler, kube-controller-manager and kwok
+// (fake nodes whose pods turn Running with an IP), all on 127.0.0.1 with free ports and a fresh
+// temp directory.
+//
+// kube-controller-manager runs the controllers a workload cluster relies on (CONTROLLERS below:
+// Deployments, ReplicaSets, DaemonSets, StatefulSets, Jobs, garbage collection, namespaces,
+// ServiceAccounts and their tokens, EndpointSlices, PodDisruptionBudget status), each under its own
+// ServiceAccount with the RBAC roles kube-apiserver bootstraps (--use-service-account-credentials),
+// signing tokens with the key kube-apiserver verifies. Node lifecycle is kwok's: it writes node
+// status, leases and pod status, and the node controllers that would fight it are left out (see
+// CONTROLLERS). So DaemonSets get their pods from the DaemonSet controller, evicted pods come back
+// through their ReplicaSet, and evictions are checked against the PDB status the disruption
+// controller computed, as in a real cluster.
+//
+// Pods need their namespace's "default" ServiceAccount (the ServiceAccount admission plugin is on):
+// the serviceaccount controller creates it right after the namespace; createNamespace() waits for it.
 // Dependencies: Node built-ins and `yaml` only.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -53,7 +65,26 @@ export interface ControlPlane {
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }>;
   /** Creates fake nodes managed by kwok and waits until they are Ready. */
   addNodes(nodes: FakeNode[]): Promise<void>;
+  /**
+   * Creates a namespace (labels optional; an existing one is left as it is) and waits until the
+   * serviceaccount controller has created its "default" ServiceAccount, without which the
+   * ServiceAccount admission plugin refuses pods there.
+   */
+  createNamespace(name: string, labels?: Record<string, string>): Promise<void>;
+  /** Stops every process and removes the temp dir; a no-op on a shared control plane (attachControlPlane). */
   stop(): Promise<void>;
+}
+
+/** What a test process needs to use a control plane another process runs (serializable). */
+export interface ControlPlaneInfo {
+  kubeconfigPath: string;
+  server: string;
+  token: string;
+  caFile: string;
+  auditLogPath: string;
+  dir: string;
+  binDir: string;
+  etcdEndpoint: string;
 }
 
 export interface FakeNode {
@@ -71,7 +102,49 @@ export interface StartOptions {
   extraApiServerArgs?: string[];
   /** Bound on each readiness wait (default 90 000 ms). */
   readyTimeoutMs?: number;
+  /** Run kube-controller-manager (default true). */
+  controllerManager?: boolean;
+  /** Its --controllers list (default CONTROLLERS), e.g. [...CONTROLLERS, 'taint-eviction-controller']. */
+  controllers?: readonly string[];
+  /** Extra kube-controller-manager flags. */
+  extraControllerManagerArgs?: string[];
 }
+
+/**
+ * The kube-controller-manager controllers the harness runs (--controllers), by their names in
+ * cmd/kube-controller-manager/names/controller_names.go of the pinned Kubernetes, and why each:
+ */
+export const CONTROLLERS: readonly string[] = [
+  // Workloads: what turns the objects people apply into pods.
+  'deployment-controller', // Deployment -> ReplicaSet
+  'replicaset-controller', // ReplicaSet -> pods (an evicted pod is replaced)
+  'daemonset-controller', // one pod per node the DaemonSet's affinity, nodeSelector and tolerations allow
+  'statefulset-controller',
+  'job-controller',
+  'garbage-collector-controller', // ownerReferences: deleting a DaemonSet or Deployment deletes its pods
+  'disruption-controller', // PodDisruptionBudget status, which every eviction is checked against
+  'endpointslice-controller', // Services -> EndpointSlices (what kube-proxy and Cilium read)
+  // Namespaces and identities.
+  'namespace-controller', // deleting a namespace deletes what is in it, then the namespace
+  'serviceaccount-controller', // the "default" ServiceAccount of every namespace (ServiceAccount admission)
+  'serviceaccount-token-controller', // tokens of service-account-token Secrets, signed with the shared key
+  'root-ca-certificate-publisher-controller', // kube-root-ca.crt in every namespace (in every pod's token volume)
+  'clusterrole-aggregation-controller', // admin/edit/view get their aggregated rules: RBAC as in a real cluster
+];
+// Left out on purpose:
+// - node-lifecycle-controller: kwok writes node conditions and leases for its nodes; this controller
+//   would also mark nodes that tests create without kwok Unknown, taint them and set their pods
+//   NotReady, fighting tests that write those statuses themselves. Without it nothing removes the
+//   node.kubernetes.io/not-ready:NoSchedule taint the TaintNodesByCondition admission plugin puts on
+//   every new Node (its doNoScheduleTaintingPass does that in a real cluster; kwok writes no taints,
+//   and DaemonSet pods do not tolerate that NoSchedule taint), so that plugin stays disabled.
+// - taint-eviction-controller: evicts pods from NoExecute taints, which node lifecycle writes; a
+//   test that wants its own NoExecute taints enforced adds it with the `controllers` option.
+// - node-ipam-controller, ttl-controller, pod-garbage-collector-controller: node lifecycle too (pod
+//   IPs come from kwok's --cidr, the TTL annotation is set by addNodes, kwok completes the deletion
+//   of pods on its nodes).
+// - endpoints-controller: the v1 Endpoints API is deprecated (v1.33) for EndpointSlices; nothing
+//   here reads Endpoints. The rest (cronjob, HPA, quota, certificates, volumes, ...) no test uses.
 
 export const KWOK_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
 export const POD_CIDR = '10.244.0.0/16';
@@ -388,13 +461,110 @@ function runKubectl(bin: string, kubeconfig: string, args: string[], opts: Kubec
 // ---------------------------------------------------------------------------------------------
 // The control plane
 
+/**
+ * The API calls, kubectl and node/namespace helpers for a running control plane. `children`
+ * (the processes, when this process runs them) turn a dead process into a clear error in waits.
+ */
+function client(info: ControlPlaneInfo, ca: string, children: Child[], readyTimeoutMs: number): Omit<ControlPlane, 'stop'> {
+  const api = (method: string, path: string, body?: unknown) => apiCall(info.server, info.token, ca, method, path, body);
+
+  const addNodes = async (nodes: FakeNode[]) => {
+    for (const n of nodes) {
+      const r = await api('POST', '/api/v1/nodes', {
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: {
+          name: n.name,
+          labels: {
+            'kubernetes.io/hostname': n.name,
+            'kubernetes.io/os': 'linux',
+            'kubernetes.io/arch': 'amd64',
+            type: 'kwok',
+            ...n.labels,
+          },
+          annotations: { [KWOK_NODE_ANNOTATION]: 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+        },
+        spec: {},
+      });
+      if (r.status !== 201) throw new Error(`creating node ${n.name}: HTTP ${r.status} ${r.body}`);
+    }
+    for (const n of nodes) {
+      await waitFor(
+        `node ${n.name} Ready`,
+        async () => {
+          const r = await api('GET', `/api/v1/nodes/${encodeURIComponent(n.name)}`);
+          if (r.status !== 200) return undefined;
+          const node = JSON.parse(r.body) as { status?: { conditions?: Array<{ type: string; status: string }> } };
+          return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
+        },
+        { timeoutMs: readyTimeoutMs, children },
+      );
+    }
+  };
+
+  const createNamespace = async (name: string, labels?: Record<string, string>) => {
+    const r = await api('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name, ...(labels ? { labels } : {}) } });
+    if (r.status !== 201 && r.status !== 409) throw new Error(`creating namespace ${name}: HTTP ${r.status} ${r.body}`);
+    await waitForDefaultServiceAccount(api, name, readyTimeoutMs, children);
+  };
+
+  return {
+    ...info,
+    kubectl: (args, kopts) => runKubectl(join(info.binDir, 'kubectl'), info.kubeconfigPath, args, kopts),
+    api,
+    addNodes,
+    createNamespace,
+  };
+}
+
+function waitForDefaultServiceAccount(
+  api: (method: string, path: string) => Promise<{ status: number }>,
+  namespace: string,
+  timeoutMs: number,
+  children: Child[],
+): Promise<true> {
+  return waitFor(
+    `ServiceAccount ${namespace}/default (serviceaccount controller)`,
+    async () => ((await api('GET', `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts/default`)).status === 200 ? true : undefined),
+    { timeoutMs, intervalMs: 100, children },
+  );
+}
+
+/**
+ * A ControlPlane for a control plane this process does not run (the shared one of
+ * test/harness/shared.ts): the same API, kubectl and helpers; stop() leaves it running.
+ */
+export function attachControlPlane(info: ControlPlaneInfo, opts: { readyTimeoutMs?: number } = {}): ControlPlane {
+  const ca = readFileSync(info.caFile, 'utf8');
+  return { ...client(info, ca, [], opts.readyTimeoutMs ?? 90_000), stop: async () => {} };
+}
+
+/** The serializable part of a ControlPlane, to hand to another process. */
+export function controlPlaneInfo(cp: ControlPlane): ControlPlaneInfo {
+  const { kubeconfigPath, server, token, caFile, auditLogPath, dir, binDir, etcdEndpoint } = cp;
+  return { kubeconfigPath, server, token, caFile, auditLogPath, dir, binDir, etcdEndpoint };
+}
+
+function kubeconfig(server: string, caFile: string, user: string, token: string, namespace?: string): string {
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'cmg', cluster: { server, 'certificate-authority': caFile } }],
+    users: [{ name: user, user: { token } }],
+    contexts: [{ name: 'cmg', context: { cluster: 'cmg', user, ...(namespace ? { namespace } : {}) } }],
+    'current-context': 'cmg',
+  });
+}
+
 export async function startControlPlane(opts: StartOptions = {}): Promise<ControlPlane> {
   const log = opts.log ?? (() => {});
   const readyTimeoutMs = opts.readyTimeoutMs ?? 90_000;
+  const withControllerManager = opts.controllerManager ?? true;
   const toolsDir = await ensureTools(opts.log ? { log: opts.log } : {});
   const binDir = join(toolsDir, 'bin');
   const stagesFile = join(toolsDir, 'kwok-stages.yaml');
-  for (const b of ['etcd', 'kube-apiserver', 'kube-scheduler', 'kubectl', 'kwok']) {
+  const needed = ['etcd', 'kube-apiserver', 'kube-scheduler', 'kubectl', 'kwok', ...(withControllerManager ? ['kube-controller-manager'] : [])];
+  for (const b of needed) {
     if (!existsSync(join(binDir, b))) throw new Error(`missing ${join(binDir, b)}; run test/tools/build.sh`);
   }
 
@@ -420,6 +590,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     const etcdEndpoint = `http://127.0.0.1:${etcdPort}`;
     const server = `https://127.0.0.1:${apiPort}`;
     const token = randomBytes(24).toString('hex');
+    const controllerManagerToken = randomBytes(24).toString('hex');
 
     // --- etcd
     log(`starting etcd on ${etcdEndpoint}`);
@@ -447,6 +618,9 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     );
 
     // --- kube-apiserver
+    // One service-account key pair: kube-apiserver signs TokenRequest tokens with the private key
+    // and verifies every token with the public one; kube-controller-manager signs the tokens of
+    // service-account-token Secrets with the same private key.
     const saKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const saPub = join(dir, 'sa.pub');
     const saPriv = join(dir, 'sa.key');
@@ -457,7 +631,9 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     await Promise.all([
       writeFile(saPub, saKey.publicKey.export({ type: 'spki', format: 'pem' }) as string, { mode: 0o600 }),
       writeFile(saPriv, saKey.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 }),
-      writeFile(tokenFile, `${token},cmg-admin,cmg-admin,"system:masters"\n`, { mode: 0o600 }),
+      // The admin, and kube-controller-manager as the user its bootstrap ClusterRoleBinding names
+      // (system:kube-controller-manager: list/watch everything, create ServiceAccounts and their tokens).
+      writeFile(tokenFile, `${token},cmg-admin,cmg-admin,"system:masters"\n${controllerManagerToken},system:kube-controller-manager,system:kube-controller-manager\n`, { mode: 0o600 }),
       writeFile(auditPolicyPath, opts.auditPolicy ?? DEFAULT_AUDIT_POLICY),
     ]);
     log(`starting kube-apiserver on ${server}`);
@@ -474,10 +650,11 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
         `--service-account-signing-key-file=${saPriv}`,
         '--authorization-mode=RBAC',
         `--token-auth-file=${tokenFile}`,
-        // No kube-controller-manager runs: nothing creates the "default" ServiceAccount (ServiceAccount
-        // would reject pods) and nothing removes the node.kubernetes.io/not-ready:NoSchedule taint that
-        // TaintNodesByCondition puts on every new node (pods would never schedule).
-        '--disable-admission-plugins=ServiceAccount,TaintNodesByCondition',
+        // TaintNodesByCondition puts node.kubernetes.io/not-ready:NoSchedule on every new Node and
+        // only node-lifecycle-controller removes it, which is left to kwok here (see CONTROLLERS).
+        // Without kube-controller-manager nothing creates the "default" ServiceAccount either, so
+        // the ServiceAccount plugin goes off too.
+        `--disable-admission-plugins=${withControllerManager ? 'TaintNodesByCondition' : 'ServiceAccount,TaintNodesByCondition'}`,
         '--allow-privileged=true',
         '--endpoint-reconciler-type=none',
         `--audit-policy-file=${auditPolicyPath}`,
@@ -502,18 +679,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     );
 
     const kubeconfigPath = join(dir, 'kubeconfig');
-    await writeFile(
-      kubeconfigPath,
-      stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'cmg', cluster: { server, 'certificate-authority': caFile } }],
-        users: [{ name: 'cmg-admin', user: { token } }],
-        contexts: [{ name: 'cmg', context: { cluster: 'cmg', user: 'cmg-admin', namespace: 'default' } }],
-        'current-context': 'cmg',
-      }),
-      { mode: 0o600 },
-    );
+    await writeFile(kubeconfigPath, kubeconfig(server, caFile, 'cmg-admin', token, 'default'), { mode: 0o600 });
 
     // --- kube-scheduler
     log('starting kube-scheduler');
@@ -524,6 +690,28 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
         '--secure-port=0',
       ], dir),
     );
+
+    // --- kube-controller-manager
+    if (withControllerManager) {
+      const controllers = opts.controllers ?? CONTROLLERS;
+      log(`starting kube-controller-manager (${controllers.length} controllers)`);
+      const kcmKubeconfig = join(dir, 'kube-controller-manager.kubeconfig');
+      await writeFile(kcmKubeconfig, kubeconfig(server, caFile, 'system:kube-controller-manager', controllerManagerToken), { mode: 0o600 });
+      children.push(
+        startChild('kube-controller-manager', join(binDir, 'kube-controller-manager'), [
+          `--kubeconfig=${kcmKubeconfig}`,
+          `--controllers=${controllers.join(',')}`,
+          // Each controller under its own ServiceAccount in kube-system (tokens by TokenRequest),
+          // with the system:controller:* roles kube-apiserver bootstraps: real RBAC, as kubeadm runs it.
+          '--use-service-account-credentials=true',
+          `--service-account-private-key-file=${saPriv}`,
+          `--root-ca-file=${caFile}`,
+          '--leader-elect=false',
+          '--secure-port=0',
+          ...(opts.extraControllerManagerArgs ?? []),
+        ], dir),
+      );
+    }
 
     // --- kwok
     log('starting kwok');
@@ -546,62 +734,21 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       ),
     );
 
-    const api = (method: string, path: string, body?: unknown) => apiCall(server, token, ca, method, path, body);
+    const info: ControlPlaneInfo = { kubeconfigPath, server, token, caFile, auditLogPath, dir, binDir, etcdEndpoint };
+    const plane = client(info, ca, children, readyTimeoutMs);
 
-    const addNodes = async (nodes: FakeNode[]) => {
-      for (const n of nodes) {
-        const r = await api('POST', '/api/v1/nodes', {
-          apiVersion: 'v1',
-          kind: 'Node',
-          metadata: {
-            name: n.name,
-            labels: {
-              'kubernetes.io/hostname': n.name,
-              'kubernetes.io/os': 'linux',
-              'kubernetes.io/arch': 'amd64',
-              type: 'kwok',
-              ...n.labels,
-            },
-            annotations: { [KWOK_NODE_ANNOTATION]: 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
-          },
-          spec: {},
-        });
-        if (r.status !== 201) throw new Error(`creating node ${n.name}: HTTP ${r.status} ${r.body}`);
-      }
-      for (const n of nodes) {
-        await waitFor(
-          `node ${n.name} Ready`,
-          async () => {
-            const r = await api('GET', `/api/v1/nodes/${encodeURIComponent(n.name)}`);
-            if (r.status !== 200) return undefined;
-            const node = JSON.parse(r.body) as { status?: { conditions?: Array<{ type: string; status: string }> } };
-            return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
-          },
-          { timeoutMs: readyTimeoutMs, children },
-        );
-      }
-    };
-
+    if (withControllerManager) {
+      // Controllers are up once the serviceaccount controller has done its first pass: pods can be
+      // created in the namespaces that exist from the start.
+      for (const ns of ['default', 'kube-system']) await waitForDefaultServiceAccount(plane.api, ns, readyTimeoutMs, children);
+    }
     if (opts.nodes?.length) {
       log(`creating ${opts.nodes.length} fake node(s)`);
-      await addNodes(opts.nodes);
+      await plane.addNodes(opts.nodes);
     }
     log(`control plane ready in ${dir}`);
 
-    return {
-      kubeconfigPath,
-      server,
-      token,
-      caFile,
-      auditLogPath,
-      dir,
-      binDir,
-      etcdEndpoint,
-      kubectl: (args, kopts) => runKubectl(join(binDir, 'kubectl'), kubeconfigPath, args, kopts),
-      api,
-      addNodes,
-      stop,
-    };
+    return { ...plane, stop };
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
     const logs = detail.includes('--- ') ? '' : `\n${describeChildren(children)}`;

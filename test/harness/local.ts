@@ -1,13 +1,16 @@
 // `npm run local`: a real local cluster to poke with kubectl. Starts etcd, kube-apiserver,
-// kube-scheduler and kwok (fake nodes), installs the Cilium CRDs, runs the webhook and the reaper
-// (acting mode) against it, registers the webhooks cluster-wide, prints what to try, and stays
-// in the foreground. Ctrl-C, SIGTERM or `npm run local:down` stops every process it started.
+// kube-scheduler, kube-controller-manager and kwok (fake nodes), installs the Cilium CRDs, runs the
+// webhook and the reaper (acting mode) against it, registers the webhooks cluster-wide, applies
+// three upstream DaemonSets through the webhook (aws-node, Cilium's agent, node-exporter) and
+// prints where the DaemonSet controller put their pods, prints what to try, and stays in the
+// foreground. Ctrl-C, SIGTERM or `npm run local:down` stops every process it started.
 
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { sleep, startControlPlane, type ControlPlane } from './controlplane.js';
 import { installCiliumCrds, ROOT, startGuard, startReaper, type Guard, type ReaperProcess } from './guard.js';
+import { applyDaemonSetFixture, createFixtureServiceAccounts, waitForDaemonSetOn } from './workloads.js';
 
 const LOCAL = join(ROOT, '.local');
 const PID_FILE = join(LOCAL, 'local.pid');
@@ -22,6 +25,14 @@ const NODES = [
   { name: 'kwok-legacy-2' },
   { name: 'kwok-cilium-ready', labels: { cni: 'cilium' } },
   { name: 'kwok-cilium-pending', labels: { cni: 'cilium' } },
+];
+const LEGACY_NODES = ['kwok-legacy-1', 'kwok-legacy-2'];
+const MIGRATED_NODES = ['kwok-cilium-ready', 'kwok-cilium-pending'];
+/** Applied through the webhook at start-up, and where the DaemonSet controller must put their pods. */
+const DAEMONSETS = [
+  { fixture: 'aws-node', namespace: 'kube-system', name: 'aws-node', nodes: LEGACY_NODES },
+  { fixture: 'cilium', namespace: 'kube-system', name: 'cilium', nodes: MIGRATED_NODES },
+  { fixture: 'node-exporter', namespace: 'monitoring', name: 'node-exporter', nodes: [...LEGACY_NODES, ...MIGRATED_NODES] },
 ];
 
 function log(line: string): void {
@@ -54,27 +65,40 @@ async function down(): Promise<number> {
   return 1;
 }
 
-/** Makes Cilium ready on a node the way Cilium would: a CiliumNode and a Ready agent pod. */
-async function ciliumReadyOn(cp: ControlPlane, node: string): Promise<void> {
-  const objects = [
-    { apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name: node }, spec: { ipam: { podCIDRs: ['10.245.1.0/24'] } } },
-    {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: `cilium-${node}`, namespace: 'kube-system', labels: { 'k8s-app': 'cilium', 'app.kubernetes.io/part-of': 'cilium' } },
-      spec: { nodeName: node, hostNetwork: true, tolerations: [{ operator: 'Exists' }], containers: [{ name: 'cilium-agent', image: 'quay.io/cilium/cilium:v1.18.4' }] },
-    },
-  ];
-  await cp.kubectl(['apply', '-f', '-'], { input: objects.map((o) => stringify(o)).join('---\n') });
+/**
+ * Cilium's agent (a DaemonSet pod, Ready as soon as kwok runs it) registers its CiliumNode when it
+ * starts; kwok runs no agent, so this writes it, for the one node where Cilium is to be ready.
+ */
+async function registerCiliumNode(cp: ControlPlane, node: string): Promise<void> {
+  const ciliumNode = { apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name: node }, spec: { ipam: { podCIDRs: ['10.245.1.0/24'] } } };
+  await cp.kubectl(['apply', '-f', '-'], { input: stringify(ciliumNode) });
 }
 
-function instructions(cp: ControlPlane, guard: Guard, reaper: ReaperProcess): string {
+/** Applies DAEMONSETS through the webhook and waits for their pods; returns kubectl's output. */
+async function deployAgents(cp: ControlPlane): Promise<string> {
+  const out: string[] = [];
+  for (const ds of DAEMONSETS) {
+    const r = await applyDaemonSetFixture(cp, ds.fixture);
+    out.push(`$ kubectl apply -f test/fixtures/daemonsets/${ds.fixture}.yaml`, ...`${r.stderr}${r.stdout}`.trim().split('\n'));
+  }
+  for (const ds of DAEMONSETS) await waitForDaemonSetOn(cp, ds.namespace, ds.name, ds.nodes);
+  const pods = await cp.kubectl(['get', 'pods', '-A', '-o', 'wide']);
+  out.push('$ kubectl get pods -A -o wide', ...pods.stdout.trimEnd().split('\n'));
+  return out.join('\n');
+}
+
+function instructions(cp: ControlPlane, guard: Guard, reaper: ReaperProcess, agents: string): string {
   return `
 cilium-migration-guard is running against a local Kubernetes ${cp.server}
   webhook:    ${guard.url}   (log: ${guard.logPath})
   reaper:     ${reaper.url}/metrics   (acting mode, leader election; log: ${reaper.logPath})
   kubeconfig: .local/kubeconfig (admin)
   audit log:  .local/audit.log   (-> ${cp.auditLogPath}, the API server's; removed when the cluster stops)
+
+Three upstream DaemonSets were applied through the webhook; the DaemonSet controller put the old
+CNI's agent on legacy nodes only, Cilium's on migrated (cni=cilium) nodes only, node-exporter on all:
+
+${agents}
 
 Try:
   export KUBECONFIG=$PWD/.local/kubeconfig PATH=$PWD/.local/bin:$PATH
@@ -85,9 +109,13 @@ Try:
   ${AUDIT_GREP}
   # ...and admitted where Cilium is ready:
   kubectl run web --image=nginx --overrides='{"spec":{"nodeName":"kwok-cilium-ready"}}'
-  # The old CNI's DaemonSet is kept off migrated nodes (see the Warning line):
-  kubectl apply -f test/fixtures/daemonsets/aws-node.yaml
-  kubectl get ds -n kube-system aws-node -o jsonpath='{.spec.template.spec.affinity.nodeAffinity}'; echo
+  # Another old CNI's DaemonSet is kept off migrated nodes too (see the Warning line):
+  kubectl apply -f test/fixtures/daemonsets/calico-node.yaml
+  kubectl get pods -n kube-system -l k8s-app=calico-node -o wide
+  kubectl get ds -n kube-system calico-node -o jsonpath='{.spec.template.spec.affinity.nodeAffinity}'; echo
+  # Migrating a node: the DaemonSet controller takes the old CNI's agents off it and starts Cilium's there:
+  kubectl label node kwok-legacy-2 cni=cilium
+  kubectl get pods -n kube-system -o wide
   # A pod left to the scheduler waits for Cilium (FailedScheduling shows why):
   kubectl run sched --image=nginx --overrides='{"spec":{"nodeSelector":{"cni":"cilium"},"affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchFields":[{"key":"metadata.name","operator":"In","values":["kwok-cilium-pending"]}]}]}}}}}'
   kubectl get events --field-selector reason=FailedScheduling
@@ -130,7 +158,7 @@ async function up(): Promise<void> {
   process.on('SIGTERM', () => void stop(0));
 
   try {
-    log('building (first run) or reusing the cached control-plane binaries, then starting etcd, kube-apiserver, kube-scheduler and kwok');
+    log('building (first run) or reusing the cached control-plane binaries, then starting etcd, kube-apiserver, kube-scheduler, kube-controller-manager and kwok');
     cp = await startControlPlane({ nodes: NODES, log });
     copyFileSync(cp.kubeconfigPath, KUBECONFIG);
     rmSync(AUDIT_LOG, { force: true });
@@ -138,11 +166,15 @@ async function up(): Promise<void> {
     rmSync(join(LOCAL, 'bin', 'kubectl'), { force: true });
     symlinkSync(join(cp.binDir, 'kubectl'), join(LOCAL, 'bin', 'kubectl'));
     await installCiliumCrds(cp);
-    await ciliumReadyOn(cp, 'kwok-cilium-ready');
+    // Every fixture's namespace and ServiceAccount, as its upstream manifest creates them: any
+    // `kubectl apply -f test/fixtures/daemonsets/...` gets pods.
+    await createFixtureServiceAccounts(cp);
     guard = await startGuard(cp, { dir: cp.dir });
     await guard.register();
+    await registerCiliumNode(cp, 'kwok-cilium-ready');
+    const agents = await deployAgents(cp);
     reaper = await startReaper(cp, { dir: cp.dir });
-    process.stdout.write(instructions(cp, guard, reaper));
+    process.stdout.write(instructions(cp, guard, reaper, agents));
   } catch (err) {
     log(`failed: ${(err as Error).message}`);
     await stop(1);
