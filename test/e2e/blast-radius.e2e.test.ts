@@ -96,24 +96,14 @@ describe('a cloud-run Cilium (GKE Dataplane V2): hands off', () => {
     const stored = await getJson(['daemonset', '-n', 'kube-system', 'anetd']);
     expect(stored.spec.template.spec.affinity).toBeUndefined();
 
-    // Its agent pod, as the DaemonSet controller writes it (ownerReference to the DaemonSet).
-    const agent = {
-      ...pod('anetd-x7k2p', 'kube-system', { 'k8s-app': 'cilium' }, { nodeName: LEGACY, hostNetwork: true }),
-      metadata: {
-        name: 'anetd-x7k2p',
-        namespace: 'kube-system',
-        labels: { 'k8s-app': 'cilium' },
-        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'anetd', uid: stored.metadata.uid, controller: true, blockOwnerDeletion: true }],
-      },
-    };
-    expect((await apply(agent)).code).toBe(0);
-
+    // Its agent pods come from the DaemonSet controller (kube-controller-manager runs in the harness),
+    // owned by the DaemonSet, as on GKE.
     const readyz = await waitFor('/readyz to report the managed dataplane', async () => {
       const r = await httpsJson('/readyz');
       return r.body.managedDataplane ? r : undefined;
     }, { timeoutMs: 20_000 });
     expect(readyz.status).toBe(200);
-    expect(readyz.body.managedDataplane).toContain('GKE Dataplane V2 runs this cluster\'s Cilium (pod kube-system/anetd-x7k2p of DaemonSet anetd)');
+    expect(readyz.body.managedDataplane).toMatch(/^GKE Dataplane V2 runs this cluster's Cilium \(pod kube-system\/anetd-[a-z0-9]{5} of DaemonSet anetd\)/);
 
     // A legacy agent the addon manager applies: admitted unchanged, with the reason.
     const calico = await apply(fixture('calico-node').replace(/namespace: \S+/g, 'namespace: kube-system'));
@@ -141,8 +131,9 @@ describe('a cloud-run Cilium (GKE Dataplane V2): hands off', () => {
     );
     expect(JSON.parse(report).managedDataplane).toContain('GKE Dataplane V2 runs this cluster');
 
-    // Gone again: the registered webhook patches as before.
-    await cp.kubectl(['delete', 'pod', '-n', 'kube-system', 'anetd-x7k2p', '--grace-period=0', '--force']);
+    // Gone again (its pods may run on no node: the DaemonSet controller removes them): the
+    // registered webhook patches as before. anetd itself stays for the next test.
+    await cp.kubectl(['patch', 'daemonset', '-n', 'kube-system', 'anetd', '--type=merge', '-p', '{"spec":{"template":{"spec":{"nodeSelector":{"cmg.test/no-such-node":"true"}}}}}']);
     await waitFor('/readyz to drop the note', async () => ((await httpsJson('/readyz')).body.managedDataplane ? undefined : true), { timeoutMs: 20_000 });
     const again = await apply(fixture('kube-router'));
     expect(again.stderr).toContain('Warning: cilium-migration-guard added nodeAffinity cni NotIn [cilium] to kube-system/kube-router');
