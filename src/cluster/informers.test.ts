@@ -293,8 +293,10 @@ describe('startLiveView', () => {
 
   it('restarts a failed informer with backoff, logging under err, and keeps the last known cache', async () => {
     api.resource(NODES).failWith = 500;
-    const { view, whenSynced } = start();
+    const lv = start();
+    const { view, whenSynced } = lv;
     await expect.poll(() => logs.filter((l) => l.cache === 'nodes' && l.level === 50).length, poll).toBeGreaterThanOrEqual(3);
+    expect(Object.keys(lv.disconnected())).toEqual(['nodes']);
     expect(view.syncState().nodes).toBe(false);
     const failure = logs.find((l) => l.cache === 'nodes' && l.level === 50)!;
     expect(failure.err).toMatchObject({ message: expect.any(String) });
@@ -305,6 +307,7 @@ describe('startLiveView', () => {
     delete api.resource(NODES).failWith;
     await whenSynced();
     expect(view.node('n1')).toBeDefined();
+    await expect.poll(() => lv.disconnected(), poll).toEqual({});
 
     // The watch breaks and the API server errors for a while: the cache keeps serving.
     await expect.poll(() => api.resource(NODES).watches.size, poll).toBe(1);
@@ -314,12 +317,16 @@ describe('startLiveView', () => {
     await expect.poll(() => logs.filter((l) => l.cache === 'nodes' && l.level === 50).length, poll).toBeGreaterThan(errorsBefore);
     expect(view.node('n1')).toBeDefined();
     expect(view.syncState().nodes).toBe(true);
+    // Still synced (the webhook answers from it), but said to be disconnected (the reaper holds back).
+    expect(lv.disconnected().nodes).toMatch(/^\d{4}-\d\d-\d\dT/);
 
     // Recovery: re-watch from the last resourceVersion and see new events.
     delete api.resource(NODES).failWith;
     await expect.poll(() => api.resource(NODES).watches.size, poll).toBe(1);
     api.emit(NODES, 'ADDED', node('n3'));
     await expect.poll(() => view.node('n3'), poll).toBeDefined();
+    expect(lv.disconnected()).toEqual({});
+    expect(logs.some((l) => l.cache === 'nodes' && String(l.msg).includes('watch re-established'))).toBe(true);
   });
 
   it('leaves out the unscheduled-pods watch when asked (the reaper), counting that cache as synced', async () => {

@@ -53,6 +53,10 @@ export interface ControlPlane {
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }>;
   /** Creates fake nodes managed by kwok and waits until they are Ready. */
   addNodes(nodes: FakeNode[]): Promise<void>;
+  /** The running process of a component ('etcd', 'kube-apiserver', ...), for fault tests. */
+  process(name: string): Child | undefined;
+  /** Starts a component again with its exact command line and environment (same ports, certs, data); it must have exited. */
+  restart(name: string): Child;
   stop(): Promise<void>;
 }
 
@@ -167,6 +171,8 @@ export interface Child {
   logPath: string;
   exited: Promise<number | null>;
   exitCode: number | null | undefined; // undefined while running
+  /** What it was started with (restart() reuses it). */
+  start: { bin: string; args: string[]; dir: string; env: NodeJS.ProcessEnv | undefined };
 }
 
 const liveChildren = new Set<Child>();
@@ -214,7 +220,7 @@ export function startChild(name: string, bin: string, args: string[], dir: strin
   } finally {
     closeSync(fd);
   }
-  const child: Child = { name, proc, logPath, exitCode: undefined, exited: Promise.resolve(null) };
+  const child: Child = { name, proc, logPath, exitCode: undefined, exited: Promise.resolve(null), start: { bin, args, dir, env } };
   child.exited = new Promise((res) => {
     proc.on('error', () => {
       child.exitCode = -1;
@@ -600,6 +606,15 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       kubectl: (args, kopts) => runKubectl(join(binDir, 'kubectl'), kubeconfigPath, args, kopts),
       api,
       addNodes,
+      process: (name) => children.find((c) => c.name === name),
+      restart: (name) => {
+        const i = children.findIndex((c) => c.name === name);
+        const old = children[i];
+        if (!old || old.exitCode === undefined) throw new Error(`${name} is ${old ? 'still running' : 'not a component'}`);
+        const again = startChild(name, old.start.bin, old.start.args, old.start.dir, old.start.env);
+        children[i] = again;
+        return again;
+      },
       stop,
     };
   } catch (err) {
