@@ -52,7 +52,8 @@ export function metricValue(text: string, sample: string): number | undefined {
 
 /** RSS in MiB from a /metrics page with prom-client's process metrics. */
 export function rssMiB(metricsText: string): number {
-  const bytes = metricValue(metricsText, 'process_resident_memory_bytes');
+  // This project's registries prefix prom-client's process metrics with cmg_.
+  const bytes = metricValue(metricsText, 'cmg_process_resident_memory_bytes') ?? metricValue(metricsText, 'process_resident_memory_bytes');
   if (bytes === undefined) throw new Error('no process_resident_memory_bytes in /metrics');
   return Math.round(bytes / 2 ** 20);
 }
@@ -133,5 +134,75 @@ export function podCreateReview(uid: string, name: string, node: string): unknow
       userInfo: { username: 'e2e' },
       object: pod,
     },
+  };
+}
+
+export interface RoundRobinProxy {
+  port: number;
+  /** Connections handed to each backend port, and connections refused by a dead backend. */
+  stats: { perBackend: Record<number, number>; refused: number };
+  close(): Promise<void>;
+}
+
+/**
+ * A Service with several endpoints, as kube-proxy makes one on loopback: each new TCP connection
+ * goes to the next backend (kube-proxy: random in iptables mode, round robin in IPVS mode), bytes
+ * pass through untouched (TLS ends at the webhook), an established connection stays on its
+ * backend, and a backend whose process is gone while its endpoint is still listed refuses the
+ * connection, which the client sees as a reset. Endpoints are never removed here: the worst case,
+ * as if the EndpointSlice never caught up.
+ */
+export async function startRoundRobinProxy(backends: number[]): Promise<RoundRobinProxy> {
+  const { createServer, connect } = await import('node:net');
+  const stats = { perBackend: Object.fromEntries(backends.map((b) => [b, 0])) as Record<number, number>, refused: 0 };
+  const sockets = new Set<import('node:net').Socket>();
+  let next = 0;
+  const server = createServer((client) => {
+    const port = backends[next++ % backends.length]!;
+    stats.perBackend[port] = (stats.perBackend[port] ?? 0) + 1;
+    client.pause();
+    const upstream = connect({ host: '127.0.0.1', port });
+    sockets.add(client);
+    sockets.add(upstream);
+    let connected = false;
+    upstream.once('connect', () => {
+      connected = true;
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.resume();
+    });
+    const end = (err?: Error) => {
+      if (!connected && err) stats.refused++;
+      // A reset on one side is a reset on the other, as a NAT'd connection would see it.
+      if (err) {
+        if (!client.destroyed) client.resetAndDestroy();
+        if (!upstream.destroyed) upstream.resetAndDestroy();
+      } else {
+        client.end();
+        upstream.end();
+      }
+    };
+    upstream.on('error', end);
+    client.on('error', end);
+    upstream.on('close', () => {
+      sockets.delete(upstream);
+      if (!client.destroyed) client.destroy();
+    });
+    client.on('close', () => {
+      sockets.delete(client);
+      if (!upstream.destroyed) upstream.destroy();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return {
+    port: address.port,
+    stats,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
