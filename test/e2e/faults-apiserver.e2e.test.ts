@@ -196,9 +196,12 @@ describe('faults: API server killed and restarted, etcd paused', () => {
     expect(allowedMs).toBeLessThan(15_000);
     expect(await place(READY)).toBe(201);
     expect(await place(PAUSED)).toBe(403);
-    const reaperLog = readFileSync(reaper.logPath, 'utf8');
-    expect(reaperLog).toContain('not evaluating or removing anything: a cache lost its watch');
-    expect(reaperLog).toContain('every cache is watching again: evaluating');
+    expect(readFileSync(reaper.logPath, 'utf8')).toContain('not evaluating or removing anything: a cache lost its watch');
+    // Said by the first pass after the watches are back (it looks again every second).
+    await waitFor('the reaper evaluating again', async () => (readFileSync(reaper.logPath, 'utf8').includes('every cache is watching again: evaluating') ? true : undefined), {
+      timeoutMs: 10_000,
+      intervalMs: 200,
+    });
   });
 
   it('etcd paused for 40 s: the webhook keeps answering, the reaper stops leading; a node made ready during the pause is allowed within seconds of the resume', async () => {
