@@ -39,9 +39,10 @@ class FakeApiServer {
     return r;
   }
 
-  async start(): Promise<void> {
+  /** Listens on `port` (default: a free one; pass the old one to come back after stop()). */
+  async start(port = 0): Promise<void> {
     this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
@@ -327,6 +328,25 @@ describe('startLiveView', () => {
     await expect.poll(() => view.node('n3'), poll).toBeDefined();
     expect(lv.disconnected()).toEqual({});
     expect(logs.some((l) => l.cache === 'nodes' && String(l.msg).includes('watch re-established'))).toBe(true);
+  });
+
+  it('starts the backoff over when a server answers again after being unreachable (an API server restart)', async () => {
+    api.seed(NODES, node('n1'));
+    const lv = start();
+    await lv.whenSynced();
+    await expect.poll(() => api.resource(NODES).watches.size, poll).toBe(1);
+    const port = Number(new URL(api.url).port);
+    await api.stop(); // connections reset, then refused: the backoff climbs to its cap (200 ms here)
+    const nodeFailures = () => logs.filter((l) => l.cache === 'nodes' && l.level === 50);
+    await expect.poll(() => nodeFailures().map((l) => l.retryInMs), poll).toContain(200);
+    expect(lv.disconnected().nodes).toBeDefined();
+    api.resource(NODES).failWith = 503; // back, but still starting
+    await api.start(port);
+    await expect.poll(() => nodeFailures().some((l) => (l.err as { statusCode?: number; code?: number }).statusCode === 503 || (l.err as { code?: number }).code === 503), poll).toBe(true);
+    const first503 = nodeFailures().find((l) => [(l.err as { statusCode?: number }).statusCode, (l.err as { code?: number }).code].includes(503))!;
+    expect(first503.retryInMs).toBe(20);
+    delete api.resource(NODES).failWith;
+    await expect.poll(() => lv.disconnected(), poll).toEqual({});
   });
 
   it('leaves out the unscheduled-pods watch when asked (the reaper), counting that cache as synced', async () => {

@@ -123,6 +123,13 @@ function withoutContainerStarts(pod: PodInfo): PodInfo {
   return { ...pod, status };
 }
 
+/** The HTTP status of a failed list (ApiException.code) or watch (Error.statusCode), if the server answered. */
+function answerStatus(err: unknown): number | undefined {
+  const e = err as { code?: unknown; statusCode?: unknown } | null;
+  const status = typeof e?.statusCode === 'number' ? e.statusCode : typeof e?.code === 'number' ? e.code : undefined;
+  return status !== undefined && status >= 100 && status < 600 ? status : undefined;
+}
+
 /** Replaces the object's own fields with the trimmed ones (apiVersion/kind are kept). */
 function shrinkInPlace(raw: KubernetesObject, trimmed: object): void {
   const target = raw as Record<string, unknown>;
@@ -154,6 +161,8 @@ class CacheRunner {
   private healthySince: number | undefined;
   /** When the list or watch first failed since it last ran fine; undefined while connected. */
   private failedSince: number | undefined;
+  /** The last failure got no HTTP answer (connection refused, reset, timeout). */
+  private lastFailureUnanswered = false;
 
   /** Since when (ms) this cache has been disconnected, if it is. A missing optional CRD is not a disconnection. */
   get disconnectedSince(): number | undefined {
@@ -253,6 +262,12 @@ class CacheRunner {
       this.delayMs = this.backoff.initialMs; // it had been running fine: start the backoff over
     }
     this.healthySince = undefined;
+    // The first HTTP answer after failures without one (a restarted API server: 503 while it
+    // starts, 429 while a CRD's storage initializes) starts the backoff over: the doubling was
+    // spent on a server that was not there, and would delay the recovery by up to the cap.
+    const answered = answerStatus(err) !== undefined;
+    if (answered && this.lastFailureUnanswered) this.delayMs = this.backoff.initialMs;
+    this.lastFailureUnanswered = !answered;
     const delay = this.delayMs;
     this.delayMs = Math.min(this.delayMs * 2, this.backoff.maxMs);
 

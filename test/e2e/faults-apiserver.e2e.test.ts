@@ -24,6 +24,8 @@ const READY = 'kwok-cilium-ready';
 const LATE = 'kwok-cilium-late'; // becomes ready while the API server is down
 const PAUSED = 'kwok-cilium-paused'; // becomes ready while etcd is paused
 const ETCD_PAUSE_MS = 40_000;
+/** The API server stays down this long: longer than the informers' 30 s watch timeout, so their retries reach the backoff cap. */
+const API_DOWN_MS = 35_000;
 
 let cp: ControlPlane;
 let guard: Guard;
@@ -168,8 +170,11 @@ describe('faults: API server killed and restarted, etcd paused', () => {
     } finally {
       await peer.stop();
     }
-    // Still the last known view: the webhook cannot know yet.
+    await sleep(Math.max(0, killedAt + API_DOWN_MS - Date.now()));
+    // Still the last known view: the webhook cannot know yet, and still says so.
     expect(await askWebhook(LATE)).toBe(false);
+    expect((await webhookReadyz()).body.disconnected).toBeDefined();
+    expect((await reaperReadyz()).status).toBe(503);
     expect(guard.child.exitCode).toBeUndefined();
     expect(reaper.child.exitCode).toBeUndefined();
 
