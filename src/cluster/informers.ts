@@ -28,6 +28,9 @@
 //   The cap is 5 s, not client-go's 30 s: a failing attempt costs the API server one refused
 //   connection or one error answer, and after an API server restart the caches are current again
 //   within seconds rather than up to half a minute later (measured: docs/reliability.md, "Faults").
+//   The first HTTP answer after failures without one starts the backoff over: a restarted API
+//   server answers 503 while it starts and 429 while a CRD's storage initializes, and the doubling
+//   spent on a server that was not there would add up to the cap again.
 // - "Synced" means "has completed a first list" and stays true: the webhook keeps answering from
 //   its last known cache while the API server is away. Whether each cache is connected NOW is
 //   tracked apart (disconnected()): from the first error until a restart of it lists (if it
