@@ -12,8 +12,9 @@
 // unmanaged), it evaluates nothing and warns every minute. health() is the liveness: the time since
 // the last pass completed (or a finding was handled in a long one) must stay under 2 x resync + 60 s.
 // Each pass evaluates every migrated node: duplicate IPs are cluster-wide, and the evaluation is an
-// in-memory scan. Nothing runs until every cache the reaper reads has synced. Losing the
-// leadership or stopping interrupts a pass, including a rate-limit wait.
+// in-memory scan. Nothing runs until every cache the reaper reads has synced, nor while any of
+// them has lost its watch (it looks again every second; a pass under way stops before its next
+// finding). Losing the leadership or stopping interrupts a pass, including a rate-limit wait.
 
 import type { Config } from '../config.js';
 import type { FullClusterView } from '../cluster/memory.js';

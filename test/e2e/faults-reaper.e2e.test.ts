@@ -6,8 +6,7 @@
 // clock), then finish the run. Who evicted what is read from the API server's audit log (every
 // eviction request, with its uid precondition and answer) and from the Events.
 
-import { readFileSync, writeFileSync } from 'node:fs';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { POD_CIDR, sleep, startControlPlane, waitFor, type ControlPlane } from '../harness/controlplane.js';
