@@ -139,7 +139,7 @@ describe('faults: API server killed and restarted, etcd paused', () => {
       'the webhook to report its caches disconnected',
       async () => {
         const r = await webhookReadyz();
-        return r.body.disconnected && Object.keys(r.body.disconnected).length >= 3 ? r : undefined;
+        return r.body.disconnected && Object.keys(r.body.disconnected).length >= 4 ? r : undefined;
       },
       { timeoutMs: 20_000, intervalMs: 200, children: [guard.child] },
     );
