@@ -141,6 +141,10 @@ export async function serveCommand(args: string[]): Promise<void> {
   const shutdown = onShutdownSignal(log);
   try {
     const source = await shutdown.step(openView(flags, config, log), (opened) => () => opened.stop());
+    metrics.trackDisconnected(() => {
+      const down = source.disconnected();
+      return Object.fromEntries(Object.keys(source.view.syncState()).map((cache) => [cache, cache in down]));
+    });
 
     let certs: CertController | undefined;
     if (certSecret) {

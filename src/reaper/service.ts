@@ -51,6 +51,10 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
   let onChange = (): void => {};
   const live = startLiveView(kc, config, log, { withReaperCaches: true, withoutUnscheduledPods: true, onChange: () => onChange() });
   metrics.trackCaches(() => ({ ...live.view.syncState(), ...live.view.reaperSyncState() }));
+  metrics.trackDisconnected(() => {
+    const down = live.disconnected();
+    return Object.fromEntries(Object.keys({ ...live.view.syncState(), ...live.view.reaperSyncState() }).map((cache) => [cache, cache in down]));
+  });
 
   // Without these CRDs the reaper acts on nothing: no CiliumEndpoints would make every pod look
   // unmanaged (no CiliumNodes makes no node Cilium-ready). The webhook's view treats them as empty.

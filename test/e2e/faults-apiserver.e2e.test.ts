@@ -145,6 +145,9 @@ describe('faults: API server killed and restarted, etcd paused', () => {
     );
     expect(webhookDuring.status).toBe(200);
     expect(Object.keys(webhookDuring.body.disconnected!).sort()).toEqual(['agentPods', 'ciliumnodes', 'nodes', 'unscheduledPods']);
+    // Said to Prometheus too (the webhook stays ready, so this is what an alert reads).
+    const webhookMetricsDuring = (await https(`${guard.url}/metrics`, { ca: guard.caPem })).body;
+    expect(metricValue(webhookMetricsDuring, 'cmg_cache_disconnected{cache="nodes"}')).toBe(1);
     const reaperDuring = await waitFor(
       'the reaper to report not ready',
       async () => {
@@ -192,6 +195,7 @@ describe('faults: API server killed and restarted, etcd paused', () => {
       timeoutMs: 30_000,
       intervalMs: 200,
     });
+    expect(metricValue((await https(`${guard.url}/metrics`, { ca: guard.caPem })).body, 'cmg_cache_disconnected{cache="nodes"}')).toBe(0);
     const reaperBack = await waitFor('reaper ready again', async () => ((await reaperReadyz()).status === 200 ? Date.now() - upAt : undefined), { timeoutMs: 30_000, intervalMs: 200 });
     report(
       `API server killed for ${(downMs / 1000).toFixed(1)} s (a node made Cilium-ready meanwhile through another API server): ` +
