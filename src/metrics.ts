@@ -61,6 +61,7 @@ export class Metrics {
   private readonly cacheSynced: Gauge<'cache'>;
   private readonly certificateExpiry: Gauge;
   private cacheSource: (() => Record<string, boolean>) | undefined;
+  private disconnectedSource: (() => Record<string, boolean>) | undefined;
   private expirySource: (() => Date | undefined) | undefined;
   private logSource: (() => { dropped: number; queuedBytes: number }) | undefined;
 
@@ -125,6 +126,17 @@ export class Metrics {
         for (const [cache, synced] of Object.entries(metrics.cacheSource())) this.set({ cache }, synced ? 1 : 0);
       },
     });
+    new Gauge({
+      name: `${METRIC_PREFIX}cache_disconnected`,
+      help: 'Whether each cluster cache has lost its watch (1: serving its last known state, retrying) or not (0).',
+      labelNames: ['cache'],
+      registers,
+      collect() {
+        if (!metrics.disconnectedSource) return;
+        this.reset();
+        for (const [cache, down] of Object.entries(metrics.disconnectedSource())) this.set({ cache }, down ? 1 : 0);
+      },
+    });
     this.certificateExpiry = new Gauge({
       name: `${METRIC_PREFIX}certificate_expiry_timestamp_seconds`,
       help: 'When the serving certificate currently in use expires (Unix seconds).',
@@ -145,6 +157,11 @@ export class Metrics {
   /** Read at every scrape: cache name → synced. */
   trackCaches(source: () => Record<string, boolean>): void {
     this.cacheSource = source;
+  }
+
+  /** Read at every scrape: cache name → whether its watch is down. */
+  trackDisconnected(source: () => Record<string, boolean>): void {
+    this.disconnectedSource = source;
   }
 
   /** Read at every scrape: the serving certificate's notAfter. */

@@ -39,9 +39,10 @@ class FakeApiServer {
     return r;
   }
 
-  async start(): Promise<void> {
+  /** Listens on `port` (default: a free one; pass the old one to come back after stop()). */
+  async start(port = 0): Promise<void> {
     this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
@@ -293,8 +294,10 @@ describe('startLiveView', () => {
 
   it('restarts a failed informer with backoff, logging under err, and keeps the last known cache', async () => {
     api.resource(NODES).failWith = 500;
-    const { view, whenSynced } = start();
+    const lv = start();
+    const { view, whenSynced } = lv;
     await expect.poll(() => logs.filter((l) => l.cache === 'nodes' && l.level === 50).length, poll).toBeGreaterThanOrEqual(3);
+    expect(Object.keys(lv.disconnected())).toEqual(['nodes']);
     expect(view.syncState().nodes).toBe(false);
     const failure = logs.find((l) => l.cache === 'nodes' && l.level === 50)!;
     expect(failure.err).toMatchObject({ message: expect.any(String) });
@@ -305,6 +308,7 @@ describe('startLiveView', () => {
     delete api.resource(NODES).failWith;
     await whenSynced();
     expect(view.node('n1')).toBeDefined();
+    await expect.poll(() => lv.disconnected(), poll).toEqual({});
 
     // The watch breaks and the API server errors for a while: the cache keeps serving.
     await expect.poll(() => api.resource(NODES).watches.size, poll).toBe(1);
@@ -314,12 +318,35 @@ describe('startLiveView', () => {
     await expect.poll(() => logs.filter((l) => l.cache === 'nodes' && l.level === 50).length, poll).toBeGreaterThan(errorsBefore);
     expect(view.node('n1')).toBeDefined();
     expect(view.syncState().nodes).toBe(true);
+    // Still synced (the webhook answers from it), but said to be disconnected (the reaper holds back).
+    expect(lv.disconnected().nodes).toMatch(/^\d{4}-\d\d-\d\dT/);
 
     // Recovery: re-watch from the last resourceVersion and see new events.
     delete api.resource(NODES).failWith;
     await expect.poll(() => api.resource(NODES).watches.size, poll).toBe(1);
     api.emit(NODES, 'ADDED', node('n3'));
     await expect.poll(() => view.node('n3'), poll).toBeDefined();
+    expect(lv.disconnected()).toEqual({});
+    expect(logs.some((l) => l.cache === 'nodes' && String(l.msg).includes('watch re-established'))).toBe(true);
+  });
+
+  it('starts the backoff over when a server answers again after being unreachable (an API server restart)', async () => {
+    api.seed(NODES, node('n1'));
+    const lv = start();
+    await lv.whenSynced();
+    await expect.poll(() => api.resource(NODES).watches.size, poll).toBe(1);
+    const port = Number(new URL(api.url).port);
+    await api.stop(); // connections reset, then refused: the backoff climbs to its cap (200 ms here)
+    const nodeFailures = () => logs.filter((l) => l.cache === 'nodes' && l.level === 50);
+    await expect.poll(() => nodeFailures().map((l) => l.retryInMs), poll).toContain(200);
+    expect(lv.disconnected().nodes).toBeDefined();
+    api.resource(NODES).failWith = 503; // back, but still starting
+    await api.start(port);
+    await expect.poll(() => nodeFailures().some((l) => (l.err as { statusCode?: number; code?: number }).statusCode === 503 || (l.err as { code?: number }).code === 503), poll).toBe(true);
+    const first503 = nodeFailures().find((l) => [(l.err as { statusCode?: number }).statusCode, (l.err as { code?: number }).code].includes(503))!;
+    expect(first503.retryInMs).toBe(20);
+    delete api.resource(NODES).failWith;
+    await expect.poll(() => lv.disconnected(), poll).toEqual({});
   });
 
   it('leaves out the unscheduled-pods watch when asked (the reaper), counting that cache as synced', async () => {

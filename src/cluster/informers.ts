@@ -23,8 +23,18 @@
 //   macrotask with setImmediate, by which time every add/update/delete callback has run).
 // - On 410 Gone it relists by itself, on a client-side inactivity timeout (30 s) it re-watches by
 //   itself; on any other error it fires `error` and stops. We restart it with capped exponential
-//   backoff (1 s → 30 s by default), keeping the last known cache (ListWatch keeps its objects
+//   backoff (1 s → 5 s by default), keeping the last known cache (ListWatch keeps its objects
 //   and resourceVersion across start(), and a relist diffs against them, firing deletes).
+//   The cap is 5 s, not client-go's 30 s: a failing attempt costs the API server one refused
+//   connection or one error answer, and after an API server restart the caches are current again
+//   within seconds rather than up to half a minute later (measured: docs/reliability.md, "Faults").
+//   The first HTTP answer after failures without one starts the backoff over: a restarted API
+//   server answers 503 while it starts and 429 while a CRD's storage initializes, and the doubling
+//   spent on a server that was not there would add up to the cap again.
+// - "Synced" means "has completed a first list" and stays true: the webhook keeps answering from
+//   its last known cache while the API server is away. Whether each cache is connected NOW is
+//   tracked apart (disconnected()): from the first error until a restart of it lists (if it
+//   must) and gets its watch's response headers again. The reaper does not act meanwhile.
 // - stop() aborts the watch, which reports an AbortError through `error`: ignored once stopped.
 //   A list in flight is not aborted by ListWatch.stop(): ours is aborted via its own signal.
 //
@@ -70,6 +80,12 @@ export interface LiveView {
   /** Resolves once every webhook cache (CacheName) has completed its first list; rejects if stopped first. */
   whenSynced(): Promise<void>;
   /**
+   * Caches whose list or watch failed and has not been re-established since, each with the time
+   * (ISO 8601) of the first failure. Empty while every cache is watching. Their contents are the
+   * last known state: possibly stale.
+   */
+  disconnected(): Partial<Record<CacheName | ReaperCacheName, string>>;
+  /**
    * For a cache of an optional CRD (ciliumnodes, ciliumEndpoints): true while its list answers 404
    * (the CRD is not installed), false once a list succeeded. Such a cache still counts as synced
    * (empty), which is what the webhook wants; the reaper must not act on it. False for other caches.
@@ -78,7 +94,7 @@ export interface LiveView {
   stop(): Promise<void>;
 }
 
-const DEFAULT_BACKOFF = { initialMs: 1_000, maxMs: 30_000 };
+const DEFAULT_BACKOFF = { initialMs: 1_000, maxMs: 5_000 };
 const DEFAULT_LIST_TIMEOUT_MS = 60_000;
 const DEFAULT_PAGE_SIZE = 500;
 
@@ -110,6 +126,13 @@ function withoutContainerStarts(pod: PodInfo): PodInfo {
   return { ...pod, status };
 }
 
+/** The HTTP status of a failed list (ApiException.code) or watch (Error.statusCode), if the server answered. */
+function answerStatus(err: unknown): number | undefined {
+  const e = err as { code?: unknown; statusCode?: unknown } | null;
+  const status = typeof e?.statusCode === 'number' ? e.statusCode : typeof e?.code === 'number' ? e.code : undefined;
+  return status !== undefined && status >= 100 && status < 600 ? status : undefined;
+}
+
 /** Replaces the object's own fields with the trimmed ones (apiVersion/kind are kept). */
 function shrinkInPlace(raw: KubernetesObject, trimmed: object): void {
   const target = raw as Record<string, unknown>;
@@ -139,6 +162,15 @@ class CacheRunner {
   }
   private failedThisRun = false;
   private healthySince: number | undefined;
+  /** When the list or watch first failed since it last ran fine; undefined while connected. */
+  private failedSince: number | undefined;
+  /** The last failure got no HTTP answer (connection refused, reset, timeout). */
+  private lastFailureUnanswered = false;
+
+  /** Since when (ms) this cache has been disconnected, if it is. A missing optional CRD is not a disconnection. */
+  get disconnectedSince(): number | undefined {
+    return this.failedSince;
+  }
 
   constructor(
     private readonly spec: CacheSpec,
@@ -216,7 +248,13 @@ class CacheRunner {
       this.failed(err);
       return;
     }
-    if (!this.failedThisRun && !this.stopped) this.healthySince = Date.now();
+    if (!this.failedThisRun && !this.stopped) {
+      this.healthySince = Date.now();
+      if (this.failedSince !== undefined) {
+        this.log.info({ disconnectedMs: this.healthySince - this.failedSince }, `${this.spec.what} watch re-established`);
+        this.failedSince = undefined;
+      }
+    }
   }
 
   private failed(err: unknown): void {
@@ -227,10 +265,20 @@ class CacheRunner {
       this.delayMs = this.backoff.initialMs; // it had been running fine: start the backoff over
     }
     this.healthySince = undefined;
+    // The first HTTP answer after failures without one (a restarted API server: 503 while it
+    // starts, 429 while a CRD's storage initializes) starts the backoff over: the doubling was
+    // spent on a server that was not there, and would delay the recovery by up to the cap.
+    const answered = answerStatus(err) !== undefined;
+    if (answered && this.lastFailureUnanswered) this.delayMs = this.backoff.initialMs;
+    this.lastFailureUnanswered = !answered;
     const delay = this.delayMs;
     this.delayMs = Math.min(this.delayMs * 2, this.backoff.maxMs);
 
-    if (this.spec.optionalCrd && isNotFound(err)) {
+    const crdNotFound = this.spec.optionalCrd !== undefined && isNotFound(err);
+    // The API server answered (the CRD is not there): connected, just empty.
+    if (crdNotFound) this.failedSince = undefined;
+    else this.failedSince ??= Date.now();
+    if (crdNotFound) {
       if (!this.crdMissing) {
         this.log.warn(
           { retryInMs: delay },
@@ -429,6 +477,11 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium' | 'n
     view,
     whenSynced: () => synced,
     crdMissing: (cache) => runners.some((r) => r.name === cache && r.missingCrd),
+    disconnected: () => {
+      const out: Partial<Record<CacheName | ReaperCacheName, string>> = {};
+      for (const r of runners) if (r.disconnectedSince !== undefined) out[r.name] = new Date(r.disconnectedSince).toISOString();
+      return out;
+    },
     stop: () => {
       stopping ??= (async () => {
         await Promise.all(runners.map((r) => r.stop()));

@@ -169,6 +169,8 @@ export interface ViewSource {
   kc?: KubeConfig;
   /** Resolves once every cache has listed (at once for a snapshot). */
   whenSynced(): Promise<void>;
+  /** Live caches whose watch is down right now, with since when (never any for a snapshot). */
+  disconnected(): Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -198,11 +200,18 @@ export async function openView(
       log.info({ file }, 'no cluster configured (no --kubeconfig, $KUBECONFIG or in-cluster credentials): using the example snapshot');
     }
     log.info({ file, counts, skipped }, 'cluster view: snapshot');
-    return { view, reader: noReader, whenSynced: async () => {}, stop: async () => {} };
+    return { view, reader: noReader, whenSynced: async () => {}, disconnected: () => ({}), stop: async () => {} };
   }
   const { startLiveView } = await import('../cluster/informers.js');
   const { exampleIfNoCluster: _, ...liveOptions } = options;
   const live = await startLiveView(kc, config, log, liveOptions);
   log.info({ server: kc.getCurrentCluster()?.server }, 'cluster view: live informers');
-  return { view: live.view, reader: liveReader(kc), kc, whenSynced: () => live.whenSynced(), stop: () => live.stop() };
+  return {
+    view: live.view,
+    reader: liveReader(kc),
+    kc,
+    whenSynced: () => live.whenSynced(),
+    disconnected: () => live.disconnected(),
+    stop: () => live.stop(),
+  };
 }

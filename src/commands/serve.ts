@@ -141,6 +141,10 @@ export async function serveCommand(args: string[]): Promise<void> {
   const shutdown = onShutdownSignal(log);
   try {
     const source = await shutdown.step(openView(flags, config, log), (opened) => () => opened.stop());
+    metrics.trackDisconnected(() => {
+      const down = source.disconnected();
+      return Object.fromEntries(Object.keys(source.view.syncState()).map((cache) => [cache, cache in down]));
+    });
 
     let certs: CertController | undefined;
     if (certSecret) {
@@ -169,10 +173,19 @@ export async function serveCommand(args: string[]): Promise<void> {
         readiness: () => {
           // A cloud-run Cilium is a fact about the cluster, not a fault of this webhook: still ready.
           const managed = managedDataplaneIn(source.view);
+          // A cache whose watch is down (API server or etcd unreachable) still holds the last state
+          // the API server showed: every replica sees the same outage, and failing readiness would
+          // take them all out of the Service at once (pods then placed unchecked, guarded
+          // DaemonSets refused). So: still ready once synced, and the body says what is stale.
+          const disconnected = source.disconnected();
+          const notes = {
+            ...(managed ? { managedDataplane: describeManagedDataplane(managed) } : {}),
+            ...(Object.keys(disconnected).length > 0 ? { disconnected } : {}),
+          };
           return {
             ready: isSynced(source.view),
             detail: source.view.syncState(),
-            ...(managed ? { notes: { managedDataplane: describeManagedDataplane(managed) } } : {}),
+            ...(Object.keys(notes).length > 0 ? { notes } : {}),
           };
         },
         metrics,

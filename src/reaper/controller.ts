@@ -12,8 +12,9 @@
 // unmanaged), it evaluates nothing and warns every minute. health() is the liveness: the time since
 // the last pass completed (or a finding was handled in a long one) must stay under 2 x resync + 60 s.
 // Each pass evaluates every migrated node: duplicate IPs are cluster-wide, and the evaluation is an
-// in-memory scan. Nothing runs until every cache the reaper reads has synced. Losing the
-// leadership or stopping interrupts a pass, including a rate-limit wait.
+// in-memory scan. Nothing runs until every cache the reaper reads has synced, nor while any of
+// them has lost its watch (it looks again every second; a pass under way stops before its next
+// finding). Losing the leadership or stopping interrupts a pass, including a rate-limit wait.
 
 import type { Config } from '../config.js';
 import type { FullClusterView } from '../cluster/memory.js';
@@ -41,9 +42,17 @@ export interface ReaperOptions {
   clock?: Clock;
   /** CRDs the reaper needs that are not installed (e.g. "ciliumendpoints.cilium.io"); while any is, nothing is evaluated. */
   crdMissing?: () => string[];
+  /**
+   * Caches whose watch is down right now (cache → since, ISO 8601). While any is, nothing is
+   * evaluated or removed: a cache that missed a delete (the other pod holding the IP, an agent
+   * pod gone) would make a wrong victim, and only the victim itself is re-read before acting.
+   */
+  disconnected?: () => Record<string, string>;
 }
 
 const NOT_SYNCED_RETRY_MS = 500;
+/** While a cache is disconnected, look again this often (its reconnection fires no event of its own). */
+const DISCONNECTED_RETRY_MS = 1_000;
 /** How often the "CRD missing, not acting" warning is repeated. */
 const CRD_WARNING_EVERY_MS = 60_000;
 /** Liveness: unhealthy when no progress for 2 x resync + this. */
@@ -69,6 +78,8 @@ export class Reaper {
   private passStartedAt: number | undefined;
   private lastCrdWarning: number | undefined;
   private lastInactiveWarning: number | undefined;
+  /** Set while passes are held back because a cache is disconnected (for the log line when it ends). */
+  private heldSince: number | undefined;
   private wanted = false;
   private wake: (() => void) | undefined;
   private pass = new AbortController();
@@ -159,6 +170,19 @@ export class Reaper {
       this.runAfter(NOT_SYNCED_RETRY_MS);
       return undefined;
     }
+    const disconnected = this.options.disconnected?.() ?? {};
+    if (Object.keys(disconnected).length > 0) {
+      if (this.heldSince === undefined) {
+        this.heldSince = this.clock.now();
+        this.log.warn({ disconnected }, 'not evaluating or removing anything: a cache lost its watch and may be stale; waiting for it to reconnect');
+      }
+      this.runAfter(DISCONNECTED_RETRY_MS);
+      return undefined;
+    }
+    if (this.heldSince !== undefined) {
+      this.log.info({ heldMs: this.clock.now() - this.heldSince }, 'every cache is watching again: evaluating');
+      this.heldSince = undefined;
+    }
     const missing = this.options.crdMissing?.() ?? [];
     if (missing.length > 0) {
       const now = this.clock.now();
@@ -184,6 +208,11 @@ export class Reaper {
     const outcomes: Partial<Record<HandleOutcome, number>> = {};
     for (const finding of detection.findings) {
       if (this.stopped || signal.aborted || !leadership.isLeader()) break;
+      // A watch that broke during the pass: the rest waits for a fresh view.
+      if (Object.keys(this.options.disconnected?.() ?? {}).length > 0) {
+        this.runAfter(DISCONNECTED_RETRY_MS);
+        break;
+      }
       try {
         const outcome = await this.actuator.handle(finding, signal);
         outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;

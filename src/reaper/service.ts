@@ -51,6 +51,10 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
   let onChange = (): void => {};
   const live = startLiveView(kc, config, log, { withReaperCaches: true, withoutUnscheduledPods: true, onChange: () => onChange() });
   metrics.trackCaches(() => ({ ...live.view.syncState(), ...live.view.reaperSyncState() }));
+  metrics.trackDisconnected(() => {
+    const down = live.disconnected();
+    return Object.fromEntries(Object.keys({ ...live.view.syncState(), ...live.view.reaperSyncState() }).map((cache) => [cache, cache in down]));
+  });
 
   // Without these CRDs the reaper acts on nothing: no CiliumEndpoints would make every pod look
   // unmanaged (no CiliumNodes makes no node Cilium-ready). The webhook's view treats them as empty.
@@ -89,6 +93,7 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
     identity,
     dryRun: options.dryRun,
     crdMissing,
+    disconnected: () => live.disconnected(),
   });
   onChange = () => reaper?.changed();
   const unwatch = () => {
@@ -105,12 +110,16 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
         const missing = crdMissing();
         // Not acting because of Cilium's configuration is a steady state, not a failure: ready, and said in the detail.
         const inactive = inactiveReason(live.view, config);
+        // Unlike the webhook, the reaper is not ready while a watch is down: it acts on nothing then.
+        const disconnected = live.disconnected();
+        const connected = Object.keys(disconnected).length === 0;
         return {
-          ready: isReaperSynced(live.view) && missing.length === 0,
+          ready: isReaperSynced(live.view) && missing.length === 0 && connected,
           detail: {
             ...live.view.syncState(),
             ...live.view.reaperSyncState(),
             ...(missing.length > 0 ? { crdMissing: missing } : {}),
+            ...(connected ? {} : { disconnected }),
             ...(inactive ? { notActing: inactive.message } : {}),
           },
         };

@@ -41,7 +41,7 @@ export interface Readiness {
   /** Per cache: has it completed its initial list? */
   detail: Record<string, boolean>;
   /** Facts an operator should see next to readiness (e.g. managedDataplane), added to the /readyz body. */
-  notes?: Record<string, string>;
+  notes?: Record<string, unknown>;
 }
 
 export interface ServerTimeouts {

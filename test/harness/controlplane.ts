@@ -71,6 +71,10 @@ export interface ControlPlane {
    * ServiceAccount admission plugin refuses pods there.
    */
   createNamespace(name: string, labels?: Record<string, string>): Promise<void>;
+  /** The running process of a component ('etcd', 'kube-apiserver', ...), for fault tests. */
+  process(name: string): Child | undefined;
+  /** Starts a component again with its exact command line and environment (same ports, certs, data); it must have exited. */
+  restart(name: string): Child;
   /** Stops every process and removes the temp dir; a no-op on a shared control plane (attachControlPlane). */
   stop(): Promise<void>;
 }
@@ -240,6 +244,8 @@ export interface Child {
   logPath: string;
   exited: Promise<number | null>;
   exitCode: number | null | undefined; // undefined while running
+  /** What it was started with (restart() reuses it). */
+  start: { bin: string; args: string[]; dir: string; env: NodeJS.ProcessEnv | undefined };
 }
 
 const liveChildren = new Set<Child>();
@@ -287,7 +293,7 @@ export function startChild(name: string, bin: string, args: string[], dir: strin
   } finally {
     closeSync(fd);
   }
-  const child: Child = { name, proc, logPath, exitCode: undefined, exited: Promise.resolve(null) };
+  const child: Child = { name, proc, logPath, exitCode: undefined, exited: Promise.resolve(null), start: { bin, args, dir, env } };
   child.exited = new Promise((res) => {
     proc.on('error', () => {
       child.exitCode = -1;
@@ -465,7 +471,7 @@ function runKubectl(bin: string, kubeconfig: string, args: string[], opts: Kubec
  * The API calls, kubectl and node/namespace helpers for a running control plane. `children`
  * (the processes, when this process runs them) turn a dead process into a clear error in waits.
  */
-function client(info: ControlPlaneInfo, ca: string, children: Child[], readyTimeoutMs: number): Omit<ControlPlane, 'stop'> {
+function client(info: ControlPlaneInfo, ca: string, children: Child[], readyTimeoutMs: number): Omit<ControlPlane, 'stop' | 'process' | 'restart'> {
   const api = (method: string, path: string, body?: unknown) => apiCall(info.server, info.token, ca, method, path, body);
 
   const addNodes = async (nodes: FakeNode[]) => {
@@ -536,7 +542,15 @@ function waitForDefaultServiceAccount(
  */
 export function attachControlPlane(info: ControlPlaneInfo, opts: { readyTimeoutMs?: number } = {}): ControlPlane {
   const ca = readFileSync(info.caFile, 'utf8');
-  return { ...client(info, ca, [], opts.readyTimeoutMs ?? 90_000), stop: async () => {} };
+  return {
+    ...client(info, ca, [], opts.readyTimeoutMs ?? 90_000),
+    // A shared control plane's processes belong to the global setup: a fault test starts its own.
+    process: () => undefined,
+    restart: (name) => {
+      throw new Error(`cannot restart ${name} of a shared control plane; start one of your own`);
+    },
+    stop: async () => {},
+  };
 }
 
 /** The serializable part of a ControlPlane, to hand to another process. */
@@ -748,7 +762,19 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     }
     log(`control plane ready in ${dir}`);
 
-    return { ...plane, stop };
+    return {
+      ...plane,
+      process: (name) => children.find((c) => c.name === name),
+      restart: (name) => {
+        const i = children.findIndex((c) => c.name === name);
+        const old = children[i];
+        if (!old || old.exitCode === undefined) throw new Error(`${name} is ${old ? 'still running' : 'not a component'}`);
+        const again = startChild(name, old.start.bin, old.start.args, old.start.dir, old.start.env);
+        children[i] = again;
+        return again;
+      },
+      stop,
+    };
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
     const logs = detail.includes('--- ') ? '' : `\n${describeChildren(children)}`;

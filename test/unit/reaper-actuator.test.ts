@@ -379,7 +379,7 @@ describe('Reaper passes: busy nodes, missing CRDs, liveness', () => {
     });
   const cepsFor = (pods: PodInfo[]) => pods.filter((p) => p.metadata.name.endsWith('-cilium')).map((p) => cep('default', p.metadata.name, [p.status!.podIP!]));
 
-  function setup(options: { config?: Config; crdMissing?: () => string[] } = {}) {
+  function setup(options: { config?: Config; crdMissing?: () => string[]; disconnected?: () => Record<string, string> } = {}) {
     const pods = [...victims('node-a', ['a1', 'a2'], 1), ...victims('node-b', ['b1'], 2)];
     const view = world({ nodes: [{ name: 'node-a' }, { name: 'node-b' }], pods, ceps: cepsFor(pods) });
     const api = new FakeApi();
@@ -404,6 +404,7 @@ describe('Reaper passes: busy nodes, missing CRDs, liveness', () => {
       dryRun: false,
       clock,
       ...(options.crdMissing ? { crdMissing: options.crdMissing } : {}),
+      ...(options.disconnected ? { disconnected: options.disconnected } : {}),
     });
     return { view, api, clock, metrics, reaper, lines };
   }
@@ -442,6 +443,34 @@ describe('Reaper passes: busy nodes, missing CRDs, liveness', () => {
     missing = [];
     await reaper.runPass();
     expect(api.removals.map((r) => r.name)).toEqual(['a1', 'b1']);
+  });
+
+  it('does not evaluate or remove while a cache is disconnected; says so once, and again when it resumes', async () => {
+    let disconnected: Record<string, string> = { pods: '2025-06-03T11:00:00.000Z' };
+    const { api, reaper, lines } = setup({ disconnected: () => disconnected });
+    expect(await reaper.runPass()).toBeUndefined();
+    expect(await reaper.runPass()).toBeUndefined();
+    expect(api.removals).toEqual([]);
+    expect(api.options).toEqual([]); // not even a re-read
+    expect(lines.filter((l) => l.level === 40 && String(l.msg).includes('a cache lost its watch'))).toHaveLength(1);
+    expect(reaper.nextPassAt).toBeDefined(); // it looks again by itself: a reconnection fires no event
+    disconnected = {};
+    expect(await reaper.runPass()).toBeDefined();
+    expect(api.removals.map((r) => r.name)).toEqual(['a1', 'b1']);
+    expect(lines.some((l) => String(l.msg).includes('every cache is watching again'))).toBe(true);
+  });
+
+  it('stops a pass before its next removal when a cache disconnects during it', async () => {
+    let disconnected: Record<string, string> = {};
+    const { api, reaper } = setup({ disconnected: () => disconnected });
+    const remove = api.remove.bind(api);
+    api.remove = async (...args: Parameters<typeof api.remove>) => {
+      const out = await remove(...args);
+      disconnected = { nodes: '2025-06-03T11:00:00.000Z' }; // the watch breaks right after the first removal
+      return out;
+    };
+    await reaper.runPass();
+    expect(api.removals.map((r) => r.name)).toEqual(['a1']);
   });
 
   it('is unhealthy when no pass has completed for 2 x resync + 60 s (a stuck loop)', async () => {

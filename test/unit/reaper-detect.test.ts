@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadSnapshot } from '../../src/cluster/snapshot.js';
-import type { PodInfo } from '../../src/cluster/view.js';
+import type { NodeInfo, PodInfo } from '../../src/cluster/view.js';
 import { defaultConfig, parseConfig } from '../../src/config.js';
 import { detect, type Assessment } from '../../src/reaper/detect.js';
 import { agent, at, cep, ciliumNode, configWith, LATER, pod, T0, world } from './reaper-support.js';
@@ -167,6 +167,10 @@ describe('detect(): one pod, one rule at a time', () => {
 });
 
 describe('property: a Cilium-managed pod is never a victim, whatever else is true', () => {
+  // Managed: its own CiliumEndpoint (namespace/name) holds one of its IPs, or (crd/eni/azure IPAM)
+  // its node's CiliumNode records one of its IPs as used by it, `[restored]` forms included. The
+  // worlds also vary every readiness signal (startup taint, CiliumIsUp, the label's time, a reboot
+  // seen by the view), which decide whether a node counts as ready, never whether a pod is managed.
   const IPS = ['10.0.0.1', '10.0.0.2', '10.0.0.3', 'fd00::1'];
   const NODES = ['n1', 'n2'];
   /** Mostly `usual`, sometimes anything: random worlds must often reach a victim for the property to bite. */
@@ -193,7 +197,16 @@ describe('property: a Cilium-managed pod is never a victim, whatever else is tru
           migrated: mostly(true, fc.boolean()),
           hasCiliumNode: mostly(true, fc.boolean()),
           agentReadyAt: fc.option(fc.integer({ min: -50, max: 150 }), { nil: undefined }),
-          used: fc.dictionary(fc.constantFrom(...IPS), fc.record({ owner: fc.constantFrom('default/p1', 'default/p2', 'router') }), { maxKeys: 3 }),
+          used: fc.dictionary(
+            fc.constantFrom(...IPS),
+            fc.record({ owner: fc.constantFrom('default/p1', 'default/p2', 'default/p3 [restored]', 'default/p4[restored]', 'kube-system/p1', 'router') }),
+            { maxKeys: 3 },
+          ),
+          taint: mostly(false, fc.boolean()),
+          ciliumIsUpAt: mostly<number | undefined>(undefined, fc.integer({ min: -50, max: 150 })),
+          labelSetAt: mostly<number | undefined>(undefined, fc.integer({ min: -200, max: 100 })),
+          /** The view sees the boot ID change: before any pod arrives, or after (the agent's Ready is then stale). */
+          reboot: mostly<'none' | 'before-pods' | 'after-pods'>('none', fc.constantFrom('before-pods', 'after-pods')),
         }),
       ),
     ),
@@ -208,6 +221,8 @@ describe('property: a Cilium-managed pod is never a victim, whatever else is tru
   it('holds for random worlds', () => {
     let victims = 0;
     let managedPods = 0;
+    let ipamManaged = 0;
+    const readiness = { ready: 0, notReady: 0 };
     fc.assert(
       fc.property(worldArb, (w) => {
         const config = parseConfig({ reaper: w.reaper });
@@ -225,20 +240,44 @@ describe('property: a Cilium-managed pod is never a victim, whatever else is tru
               ciliumNode: n.hasCiliumNode ? ciliumNode(n.name, { status: { ipam: { used: n.used } } }) : false,
               agentReadyAt: n.agentReadyAt,
             })),
-            pods,
-            ceps,
           },
           config,
         );
+        // The node signals, as the informers would feed them (a reboot = the same node with a new boot ID).
+        const nodeInfo = (n: (typeof w.nodes)[number], bootID: string): NodeInfo => ({
+          metadata: { name: n.name, uid: `uid-${n.name}`, labels: n.migrated ? { cni: 'cilium' } : {} },
+          ...(n.taint ? { spec: { taints: [{ key: 'node.cilium.io/agent-not-ready', effect: 'NoExecute' }] } } : {}),
+          status: {
+            nodeInfo: { bootID },
+            ...(n.ciliumIsUpAt !== undefined
+              ? { conditions: [{ type: 'NetworkUnavailable', status: 'False', reason: 'CiliumIsUp', lastTransitionTime: at(n.ciliumIsUpAt) }] }
+              : {}),
+          },
+          ...(n.labelSetAt !== undefined && n.migrated ? { labelSetAt: { cni: at(n.labelSetAt) } } : {}),
+        });
+        for (const n of w.nodes) view.upsertNode(nodeInfo(n, n.reboot === 'before-pods' ? 'boot-2' : 'boot-1'));
+        for (const n of w.nodes) if (n.reboot === 'before-pods') view.upsertNode(nodeInfo(n, 'boot-3'));
+        for (const p of pods) view.upsertPod(p);
+        for (const c of ceps) view.upsertCiliumEndpoint(c);
+        for (const n of w.nodes) if (n.reboot === 'after-pods') view.upsertNode(nodeInfo(n, 'boot-2'));
         const d = detect(view, config, new Date(T0 + w.nowOffset * 1000));
         victims += d.findings.length;
         managedPods += w.pods.filter((p) => p.cep === 'own-ip' && p.ip).length;
-        // Oracle, written independently of detect(): the pod's own CEP holds one of its IPs.
+        ipamManaged += w.pods.filter((p, i) => {
+          const used = w.nodes.find((n) => n.name === p.node)?.used ?? {};
+          const ip = pods[i]!.status?.podIP;
+          return p.cep !== 'own-ip' && ip !== undefined && (used[ip]?.owner ?? '').replace(/ ?\[restored\]$/, '') === `${p.namespace}/${p.name}`;
+        }).length;
+        for (const n of d.nodes) readiness[n.readiness.ready ? 'ready' : 'notReady'] += 1;
+        // Oracle, written independently of detect(): the pod's own CEP holds one of its IPs, or its
+        // node's CiliumNode records one of its IPs as used by it (plain or restored).
         const managed = (namespace: string, name: string): boolean => {
           const live = view.podsOn('n1').concat(view.podsOn('n2')).find((p) => p.metadata.namespace === namespace && p.metadata.name === name);
           const ips = (live?.status?.podIPs ?? []).map((x) => x.ip);
           const held = (view.ciliumEndpoint(namespace, name)?.status?.networking?.addressing ?? []).map((x) => x.ipv4 ?? x.ipv6);
-          return ips.some((ip) => held.includes(ip));
+          const used = live?.spec.nodeName ? (view.ciliumNode(live.spec.nodeName)?.status?.ipam?.used ?? {}) : {};
+          const owners = [`${namespace}/${name}`, `${namespace}/${name} [restored]`, `${namespace}/${name}[restored]`];
+          return ips.some((ip) => held.includes(ip) || owners.includes(used[ip]?.owner ?? ''));
         };
         for (const a of d.nodes.flatMap((n) => n.unmanaged)) {
           expect(managed(a.pod.namespace, a.pod.name), `${a.pod.namespace}/${a.pod.name} is managed but was assessed ${a.verdict}`).toBe(false);
@@ -249,11 +288,14 @@ describe('property: a Cilium-managed pod is never a victim, whatever else is tru
           expect(Date.parse(f.evidence.podStartTime!)).toBeLessThan(Date.parse(f.evidence.ciliumReadySince!));
         }
       }),
-      { numRuns: 500 },
+      { numRuns: 1_000 },
     );
     // The generator must reach both sides, or the property says nothing.
     expect(victims).toBeGreaterThan(50);
     expect(managedPods).toBeGreaterThan(50);
+    expect(ipamManaged).toBeGreaterThan(20);
+    expect(readiness.ready).toBeGreaterThan(100);
+    expect(readiness.notReady).toBeGreaterThan(100);
   });
 });
 
