@@ -1,0 +1,101 @@
+// `lint`: named checks over Cilium's effective configuration (docs/lint.md). On files (-f, for CI
+// and GitOps; no cluster needed) or, without -f, on the live cluster (--kubeconfig or $KUBECONFIG),
+// listed once. Exit codes: 0 no error findings, 1 error findings (or input that cannot be read),
+// 2 a usage mistake.
+
+import { parseArgs } from 'node:util';
+import { kubeConfigFrom, UsageError } from './common.js';
+import { parseCidr } from '../lint/cidr.js';
+import { loadFiles } from '../lint/load.js';
+import { DEFAULT_LINT_OPTIONS, exitCodeFor, formatFindings, lint } from '../lint/run.js';
+import type { Finding, LintInput, LintOptions } from '../lint/types.js';
+
+export const LINT_USAGE = `Flags for lint (exit code 0: no error findings, 1: error findings or unreadable input, 2: usage):
+  -f, --filename FILE       Lint these files (repeat -f): cilium-config, CiliumNodeConfigs, the agent
+                            DaemonSet, Nodes, CiliumNodes, Pods, netd, ip-masq-agent, or Helm values;
+                            multi-document YAML and Lists. Without -f: the live cluster
+  --kubeconfig FILE         Read a live cluster (default: $KUBECONFIG, or in-cluster credentials)
+  -o, --output FORMAT       table (default) or json
+  --node-label KEY=VAL      The label on migrated nodes (default cni=cilium)
+  --cilium-namespace NS     Where cilium-config and the agent live (default kube-system)
+  --peered-cidr CIDR        A peered VPC range pods reach without masquerading (repeat; ENI check)
+  --interface NAME          An interface name the nodes have (repeat; ENI check)
+  --timeout SECONDS         Give up on the live cluster after this long (default 30)
+`;
+
+interface LintArgs {
+  files: string[];
+  kubeconfig?: string;
+  output: 'table' | 'json';
+  settings: LintOptions;
+  ciliumNamespace: string;
+  timeoutMs: number;
+}
+
+export function parseLintArgs(args: string[]): LintArgs {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      filename: { type: 'string', short: 'f', multiple: true },
+      kubeconfig: { type: 'string' },
+      output: { type: 'string', short: 'o', default: 'table' },
+      'node-label': { type: 'string', default: 'cni=cilium' },
+      'cilium-namespace': { type: 'string', default: 'kube-system' },
+      'peered-cidr': { type: 'string', multiple: true },
+      interface: { type: 'string', multiple: true },
+      timeout: { type: 'string', default: '30' },
+    },
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])} (files go after -f)`);
+  if (values.output !== 'table' && values.output !== 'json') throw new UsageError(`-o must be table or json, got ${JSON.stringify(values.output)}`);
+  const label = values['node-label'];
+  const eq = label.indexOf('=');
+  if (eq <= 0 || eq === label.length - 1) throw new UsageError(`--node-label must be KEY=VALUE, got ${JSON.stringify(label)}`);
+  const peered = values['peered-cidr'] ?? [];
+  const bad = peered.find((text) => !parseCidr(text));
+  if (bad !== undefined) throw new UsageError(`--peered-cidr must be a CIDR, got ${JSON.stringify(bad)}`);
+  const timeout = Number(values.timeout);
+  if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`--timeout must be a positive number of seconds, got ${JSON.stringify(values.timeout)}`);
+  return {
+    files: values.filename ?? [],
+    ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+    output: values.output,
+    settings: { ...DEFAULT_LINT_OPTIONS, nodeLabel: { key: label.slice(0, eq), value: label.slice(eq + 1) }, peeredCIDRs: peered, interfaces: values.interface ?? [] },
+    ciliumNamespace: values['cilium-namespace'],
+    timeoutMs: timeout * 1000,
+  };
+}
+
+export interface LintRun {
+  findings: Finding[];
+  source: string;
+  text: string;
+  exitCode: number;
+}
+
+export async function runLint(args: string[]): Promise<LintRun> {
+  const parsed = parseLintArgs(args);
+  let input: LintInput;
+  let source: string;
+  if (parsed.files.length > 0) {
+    input = loadFiles(parsed.files).input;
+    source = parsed.files.join(', ');
+  } else {
+    const kc = kubeConfigFrom({ ...(parsed.kubeconfig ? { kubeconfig: parsed.kubeconfig } : {}) });
+    if (!kc) throw new UsageError('nothing to lint: give -f FILE (repeatable), or a cluster with --kubeconfig (or $KUBECONFIG)');
+    const { readLiveInput } = await import('../lint/live.js');
+    input = await readLiveInput(kc, { ciliumNamespace: parsed.ciliumNamespace, timeoutMs: parsed.timeoutMs });
+    source = `cluster ${kc.getCurrentCluster()?.server ?? '(unknown server)'}`;
+  }
+  const findings = lint(input, parsed.settings);
+  const text = parsed.output === 'json' ? `${JSON.stringify({ source, findings }, null, 2)}\n` : formatFindings(findings, source);
+  return { findings, source, text, exitCode: exitCodeFor(findings) };
+}
+
+export async function lintCommand(args: string[]): Promise<number> {
+  const { text, exitCode } = await runLint(args);
+  process.stdout.write(text);
+  return exitCode;
+}
