@@ -62,3 +62,13 @@ export function formatFindings(findings: readonly Finding[], source: string): st
   out.push(SEVERITIES.map((s) => `${counts[s]} ${s}${counts[s] === 1 || s === 'info' ? '' : 's'}`).join(', '));
   return `${out.join('\n')}\n`;
 }
+
+/** The short section `report` prints: one line per finding, errors and warnings first. */
+export function formatLintSection(findings: readonly Finding[] | undefined, error?: string): string {
+  if (error !== undefined) return `Cilium configuration (lint): could not be read: ${error}\n`;
+  const list = findings ?? [];
+  const counts = countBySeverity(list);
+  const out = [`Cilium configuration (lint): ${counts.error} error(s), ${counts.warning} warning(s), ${counts.info} info (details: cilium-migration-guard lint)`];
+  for (const f of list) out.push(`  ${f.severity.toUpperCase().padEnd(8)} ${f.id} (${f.subject}): ${f.message}`);
+  return `${out.join('\n')}\n`;
+}

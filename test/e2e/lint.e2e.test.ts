@@ -1,0 +1,102 @@
+// `lint` against a live cluster (test/harness: a real kube-apiserver): a bad cilium-config, Nodes
+// with the pod CIDRs kube-controller-manager would have given them, CiliumNodes as the agent writes
+// them, and pods. The real CLI lists them once and must report the misconfigurations, with the
+// exit code CI relies on.
+
+import { execFile } from 'node:child_process';
+import { stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { buildDist, CLI, installCiliumCrds, ROOT } from '../harness/guard.js';
+
+let cp: ControlPlane;
+
+const apply = (obj: unknown) => cp.kubectl(['apply', '-f', '-'], { input: stringify(obj) });
+
+function lintCli(args: string[], command = 'lint'): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('CMG_') && !key.startsWith('KUBERNETES_') && key !== 'KUBECONFIG') env[key] = value;
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, command, '--kubeconfig', cp.kubeconfigPath, ...args], { cwd: ROOT, env, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const node = (name: string, podCIDR: string, labels: Record<string, string>) => ({
+  apiVersion: 'v1',
+  kind: 'Node',
+  metadata: { name, labels: { 'kubernetes.io/hostname': name, ...labels } },
+  spec: { podCIDR, podCIDRs: [podCIDR] },
+});
+
+beforeAll(async () => {
+  await buildDist();
+  cp = await startControlPlane({ nodes: [], log: (line) => process.stderr.write(`[controlplane] ${line}\n`) });
+  await installCiliumCrds(cp);
+  await apply(node('pool-a-1', '10.244.1.0/24', { cni: 'cilium' }));
+  await apply(node('pool-b-1', '10.245.7.0/24', {}));
+  // The agent's CiliumNode, with the pod CIDR cluster-pool IPAM allocated it.
+  await apply({ apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name: 'pool-a-1' }, spec: { ipam: { podCIDRs: ['10.250.3.0/24'] } } });
+  for (const name of ['web-1', 'web-2', 'web-3', 'web-4']) {
+    await apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'registry.example/c:1' }] } });
+  }
+}, 600_000);
+
+afterAll(async () => {
+  await cp?.stop();
+});
+
+describe('lint on the live cluster', () => {
+  it('with no cilium-config: no error findings, exit 0', async () => {
+    const r = await lintCli([]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`Cilium lint of cluster ${cp.server}`);
+    expect(r.stdout).toContain('0 errors, 0 warnings, 0 info');
+  });
+
+  it('reports a bad cilium-config against the live Nodes, CiliumNodes and pods, exit 1', async () => {
+    await apply({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'cilium-config', namespace: 'kube-system' },
+      data: {
+        ipam: 'kubernetes',
+        'routing-mode': 'native',
+        'enable-ipv4-masquerade': 'true',
+        'ipv4-native-routing-cidr': '10.244.0.0/16',
+        'enable-ipsec': 'true',
+        'enable-hubble': 'true',
+        'hubble-metrics': 'dns drop:sourceContext=pod;destinationContext=pod',
+      },
+    });
+    const r = await lintCli(['-o', 'json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(1);
+    const { findings } = JSON.parse(r.stdout) as { findings: { id: string; severity: string; message: string; subject: string }[] };
+    const native = findings.find((f) => f.id === 'native-routing-cidr');
+    expect(native).toMatchObject({ severity: 'error', subject: 'ConfigMap kube-system/cilium-config (every node)' });
+    expect(native?.message).toContain('10.245.7.0/24 (Node pool-b-1)');
+    expect(native?.message).toContain('10.250.3.0/24 (CiliumNode pool-a-1)');
+    expect(native?.message).toContain('With IPsec on and encrypt-node off');
+    // The pod count comes from the live list: 4 pods, both sides per pod.
+    expect(findings.find((f) => f.id === 'hubble-cardinality')?.message).toContain('with 4 pods, up to ~16 series');
+    expect(findings.find((f) => f.id === 'pod-cidr-plan')?.severity).toBe('info');
+  });
+
+  it('report shows the same findings in its lint section', async () => {
+    const r = await lintCli([], 'report');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Cilium configuration \(lint\): 1 error\(s\), 1 warning\(s\), 1 info/);
+    expect(r.stdout).toContain('  ERROR    native-routing-cidr (ConfigMap kube-system/cilium-config (every node))');
+  });
+
+  it('a fixed cilium-config clears the error, exit 0', async () => {
+    await cp.kubectl(['-n', 'kube-system', 'patch', 'configmap', 'cilium-config', '--type=merge', '-p', JSON.stringify({ data: { 'ipv4-native-routing-cidr': '10.0.0.0/8' } })]);
+    const r = await lintCli([]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain('native-routing-cidr');
+    expect(r.stdout).toContain('WARNING  hubble-cardinality');
+  });
+});
