@@ -17,14 +17,14 @@ function nodeList(names: readonly string[], max = 5): string {
   return names.length > max ? `nodes ${shown} and ${names.length - max} more` : `node${names.length > 1 ? 's' : ''} ${shown}`;
 }
 
-function runCheck(check: Check, input: LintInput, settings: LintOptions, configSubject: string): Finding[] {
+function runCheck(check: Check, input: LintInput, settings: LintOptions, configSubject: string, only?: ReadonlySet<string>): Finding[] {
   const toFinding = (raw: Raw, subject: string): Finding => ({ id: check.id, severity: raw.severity, message: raw.message, subject: raw.subject ?? subject });
   if (check.scope === 'cluster' || input.nodes.length === 0) {
     const ctx: CheckContext = { options: effectiveOptions(input), input, settings };
     return check.run(ctx).map((raw) => toFinding(raw, configSubject));
   }
   const byKey = new Map<string, { raw: Raw; nodes: string[] }>();
-  for (const node of input.nodes) {
+  for (const node of input.nodes.filter((n) => !only || only.has(n.name))) {
     for (const raw of check.run({ options: effectiveOptions(input, node), node, input, settings })) {
       const key = `${raw.severity}\u0000${raw.message}\u0000${raw.subject ?? ''}`;
       const entry = byKey.get(key) ?? { raw, nodes: [] };
@@ -37,10 +37,11 @@ function runCheck(check: Check, input: LintInput, settings: LintOptions, configS
   );
 }
 
-export function lint(input: LintInput, settings: LintOptions = DEFAULT_LINT_OPTIONS, checks: readonly Check[] = CHECKS): Finding[] {
+/** `only`: judge node-scoped checks on these nodes alone (a CiliumNodeConfig write); every node by default. */
+export function lint(input: LintInput, settings: LintOptions = DEFAULT_LINT_OPTIONS, checks: readonly Check[] = CHECKS, only?: ReadonlySet<string>): Finding[] {
   const configSubject = input.ciliumConfig?.subject ?? 'Cilium defaults (no cilium-config given)';
   return checks
-    .flatMap((check) => runCheck(check, input, settings, configSubject))
+    .flatMap((check) => runCheck(check, input, settings, configSubject, only))
     .sort((a, b) => RANK[a.severity] - RANK[b.severity] || a.id.localeCompare(b.id) || a.subject.localeCompare(b.subject));
 }
 
