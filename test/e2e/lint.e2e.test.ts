@@ -6,8 +6,8 @@
 import { execFile } from 'node:child_process';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
-import { buildDist, CLI, installCiliumCrds, ROOT } from '../harness/guard.js';
+import { startControlPlane, waitFor, type ControlPlane } from '../harness/controlplane.js';
+import { buildDist, CLI, installCiliumCrds, ROOT, startGuard, type Guard } from '../harness/guard.js';
 
 let cp: ControlPlane;
 
@@ -43,7 +43,10 @@ beforeAll(async () => {
   }
 }, 600_000);
 
+let guard: Guard | undefined;
+
 afterAll(async () => {
+  await guard?.stop();
   await cp?.stop();
 });
 
@@ -100,3 +103,61 @@ describe('lint on the live cluster', () => {
     expect(r.stdout).toContain('WARNING  hubble-cardinality');
   });
 });
+
+describe('lint at apply time: the webhook answers a cilium-config write with warnings', () => {
+  const bad = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'cilium-config', namespace: 'kube-system' },
+    data: { ipam: 'kubernetes', 'routing-mode': 'native', 'ipv4-native-routing-cidr': '10.244.0.0/16', 'enable-ipsec': 'true' },
+  };
+
+  beforeAll(async () => {
+    guard = await startGuard(cp);
+    await guard.register();
+    // The API server picks the validating registration up through its own informer: probe with
+    // server-side dry runs (not counted by the metric) until the warning comes back.
+    await waitFor(
+      'the API server to call the cilium-config webhook',
+      async () => {
+        const r = await cp.kubectl(['apply', '--dry-run=server', '-f', '-'], { input: stringify(bad), allowFail: true });
+        return r.stderr.includes('native-routing-cidr') ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
+  }, 120_000);
+
+  it('kubectl apply of a bad cilium-config shows the findings as Warning: lines and is not blocked', async () => {
+    const r = await cp.kubectl(['apply', '-f', '-'], { input: stringify(bad) });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('configmap/cilium-config configured');
+    const warnings = r.stderr.split('\n').filter((line) => line.startsWith('Warning: '));
+    expect(warnings[0]).toMatch(/^Warning: \[error\] native-routing-cidr: pod CIDR 10\.245\.7\.0\/24 \(Node pool-b-1\)/);
+    expect(warnings.some((w) => w.includes('cilium-migration-guard lint'))).toBe(true);
+    for (const w of warnings) expect(w.length - 'Warning: '.length).toBeLessThan(120);
+    const stored = JSON.parse((await cp.kubectl(['-n', 'kube-system', 'get', 'configmap', 'cilium-config', '-o', 'json'])).stdout) as { data: Record<string, string> };
+    expect(stored.data['enable-ipsec']).toBe('true');
+  });
+
+  it('other ConfigMaps are never sent (matchConditions), and the metric counts the finding', async () => {
+    const other = await cp.kubectl(['apply', '-f', '-'], { input: stringify({ ...bad, metadata: { name: 'not-cilium', namespace: 'kube-system' } }) });
+    expect(other.stderr).toBe('');
+    const text = await fetchMetrics();
+    expect(text).toMatch(/cmg_lint_findings_total\{check="native-routing-cidr",severity="error"\} 1\b/);
+    expect(text).toContain('cmg_admission_requests_total{webhook="cilium-config-lint",operation="UPDATE",decision="allowed"}');
+  });
+});
+
+async function fetchMetrics(): Promise<string> {
+  const { request } = await import('node:https');
+  return new Promise((resolve, reject) => {
+    const req = request(`${guard!.url}/metrics`, { ca: guard!.caPem, timeout: 3_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d) => (body += d));
+      res.on('end', () => resolve(body));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
