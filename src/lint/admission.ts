@@ -30,10 +30,23 @@ export interface LintAdmissionOptions {
   denyChecks: readonly string[];
 }
 
-/** One finding as a kubectl warning line: `[error] native-routing-cidr: pod CIDR … (cilium-migration-guard lint)`. */
-export function warningLine(f: Finding): string {
-  const line = `[${f.severity}] ${f.id}: ${f.message}`;
-  return line.length <= MAX_WARNING_CHARS ? line : `${line.slice(0, MAX_WARNING_CHARS - 1).trimEnd()}…`;
+/**
+ * One finding as kubectl warning lines: `[error] native-routing-cidr: pod CIDR …`, wrapped at word
+ * boundaries so each line stays under MAX_WARNING_CHARS; continuation lines are indented. The whole
+ * message (with the Helm value to change) reaches the terminal.
+ */
+export function warningLines(f: Finding): string[] {
+  const lines: string[] = [];
+  let line = `[${f.severity}] ${f.id}:`;
+  for (const word of f.message.split(/\s+/).filter(Boolean)) {
+    const piece = word.length > MAX_WARNING_CHARS - 2 ? `${word.slice(0, MAX_WARNING_CHARS - 3)}…` : word;
+    if (line.length + 1 + piece.length > MAX_WARNING_CHARS) {
+      lines.push(line);
+      line = `  ${piece}`;
+    } else line = `${line} ${piece}`;
+  }
+  lines.push(line);
+  return lines;
 }
 
 type Obj = Record<string, unknown>;
@@ -73,7 +86,7 @@ export function lintAdmission(request: AdmissionRequest, facts: LintFacts, optio
   // info findings (the pod CIDR plan) are for `lint` and `report`, not for every apply.
   const findings = lint(what.input, options.settings, checks, what.only).filter((f) => f.severity !== 'info');
   const audit = findings.length > 0 ? { findings: findings.map((f) => `${f.severity}:${f.id}`).join(',') } : undefined;
-  const warnings = findings.map(warningLine);
+  const warnings = findings.flatMap(warningLines);
   if (findings.length > 0) warnings.push('details: cilium-migration-guard lint -f FILE (or against the cluster); see docs/lint.md');
   const blocking = findings.filter((f) => f.severity === 'error' && options.denyChecks.includes(f.id));
   const subject = `${request.kind.kind} ${request.namespace ?? ''}/${request.name ?? ''}`;

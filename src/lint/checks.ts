@@ -459,9 +459,7 @@ export const podCidrPlan: Check = {
     }
     if (mode === 'cluster-pool') {
       const pool = parseCidrs(list(ctx.options, 'cluster-pool-ipv4-cidr')).cidrs;
-      if (pool.length === 0 || nodeRanges.length === 0) {
-        return [{ severity: 'info', message: `ipam ${mode}: cannot compare Cilium's pool with the Nodes' spec.podCIDRs (one of them is unknown).` }];
-      }
+      if (pool.length === 0 || nodeRanges.length === 0) return []; // nothing to compare: say nothing rather than guess
       const shared = pool.filter((p) => nodeRanges.some((n) => overlaps(p, n)));
       if (shared.length > 0) {
         return [{ severity: 'info', message: `ipam ${mode}: cluster-pool-ipv4-cidr ${shared.map((c) => c.text).join(', ')} overlaps the Nodes' spec.podCIDRs: ${overlap}` }];

@@ -133,6 +133,7 @@ describe('lint at apply time: the webhook answers a cilium-config write with war
     expect(r.stdout).toContain('configmap/cilium-config configured');
     const warnings = r.stderr.split('\n').filter((line) => line.startsWith('Warning: '));
     expect(warnings[0]).toMatch(/^Warning: \[error\] native-routing-cidr: pod CIDR 10\.245\.7\.0\/24 \(Node pool-b-1\)/);
+    expect(warnings.join(' ')).toContain('Widen Helm ipv4NativeRoutingCIDR to cover every pod CIDR.');
     expect(warnings.some((w) => w.includes('cilium-migration-guard lint'))).toBe(true);
     for (const w of warnings) expect(w.length - 'Warning: '.length).toBeLessThan(120);
     const stored = JSON.parse((await cp.kubectl(['-n', 'kube-system', 'get', 'configmap', 'cilium-config', '-o', 'json'])).stdout) as { data: Record<string, string> };

@@ -36,6 +36,9 @@ describe('lint at apply time', () => {
     expect(decision.warnings?.[0]).toMatch(/^\[error\] native-routing-cidr: pod CIDR 10\.245\.7\.0\/24 \(Node b\)/);
     expect(decision.warnings?.at(-1)).toContain('cilium-migration-guard lint');
     for (const w of decision.warnings ?? []) expect(w.length).toBeLessThanOrEqual(MAX_WARNING_CHARS);
+    // Wrapped, not cut: the whole message, with the Helm value, reaches kubectl.
+    expect((decision.warnings ?? []).join(' ').replace(/\s+/g, ' ')).toContain(findings[0]!.message.replace(/\s+/g, ' '));
+    expect(decision.warnings?.[1]).toMatch(/^  \S/);
     expect(decision.audit).toEqual({ findings: 'error:native-routing-cidr' });
   });
 
