@@ -39,7 +39,7 @@ export async function readLiveInput(kc: KubeConfig, options: LiveOptions): Promi
     call(`daemonset ${ns}/cilium`, () => apps.readNamespacedDaemonSet({ namespace: ns, name: 'cilium' }, o())),
     call('daemonset kube-system/netd', () => apps.readNamespacedDaemonSet({ namespace: 'kube-system', name: 'netd' }, o())),
     call('ciliumnodes', () => custom.listClusterCustomObject({ group: 'cilium.io', version: 'v2', plural: 'ciliumnodes' }, o())),
-    // CiliumNodeConfig is served as v2 (1.16+) and v2alpha1; ask for v2 first.
+    // CiliumNodeConfig: v2 where served, else v2alpha1 (the per-node-config docs' example is v2alpha1).
     call('ciliumnodeconfigs', async () => {
       try {
         return await custom.listCustomObjectForAllNamespaces({ group: 'cilium.io', version: 'v2', resourcePlural: 'ciliumnodeconfigs' }, o());
