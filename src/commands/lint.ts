@@ -17,7 +17,8 @@ export const LINT_USAGE = `Flags for lint (exit code 0: no error findings, 1: er
   --kubeconfig FILE         Read a live cluster (default: $KUBECONFIG, or in-cluster credentials)
   -o, --output FORMAT       table (default) or json
   --node-label KEY=VAL      The label on migrated nodes (default cni=cilium)
-  --cilium-namespace NS     Where cilium-config and the agent live (default kube-system)
+  --cilium-namespace NS     Where cilium-config and the agent live (live default kube-system; with -f,
+                            only the cilium-config in NS is read, any namespace when not given)
   --peered-cidr CIDR        A peered VPC range pods reach without masquerading (repeat; ENI check)
   --interface NAME          An interface name the nodes have (repeat; ENI check)
   --timeout SECONDS         Give up on the live cluster after this long (default 30)
@@ -28,7 +29,7 @@ interface LintArgs {
   kubeconfig?: string;
   output: 'table' | 'json';
   settings: LintOptions;
-  ciliumNamespace: string;
+  ciliumNamespace?: string;
   timeoutMs: number;
 }
 
@@ -42,7 +43,7 @@ export function parseLintArgs(args: string[]): LintArgs {
       kubeconfig: { type: 'string' },
       output: { type: 'string', short: 'o', default: 'table' },
       'node-label': { type: 'string', default: 'cni=cilium' },
-      'cilium-namespace': { type: 'string', default: 'kube-system' },
+      'cilium-namespace': { type: 'string' },
       'peered-cidr': { type: 'string', multiple: true },
       interface: { type: 'string', multiple: true },
       timeout: { type: 'string', default: '30' },
@@ -63,7 +64,7 @@ export function parseLintArgs(args: string[]): LintArgs {
     ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
     output: values.output,
     settings: { ...DEFAULT_LINT_OPTIONS, nodeLabel: { key: label.slice(0, eq), value: label.slice(eq + 1) }, peeredCIDRs: peered, interfaces: values.interface ?? [] },
-    ciliumNamespace: values['cilium-namespace'],
+    ...(values['cilium-namespace'] ? { ciliumNamespace: values['cilium-namespace'] } : {}),
     timeoutMs: timeout * 1000,
   };
 }
@@ -80,13 +81,13 @@ export async function runLint(args: string[]): Promise<LintRun> {
   let input: LintInput;
   let source: string;
   if (parsed.files.length > 0) {
-    input = loadFiles(parsed.files).input;
+    input = loadFiles(parsed.files, undefined, parsed.ciliumNamespace).input;
     source = parsed.files.join(', ');
   } else {
     const kc = kubeConfigFrom({ ...(parsed.kubeconfig ? { kubeconfig: parsed.kubeconfig } : {}) });
     if (!kc) throw new UsageError('nothing to lint: give -f FILE (repeatable), or a cluster with --kubeconfig (or $KUBECONFIG)');
     const { readLiveInput } = await import('../lint/live.js');
-    input = await readLiveInput(kc, { ciliumNamespace: parsed.ciliumNamespace, timeoutMs: parsed.timeoutMs });
+    input = await readLiveInput(kc, { ciliumNamespace: parsed.ciliumNamespace ?? 'kube-system', timeoutMs: parsed.timeoutMs });
     source = `cluster ${kc.getCurrentCluster()?.server ?? '(unknown server)'}`;
   }
   const findings = lint(input, parsed.settings);

@@ -83,7 +83,7 @@ async function lintFindings(flags: ReportFlags, kc: KubeConfig | undefined, conf
       const { readLiveInput } = await import('../lint/live.js');
       return { lint: lint(await readLiveInput(kc, { ciliumNamespace: config.cilium.namespace, timeoutMs }), settings) };
     }
-    if (flags['cluster-state']) return { lint: lint(loadFiles([flags['cluster-state']]).input, settings) };
+    if (flags['cluster-state']) return { lint: lint(loadFiles([flags['cluster-state']], undefined, config.cilium.namespace).input, settings) };
     return {};
   } catch (err) {
     return { lintError: (err as Error).message };

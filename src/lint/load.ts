@@ -170,7 +170,7 @@ export function addObject(c: Collector, item: Obj, where: string, ciliumNamespac
 }
 
 /** Reads one file's text: Kubernetes objects and Lists, or one Helm values document. */
-export function addText(c: Collector, text: string, file: string): { pods: boolean } {
+export function addText(c: Collector, text: string, file: string, ciliumNamespace?: string): { pods: boolean } {
   let sawPods = false;
   const docs = parseAllDocuments(text);
   const list = Array.isArray(docs) ? docs : [];
@@ -197,18 +197,25 @@ export function addText(c: Collector, text: string, file: string): { pods: boole
         // Typed lists (PodList from the API) leave apiVersion/kind off their items.
         const item = raw.kind ? raw : { ...raw, kind: listKind, apiVersion: data.apiVersion };
         if (item.kind === 'Pod') sawPods = true;
-        addObject(c, item, `${where}: item ${i}`);
+        addObject(c, item, `${where}: item ${i}`, ciliumNamespace);
       });
       return;
     }
     if (data.kind === 'Pod') sawPods = true;
-    addObject(c, data, where);
+    addObject(c, data, where, ciliumNamespace);
   });
   return { pods: sawPods };
 }
 
-/** Reads files into one LintInput. Pod counts are known only when some file held Pods. */
-export function loadFiles(files: readonly string[], read: (file: string) => string = (f) => readFileSync(f, 'utf8')): { input: LintInput; skipped: Record<string, number> } {
+/**
+ * Reads files into one LintInput. Pod counts are known only when some file held Pods. With
+ * `ciliumNamespace`, only the cilium-config in that namespace is read (others are skipped).
+ */
+export function loadFiles(
+  files: readonly string[],
+  read: (file: string) => string = (f) => readFileSync(f, 'utf8'),
+  ciliumNamespace?: string,
+): { input: LintInput; skipped: Record<string, number> } {
   const c = newCollector();
   let pods = false;
   for (const file of files) {
@@ -218,7 +225,7 @@ export function loadFiles(files: readonly string[], read: (file: string) => stri
     } catch (err) {
       throw new LintInputError(`${file}: cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
     }
-    pods = addText(c, text, file).pods || pods;
+    pods = addText(c, text, file, ciliumNamespace).pods || pods;
   }
   return { input: finish(c, pods), skipped: c.skipped };
 }

@@ -233,6 +233,13 @@ describe('lint: reading files', () => {
     expect(() => loadFiles(['d.yaml'], read({ 'd.yaml': 'routingMode: native\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cilium-config, namespace: kube-system}\n' }))).toThrow(LintInputError);
   });
 
+  it('reads only the cilium-config of the given namespace when one is given', () => {
+    const text = ['kube-system', 'cilium'].map((ns) => `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cilium-config, namespace: ${ns}}\ndata: {ipam: ${ns === 'cilium' ? 'eni' : 'kubernetes'}}\n`).join('---\n');
+    expect(() => loadFiles(['two.yaml'], () => text)).toThrow('two.yaml: document 1: a second cilium-config (cilium)');
+    const { input } = loadFiles(['two.yaml'], () => text, 'cilium');
+    expect(input.ciliumConfig).toEqual({ data: { ipam: 'eni' }, subject: 'ConfigMap cilium/cilium-config' });
+  });
+
   it('skips other kinds and counts them', () => {
     const { skipped, input } = loadFiles(['x.yaml'], () => 'apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\n');
     expect(skipped).toEqual({ 'Service v1': 1, 'ConfigMap v1': 1 });
