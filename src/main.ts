@@ -5,6 +5,7 @@
 import { ConfigError } from './config.js';
 import { SnapshotError } from './cluster/snapshot.js';
 import { LintInputError } from './lint/load.js';
+import { LiveReadError } from './lint/live.js';
 import { UsageError } from './commands/common.js';
 import { LINT_USAGE, lintCommand } from './commands/lint.js';
 import { REAPER_USAGE, reaperCommand } from './commands/reaper.js';
@@ -72,7 +73,7 @@ export async function main(argv: string[]): Promise<number | 'running'> {
       process.stderr.write(`error: ${(err as Error).message}\n\n${usage()}`);
       return 2;
     }
-    const known = err instanceof ConfigError || err instanceof SnapshotError || err instanceof LintInputError;
+    const known = err instanceof ConfigError || err instanceof SnapshotError || err instanceof LintInputError || err instanceof LiveReadError;
     process.stderr.write(`error: ${known ? (err as Error).message : ((err as Error)?.message ?? String(err))}\n`);
     return 1;
   }

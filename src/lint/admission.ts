@@ -37,7 +37,8 @@ export interface LintAdmissionOptions {
  */
 export function warningLines(f: Finding): string[] {
   const lines: string[] = [];
-  let line = `[${f.severity}] ${f.id}:`;
+  // Node subjects (a CiliumNodeConfig's nodes) are named; the written object itself is not.
+  let line = f.subject.startsWith('node') ? `[${f.severity}] ${f.id} (${f.subject}):` : `[${f.severity}] ${f.id}:`;
   for (const word of f.message.split(/\s+/).filter(Boolean)) {
     const piece = word.length > MAX_WARNING_CHARS - 2 ? `${word.slice(0, MAX_WARNING_CHARS - 3)}…` : word;
     if (line.length + 1 + piece.length > MAX_WARNING_CHARS) {
@@ -66,6 +67,8 @@ export function inputForWrite(request: AdmissionRequest, facts: LintFacts, optio
     addObject(c, { ...object, apiVersion: 'v1', kind: 'ConfigMap', metadata: meta }, `ConfigMap ${namespace}/${name}`, options.ciliumNamespace);
   } else if (kind === 'CiliumNodeConfig') {
     addObject(c, { ...object, apiVersion: 'cilium.io/v2', kind, metadata: meta }, `CiliumNodeConfig ${namespace}/${name}`);
+    // The webhook's view does not cache cilium-config: without it the object's defaults are judged
+    // over Cilium's own defaults (a key it does not set can hide a finding, never invent one).
     if (facts.ciliumConfigData) c.input.ciliumConfig = { data: facts.ciliumConfigData, subject: `ConfigMap ${options.ciliumNamespace}/cilium-config` };
   } else return undefined;
   c.nodes.push(...facts.nodes);

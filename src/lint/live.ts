@@ -3,11 +3,35 @@
 // ConfigMap. What does not exist (404: no CRD, no netd) is simply absent. Each call is bounded.
 
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { isNotFound, timeoutOptions, withDeadline } from '../cluster/lookup.js';
+import { httpStatus, isNotFound, timeoutOptions, withDeadline } from '../cluster/lookup.js';
 import { addObject, finish, newCollector } from './load.js';
 import type { LintInput } from './types.js';
 
 type Obj = Record<string, unknown>;
+
+/** A list or get the API server refused: the object, the status code and the server's own message. */
+export class LiveReadError extends Error {
+  constructor(what: string, err: unknown) {
+    const status = httpStatus(err);
+    let detail = (err as Error)?.message ?? String(err);
+    if (status !== undefined) {
+      const body = (err as { body?: unknown }).body;
+      let message: string | undefined;
+      try {
+        message = (typeof body === 'string' ? (JSON.parse(body) as { message?: string }) : (body as { message?: string } | undefined))?.message;
+      } catch {
+        message = undefined;
+      }
+      detail = `HTTP ${status}${message ? `: ${message}` : ''}`;
+    }
+    super(`reading ${what} from the API server failed: ${detail}`, { cause: err });
+    this.name = 'LiveReadError';
+  }
+}
+
+/** 429 (priority and fairness, or storage still initializing) and 503 are retried after a pause. */
+const RETRYABLE = new Set([429, 503]);
+const MAX_ATTEMPTS = 5;
 
 export interface LiveOptions {
   ciliumNamespace: string;
@@ -22,11 +46,18 @@ export async function readLiveInput(kc: KubeConfig, options: LiveOptions): Promi
   const ms = options.timeoutMs;
   const ns = options.ciliumNamespace;
   const call = async <T>(what: string, run: () => Promise<T>): Promise<T | undefined> => {
-    try {
-      return await withDeadline(run(), ms, what);
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await withDeadline(run(), ms, what);
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        const status = httpStatus(err);
+        if (status !== undefined && RETRYABLE.has(status) && attempt < MAX_ATTEMPTS) {
+          await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt)); // 0.4 s … 3.2 s, bounded
+          continue;
+        }
+        throw new LiveReadError(what, err);
+      }
     }
   };
   const o = () => timeoutOptions(ms);

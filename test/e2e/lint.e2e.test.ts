@@ -30,10 +30,31 @@ const node = (name: string, podCIDR: string, labels: Record<string, string>) => 
   spec: { podCIDR, podCIDRs: [podCIDR] },
 });
 
+/** Narrows the native-routing CIDR on pool-b-1 only. */
+const nodeConfig = {
+  apiVersion: 'cilium.io/v2',
+  kind: 'CiliumNodeConfig',
+  metadata: { name: 'narrow-b', namespace: 'kube-system' },
+  spec: { nodeSelector: { matchLabels: { 'kubernetes.io/hostname': 'pool-b-1' } }, defaults: { 'ipv4-native-routing-cidr': '10.244.0.0/16' } },
+};
+
 beforeAll(async () => {
   await buildDist();
   cp = await startControlPlane({ nodes: [], log: (line) => process.stderr.write(`[controlplane] ${line}\n`) });
   await installCiliumCrds(cp);
+  // CiliumNodeConfig's CRD (cilium.io/v2, namespaced), schema left open as this test only reads it back.
+  await apply({
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: 'ciliumnodeconfigs.cilium.io' },
+    spec: {
+      group: 'cilium.io',
+      scope: 'Namespaced',
+      names: { kind: 'CiliumNodeConfig', listKind: 'CiliumNodeConfigList', plural: 'ciliumnodeconfigs', singular: 'ciliumnodeconfig' },
+      versions: [{ name: 'v2', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+    },
+  });
+  await cp.kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/ciliumnodeconfigs.cilium.io']);
   await apply(node('pool-a-1', '10.244.1.0/24', { cni: 'cilium' }));
   await apply(node('pool-b-1', '10.245.7.0/24', {}));
   // The agent's CiliumNode, with the pod CIDR cluster-pool IPAM allocated it.
@@ -102,6 +123,16 @@ describe('lint on the live cluster', () => {
     expect(r.stdout).not.toContain('native-routing-cidr');
     expect(r.stdout).toContain('WARNING  hubble-cardinality');
   });
+
+  it("merges a CiliumNodeConfig's defaults over cilium-config on the nodes it selects", async () => {
+    await apply(nodeConfig);
+    const r = await lintCli([]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('ERROR    native-routing-cidr  (node pool-b-1)');
+    expect(r.stdout).toContain('lies outside ipv4-native-routing-cidr 10.244.0.0/16');
+    await cp.kubectl(['-n', 'kube-system', 'delete', 'ciliumnodeconfig', 'narrow-b']);
+    expect((await lintCli([])).code).toBe(0);
+  });
 });
 
 describe('lint at apply time: the webhook answers a cilium-config write with warnings', () => {
@@ -140,11 +171,21 @@ describe('lint at apply time: the webhook answers a cilium-config write with war
     expect(stored.data['enable-ipsec']).toBe('true');
   });
 
+  it('a CiliumNodeConfig write is judged on the nodes it selects, named in the warning', async () => {
+    // The webhook does not cache cilium-config: the object's own defaults are judged.
+    const own = { ...nodeConfig, spec: { ...nodeConfig.spec, defaults: { 'routing-mode': 'native', 'ipv4-native-routing-cidr': '10.244.0.0/16', 'enable-ipsec': 'true' } } };
+    const r = await cp.kubectl(['apply', '-f', '-'], { input: stringify(own) });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('ciliumnodeconfig.cilium.io/narrow-b created');
+    expect(r.stderr).toMatch(/^Warning: \[error\] native-routing-cidr \(node pool-b-1\): pod CIDR 10\.245\.7\.0\/24/m);
+    await cp.kubectl(['-n', 'kube-system', 'delete', 'ciliumnodeconfig', 'narrow-b']);
+  });
+
   it('other ConfigMaps are never sent (matchConditions), and the metric counts the finding', async () => {
     const other = await cp.kubectl(['apply', '-f', '-'], { input: stringify({ ...bad, metadata: { name: 'not-cilium', namespace: 'kube-system' } }) });
     expect(other.stderr).toBe('');
     const text = await fetchMetrics();
-    expect(text).toMatch(/cmg_lint_findings_total\{check="native-routing-cidr",severity="error"\} 1\b/);
+    expect(text).toMatch(/cmg_lint_findings_total\{check="native-routing-cidr",severity="error"\} 2\b/);
     expect(text).toContain('cmg_admission_requests_total{webhook="cilium-config-lint",operation="UPDATE",decision="allowed"}');
   });
 });

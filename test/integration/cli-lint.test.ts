@@ -92,6 +92,16 @@ describe('lint -f (the built CLI)', () => {
     const usage = await run(['lint', '-o', 'yaml', '-f', bad]);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('-o must be table or json');
+    // A cluster that does not answer: a clear error naming what was being read, exit 1.
+    const kubeconfig = join(dir, 'kubeconfig');
+    await writeFile(
+      kubeconfig,
+      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]\n' +
+        'users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
+    );
+    const down = await run(['lint', '--kubeconfig', kubeconfig, '--timeout', '5']);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/^error: reading \S+ .*from the API server failed: /);
     const nothing = await run(['lint']);
     expect(nothing.code).toBe(2);
     expect(nothing.stderr).toContain('nothing to lint: give -f FILE');

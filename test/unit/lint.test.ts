@@ -267,3 +267,14 @@ describe('lint: second findings of the trigger fixtures', () => {
     expect(flow?.message).not.toContain('source_namespace');
   });
 });
+
+describe('lint: live read errors', () => {
+  it('say which object, the status code and the API server\'s own message', async () => {
+    const { ApiException } = await import('@kubernetes/client-node');
+    const { LiveReadError } = await import('../../src/lint/live.js');
+    const body = JSON.stringify({ kind: 'Status', message: 'pods is forbidden: User "ci" cannot list resource "pods"', code: 403 });
+    const err = new LiveReadError('pods', new ApiException(403, 'Unknown API Status Code!', body, {}));
+    expect(err.message).toBe('reading pods from the API server failed: HTTP 403: pods is forbidden: User "ci" cannot list resource "pods"');
+    expect(new LiveReadError('nodes', new Error('connect ECONNREFUSED 127.0.0.1:1')).message).toBe('reading nodes from the API server failed: connect ECONNREFUSED 127.0.0.1:1');
+  });
+});
