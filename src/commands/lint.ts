@@ -4,25 +4,30 @@
 // 2 a usage mistake.
 
 import { parseArgs } from 'node:util';
-import { kubeConfigFrom, UsageError } from './common.js';
+import { envName, kubeConfigFrom, UsageError } from './common.js';
 import { parseCidr } from '../lint/cidr.js';
 import { loadFiles } from '../lint/load.js';
 import { DEFAULT_LINT_OPTIONS, exitCodeFor, formatFindings, lint } from '../lint/run.js';
 import type { Finding, LintInput, LintOptions } from '../lint/types.js';
 
-export const LINT_USAGE = `Flags for lint (exit code 0: no error findings, 1: error findings or unreadable input, 2: usage):
+export const LINT_USAGE = `Flags for lint (exit code 0: no error findings, 1: error findings or unreadable input, 2: usage;
+the single-valued flags can also come from the environment variable in brackets, a flag wins):
   -f, --filename FILE       Lint these files (repeat -f): cilium-config, CiliumNodeConfigs, the agent
                             DaemonSet, Nodes, CiliumNodes, Pods, netd, ip-masq-agent, or Helm values;
                             multi-document YAML and Lists. Without -f: the live cluster
-  --kubeconfig FILE         Read a live cluster (default: $KUBECONFIG, or in-cluster credentials)
-  -o, --output FORMAT       table (default) or json
-  --node-label KEY=VAL      The label on migrated nodes (default cni=cilium)
+  --kubeconfig FILE         Read a live cluster (default: $KUBECONFIG, or in-cluster credentials) [CMG_KUBECONFIG]
+  -o, --output FORMAT       table (default) or json [CMG_OUTPUT]
+  --node-label KEY=VAL      The label on migrated nodes (default cni=cilium) [CMG_NODE_LABEL]
   --cilium-namespace NS     Where cilium-config and the agent live (live default kube-system; with -f,
                             only the cilium-config in NS is read, any namespace when not given)
+                            [CMG_CILIUM_NAMESPACE]
   --peered-cidr CIDR        A peered VPC range pods reach without masquerading (repeat; ENI check)
   --interface NAME          An interface name the nodes have (repeat; ENI check)
-  --timeout SECONDS         Give up on the live cluster after this long (default 30)
+  --timeout SECONDS         Give up on the live cluster after this long (default 30) [CMG_TIMEOUT]
 `;
+
+/** Single-valued flags that may come from CMG_* (an empty variable counts as unset, as for the other commands). */
+const FROM_ENV = ['kubeconfig', 'output', 'node-label', 'cilium-namespace', 'timeout'] as const;
 
 interface LintArgs {
   files: string[];
@@ -33,40 +38,51 @@ interface LintArgs {
   timeoutMs: number;
 }
 
-export function parseLintArgs(args: string[]): LintArgs {
-  const { values, positionals } = parseArgs({
+export function parseLintArgs(args: string[], env: NodeJS.ProcessEnv = process.env): LintArgs {
+  const { values: given, positionals } = parseArgs({
     args,
     allowPositionals: true,
     strict: true,
     options: {
       filename: { type: 'string', short: 'f', multiple: true },
       kubeconfig: { type: 'string' },
-      output: { type: 'string', short: 'o', default: 'table' },
-      'node-label': { type: 'string', default: 'cni=cilium' },
+      output: { type: 'string', short: 'o' },
+      'node-label': { type: 'string' },
       'cilium-namespace': { type: 'string' },
       'peered-cidr': { type: 'string', multiple: true },
       interface: { type: 'string', multiple: true },
-      timeout: { type: 'string', default: '30' },
+      timeout: { type: 'string' },
     },
   });
+  const fromEnv: Partial<Record<(typeof FROM_ENV)[number], string>> = {};
+  for (const name of FROM_ENV) {
+    const text = env[envName(name)];
+    if (given[name] === undefined && text !== undefined && text !== '') fromEnv[name] = text;
+  }
+  const values = { output: 'table', 'node-label': 'cni=cilium', timeout: '30', ...fromEnv, ...stripUndefined(given) };
+  const label = (name: (typeof FROM_ENV)[number], flag = `--${name}`) => (fromEnv[name] !== undefined ? envName(name) : flag);
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])} (files go after -f)`);
-  if (values.output !== 'table' && values.output !== 'json') throw new UsageError(`-o must be table or json, got ${JSON.stringify(values.output)}`);
-  const label = values['node-label'];
-  const eq = label.indexOf('=');
-  if (eq <= 0 || eq === label.length - 1) throw new UsageError(`--node-label must be KEY=VALUE, got ${JSON.stringify(label)}`);
+  if (values.output !== 'table' && values.output !== 'json') throw new UsageError(`${label('output', '-o')} must be table or json, got ${JSON.stringify(values.output)}`);
+  const nodeLabel = values['node-label'];
+  const eq = nodeLabel.indexOf('=');
+  if (eq <= 0 || eq === nodeLabel.length - 1) throw new UsageError(`${label('node-label')} must be KEY=VALUE, got ${JSON.stringify(nodeLabel)}`);
   const peered = values['peered-cidr'] ?? [];
   const bad = peered.find((text) => !parseCidr(text));
   if (bad !== undefined) throw new UsageError(`--peered-cidr must be a CIDR, got ${JSON.stringify(bad)}`);
   const timeout = Number(values.timeout);
-  if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`--timeout must be a positive number of seconds, got ${JSON.stringify(values.timeout)}`);
+  if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`${label('timeout')} must be a positive number of seconds, got ${JSON.stringify(values.timeout)}`);
   return {
     files: values.filename ?? [],
     ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
     output: values.output,
-    settings: { ...DEFAULT_LINT_OPTIONS, nodeLabel: { key: label.slice(0, eq), value: label.slice(eq + 1) }, peeredCIDRs: peered, interfaces: values.interface ?? [] },
+    settings: { ...DEFAULT_LINT_OPTIONS, nodeLabel: { key: nodeLabel.slice(0, eq), value: nodeLabel.slice(eq + 1) }, peeredCIDRs: peered, interfaces: values.interface ?? [] },
     ...(values['cilium-namespace'] ? { ciliumNamespace: values['cilium-namespace'] } : {}),
     timeoutMs: timeout * 1000,
   };
+}
+
+function stripUndefined<T extends Record<string, unknown>>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 export interface LintRun {

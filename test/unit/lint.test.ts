@@ -278,3 +278,17 @@ describe('lint: live read errors', () => {
     expect(new LiveReadError('nodes', new Error('connect ECONNREFUSED 127.0.0.1:1')).message).toBe('reading nodes from the API server failed: connect ECONNREFUSED 127.0.0.1:1');
   });
 });
+
+describe('lint: flags', () => {
+  it('takes single-valued flags from CMG_* variables, a flag winning, and names the variable in errors', async () => {
+    const { parseLintArgs } = await import('../../src/commands/lint.js');
+    const parsed = parseLintArgs(['-f', 'a.yaml', '-f', 'b.yaml'], { CMG_OUTPUT: 'json', CMG_NODE_LABEL: 'io.cilium.migration/cilium-default=true', CMG_TIMEOUT: '' });
+    expect(parsed).toMatchObject({ files: ['a.yaml', 'b.yaml'], output: 'json', timeoutMs: 30_000 });
+    expect(parsed.settings.nodeLabel).toEqual({ key: 'io.cilium.migration/cilium-default', value: 'true' });
+    expect(parseLintArgs(['-o', 'table'], { CMG_OUTPUT: 'json' }).output).toBe('table');
+    expect(() => parseLintArgs([], { CMG_OUTPUT: 'yaml' })).toThrow('CMG_OUTPUT must be table or json, got "yaml"');
+    expect(() => parseLintArgs(['-o', 'yaml'], {})).toThrow('-o must be table or json');
+    expect(() => parseLintArgs(['--peered-cidr', '10.0.0.0'], {})).toThrow('--peered-cidr must be a CIDR, got "10.0.0.0"');
+    expect(() => parseLintArgs(['stray.yaml'], {})).toThrow('unexpected argument "stray.yaml" (files go after -f)');
+  });
+});
