@@ -90,3 +90,12 @@ describe('lint at apply time', () => {
     expect(text).toContain('cmg_lint_findings_total{check="native-routing-cidr",severity="error"} 1');
   });
 });
+
+describe('lint.denyChecks in the configuration', () => {
+  it('defaults to none and accepts only check ids', async () => {
+    const { parseConfig } = await import('../../src/config.js');
+    expect(parseConfig({}).lint.denyChecks).toEqual([]);
+    expect(parseConfig({ lint: { denyChecks: ['native-routing-cidr'] } }).lint.denyChecks).toEqual(['native-routing-cidr']);
+    expect(() => parseConfig({ lint: { denyChecks: ['no-such-check'] } })).toThrow(/lint\.denyChecks\.0/);
+  });
+});
