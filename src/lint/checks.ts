@@ -71,8 +71,8 @@ const isMigrated = (node: LintNode, settings: LintOptions): boolean => node.labe
 // ---------------------------------------------------------------------------------------------
 // 1. native-routing-cidr
 
-/** IPAM modes where the agent derives the native routing CIDR itself (the VPC/VNet range) when unset. */
-const AUTO_NATIVE_CIDR = new Set(['eni', 'azure', 'alibabacloud']);
+/** IPAM modes the agent lets run without a native-routing CIDR (pkg/option/config.go checkIPv4NativeRoutingCIDR). */
+const AUTO_NATIVE_CIDR = new Set(['eni', 'alibabacloud']);
 
 export const nativeRoutingCidr: Check = {
   id: 'native-routing-cidr',
@@ -96,7 +96,8 @@ export const nativeRoutingCidr: Check = {
           severity: 'error',
           message:
             'routing-mode is native with IPv4 masquerading, but ipv4-native-routing-cidr is not set: the agent refuses to start ' +
-            '(the chart fails to render). Set Helm ipv4NativeRoutingCIDR to a range that covers every pod CIDR.',
+            '("native routing cidr must be configured"; the chart fails to render). Set Helm ipv4NativeRoutingCIDR to a range ' +
+            'that covers every pod CIDR.',
         },
       ];
     }

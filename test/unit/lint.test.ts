@@ -56,6 +56,8 @@ describe('lint: the facts behind the checks', () => {
     const input = (data: Record<string, string>) => ({ ciliumConfig: { data, subject: 'cm' }, nodeConfigs: [], nodes: [], ciliumNodes: new Map(), hostPortPods: [] });
     expect(lint(input({ tunnel: 'disabled' })).filter((f) => f.id === 'native-routing-cidr')[0]?.severity).toBe('error');
     expect(lint(input({ 'routing-mode': 'native', ipam: 'eni' })).filter((f) => f.id === 'native-routing-cidr')).toEqual([]);
+    // Only eni and alibabacloud are exempt in the agent's checkIPv4NativeRoutingCIDR, not azure.
+    expect(lint(input({ 'routing-mode': 'native', ipam: 'azure' })).find((f) => f.id === 'native-routing-cidr')?.message).toContain('the agent refuses to start');
     expect(lint(input({ 'routing-mode': 'native', 'enable-ipv4-masquerade': 'false' })).filter((f) => f.id === 'native-routing-cidr')).toEqual([]);
     expect(lint(input({ 'routing-mode': 'native', 'enable-ip-masq-agent': 'true' })).filter((f) => f.id === 'native-routing-cidr')).toEqual([]);
   });
