@@ -205,6 +205,8 @@ export function parseHubbleMetrics(text: string): HubbleMetric[] {
           if (key.startsWith('source')) source = true;
           else destination = true;
         }
+      } else if (name === 'dns' && key === 'query') {
+        growing.push('query'); // a `query` label per distinct DNS name queried
       } else if (key === 'labelsContext') {
         const bad = values.filter((v) => /_(pod|ip)$/.test(v));
         if (bad.length > 0) {
@@ -230,9 +232,11 @@ export const hubbleCardinality: Check = {
     const pods = ctx.input.podCount;
     return metrics.map((m) => {
       const estimate =
-        pods === undefined
-          ? 'series grow with the number of pods (and peers)'
-          : `with ${pods} pods, up to ~${(m.sides >= 2 ? pods * pods : pods).toLocaleString('en-US')} series per other label combination`;
+        m.sides === 0
+          ? 'series grow with the distinct DNS names queried'
+          : pods === undefined
+            ? 'series grow with the number of pods (and peers)'
+            : `with ${pods} pods, up to ~${(m.sides >= 2 ? pods * pods : pods).toLocaleString('en-US')} series per other label combination`;
       return {
         severity: 'warning' as const,
         message:

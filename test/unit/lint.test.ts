@@ -22,7 +22,7 @@ describe.each([
   { id: 'native-routing-cidr', trigger: 'values-trigger.yaml', severity: 'error', says: ['10.0.0.0/8 (cluster-pool-ipv4-cidr)', 'Helm values'] },
   { id: 'strict-encryption', trigger: 'trigger.yaml', severity: 'error', says: ['encryption-strict-egress-cidr 10.0.0.0/16', 'encryption.strictMode.egress.cidr'], count: 2 },
   { id: 'strict-encryption', trigger: 'legacy-trigger.yaml', severity: 'error', says: ['encryption-strict-mode-cidr 10.1.0.0/16'] },
-  { id: 'hubble-cardinality', trigger: 'trigger.yaml', severity: 'warning', says: ['drop uses sourceContext=pod, destinationContext=pod', 'with 3 pods, up to ~9 series', 'hubble.metrics.enabled'], count: 2 },
+  { id: 'hubble-cardinality', trigger: 'trigger.yaml', severity: 'warning', says: ['dns uses query: series grow with the distinct DNS names queried', 'hubble.metrics.enabled'], count: 3 },
   { id: 'aks-fqdn-kube-proxy', trigger: 'trigger.yaml', severity: 'warning', says: ['myaks-dns-1a2b3c4d.hcp.westeurope.azmk8s.io', 'ingress-nginx/ingress-nginx-controller-7d9f8', 'kubeProxyReplacement=true'] },
   { id: 'eni-masquerade', trigger: 'trigger.yaml', severity: 'warning', says: ['no egress-masquerade-interfaces', 'egressMasqueradeInterfaces'] },
   { id: 'eni-masquerade', trigger: 'pattern-trigger.yaml', severity: 'warning', says: ['eth+ matches none of the interfaces ens5'] },
@@ -144,7 +144,7 @@ describe('lint: the facts behind the checks', () => {
   it('parses hubble-metrics: per-pod contexts and _pod/_ip labels only', () => {
     const metrics = parseHubbleMetrics('dns:query;ignoreAAAA;destinationContext=dns|ip flow:sourceContext=namespace httpV2:labelsContext=source_pod,source_namespace');
     expect(metrics.map((m) => [m.name, m.growing, m.sides])).toEqual([
-      ['dns', ['destinationContext=dns|ip'], 1],
+      ['dns', ['query', 'destinationContext=dns|ip'], 1],
       ['httpV2', ['labelsContext=source_pod'], 1],
     ]);
   });
@@ -263,10 +263,12 @@ describe('lint: second findings of the trigger fixtures', () => {
     const warning = of(lintFiles([fixture('strict-encryption', 'trigger.yaml')]), 'strict-encryption').find((f) => f.severity === 'warning');
     expect(warning?.message).toContain('XDP acceleration (bpf-lb-acceleration native; Helm loadBalancer.acceleration=disabled)');
   });
-  it('hubble-cardinality names each metric whose labels grow with pods', () => {
-    const flow = of(lintFiles([fixture('hubble-cardinality', 'trigger.yaml')]), 'hubble-cardinality').find((f) => f.message.includes('metric flow'));
+  it('hubble-cardinality names each metric whose labels grow with pods, with the estimate', () => {
+    const found = of(lintFiles([fixture('hubble-cardinality', 'trigger.yaml')]), 'hubble-cardinality');
+    const flow = found.find((f) => f.message.includes('metric flow'));
     expect(flow?.message).toContain('labelsContext=source_ip,destination_ip');
     expect(flow?.message).not.toContain('source_namespace');
+    expect(found.find((f) => f.message.includes('metric drop'))?.message).toContain('drop uses sourceContext=pod, destinationContext=pod: with 3 pods, up to ~9 series');
   });
 });
 
