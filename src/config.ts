@@ -1,6 +1,7 @@
 // Configuration: parsed and validated once at start into a frozen, typed object.
 // A bad file fails start-up with a message that names the field; it never half-applies.
 
+import { CHECK_IDS } from './lint/checks.js';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -180,6 +181,14 @@ const schema = z
     nodeTaint: nodeTaintSchema.prefault({}),
     /** The reaper (docs/reaper.md): which early, unmanaged pods it removes, how, and how fast. */
     reaper: reaperSchema.prefault({}),
+    /**
+     * `lint` at apply time (docs/lint.md): writes of cilium-config and CiliumNodeConfigs get kubectl
+     * warnings. A check listed here also refuses the write when it finds an error. Default: none.
+     */
+    lint: z
+      .object({ denyChecks: z.array(z.enum(CHECK_IDS as unknown as [string, ...string[]])).default([]) })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

@@ -4,7 +4,10 @@
 
 import { ConfigError } from './config.js';
 import { SnapshotError } from './cluster/snapshot.js';
+import { LintInputError } from './lint/load.js';
+import { LiveReadError } from './lint/live.js';
 import { UsageError } from './commands/common.js';
+import { LINT_USAGE, lintCommand } from './commands/lint.js';
 import { REAPER_USAGE, reaperCommand } from './commands/reaper.js';
 import { REGISTRATION_USAGE, registrationCommand } from './commands/registration.js';
 import { REPORT_USAGE, reportCommand } from './commands/report.js';
@@ -30,6 +33,11 @@ const COMMANDS: Record<string, { summary: string; run: Command; usage: string }>
     summary: "Print, per migrated node, whether Cilium is ready and the pods the reaper would act on, and the nodes waiting on Cilium's startup taint",
     run: reportCommand,
     usage: REPORT_USAGE,
+  },
+  lint: {
+    summary: "Check Cilium's configuration for known migration misconfigurations (files with -f, or the live cluster)",
+    run: lintCommand,
+    usage: LINT_USAGE,
   },
   registration: {
     summary: 'Print the webhook registrations for a config (the DaemonSet entries match only what its rules can)',
@@ -65,7 +73,7 @@ export async function main(argv: string[]): Promise<number | 'running'> {
       process.stderr.write(`error: ${(err as Error).message}\n\n${usage()}`);
       return 2;
     }
-    const known = err instanceof ConfigError || err instanceof SnapshotError;
+    const known = err instanceof ConfigError || err instanceof SnapshotError || err instanceof LintInputError || err instanceof LiveReadError;
     process.stderr.write(`error: ${known ? (err as Error).message : ((err as Error)?.message ?? String(err))}\n`);
     return 1;
   }

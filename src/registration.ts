@@ -31,6 +31,8 @@ export const MUTATING_ADVISORY_NAME = `advisory-daemonsets.${PROJECT_DOMAIN}`;
 export const CILIUM_PART_OF = { key: 'app.kubernetes.io/part-of', value: 'cilium' } as const;
 export const VALIDATING_NAME = `pods.${PROJECT_DOMAIN}`;
 export const MUTATING_NODES_NAME = `nodes.${PROJECT_DOMAIN}`;
+/** Writes of cilium-config and CiliumNodeConfigs, linted (docs/lint.md): warnings only, fail-open. */
+export const VALIDATING_CILIUM_CONFIG_NAME = `cilium-config.${PROJECT_DOMAIN}`;
 export const CONFIGURATION_NAME = 'cilium-migration-guard';
 /** Namespaces labelled with this (value "true") are never sent to the pod webhook. */
 export const NAMESPACE_EXEMPT_LABEL = `${PROJECT_DOMAIN}/exempt`;
@@ -174,6 +176,28 @@ export function validatingWebhookConfiguration(options: RegistrationOptions) {
           },
         ],
       },
+      ciliumConfigEntry(options),
     ],
+  };
+}
+
+/**
+ * cilium-config and CiliumNodeConfigs in Cilium's namespace: linted, answered with warnings (a
+ * denial only for checks listed in lint.denyChecks). Ignore: a Cilium configuration change must
+ * never wait on this webhook. Only that one ConfigMap is sent (matchConditions on the name).
+ */
+function ciliumConfigEntry(options: RegistrationOptions) {
+  const namespace = (options.config ?? defaultConfig).cilium.namespace;
+  return {
+    name: VALIDATING_CILIUM_CONFIG_NAME,
+    ...common(options.podTimeoutSeconds ?? POD_WEBHOOK_TIMEOUT_SECONDS),
+    failurePolicy: 'Ignore' as FailurePolicy,
+    clientConfig: clientConfig(options, '/validate/cilium-config'),
+    namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: [namespace] }] },
+    rules: [
+      { apiGroups: [''], apiVersions: ['v1'], resources: ['configmaps'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
+      { apiGroups: ['cilium.io'], apiVersions: ['v2', 'v2alpha1'], resources: ['ciliumnodeconfigs'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
+    ],
+    matchConditions: [{ name: 'cilium-config-or-nodeconfig', expression: "request.resource.resource != 'configmaps' || object.metadata.name == 'cilium-config'" }],
   };
 }

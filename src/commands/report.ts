@@ -12,6 +12,9 @@ import { startupTaintStatuses } from '../cluster/startup-taint.js';
 import { isReaperSynced } from '../reaper/controller.js';
 import { detect } from '../reaper/detect.js';
 import { buildReport, formatReportTable, type Report } from '../reaper/report.js';
+import { loadFiles } from '../lint/load.js';
+import { DEFAULT_LINT_OPTIONS, formatLintSection, lint } from '../lint/run.js';
+import type { Finding } from '../lint/types.js';
 import {
   COMMON_FLAGS,
   envName,
@@ -69,8 +72,23 @@ function sourceOf(flags: ReportFlags, kc: KubeConfig | undefined): string {
 }
 
 /** Builds the report; exported for tests. Logs go to stderr, so stdout is only the report. */
-/** The report, plus what a cloud-run Cilium means for it (the migration does not apply there). */
-export type ReportWithDataplane = Report & { managedDataplane?: string };
+/** The report, plus what a cloud-run Cilium means for it (the migration does not apply there), and the lint findings. */
+export type ReportWithDataplane = Report & { managedDataplane?: string; lint?: Finding[]; lintError?: string };
+
+/** The lint checks (docs/lint.md) over the same cluster or snapshot; a read failure is said, not fatal. */
+async function lintFindings(flags: ReportFlags, kc: KubeConfig | undefined, config: ReturnType<typeof loadConfig>, timeoutMs: number): Promise<Pick<ReportWithDataplane, 'lint' | 'lintError'>> {
+  const settings = { ...DEFAULT_LINT_OPTIONS, nodeLabel: config.nodeLabel };
+  try {
+    if (kc) {
+      const { readLiveInput } = await import('../lint/live.js');
+      return { lint: lint(await readLiveInput(kc, { ciliumNamespace: config.cilium.namespace, timeoutMs }), settings) };
+    }
+    if (flags['cluster-state']) return { lint: lint(loadFiles([flags['cluster-state']], undefined, config.cilium.namespace).input, settings) };
+    return {};
+  } catch (err) {
+    return { lintError: (err as Error).message };
+  }
+}
 
 export async function runReport(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ report: ReportWithDataplane; text: string }> {
   const { flags, timeoutMs, level, nodeLabelSource } = parseReportFlags(args, env);
@@ -87,8 +105,10 @@ export async function runReport(args: string[], env: NodeJS.ProcessEnv = process
     const report: ReportWithDataplane = {
       ...buildReport(detect(source.view, config, now), config, sourceOf(flags, source.kc), tainted),
       ...(note ? { managedDataplane: note } : {}),
+      ...(await lintFindings(flags, source.kc, config, timeoutMs)),
     };
-    const text = flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : `${note ? `NOTE: ${note}.\n\n` : ''}${formatReportTable(report)}`;
+    const lintText = report.lint || report.lintError ? `\n${formatLintSection(report.lint, report.lintError)}` : '';
+    const text = flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : `${note ? `NOTE: ${note}.\n\n` : ''}${formatReportTable(report)}${lintText}`;
     return { report, text };
   } finally {
     await source.stop();

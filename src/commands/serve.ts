@@ -9,6 +9,9 @@ import { mutatingWebhookConfiguration } from '../registration.js';
 import { matchConditionDrift } from '../registration-conditions.js';
 import { isSynced } from '../cluster/view.js';
 import { createLogger, stdoutLineSink } from '../logger.js';
+import { lintAdmissionHandler } from '../lint/admission.js';
+import { lintFindingsCounter } from '../lint/metrics.js';
+import { DEFAULT_LINT_OPTIONS } from '../lint/run.js';
 import { Metrics } from '../metrics.js';
 import { startServer } from '../server/serve.js';
 import { servingCertSans } from '../server/tls.js';
@@ -169,6 +172,14 @@ export async function serveCommand(args: string[]): Promise<void> {
           { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(config, source.view) },
           { path: '/validate/pods', handler: podPlacementHandler(config, source.view, source.reader) },
           { path: '/mutate/nodes', handler: nodeTaintHandler(config) },
+          {
+            path: '/validate/cilium-config',
+            handler: lintAdmissionHandler(
+              source.view,
+              { ciliumNamespace: config.cilium.namespace, denyChecks: config.lint.denyChecks, settings: { ...DEFAULT_LINT_OPTIONS, nodeLabel: config.nodeLabel } },
+              lintFindingsCounter(metrics.registry),
+            ),
+          },
         ],
         readiness: () => {
           // A cloud-run Cilium is a fact about the cluster, not a fault of this webhook: still ready.
@@ -241,7 +252,7 @@ export async function serveCommand(args: string[]): Promise<void> {
     const caFile = `${flags['cert-dir']}/ca.crt`;
     log.info(
       { url: handle.url, nodeLabel: nodeLabelText(config), nodeTaint: config.nodeTaint.enabled ? taintText(startupTaint(config)) : 'off', ...(existsSync(caFile) ? { ca: caFile } : {}) },
-      'serving admission webhooks: POST /mutate/daemonsets, POST /validate/pods, POST /mutate/nodes',
+      'serving admission webhooks: POST /mutate/daemonsets, POST /validate/pods, POST /mutate/nodes, POST /validate/cilium-config',
     );
   } catch (err) {
     if (err instanceof ShuttingDown) return; // the signal handler cleans up and exits 0

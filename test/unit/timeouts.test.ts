@@ -29,6 +29,6 @@ describe('the time budget of one admission request', () => {
       // The node webhook decides from the request alone (no lookups) and holds up a node's registration.
       expect(webhook.timeoutSeconds).toBe(webhook.name === MUTATING_NODES_NAME ? NODE_WEBHOOK_TIMEOUT_SECONDS : DAEMONSET_WEBHOOK_TIMEOUT_SECONDS);
     }
-    expect(validatingWebhookConfiguration(options).webhooks.map((w) => w.timeoutSeconds)).toEqual([POD_WEBHOOK_TIMEOUT_SECONDS]);
+    expect(validatingWebhookConfiguration(options).webhooks.map((w) => w.timeoutSeconds)).toEqual([POD_WEBHOOK_TIMEOUT_SECONDS, POD_WEBHOOK_TIMEOUT_SECONDS]);
   });
 });
