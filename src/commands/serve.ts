@@ -16,6 +16,9 @@ import { StartupTaintMonitor } from '../cluster/startup-taint-monitor.js';
 import { daemonSetAffinityHandler } from '../webhooks/daemonset-affinity.js';
 import { nodeTaintHandler, startupTaint, taintText } from '../webhooks/node-taint.js';
 import { podPlacementHandler } from '../webhooks/pod-placement.js';
+import { withMode } from '../modes/handler.js';
+import { noNamespaceModes, type NamespaceModes } from '../modes/mode.js';
+import { startNamespaceModes } from '../modes/namespace-modes.js';
 import {
   COMMON_FLAGS,
   defaultListenHost,
@@ -142,6 +145,14 @@ export async function serveCommand(args: string[]): Promise<void> {
   try {
     const source = await shutdown.step(openView(flags, config, log), (opened) => () => opened.stop());
 
+    // Namespace mode labels: live only (a snapshot has no namespaces to watch); optional, never gates readiness.
+    let namespaceModes: NamespaceModes = noNamespaceModes;
+    if (source.kc) {
+      const live = startNamespaceModes(source.kc, log);
+      shutdown.defer(() => live.stop());
+      namespaceModes = live;
+    }
+
     let certs: CertController | undefined;
     if (certSecret) {
       if (!source.kc) throw new UsageError('--cert-secret needs a cluster (--kubeconfig, $KUBECONFIG or in-cluster credentials)');
@@ -162,8 +173,8 @@ export async function serveCommand(args: string[]): Promise<void> {
     const handle = await shutdown.step(
       startServer({
         handlers: [
-          { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(config, source.view) },
-          { path: '/validate/pods', handler: podPlacementHandler(config, source.view, source.reader) },
+          { path: '/mutate/daemonsets', handler: withMode(daemonSetAffinityHandler(config, source.view), 'daemonsets', config, namespaceModes) },
+          { path: '/validate/pods', handler: withMode(podPlacementHandler(config, source.view, source.reader), 'pods', config, namespaceModes) },
           { path: '/mutate/nodes', handler: nodeTaintHandler(config) },
         ],
         readiness: () => {
@@ -227,7 +238,7 @@ export async function serveCommand(args: string[]): Promise<void> {
     }
     const caFile = `${flags['cert-dir']}/ca.crt`;
     log.info(
-      { url: handle.url, nodeLabel: nodeLabelText(config), nodeTaint: config.nodeTaint.enabled ? taintText(startupTaint(config)) : 'off', ...(existsSync(caFile) ? { ca: caFile } : {}) },
+      { url: handle.url, nodeLabel: nodeLabelText(config), modes: config.modes, nodeTaint: config.nodeTaint.enabled ? taintText(startupTaint(config)) : 'off', ...(existsSync(caFile) ? { ca: caFile } : {}) },
       'serving admission webhooks: POST /mutate/daemonsets, POST /validate/pods, POST /mutate/nodes',
     );
   } catch (err) {
