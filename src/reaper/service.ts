@@ -16,6 +16,10 @@ import { alwaysLeader, LeaderElector, type ElectorTiming } from './leader.js';
 import { apiLeaseStore } from './lease.js';
 import { ReaperMetrics } from './metrics.js';
 import { startProbeServer, type ProbeServer } from './http.js';
+import { isSynced } from '../cluster/view.js';
+import { liveReconcilerApi, type ReconcilerApi } from '../reconciler/api.js';
+import { ReconcilerMetrics } from '../reconciler/metrics.js';
+import { DaemonSetReconciler } from '../reconciler/reconciler.js';
 
 export interface ReaperServiceOptions {
   kc: KubeConfig;
@@ -30,6 +34,10 @@ export interface ReaperServiceOptions {
   defaultMetrics?: boolean;
   /** Replaces the live API calls (tests wrap it to observe writes). */
   api?: ReaperApi;
+  /** Replaces the reconciler's API calls (tests). */
+  reconcilerApi?: ReconcilerApi;
+  /** The reconciler's pass period (default 60 s). */
+  reconcilerIntervalMs?: number;
 }
 
 export interface ReaperService {
@@ -79,10 +87,11 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
   const leadership = elector ?? alwaysLeader;
   reaperMetrics.setLeader(!elector);
 
+  const api = options.api ?? liveReaperApi(kc);
   reaper = new Reaper({
     view: live.view,
     config,
-    api: options.api ?? liveReaperApi(kc),
+    api,
     leadership,
     metrics: reaperMetrics,
     log,
@@ -123,6 +132,22 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
     throw err;
   }
   reaper.start();
+  // Existing DaemonSets brought in line (config reconciler.enabled; off by default): leader only.
+  const reconciler = config.reconciler.enabled
+    ? new DaemonSetReconciler({
+        api: options.reconcilerApi ?? liveReconcilerApi(kc, api),
+        view: live.view,
+        config,
+        log,
+        identity,
+        dryRun: config.reconciler.dryRun || options.dryRun,
+        isLeader: () => leadership.isLeader(),
+        synced: () => isSynced(live.view),
+        metrics: new ReconcilerMetrics(metrics),
+        ...(options.reconcilerIntervalMs ? { intervalMs: options.reconcilerIntervalMs } : {}),
+      })
+    : undefined;
+  reconciler?.start();
   elector?.start();
   log.info(
     {
@@ -130,6 +155,7 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
       dryRun: options.dryRun,
       leaderElection: options.lease ? `${options.lease.namespace}/${options.lease.name}` : 'off',
       settings: config.reaper,
+      reconciler: config.reconciler,
       nodeLabel: nodeLabelText(config),
     },
     'reaper started',
@@ -144,6 +170,7 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
     isLeader: () => leadership.isLeader(),
     stop: () => {
       stopping ??= (async () => {
+        await reconciler?.stop();
         await reaper.stop();
         await elector?.stop();
         unwatch();
