@@ -130,7 +130,7 @@ describe('DaemonSetReconciler.pass', () => {
       { namespace: 'kube-system', name: 'kube-flannel-ds', outcome: 'conflict', mode: 'enforce' },
     ]);
     expect(api.patches).toHaveLength(1);
-    const [{ patch }] = api.patches as [{ patch: JsonPatchOp[] }];
+    const patch = api.patches[0]!.patch;
     expect(patch[0]).toEqual({ op: 'test', path: '/metadata/resourceVersion', value: '42' });
     expect(patch.slice(1).every((op) => op.op === 'add')).toBe(true);
     const byObject = Object.fromEntries(api.events.map((e) => [e.involvedObject.name, e]));
