@@ -12,6 +12,7 @@ import { startupTaintStatuses } from '../cluster/startup-taint.js';
 import { isReaperSynced } from '../reaper/controller.js';
 import { detect } from '../reaper/detect.js';
 import { buildReport, formatReportTable, type Report } from '../reaper/report.js';
+import { daemonSetReport, formatDaemonSetReport, readDaemonSets, type DaemonSetReport } from '../reconciler/report.js';
 import {
   COMMON_FLAGS,
   envName,
@@ -70,7 +71,7 @@ function sourceOf(flags: ReportFlags, kc: KubeConfig | undefined): string {
 
 /** Builds the report; exported for tests. Logs go to stderr, so stdout is only the report. */
 /** The report, plus what a cloud-run Cilium means for it (the migration does not apply there). */
-export type ReportWithDataplane = Report & { managedDataplane?: string };
+export type ReportWithDataplane = Report & { managedDataplane?: string; daemonSets?: DaemonSetReport };
 
 export async function runReport(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ report: ReportWithDataplane; text: string }> {
   const { flags, timeoutMs, level, nodeLabelSource } = parseReportFlags(args, env);
@@ -84,11 +85,16 @@ export async function runReport(args: string[], env: NodeJS.ProcessEnv = process
     const tainted = startupTaintStatuses(source.view.nodes(), source.view, config, now);
     const managed = managedDataplaneIn(source.view);
     const note = managed ? describeManagedDataplane(managed) : undefined;
+    const daemonSets = daemonSetReport(await readDaemonSets(source.kc, flags['cluster-state']), source.view, config);
     const report: ReportWithDataplane = {
       ...buildReport(detect(source.view, config, now), config, sourceOf(flags, source.kc), tainted),
       ...(note ? { managedDataplane: note } : {}),
+      daemonSets,
     };
-    const text = flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : `${note ? `NOTE: ${note}.\n\n` : ''}${formatReportTable(report)}`;
+    const text =
+      flags.output === 'json'
+        ? `${JSON.stringify(report, null, 2)}\n`
+        : `${note ? `NOTE: ${note}.\n\n` : ''}${formatReportTable(report)}${formatDaemonSetReport(daemonSets)}`;
     return { report, text };
   } finally {
     await source.stop();

@@ -96,7 +96,7 @@ export class DaemonSetReconciler {
 
   private async tick(): Promise<void> {
     if (!this.options.isLeader() || !this.options.synced()) {
-      this.schedule(this.options.isLeader() ? NOT_READY_RETRY_MS : this.intervalMs);
+      this.schedule(NOT_READY_RETRY_MS); // in-memory checks only: cheap, and a new leader acts within a second
       return;
     }
     let next = this.intervalMs;
