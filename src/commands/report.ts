@@ -94,7 +94,7 @@ export async function runReport(args: string[], env: NodeJS.ProcessEnv = process
     const text =
       flags.output === 'json'
         ? `${JSON.stringify(report, null, 2)}\n`
-        : `${note ? `NOTE: ${note}.\n\n` : ''}${formatReportTable(report)}${formatDaemonSetReport(daemonSets)}`;
+        : `${note ? `NOTE: ${note}.\n\n` : ''}${formatReportTable(report, [formatDaemonSetReport(daemonSets)])}`;
     return { report, text };
   } finally {
     await source.stop();

@@ -20,6 +20,8 @@ import { isSynced } from '../cluster/view.js';
 import { liveReconcilerApi, type ReconcilerApi } from '../reconciler/api.js';
 import { ReconcilerMetrics } from '../reconciler/metrics.js';
 import { DaemonSetReconciler } from '../reconciler/reconciler.js';
+import { ProgressMetrics } from '../progress/metrics.js';
+import { migrationProgress } from '../progress/progress.js';
 
 export interface ReaperServiceOptions {
   kc: KubeConfig;
@@ -132,6 +134,16 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
     throw err;
   }
   reaper.start();
+  // The migration's progress (cmg_migration_*): computed at scrape, and every 15 s for the time-to-ready histogram.
+  const progress = new ProgressMetrics(metrics, () => (isReaperSynced(live.view) ? migrationProgress(live.view, config, new Date()) : undefined));
+  const progressTimer = setInterval(() => {
+    try {
+      progress.update();
+    } catch (err) {
+      log.warn({ err }, 'could not compute the migration progress');
+    }
+  }, 15_000);
+  progressTimer.unref();
   // Existing DaemonSets brought in line (config reconciler.enabled; off by default): leader only.
   const reconciler = config.reconciler.enabled
     ? new DaemonSetReconciler({
@@ -170,6 +182,7 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
     isLeader: () => leadership.isLeader(),
     stop: () => {
       stopping ??= (async () => {
+        clearInterval(progressTimer);
         await reconciler?.stop();
         await reaper.stop();
         await elector?.stop();
