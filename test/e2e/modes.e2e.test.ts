@@ -83,6 +83,7 @@ afterAll(async () => {
 describe('pod webhook, configured mode warn', () => {
   it('admits a pod placed on a node where Cilium is not ready, and kubectl shows the would-be denial in lines of at most 120 characters', async () => {
     const res = await apply(webPod('warned', 'team-warn'));
+    process.stderr.write(`\n--- kubectl transcript ---\n${res.stderr}${res.stdout}--- end ---\n`);
     expect(res.code).toBe(0);
     expect(res.stdout).toContain('pod/warned created');
     const warnings = warningsOf(res.stderr);
