@@ -44,6 +44,13 @@ describe('daemonSetFindings', () => {
     expect(finding!.state === 'out-of-line' && finding!.patch).toEqual(webhook.patch);
   });
 
+  it("lists Cilium's agent written unpatched while the webhook was down (its entry fails open), with In [cilium]", () => {
+    const [finding] = daemonSetFindings([listed('cilium')], view, config);
+    expect(finding).toMatchObject({ name: 'cilium', state: 'out-of-line', role: 'cilium', requirement: 'cni In [cilium]' });
+    // With confineCilium: false (Cilium's own migration guide), Cilium's agent has no role: nothing to do.
+    expect(daemonSetFindings([listed('cilium')], view, parseConfig({ confineCilium: false }))).toEqual([]);
+  });
+
   it('is empty once the patch is applied, for DaemonSets no rule matches, and for opted-out ones', () => {
     const aws = listed('aws-node');
     const [finding] = daemonSetFindings([aws], view, config);
