@@ -18,7 +18,7 @@ import { nodeTaintHandler, startupTaint, taintText } from '../webhooks/node-tain
 import { podPlacementHandler } from '../webhooks/pod-placement.js';
 import { withMode } from '../modes/handler.js';
 import { noNamespaceModes, type NamespaceModes } from '../modes/mode.js';
-import { startNamespaceModes } from '../modes/namespace-modes.js';
+import { modeLabelsInFile, staticNamespaceModes, startNamespaceModes } from '../modes/namespace-modes.js';
 import {
   COMMON_FLAGS,
   defaultListenHost,
@@ -145,8 +145,9 @@ export async function serveCommand(args: string[]): Promise<void> {
   try {
     const source = await shutdown.step(openView(flags, config, log), (opened) => () => opened.stop());
 
-    // Namespace mode labels: live only (a snapshot has no namespaces to watch); optional, never gates readiness.
+    // Namespace mode labels: watched live (optional, never gates readiness), or the snapshot's Namespaces.
     let namespaceModes: NamespaceModes = noNamespaceModes;
+    if (!source.kc && flags['cluster-state']) namespaceModes = staticNamespaceModes(modeLabelsInFile(flags['cluster-state']));
     if (source.kc) {
       const live = startNamespaceModes(source.kc, log);
       shutdown.defer(() => live.stop());

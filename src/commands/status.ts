@@ -4,14 +4,12 @@
 // webhook endpoint. Against a snapshot: what the file holds (no webhook checks).
 // Exit code: 0 when nothing needs attention, 3 when something does (1 and 2 stay errors and usage).
 
-import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { AdmissionregistrationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
 import { httpStatus } from '../cluster/lookup.js';
 import { createLogger } from '../logger.js';
 import { MODE_LABEL } from '../modes/mode.js';
-import { modeLabelsOf } from '../modes/namespace-modes.js';
+import { modeLabelsInFile, modeLabelsOf } from '../modes/namespace-modes.js';
 import { migrationProgress } from '../progress/progress.js';
 import { isReaperSynced } from '../reaper/controller.js';
 import { daemonSetReport, readDaemonSets } from '../reconciler/report.js';
@@ -48,19 +46,6 @@ function positive(text: string, label: string): number {
   const n = Number(text);
   if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${label} must be a positive number of seconds, got ${JSON.stringify(text)}`);
   return n;
-}
-
-/** Namespace objects' mode labels in a snapshot file. */
-function namespaceModesInFile(path: string): Record<string, string> {
-  const namespaces: Array<{ metadata?: { name?: string; labels?: Record<string, string> } }> = [];
-  for (const doc of parseAllDocuments(readFileSync(path, 'utf8'))) {
-    const value = doc.toJS() as { kind?: string; items?: unknown[] } | null;
-    const items = Array.isArray(value?.items) ? value.items : [value];
-    for (const item of items as Array<{ kind?: string; apiVersion?: string; metadata?: { name?: string; labels?: Record<string, string> } }>) {
-      if ((item?.kind === 'Namespace' && item.apiVersion === 'v1') || value?.kind === 'NamespaceList') namespaces.push(item);
-    }
-  }
-  return modeLabelsOf(namespaces);
 }
 
 /** GET {origin}/healthz over TLS verified with the caBundle: "ok" or why not. */
@@ -154,7 +139,7 @@ export async function runStatus(args: string[], env: NodeJS.ProcessEnv = process
       readDaemonSets(kc, flags['cluster-state']),
       kc
         ? kc.makeApiClient(CoreV1Api).listNamespace({ labelSelector: MODE_LABEL }).then((list) => modeLabelsOf(list.items))
-        : Promise.resolve(flags['cluster-state'] ? namespaceModesInFile(flags['cluster-state']) : {}),
+        : Promise.resolve(flags['cluster-state'] ? modeLabelsInFile(flags['cluster-state']) : {}),
       kc ? readWebhooks(kc, flags['webhook-config']) : Promise.resolve(undefined),
     ]);
     const status = buildStatus(

@@ -7,6 +7,8 @@
 // a webhook that never becomes ready would fail DaemonSet writes closed over a missing label.
 // Errors restart the informer with capped backoff (the same behaviour as cluster/informers.ts).
 
+import { readFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
 import { CoreV1Api, ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { MODE_LABEL, type NamespaceModes } from './mode.js';
@@ -32,6 +34,19 @@ export function modeLabelsOf(namespaces: Iterable<{ metadata?: { name?: string; 
     if (ns.metadata?.name && typeof value === 'string') out[ns.metadata.name] = value;
   }
   return out;
+}
+
+/** The mode labels of the v1 Namespace objects in a snapshot file (single objects or Lists). */
+export function modeLabelsInFile(path: string): Record<string, string> {
+  const namespaces: Array<{ metadata?: { name?: string; labels?: Record<string, string> } }> = [];
+  for (const doc of parseAllDocuments(readFileSync(path, 'utf8'))) {
+    const value = doc.toJS() as { kind?: string; items?: unknown[] } | null;
+    const items = Array.isArray(value?.items) ? value.items : [value];
+    for (const item of items as Array<{ kind?: string; apiVersion?: string; metadata?: { name?: string; labels?: Record<string, string> } }>) {
+      if ((item?.kind === 'Namespace' && item.apiVersion === 'v1') || value?.kind === 'NamespaceList') namespaces.push(item);
+    }
+  }
+  return modeLabelsOf(namespaces);
 }
 
 export function startNamespaceModes(kc: KubeConfig, logger: Logger, options: { backoffMs?: { initial: number; max: number } } = {}): LiveNamespaceModes {

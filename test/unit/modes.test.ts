@@ -3,7 +3,10 @@ import { MemoryClusterView } from '../../src/cluster/memory.js';
 import { parseConfig, ConfigError } from '../../src/config.js';
 import { withMode } from '../../src/modes/handler.js';
 import { applyMode, MODE_LABEL, resolveMode, splitWarning, WARNING_MAX_CHARS, type Mode } from '../../src/modes/mode.js';
-import { modeLabelsOf, staticNamespaceModes } from '../../src/modes/namespace-modes.js';
+import { modeLabelsInFile, modeLabelsOf, staticNamespaceModes } from '../../src/modes/namespace-modes.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { daemonSetAffinityHandler } from '../../src/webhooks/daemonset-affinity.js';
 import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
 import { daemonSet } from '../support/fixtures.js';
@@ -56,6 +59,20 @@ describe('resolveMode', () => {
     expect(resolveMode(undefined, labels, 'audit')).toEqual({ mode: 'audit', source: 'config' });
     expect(resolveMode('typo', labels, 'enforce')).toEqual({ mode: 'enforce', source: 'config', invalidLabel: 'Warn' });
   });
+  it('reads the labels of the Namespaces in a snapshot file (Lists and single documents), ignoring other kinds', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cmg-modes-')), 'snap.yaml');
+    writeFileSync(
+      file,
+      [
+        'apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: payments, labels: {cilium-migration-guard.io/mode: enforce}}\n' +
+          '- apiVersion: v1\n  kind: Pod\n  metadata: {name: p, namespace: payments, labels: {cilium-migration-guard.io/mode: audit}}',
+        'apiVersion: v1\nkind: Namespace\nmetadata: {name: sandbox, labels: {cilium-migration-guard.io/mode: warn}}',
+        'apiVersion: v1\nkind: Namespace\nmetadata: {name: plain}',
+      ].join('\n---\n'),
+    );
+    expect(modeLabelsInFile(file)).toEqual({ payments: 'enforce', sandbox: 'warn' });
+  });
+
   it('reads the label from Namespace objects', () => {
     expect(modeLabelsOf([{ metadata: { name: 'a', labels: { [MODE_LABEL]: 'warn' } } }, { metadata: { name: 'b', labels: {} } }])).toEqual({ a: 'warn' });
   });

@@ -59,6 +59,15 @@ describe('daemonSetFindings', () => {
     expect(daemonSetFindings([fixed, listed('node-exporter'), optedOut], view, config)).toEqual([]);
   });
 
+  it('lists nothing where a cloud runs the cluster\'s Cilium (GKE anetd seen among the agent pods): the webhook would patch nothing', () => {
+    const managed = new MemoryClusterView(config);
+    managed.upsertPod({
+      metadata: { name: 'anetd-x', namespace: 'kube-system', labels: { 'k8s-app': 'cilium' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'anetd', uid: 'u', controller: true }] },
+      spec: { nodeName: 'n1', hostNetwork: true },
+    });
+    expect(daemonSetFindings([listed('calico-node'), listed('aws-node')], managed, config)).toEqual([]);
+  });
+
   it('reports a conflicting DaemonSet as a conflict, with no patch', () => {
     const [finding] = daemonSetFindings([conflicting()], view, config);
     expect(finding).toMatchObject({ name: 'kube-flannel-ds', state: 'conflict' });
