@@ -63,6 +63,8 @@ export class DaemonSetReconciler {
   private running: Promise<void> | undefined;
   private stopped = false;
   private readonly abort = new AbortController();
+  /** Report-only Events already written, by DaemonSet and reason → its resourceVersion then: not repeated every pass. */
+  private readonly reported = new Map<string, string>();
 
   constructor(private readonly options: ReconcilerOptions) {
     this.log = options.log.child({ component: 'reconciler' });
@@ -116,6 +118,9 @@ export class DaemonSetReconciler {
     const [daemonSets, labels] = await Promise.all([this.options.api.listDaemonSets({ signal }), this.options.api.listModeLabels({ signal })]);
     const findings = daemonSetFindings(daemonSets, this.options.view, this.options.config);
     this.options.metrics?.setFindings(findings);
+    // Forget reports about DaemonSets no longer found (fixed, deleted): bounded by the findings.
+    const current = new Set(findings.map((f) => f.uid ?? `${f.namespace}/${f.name}`));
+    for (const key of this.reported.keys()) if (!current.has(key.split('|')[0]!)) this.reported.delete(key);
     const namespaces = staticNamespaceModes(labels);
     const results: ReconcileResult[] = [];
     for (const finding of findings) {
@@ -129,6 +134,14 @@ export class DaemonSetReconciler {
     return results;
   }
 
+  /** Records a report-only Event unless the same one was written for this resourceVersion already. */
+  private async reportOnce(f: DaemonSetFinding, details: Parameters<EventRecorder['record']>[1]): Promise<void> {
+    const key = `${f.uid ?? `${f.namespace}/${f.name}`}|${details.reason}|${details.action}`;
+    if (f.resourceVersion !== undefined && this.reported.get(key) === f.resourceVersion) return;
+    await this.events.record(this.subject(f), details);
+    if (f.resourceVersion !== undefined) this.reported.set(key, f.resourceVersion);
+  }
+
   private subject(f: DaemonSetFinding) {
     return { kind: 'DaemonSet' as const, name: f.name, namespace: f.namespace, ...(f.uid ? { uid: f.uid } : {}) };
   }
@@ -137,7 +150,7 @@ export class DaemonSetReconciler {
     const what = { daemonSet: `${f.namespace}/${f.name}`, role: f.role, rule: f.rule, requirement: f.requirement, mode };
     if (f.state === 'conflict') {
       this.log.warn({ ...what, detail: f.detail }, 'DaemonSet affinity contradicts its role: reported, not changed');
-      await this.events.record(this.subject(f), {
+      await this.reportOnce(f, {
         type: 'Warning',
         reason: 'AffinityConflict',
         action: 'Report',
@@ -149,7 +162,7 @@ export class DaemonSetReconciler {
     if (this.options.dryRun || mode !== 'enforce') {
       const why = this.options.dryRun ? 'dry-run' : `the DaemonSet webhook is in ${mode} mode for namespace ${f.namespace}`;
       this.log.info({ ...what, why }, 'DaemonSet out of line: would patch');
-      await this.events.record(this.subject(f), {
+      await this.reportOnce(f, {
         type: 'Normal',
         reason: 'AffinityOutOfLine',
         action: this.options.dryRun ? 'DryRun' : 'Report',

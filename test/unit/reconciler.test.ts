@@ -119,7 +119,10 @@ class FakeApi implements ReconcilerApi {
   async createEvent(event: CoreV1Event) {
     this.events.push(event);
   }
-  async patchEvent() {}
+  eventPatches: string[] = [];
+  async patchEvent(_namespace: string, name: string) {
+    this.eventPatches.push(name);
+  }
 }
 
 function reconciler(api: FakeApi, overrides: { config?: Config; dryRun?: boolean; clock?: FakeClock } = {}) {
@@ -171,6 +174,19 @@ describe('DaemonSetReconciler.pass', () => {
     const enforcedNs = new FakeApi([listed('aws-node')], { 'kube-system': 'enforce' });
     expect((await reconciler(enforcedNs, { config: cfg }).pass()).map((r) => r.outcome)).toEqual(['patched']);
     expect(MODE_LABEL).toBe('cilium-migration-guard.io/mode');
+  });
+
+  it('writes a report-only Event once per DaemonSet version, not at every pass', async () => {
+    const api = new FakeApi([conflicting(), listed('aws-node')]);
+    const r = reconciler(api, { dryRun: true });
+    await r.pass();
+    await r.pass();
+    expect(api.events.map((e) => e.reason).sort()).toEqual(['AffinityConflict', 'AffinityOutOfLine']);
+    expect(api.eventPatches).toEqual([]);
+    api.daemonSets = [conflicting(), listed('aws-node', '99')]; // aws-node written again, still out of line
+    await r.pass();
+    // The same Event again (count 2), for aws-node only.
+    expect(api.eventPatches).toEqual([api.events.find((e) => e.reason === 'AffinityOutOfLine')!.metadata.name]);
   });
 
   it('keeps to perMinute: the rest is deferred, and a changed DaemonSet does not use up the budget', async () => {
