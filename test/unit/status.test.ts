@@ -3,6 +3,8 @@ import { generateCa } from '../../src/certs/x509.js';
 import type { Progress } from '../../src/progress/progress.js';
 import type { DaemonSetReport } from '../../src/reconciler/report.js';
 import { buildStatus, formatStatus, judgeCaBundle, type StatusInputs } from '../../src/status/status.js';
+import { runStatus } from '../../src/commands/status.js';
+import { UsageError } from '../../src/commands/common.js';
 
 const NOW = new Date('2026-12-01T12:00:00Z');
 const b64 = (pem: string) => Buffer.from(pem).toString('base64');
@@ -113,5 +115,21 @@ describe('buildStatus', () => {
     expect(text).toMatch(/slow\s+66m\s+no-agent-pod/);
     expect(text).toContain('namespaces: team=enforce, typo=Warn');
     expect(text).toContain('Needs attention:\n  - 1 migrated node(s)');
+  });
+});
+
+describe('runStatus on a snapshot', () => {
+  it('reads the example snapshot: nodes per state, the waiting node, no webhook checks', async () => {
+    const { status, text } = await runStatus(['--cluster-state', 'examples/cluster-state.yaml'], {});
+    expect(status.nodes).toEqual({ legacy: 1, 'migrated-ready': 1, 'migrated-not-ready': 1 });
+    expect(status.slowestWaiting.map((w) => w.node)).toEqual(['node-cilium-pending']);
+    expect(status.webhooks).toBe('not checked (snapshot)');
+    expect(status.attention[0]).toMatch(/^1 migrated node\(s\) waiting for Cilium longer than 30m: node-cilium-pending$/);
+    expect(text).toContain('Webhooks: not checked (snapshot)');
+  });
+
+  it('refuses bad flags with a usage error naming them', async () => {
+    await expect(runStatus(['--cluster-state', 'examples/cluster-state.yaml', '-o', 'yaml'], {})).rejects.toThrow(UsageError);
+    await expect(runStatus(['--cluster-state', 'examples/cluster-state.yaml', '--stuck-after', 'soon'], {})).rejects.toThrow(/--stuck-after must be a positive number/);
   });
 });
