@@ -135,12 +135,18 @@ export async function runStatus(args: string[], env: NodeJS.ProcessEnv = process
     }
     const now = new Date();
     const kc = source.kc;
+    // Each read may fail on its own (RBAC, API errors): the screen says which, and shows the rest.
+    const problems: string[] = [];
+    const orElse = <T>(what: string, fallback: T) => (err: unknown): T => {
+      problems.push(`could not read ${what}: ${((err as Error)?.message ?? String(err)).split('\n')[0]}`);
+      return fallback;
+    };
     const [daemonSets, namespaceModes, webhooks] = await Promise.all([
-      readDaemonSets(kc, flags['cluster-state']),
+      readDaemonSets(kc, flags['cluster-state']).catch(orElse('DaemonSets', [])),
       kc
-        ? kc.makeApiClient(CoreV1Api).listNamespace({ labelSelector: MODE_LABEL }).then((list) => modeLabelsOf(list.items))
+        ? kc.makeApiClient(CoreV1Api).listNamespace({ labelSelector: MODE_LABEL }).then((list) => modeLabelsOf(list.items)).catch(orElse('namespace mode labels', {}))
         : Promise.resolve(flags['cluster-state'] ? modeLabelsInFile(flags['cluster-state']) : {}),
-      kc ? readWebhooks(kc, flags['webhook-config']) : Promise.resolve(undefined),
+      kc ? readWebhooks(kc, flags['webhook-config']).catch(orElse('the webhook configurations', undefined)) : Promise.resolve(undefined),
     ]);
     const status = buildStatus(
       {
@@ -151,6 +157,7 @@ export async function runStatus(args: string[], env: NodeJS.ProcessEnv = process
         namespaceModes,
         ...(webhooks ? { webhooks } : {}),
         stuckAfterSeconds,
+        problems,
       },
       now,
     );

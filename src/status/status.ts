@@ -41,6 +41,8 @@ export interface StatusInputs {
   webhooks?: { registered: RegisteredWebhook[]; reachable: Record<string, string>; missing: string[] };
   /** A migrated node waiting longer than this needs attention (the alert's N). */
   stuckAfterSeconds: number;
+  /** Reads that failed (RBAC, API errors): each needs attention, the rest of the screen stands. */
+  problems?: string[];
 }
 
 export interface Status {
@@ -53,7 +55,7 @@ export interface Status {
   ciliumMissing: string[];
   daemonSets: { read: number; outOfLine: string[]; conflicts: string[] };
   modes: { pods: Mode; daemonsets: Mode; namespaces: Record<string, string> };
-  webhooks: WebhookHealth[] | 'not checked (snapshot)';
+  webhooks: WebhookHealth[] | 'not checked (snapshot)' | 'not checked';
   attention: string[];
 }
 
@@ -104,7 +106,8 @@ export function buildStatus(inputs: StatusInputs, now: Date, slowest = 5): Statu
   const invalidLabels = Object.entries(inputs.namespaceModes).filter(([, v]) => !isMode(v));
   for (const [ns, v] of invalidLabels) attention.push(`namespace ${ns} has ${MODE_LABEL}=${v}, not a mode (ignored)`);
 
-  let webhooks: Status['webhooks'] = 'not checked (snapshot)';
+  for (const problem of inputs.problems ?? []) attention.push(problem);
+  let webhooks: Status['webhooks'] = inputs.source.startsWith('snapshot') ? 'not checked (snapshot)' : 'not checked';
   if (inputs.webhooks) {
     for (const missing of inputs.webhooks.missing) attention.push(`${missing} is not registered`);
     webhooks = inputs.webhooks.registered.map((w) => {
@@ -160,8 +163,8 @@ export function formatStatus(s: Status): string {
       (Object.keys(s.modes.namespaces).length > 0 ? `; namespaces: ${Object.entries(s.modes.namespaces).map(([n, m]) => `${n}=${m}`).join(', ')}` : '; no namespace overrides'),
     '',
   );
-  if (s.webhooks === 'not checked (snapshot)') {
-    out.push('Webhooks: not checked (snapshot)');
+  if (typeof s.webhooks === 'string') {
+    out.push(`Webhooks: ${s.webhooks}`);
   } else {
     out.push(...table([['WEBHOOK', 'FAILURE POLICY', 'CABUNDLE', 'REACHABLE'], ...s.webhooks.map((w) => [w.name, w.failurePolicy, w.caBundle, w.reachable])]));
   }

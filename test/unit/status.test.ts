@@ -30,7 +30,7 @@ const noDaemonSets: DaemonSetReport = { daemonSetsRead: 12, outOfLine: [], confl
 
 function inputs(overrides: Partial<StatusInputs> = {}): StatusInputs {
   return {
-    source: 'test',
+    source: 'snapshot test.yaml',
     progress: progress(),
     daemonSets: noDaemonSets,
     modes: { pods: 'enforce', daemonsets: 'warn' },
@@ -115,6 +115,15 @@ describe('buildStatus', () => {
     expect(text).toMatch(/slow\s+66m\s+no-agent-pod/);
     expect(text).toContain('namespaces: team=enforce, typo=Warn');
     expect(text).toContain('Needs attention:\n  - 1 migrated node(s)');
+  });
+});
+
+describe('reads that fail', () => {
+  it('need attention, and the rest of the screen stands', () => {
+    const s = buildStatus(inputs({ source: 'cluster https://x', problems: ['could not read DaemonSets: HTTP-Code: 403'] }), NOW);
+    expect(s.attention).toEqual(['could not read DaemonSets: HTTP-Code: 403']);
+    expect(s.webhooks).toBe('not checked');
+    expect(formatStatus(s)).toContain('Webhooks: not checked\n');
   });
 });
 
