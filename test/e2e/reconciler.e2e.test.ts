@@ -56,6 +56,8 @@ beforeAll(async () => {
   // Written before the webhook is registered: stored as their owners wrote them.
   await cp.kubectl(['apply', '-f', '-'], { input: KUBE_ROUTER });
   await cp.kubectl(['apply', '-f', '-'], { input: conflictingFlannel() });
+  // Cilium's envoy, written as while the webhook was down (its entry fails open): unpatched.
+  await cp.kubectl(['apply', '-f', '-'], { input: readFileSync(new URL('../fixtures/daemonsets/cilium-envoy.yaml', import.meta.url), 'utf8') });
   const router = await getJson(['ds', '-n', 'kube-system', 'kube-router']);
   // The kube-router pod the DaemonSet controller would have started on every node, the migrated one too.
   await cp.kubectl(['apply', '-f', '-'], {
@@ -94,7 +96,10 @@ describe('a cluster with DaemonSets written before the webhook', () => {
     const json = await runCli(['report', '--kubeconfig', cp.kubeconfigPath, '-o', 'json']);
     expect(json.code, json.stderr).toBe(0);
     const { daemonSets } = JSON.parse(json.stdout);
-    expect(daemonSets.outOfLine).toEqual([{ namespace: 'kube-system', name: 'kube-router', role: 'legacy', rule: 'kube-router', requirement: 'cni NotIn [cilium]' }]);
+    expect(daemonSets.outOfLine).toEqual([
+      { namespace: 'kube-system', name: 'cilium-envoy', role: 'cilium', rule: 'cilium-envoy', requirement: 'cni In [cilium]' },
+      { namespace: 'kube-system', name: 'kube-router', role: 'legacy', rule: 'kube-router', requirement: 'cni NotIn [cilium]' },
+    ]);
     expect(daemonSets.conflicts).toEqual([expect.objectContaining({ namespace: 'kube-system', name: 'kube-flannel-ds', role: 'legacy', rule: 'kube-flannel' })]);
     expect(daemonSets.agents.legacyOnMigrated).toEqual([{ namespace: 'kube-system', name: 'kube-router-m1', node: MIGRATED, daemonSet: 'kube-router', rule: 'kube-router' }]);
     expect(daemonSets.agents.ciliumMissing).toEqual([MIGRATED]);
@@ -122,13 +127,18 @@ describe('a cluster with DaemonSets written before the webhook', () => {
 
     const events = await waitFor('the Event on kube-router', async () => {
       const list = await getJson(['events', '-n', 'kube-system', '--field-selector', 'involvedObject.kind=DaemonSet']);
-      return list.items.length >= 2 ? list.items : undefined;
+      return list.items.length >= 3 ? list.items : undefined;
     }, { timeoutMs: 15_000 });
     const byName = Object.fromEntries(events.map((e: any) => [e.involvedObject.name, e]));
     expect(byName['kube-router']).toMatchObject({ type: 'Normal', reason: 'AffinityReconciled', involvedObject: { apiVersion: 'apps/v1', uid: fixed.metadata.uid } });
     expect(byName['kube-router'].message).toContain('added nodeAffinity cni NotIn [cilium] (role legacy, rule kube-router)');
     expect(byName['kube-flannel-ds']).toMatchObject({ type: 'Warning', reason: 'AffinityConflict' });
     expect((await getJson(['ds', '-n', 'kube-system', 'kube-flannel-ds'])).metadata.resourceVersion).toBe(flannelRv);
+    // Cilium's envoy gets its affinity back too.
+    await waitFor('the reconciler to patch cilium-envoy', async () => {
+      const envoy = await getJson(['ds', '-n', 'kube-system', 'cilium-envoy']);
+      return stored(envoy).includes('{"key":"cni","operator":"In","values":["cilium"]}') ? true : undefined;
+    }, { timeoutMs: 15_000 });
 
     // The patch went through the mutating webhook like any write, which found the requirement present.
     const audit = (await readFile(cp.auditLogPath, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l));
@@ -137,7 +147,7 @@ describe('a cluster with DaemonSets written before the webhook', () => {
     expect(patch.annotations).toMatchObject({ [`${MUTATING_NAME}/action`]: 'present', [`${MUTATING_NAME}/mode`]: 'enforce' });
 
     const metrics = await (await fetch(`${reaper!.url}/metrics`)).text();
-    expect(metrics).toMatch(/cmg_reconciler_daemonsets_total\{outcome="patched"\} 1\b/);
+    expect(metrics).toMatch(/cmg_reconciler_daemonsets_total\{outcome="patched"\} 2\b/);
     expect(metrics).toMatch(/cmg_daemonsets_out_of_line\{state="conflict"\} 1\b/);
   });
 
