@@ -111,6 +111,29 @@ const nodeTaintSchema = z
   })
   .strict();
 
+/** enforce: deny and patch (the default); warn: admit, say what would happen; audit: admit silently, only log, count and annotate. */
+const mode = z.enum(['enforce', 'warn', 'audit']);
+
+const modesSchema = z
+  .object({
+    /** The pod placement webhook (/validate/pods). */
+    pods: mode.default('enforce'),
+    /** The DaemonSet affinity webhook (/mutate/daemonsets). */
+    daemonsets: mode.default('enforce'),
+  })
+  .strict();
+
+const reconcilerSchema = z
+  .object({
+    /** Bring existing DaemonSets in line from the reaper's leader-elected process. Off by default. */
+    enabled: z.boolean().default(false),
+    /** Report and emit Events only; patch nothing. */
+    dryRun: z.boolean().default(false),
+    /** Patches per minute across the cluster (also the burst size). */
+    perMinute: z.number().int().min(1).max(600).default(10),
+  })
+  .strict();
+
 const schema = z
   .object({
     /** The node label that marks a migrated node, as key=value. Cilium's guide uses io.cilium.migration/cilium-default=true. */
@@ -189,6 +212,13 @@ const schema = z
       .object({ denyChecks: z.array(z.enum(CHECK_IDS as unknown as [string, ...string[]])).default([]) })
       .strict()
       .prefault({}),
+    /**
+     * Enforcement mode per webhook (README "Enforcement modes"); a namespace labelled
+     * cilium-migration-guard.io/mode=enforce|warn|audit overrides it for requests in that namespace.
+     */
+    modes: modesSchema.prefault({}),
+    /** Brings DaemonSets written before the webhook (or while it was down) in line (docs/reconciler.md). */
+    reconciler: reconcilerSchema.prefault({}),
   })
   .strict();
 

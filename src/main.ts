@@ -12,6 +12,7 @@ import { REAPER_USAGE, reaperCommand } from './commands/reaper.js';
 import { REGISTRATION_USAGE, registrationCommand } from './commands/registration.js';
 import { REPORT_USAGE, reportCommand } from './commands/report.js';
 import { SERVE_USAGE, serveCommand } from './commands/serve.js';
+import { STATUS_USAGE, statusCommand } from './commands/status.js';
 
 export { EXAMPLE_SNAPSHOT } from './commands/common.js';
 
@@ -38,6 +39,11 @@ const COMMANDS: Record<string, { summary: string; run: Command; usage: string }>
     summary: "Check Cilium's configuration for known migration misconfigurations (files with -f, or the live cluster)",
     run: lintCommand,
     usage: LINT_USAGE,
+  },
+  status: {
+    summary: 'The migration at a glance: nodes per state, unmanaged pods, DaemonSets out of line, modes, webhook health (exit 3: needs attention)',
+    run: statusCommand,
+    usage: STATUS_USAGE,
   },
   registration: {
     summary: 'Print the webhook registrations for a config (the DaemonSet entries match only what its rules can)',

@@ -56,6 +56,11 @@ export class Metrics {
   readonly certificateRejected: Counter<'reason'>;
   /** Requests whose client went away before its body arrived: never answered, so not a decision. */
   readonly admissionAborted: Counter<'webhook'>;
+  /**
+   * Decisions by webhook, enforcement mode, outcome (allowed, denied, patched, would-deny,
+   * would-patch) and the policy's reason: every label a fixed set from the code, so bounded.
+   */
+  readonly decisions: Counter<'webhook' | 'mode' | 'decision' | 'reason'>;
   /** Log lines dropped because stdout could not take them (logger.ts bounds what waits). */
   private readonly logDropped: Counter;
   private readonly cacheSynced: Gauge<'cache'>;
@@ -90,6 +95,12 @@ export class Metrics {
       name: `${METRIC_PREFIX}admission_requests_aborted_total`,
       help: 'Admission requests whose client closed the connection before the body was read (not answered, not a decision).',
       labelNames: ['webhook'],
+      registers,
+    });
+    this.decisions = new Counter({
+      name: `${METRIC_PREFIX}admission_decisions_total`,
+      help: 'Admission decisions by webhook, enforcement mode (enforce, warn, audit, none), decision (allowed, denied, patched, would-deny, would-patch) and reason.',
+      labelNames: ['webhook', 'mode', 'decision', 'reason'],
       registers,
     });
     this.logDropped = new Counter({

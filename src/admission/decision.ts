@@ -17,6 +17,10 @@ export interface Decision {
   audit?: Record<string, string>;
   /** The node the request is about, for the decision log line. */
   node?: string;
+  /** The enforcement mode in force (src/modes/mode.ts); absent for webhooks without modes. */
+  mode?: 'enforce' | 'warn' | 'audit';
+  /** In warn or audit mode: what enforce would have done instead of admitting unchanged. */
+  wouldBe?: 'denied' | 'patched';
 }
 
 export interface DecisionExtras {

@@ -15,6 +15,7 @@ import { buildReport, formatReportTable, type Report } from '../reaper/report.js
 import { loadFiles } from '../lint/load.js';
 import { DEFAULT_LINT_OPTIONS, formatLintSection, lint } from '../lint/run.js';
 import type { Finding } from '../lint/types.js';
+import { daemonSetReport, formatDaemonSetReport, readDaemonSets, type DaemonSetReport } from '../reconciler/report.js';
 import {
   COMMON_FLAGS,
   envName,
@@ -72,8 +73,8 @@ function sourceOf(flags: ReportFlags, kc: KubeConfig | undefined): string {
 }
 
 /** Builds the report; exported for tests. Logs go to stderr, so stdout is only the report. */
-/** The report, plus what a cloud-run Cilium means for it (the migration does not apply there), and the lint findings. */
-export type ReportWithDataplane = Report & { managedDataplane?: string; lint?: Finding[]; lintError?: string };
+/** The report, plus what a cloud-run Cilium means for it (the migration does not apply there), DaemonSets out of line, and the lint findings. */
+export type ReportWithDataplane = Report & { managedDataplane?: string; daemonSets?: DaemonSetReport; lint?: Finding[]; lintError?: string };
 
 /** The lint checks (docs/lint.md) over the same cluster or snapshot; a read failure is said, not fatal. */
 async function lintFindings(flags: ReportFlags, kc: KubeConfig | undefined, config: ReturnType<typeof loadConfig>, timeoutMs: number): Promise<Pick<ReportWithDataplane, 'lint' | 'lintError'>> {
@@ -102,13 +103,17 @@ export async function runReport(args: string[], env: NodeJS.ProcessEnv = process
     const tainted = startupTaintStatuses(source.view.nodes(), source.view, config, now);
     const managed = managedDataplaneIn(source.view);
     const note = managed ? describeManagedDataplane(managed) : undefined;
+    const daemonSets = daemonSetReport(await readDaemonSets(source.kc, flags['cluster-state']), source.view, config);
     const report: ReportWithDataplane = {
       ...buildReport(detect(source.view, config, now), config, sourceOf(flags, source.kc), tainted),
       ...(note ? { managedDataplane: note } : {}),
+      daemonSets,
       ...(await lintFindings(flags, source.kc, config, timeoutMs)),
     };
-    const lintText = report.lint || report.lintError ? `\n${formatLintSection(report.lint, report.lintError)}` : '';
-    const text = flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : `${note ? `NOTE: ${note}.\n\n` : ''}${formatReportTable(report)}${lintText}`;
+    // Sections print before the summary line, which stays last.
+    const sections = [formatDaemonSetReport(daemonSets), ...(report.lint || report.lintError ? [formatLintSection(report.lint, report.lintError)] : [])];
+    const text =
+      flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : `${note ? `NOTE: ${note}.\n\n` : ''}${formatReportTable(report, sections)}`;
     return { report, text };
   } finally {
     await source.stop();

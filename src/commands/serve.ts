@@ -19,6 +19,9 @@ import { StartupTaintMonitor } from '../cluster/startup-taint-monitor.js';
 import { daemonSetAffinityHandler } from '../webhooks/daemonset-affinity.js';
 import { nodeTaintHandler, startupTaint, taintText } from '../webhooks/node-taint.js';
 import { podPlacementHandler } from '../webhooks/pod-placement.js';
+import { withMode } from '../modes/handler.js';
+import { noNamespaceModes, type NamespaceModes } from '../modes/mode.js';
+import { modeLabelsInFile, staticNamespaceModes, startNamespaceModes } from '../modes/namespace-modes.js';
 import {
   COMMON_FLAGS,
   defaultListenHost,
@@ -149,6 +152,15 @@ export async function serveCommand(args: string[]): Promise<void> {
       return Object.fromEntries(Object.keys(source.view.syncState()).map((cache) => [cache, cache in down]));
     });
 
+    // Namespace mode labels: watched live (optional, never gates readiness), or the snapshot's Namespaces.
+    let namespaceModes: NamespaceModes = noNamespaceModes;
+    if (!source.kc && flags['cluster-state']) namespaceModes = staticNamespaceModes(modeLabelsInFile(flags['cluster-state']));
+    if (source.kc) {
+      const live = startNamespaceModes(source.kc, log);
+      shutdown.defer(() => live.stop());
+      namespaceModes = live;
+    }
+
     let certs: CertController | undefined;
     if (certSecret) {
       if (!source.kc) throw new UsageError('--cert-secret needs a cluster (--kubeconfig, $KUBECONFIG or in-cluster credentials)');
@@ -169,8 +181,8 @@ export async function serveCommand(args: string[]): Promise<void> {
     const handle = await shutdown.step(
       startServer({
         handlers: [
-          { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(config, source.view) },
-          { path: '/validate/pods', handler: podPlacementHandler(config, source.view, source.reader) },
+          { path: '/mutate/daemonsets', handler: withMode(daemonSetAffinityHandler(config, source.view), 'daemonsets', config, namespaceModes) },
+          { path: '/validate/pods', handler: withMode(podPlacementHandler(config, source.view, source.reader), 'pods', config, namespaceModes) },
           { path: '/mutate/nodes', handler: nodeTaintHandler(config) },
           {
             path: '/validate/cilium-config',
@@ -251,7 +263,7 @@ export async function serveCommand(args: string[]): Promise<void> {
     }
     const caFile = `${flags['cert-dir']}/ca.crt`;
     log.info(
-      { url: handle.url, nodeLabel: nodeLabelText(config), nodeTaint: config.nodeTaint.enabled ? taintText(startupTaint(config)) : 'off', ...(existsSync(caFile) ? { ca: caFile } : {}) },
+      { url: handle.url, nodeLabel: nodeLabelText(config), modes: config.modes, nodeTaint: config.nodeTaint.enabled ? taintText(startupTaint(config)) : 'off', ...(existsSync(caFile) ? { ca: caFile } : {}) },
       'serving admission webhooks: POST /mutate/daemonsets, POST /validate/pods, POST /mutate/nodes, POST /validate/cilium-config',
     );
   } catch (err) {

@@ -22,7 +22,8 @@ export const MAX_TRACKED = 4_096;
 export const EVENT_TTL_MS = 3_600_000;
 
 export interface EventSubject {
-  kind: 'Pod' | 'Node';
+  /** DaemonSet: the reconciler's Events (src/reconciler), in the DaemonSet's namespace. */
+  kind: 'Pod' | 'Node' | 'DaemonSet';
   name: string;
   namespace?: string;
   uid?: string;
@@ -115,10 +116,10 @@ export class EventRecorder {
       kind: 'Event',
       metadata: { name, namespace },
       involvedObject: {
-        apiVersion: 'v1',
+        apiVersion: subject.kind === 'DaemonSet' ? 'apps/v1' : 'v1',
         kind: subject.kind,
         name: subject.name,
-        ...(subject.kind === 'Pod' && subject.namespace ? { namespace: subject.namespace } : {}),
+        ...(subject.kind !== 'Node' && subject.namespace ? { namespace: subject.namespace } : {}),
         ...(subject.uid ? { uid: subject.uid } : {}),
       },
       ...(details.related

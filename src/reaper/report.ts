@@ -129,11 +129,13 @@ const VERDICT_WORDS: Record<Verdict, string> = {
   keep: 'keep',
 };
 
-export function formatReportTable(report: Report): string {
+/** `extra`: sections other modules add (e.g. existing DaemonSets), printed before the summary line. */
+export function formatReportTable(report: Report, extra: readonly string[] = []): string {
   const out: string[] = [];
   out.push(`Migrated nodes (${report.nodeLabel}), from ${report.source} at ${report.at}`);
   if (report.nodes.length === 0) {
     out.push('', `No node has the label ${report.nodeLabel}.`, ...startupTaintSection(report));
+    for (const section of extra) out.push('', section.replace(/^\n+|\n+$/g, ''));
     return `${out.join('\n')}\n`;
   }
   out.push(
@@ -175,6 +177,7 @@ export function formatReportTable(report: Report): string {
           (a.outsideExamples.length > 0 ? ` (e.g. ${a.outsideExamples.join(', ')})` : '') +
           '. See docs/reaper.md, "Which target".',
   );
+  for (const section of extra) out.push('', section.replace(/^\n+|\n+$/g, ''));
   const s = report.summary;
   out.push(
     '',

@@ -16,6 +16,12 @@ import { alwaysLeader, LeaderElector, type ElectorTiming } from './leader.js';
 import { apiLeaseStore } from './lease.js';
 import { ReaperMetrics } from './metrics.js';
 import { startProbeServer, type ProbeServer } from './http.js';
+import { isSynced } from '../cluster/view.js';
+import { liveReconcilerApi, type ReconcilerApi } from '../reconciler/api.js';
+import { ReconcilerMetrics } from '../reconciler/metrics.js';
+import { DaemonSetReconciler } from '../reconciler/reconciler.js';
+import { ProgressMetrics } from '../progress/metrics.js';
+import { migrationProgress } from '../progress/progress.js';
 
 export interface ReaperServiceOptions {
   kc: KubeConfig;
@@ -30,6 +36,10 @@ export interface ReaperServiceOptions {
   defaultMetrics?: boolean;
   /** Replaces the live API calls (tests wrap it to observe writes). */
   api?: ReaperApi;
+  /** Replaces the reconciler's API calls (tests). */
+  reconcilerApi?: ReconcilerApi;
+  /** The reconciler's pass period (default 60 s). */
+  reconcilerIntervalMs?: number;
 }
 
 export interface ReaperService {
@@ -83,10 +93,11 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
   const leadership = elector ?? alwaysLeader;
   reaperMetrics.setLeader(!elector);
 
+  const api = options.api ?? liveReaperApi(kc);
   reaper = new Reaper({
     view: live.view,
     config,
-    api: options.api ?? liveReaperApi(kc),
+    api,
     leadership,
     metrics: reaperMetrics,
     log,
@@ -132,6 +143,32 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
     throw err;
   }
   reaper.start();
+  // The migration's progress (cmg_migration_*): computed at scrape, and every 15 s for the time-to-ready histogram.
+  const progress = new ProgressMetrics(metrics, () => (isReaperSynced(live.view) ? migrationProgress(live.view, config, new Date()) : undefined));
+  const progressTimer = setInterval(() => {
+    try {
+      progress.update();
+    } catch (err) {
+      log.warn({ err }, 'could not compute the migration progress');
+    }
+  }, 15_000);
+  progressTimer.unref();
+  // Existing DaemonSets brought in line (config reconciler.enabled; off by default): leader only.
+  const reconciler = config.reconciler.enabled
+    ? new DaemonSetReconciler({
+        api: options.reconcilerApi ?? liveReconcilerApi(kc, api),
+        view: live.view,
+        config,
+        log,
+        identity,
+        dryRun: config.reconciler.dryRun || options.dryRun,
+        isLeader: () => leadership.isLeader(),
+        synced: () => isSynced(live.view),
+        metrics: new ReconcilerMetrics(metrics),
+        ...(options.reconcilerIntervalMs ? { intervalMs: options.reconcilerIntervalMs } : {}),
+      })
+    : undefined;
+  reconciler?.start();
   elector?.start();
   log.info(
     {
@@ -139,6 +176,7 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
       dryRun: options.dryRun,
       leaderElection: options.lease ? `${options.lease.namespace}/${options.lease.name}` : 'off',
       settings: config.reaper,
+      reconciler: config.reconciler,
       nodeLabel: nodeLabelText(config),
     },
     'reaper started',
@@ -153,6 +191,8 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
     isLeader: () => leadership.isLeader(),
     stop: () => {
       stopping ??= (async () => {
+        clearInterval(progressTimer);
+        await reconciler?.stop();
         await reaper.stop();
         await elector?.stop();
         unwatch();

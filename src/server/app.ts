@@ -298,9 +298,22 @@ export async function buildApp(options: AppOptions): Promise<App> {
 
       const outcome = outcomeOf(decision);
       log.info(
-        { node: decision.node, decision: outcome, reason: decision.reason, latencyMs: Number(reply.elapsedTime.toFixed(3)) },
+        {
+          node: decision.node,
+          decision: outcome,
+          reason: decision.reason,
+          ...(decision.mode ? { mode: decision.mode } : {}),
+          ...(decision.wouldBe ? { wouldBe: decision.wouldBe } : {}),
+          latencyMs: Number(reply.elapsedTime.toFixed(3)),
+        },
         'admission decision',
       );
+      metrics.decisions.inc({
+        webhook: handler.name,
+        mode: decision.mode ?? 'none',
+        decision: decision.wouldBe ? (decision.wouldBe === 'denied' ? 'would-deny' : 'would-patch') : outcome,
+        reason: decision.reason,
+      });
       observe(request.routeOptions.url, reply.elapsedTime, review.operation, outcome);
       return reply.code(200).send(toReview(review.uid, decision));
     });

@@ -269,7 +269,7 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
       [
         ['list', 'nodes'], ['watch', 'nodes'], ['get', 'nodes'],
         ['list', 'pods', '-A'], ['watch', 'pods', '-A'], ['get', 'pods', '-n', 'default'],
-        ['list', 'ciliumnodes.cilium.io'], ['watch', 'ciliumnodes.cilium.io'],
+        ['list', 'ciliumnodes.cilium.io'], ['watch', 'ciliumnodes.cilium.io'], ['list', 'namespaces'], ['watch', 'namespaces'],
         ['get', `secrets/${SECRET}`, ...ns], ['update', `secrets/${SECRET}`, ...ns], ['create', 'secrets', ...ns],
         ['get', `mutatingwebhookconfigurations/${CONFIGURATION_NAME}`], ['patch', `mutatingwebhookconfigurations/${CONFIGURATION_NAME}`],
         ['get', `validatingwebhookconfigurations/${CONFIGURATION_NAME}`], ['patch', `validatingwebhookconfigurations/${CONFIGURATION_NAME}`],
@@ -281,7 +281,7 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
         ['patch', 'mutatingwebhookconfigurations/other'], ['list', 'mutatingwebhookconfigurations'],
         ['delete', `validatingwebhookconfigurations/${CONFIGURATION_NAME}`], ['update', `validatingwebhookconfigurations/${CONFIGURATION_NAME}`],
         ['get', 'ciliumendpoints.cilium.io', '-n', 'default'], ['create', 'events', '-n', 'default'], ['create', 'leases.coordination.k8s.io', ...ns],
-        ['get', 'ciliumnodes.cilium.io'], ['*', '*'],
+        ['get', 'ciliumnodes.cilium.io'], ['update', 'namespaces'], ['patch', 'namespaces'], ['*', '*'],
       ],
     );
     await check(

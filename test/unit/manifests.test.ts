@@ -195,6 +195,7 @@ describe('RBAC', () => {
         { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
         { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
         { apiGroups: ['cilium.io'], resources: ['ciliumnodes'], verbs: ['list', 'watch'] },
+        { apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] },
       ],
       'ClusterRole/cilium-migration-guard-webhook-cabundle': [
         {
@@ -252,7 +253,7 @@ describe('kustomizations', () => {
       expect(() => parseConfig(parse(text), file)).not.toThrow();
       checked++;
     }
-    expect(checked).toBe(4);
+    expect(checked).toBe(5);
   });
 
   it('the image tag is the package version', () => {
