@@ -34,6 +34,8 @@ export interface FloorOptions {
   nodeFlags?: string[];
   /** Only these scenarios (by key). */
   only?: string[];
+  /** A git revision: its src/ is built apart and served too, as "before", for an A/B in the same run. */
+  compare?: string;
 }
 
 export const QUICK: FloorOptions = { runs: 1, saturateSeconds: 2, rateSeconds: 2, warmupSeconds: 1 };
@@ -154,11 +156,21 @@ interface Sample {
   max: number;
   cpu: number;
   rss: number;
+  /** CPU time per request answered, µs (less sensitive to a busy machine than req/s). */
+  cpuPerReq: number;
   failed: number;
 }
 
 /** Runs h2load once; latencies from its per-request log, after the warm-up. */
-function h2load(h2: string, url: string, bodyFile: string, args: string[], logFile: string, warmupSeconds: number, timeoutMs: number): Omit<Sample, 'cpu' | 'rss'> {
+function h2load(
+  h2: string,
+  url: string,
+  bodyFile: string,
+  args: string[],
+  logFile: string,
+  warmupSeconds: number,
+  timeoutMs: number,
+): Omit<Sample, 'cpu' | 'rss' | 'cpuPerReq'> & { answered: number } {
   rmSync(logFile, { force: true });
   const out = spawnSync(h2, [...args, '-d', bodyFile, '-H', 'content-type: application/json', '--log-file', logFile, url], {
     encoding: 'utf8',
@@ -174,11 +186,11 @@ function h2load(h2: string, url: string, bodyFile: string, args: string[], logFi
   const first = Math.min(...rows.map((r) => r[0]));
   const measured = rows.filter((r) => r[0] >= first + warmupSeconds * 1e6 && r[1] === 200).map((r) => r[2] / 1000);
   measured.sort((a, b) => a - b);
-  return { rps, p50: percentile(measured, 50), p99: percentile(measured, 99), max: measured.at(-1) ?? NaN, failed };
+  return { rps, p50: percentile(measured, 50), p99: percentile(measured, 99), max: measured.at(-1) ?? NaN, failed, answered: rows.length };
 }
 
 interface Server {
-  name: 'floor' | 'webhook';
+  name: 'floor' | 'webhook' | 'before';
   child: Child;
   url: string;
   proc: Proc;
@@ -194,17 +206,30 @@ async function startFloor(dir: string, cert: string, key: string): Promise<Serve
   return { name: 'floor', child, url: `https://127.0.0.1:${port}`, proc: { pid: child.proc.pid! } };
 }
 
-async function startWebhook(dir: string, certDir: string, ca: string, nodeFlags: string[] = []): Promise<Server> {
+/** Builds `rev`'s src/ into .local/bench-base/REV/dist (node_modules resolve from the checkout); its cli.js. */
+export function buildRevision(rev: string): string {
+  const sha = execFileSync('git', ['rev-parse', '--short', rev], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const base = join(ROOT, '.local', 'bench-base', sha);
+  const cli = join(base, 'dist', 'cli.js');
+  if (existsSync(cli)) return cli;
+  rmSync(base, { recursive: true, force: true });
+  mkdirSync(base, { recursive: true });
+  execFileSync('sh', ['-c', `git archive ${sha} src examples tsconfig.json tsconfig.build.json | tar -x -C ${JSON.stringify(base)}`], { cwd: ROOT });
+  execFileSync(NODE, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(base, 'tsconfig.build.json')], { cwd: base, stdio: 'inherit' });
+  return cli;
+}
+
+async function startWebhook(dir: string, certDir: string, ca: string, nodeFlags: string[] = [], cli = CLI, name: Server['name'] = 'webhook'): Promise<Server> {
   const [port] = await freePorts(1);
-  const args = [...nodeFlags, CLI, 'serve', '--cluster-state', join(ROOT, 'examples', 'cluster-state.yaml'), '--cert-dir', certDir, '--host', '127.0.0.1', '--port', String(port)];
-  const child = startChild('webhook', NODE, args, dir);
+  const args = [...nodeFlags, cli, 'serve', '--cluster-state', join(ROOT, 'examples', 'cluster-state.yaml'), '--cert-dir', certDir, '--host', '127.0.0.1', '--port', String(port)];
+  const child = startChild(name, NODE, args, dir);
   const url = `https://127.0.0.1:${port}`;
   await waitFor('the webhook to serve', async () => ((await post(url, ca, '/validate/pods', scenarios()[2]!.body)).status === 200 ? true : undefined), {
     timeoutMs: 30_000,
     intervalMs: 200,
     children: [child],
   });
-  return { name: 'webhook', child, url, proc: { pid: child.proc.pid! } };
+  return { name, child, url, proc: { pid: child.proc.pid! } };
 }
 
 export interface FloorResult {
@@ -212,11 +237,13 @@ export interface FloorResult {
   mode: 'saturating' | 'rate';
   floor: Sample;
   webhook: Sample;
+  before?: Sample;
 }
 
 export async function runFloor(options: FloorOptions): Promise<FloorResult[]> {
   const h2 = ensureH2load();
   await buildDist();
+  const beforeCli = options.compare ? buildRevision(options.compare) : undefined;
   const dir = await mkdtemp(join(tmpdir(), 'cmg-bench-floor-'));
   mkdirSync(join(dir, 'logs'));
   const certDir = join(dir, 'certs');
@@ -225,6 +252,7 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult[]> {
     const caPem = (await ensureServingCert(certDir)).caPem ?? '';
     servers.push(await startFloor(dir, join(certDir, CERT_FILE), join(certDir, KEY_FILE)));
     servers.push(await startWebhook(dir, certDir, caPem, options.nodeFlags));
+    if (beforeCli) servers.push(await startWebhook(dir, certDir, caPem, [], beforeCli, 'before'));
     const all = scenarios().filter((s) => !options.only || options.only.includes(s.key));
     // The webhook must decide as expected, or the figures measure the wrong path.
     for (const s of all) {
@@ -253,7 +281,8 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult[]> {
             const cpu0 = cpuSeconds(server.proc);
             const seconds = mode === 'rate' ? options.rateSeconds : options.saturateSeconds;
             const r = h2load(h2, server.url + s.path, bodyFile, [...args], join(dir, 'h2load.log'), options.warmupSeconds, (seconds + options.warmupSeconds + 30) * 1000);
-            const sample: Sample = { ...r, cpu: cpuSeconds(server.proc) - cpu0, rss: peakRssMb(server.proc) };
+            const cpu = cpuSeconds(server.proc) - cpu0;
+            const sample: Sample = { ...r, cpu, cpuPerReq: (cpu / r.answered) * 1e6, rss: peakRssMb(server.proc) };
             const k = `${s.key}|${mode}|${server.name}`;
             samples.set(k, [...(samples.get(k) ?? []), sample]);
           }
@@ -268,6 +297,7 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult[]> {
       max: median(list.map((x) => x.max)),
       cpu: median(list.map((x) => x.cpu)),
       rss: median(list.map((x) => x.rss)),
+      cpuPerReq: median(list.map((x) => x.cpuPerReq)),
       failed: list.reduce((a, x) => a + x.failed, 0),
     });
     const results: FloorResult[] = [];
@@ -278,6 +308,7 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult[]> {
           mode,
           floor: med(samples.get(`${s.key}|${mode}|floor`)!),
           webhook: med(samples.get(`${s.key}|${mode}|webhook`)!),
+          ...(beforeCli ? { before: med(samples.get(`${s.key}|${mode}|before`)!) } : {}),
         });
       }
     }
@@ -306,12 +337,30 @@ function printFloor(results: FloorResult[], all: Scenario[], logBytes: number): 
       ratio(w.p99, f.p99),
       `${fmt(f.max, 1)} / ${fmt(w.max, 1)}`,
       `${fmt(f.cpu, 2)} / ${fmt(w.cpu, 2)}`,
+      `${fmt(f.cpuPerReq, 0)} / ${fmt(w.cpuPerReq, 0)}`,
       `${fmt(f.rss, 0)} / ${fmt(w.rss, 0)}`,
       `${f.failed + w.failed}`,
     ]);
   }
   console.log(
-    table(['scenario', 'load', 'req/s floor / webhook', 'ratio', 'p50 ms', 'p99 ms', 'p99 ratio', 'max ms', 'CPU s', 'peak RSS MB', 'failed'], rows),
+    table(['scenario', 'load', 'req/s floor / webhook', 'ratio', 'p50 ms', 'p99 ms', 'p99 ratio', 'max ms', 'CPU s', 'CPU µs/req', 'peak RSS MB', 'failed'], rows),
   );
+  if (results.some((r) => r.before)) {
+    console.log('\n  A/B in the same run: "before" (--compare) vs. this checkout');
+    console.log(
+      table(
+        ['scenario', 'load', 'req/s before / now', 'ratio to floor before / now', 'CPU µs/req before / now', 'p99 ms before / now', 'max ms before / now'],
+        results.map((r) => [
+          r.scenario,
+          r.mode === 'saturating' ? '10×10' : '1k/s',
+          `${fmt(r.before!.rps, 0)} / ${fmt(r.webhook.rps, 0)}`,
+          `${ratio(r.before!.rps, r.floor.rps)} / ${ratio(r.webhook.rps, r.floor.rps)}`,
+          `${fmt(r.before!.cpuPerReq, 0)} / ${fmt(r.webhook.cpuPerReq, 0)}`,
+          `${fmt(r.before!.p99, 2)} / ${fmt(r.webhook.p99, 2)}`,
+          `${fmt(r.before!.max, 1)} / ${fmt(r.webhook.max, 1)}`,
+        ]),
+      ),
+    );
+  }
   console.log(`  bodies: ${all.map((s) => `${s.key} ${s.body.length} B`).join(', ')}; webhook decision log written: ${fmt(logBytes / 1e6, 1)} MB`);
 }

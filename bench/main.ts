@@ -15,6 +15,7 @@ const { values } = parseArgs({
     runs: { type: 'string' },
     scenarios: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    compare: { type: 'string' },
   },
 });
 const parts = new Set((values.only ?? 'decisions,floor').split(','));
@@ -29,6 +30,7 @@ if (parts.has('floor')) {
   const options = { ...(quick ? QUICK : FULL) };
   if (values.runs) options.runs = Number(values.runs);
   if (values.scenarios) options.only = values.scenarios.split(',');
+  if (values.compare) options.compare = values.compare;
   if (values['cpu-prof']) options.nodeFlags = ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`];
   console.log(`\n## 1. Server floor vs. this webhook (h2load, ${options.runs} run(s), medians; each cell "floor / webhook")`);
   await runFloor(options);

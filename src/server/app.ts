@@ -181,7 +181,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
         return reply.code(err.statusCode).send({ error: err.message });
       }
 
-      const log = request.log.child({
+      // The fields every line about this request carries. One object per request, merged into the
+      // line at write time: a pino child logger per request (fastify's reqId child, then ours)
+      // serialised its bindings on every request and cost more than the decision (docs/benchmarks.md).
+      const fields = {
         webhook: handler.name,
         uid: review.uid,
         kind: review.kind.kind,
@@ -191,27 +194,28 @@ export async function buildApp(options: AppOptions): Promise<App> {
         subResource: review.subResource,
         dryRun: review.dryRun ?? false,
         user: review.userInfo?.username,
-      });
+      };
+      const log = request.log;
 
       let decision: Decision;
       try {
         const result: unknown = await handler.handle(review);
         if (reply.sent) {
           // The handler timeout already answered 503 (see the error handler); nothing to send.
-          log.warn({ latencyMs: reply.elapsedTime }, 'admission decision arrived after the handler timeout; dropped');
+          log.warn({ ...fields, latencyMs: reply.elapsedTime }, 'admission decision arrived after the handler timeout; dropped');
           return reply;
         }
         if (!isDecision(result)) throw new TypeError(`handler ${handler.name} returned ${typeof result}, not a Decision`);
         decision = result;
       } catch (err) {
         if (reply.sent) {
-          log.warn({ err, latencyMs: reply.elapsedTime }, 'admission handler failed after the handler timeout');
+          log.warn({ ...fields, err, latencyMs: reply.elapsedTime }, 'admission handler failed after the handler timeout');
           return reply;
         }
         // A request this webhook does not serve (wrong resource or operation) is the caller's
         // mistake: a 4xx that names it, like a malformed envelope.
         if (err instanceof BadReview) {
-          log.warn({ status: err.statusCode, problem: err.message }, 'admission request not served by this webhook');
+          log.warn({ ...fields, status: err.statusCode, problem: err.message }, 'admission request not served by this webhook');
           observe(request.routeOptions.url, reply.elapsedTime, review.operation, 'bad_request');
           return reply.code(err.statusCode).send({ error: err.message });
         }
@@ -219,14 +223,14 @@ export async function buildApp(options: AppOptions): Promise<App> {
         // webhook's failurePolicy (Fail → the request is refused with "failed calling webhook";
         // Ignore → it goes through). An `allowed: false` review here would instead deny regardless
         // of the policy the operator chose. The uid is in the log line, the stack only in the log.
-        log.error({ err, latencyMs: reply.elapsedTime }, 'admission handler failed');
+        log.error({ ...fields, err, latencyMs: reply.elapsedTime }, 'admission handler failed');
         observe(request.routeOptions.url, reply.elapsedTime, review.operation, 'error');
         return reply.code(500).send({ error: `webhook ${handler.name} failed internally (request uid ${review.uid}); see its logs` });
       }
 
       const outcome = outcomeOf(decision);
       log.info(
-        { node: decision.node, decision: outcome, reason: decision.reason, latencyMs: Number(reply.elapsedTime.toFixed(3)) },
+        { ...fields, node: decision.node, decision: outcome, reason: decision.reason, latencyMs: Number(reply.elapsedTime.toFixed(3)) },
         'admission decision',
       );
       observe(request.routeOptions.url, reply.elapsedTime, review.operation, outcome);
