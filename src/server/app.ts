@@ -95,7 +95,6 @@ function createFastify(options: AppOptions): App {
     // ("incoming request", "request completed") would double the volume and say less.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: MAX_BODY_BYTES,
-    handlerTimeout: timeouts.handlerMs ?? HANDLER_TIMEOUT_MS,
     connectionTimeout: timeouts.connectionMs ?? 120_000,
     http2SessionTimeout: timeouts.http2SessionMs ?? 72_000,
     // While draining on shutdown, requests that still arrive on open connections are answered
@@ -119,14 +118,19 @@ function createFastify(options: AppOptions): App {
   return Fastify(common) as unknown as App;
 }
 
-/** uid and operation of a body already accepted by parseReview (for the timeout path). */
-function identityOf(body: unknown): { uid?: string; operation: string } {
-  try {
-    const request = parseReview(body);
-    return { uid: request.uid, operation: request.operation };
-  } catch {
-    return { operation: 'unknown' };
-  }
+const TIMED_OUT: unique symbol = Symbol('timed out');
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+}
+
+/** The handler's result, or TIMED_OUT after `ms`; the timer is cleared either way. */
+function withinDeadline<T>(pending: PromiseLike<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(resolve, ms, TIMED_OUT);
+  });
+  return Promise.race([pending, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** Messages for fastify's own client errors, in words an operator can act on. */
@@ -154,6 +158,7 @@ function clientErrorMessage(error: FastifyError, contentType: string | undefined
 export async function buildApp(options: AppOptions): Promise<App> {
   const { metrics } = options;
   const app = createFastify(options);
+  const handlerMs = options.timeouts?.handlerMs ?? HANDLER_TIMEOUT_MS;
   const webhookByPath = new Map(options.handlers.map((route) => [route.path, route.handler.name]));
 
   metrics.trackCaches(() => options.readiness().detail);
@@ -199,19 +204,24 @@ export async function buildApp(options: AppOptions): Promise<App> {
 
       let decision: Decision;
       try {
-        const result: unknown = await handler.handle(review);
-        if (reply.sent) {
-          // The handler timeout already answered 503 (see the error handler); nothing to send.
-          log.warn({ ...fields, latencyMs: reply.elapsedTime }, 'admission decision arrived after the handler timeout; dropped');
-          return reply;
+        const pending = handler.handle(review);
+        // A decision from the caches comes back synchronously; only a pending one (an API read)
+        // gets the deadline, so the common path arms no timer (fastify's handlerTimeout armed a
+        // timer, an AbortController and a close listener per request: docs/benchmarks.md).
+        const result: unknown = isThenable(pending) ? await withinDeadline(pending, handlerMs) : pending;
+        if (result === TIMED_OUT) {
+          // Answered 503 now (the API server applies the failurePolicy); whatever comes later is dropped.
+          (pending as Promise<unknown>).then(
+            () => log.warn({ ...fields, latencyMs: reply.elapsedTime }, 'admission decision arrived after the handler timeout; dropped'),
+            (err: unknown) => log.warn({ ...fields, err, latencyMs: reply.elapsedTime }, 'admission handler failed after the handler timeout'),
+          );
+          log.error({ ...fields, url: request.routeOptions.url, latencyMs: reply.elapsedTime }, 'handler timed out');
+          observe(request.routeOptions.url, reply.elapsedTime, review.operation, 'error');
+          return reply.code(503).send({ error: 'the webhook did not decide in time' });
         }
         if (!isDecision(result)) throw new TypeError(`handler ${handler.name} returned ${typeof result}, not a Decision`);
         decision = result;
       } catch (err) {
-        if (reply.sent) {
-          log.warn({ ...fields, err, latencyMs: reply.elapsedTime }, 'admission handler failed after the handler timeout');
-          return reply;
-        }
         // A request this webhook does not serve (wrong resource or operation) is the caller's
         // mistake: a 4xx that names it, like a malformed envelope.
         if (err instanceof BadReview) {
@@ -263,12 +273,6 @@ export async function buildApp(options: AppOptions): Promise<App> {
       request.log.warn({ status, problem: message, url: request.routeOptions.url }, 'bad request');
       observe(request.routeOptions.url, reply.elapsedTime, 'unknown', 'bad_request');
       return reply.code(status).send({ error: message });
-    }
-    if (error.code === 'FST_ERR_HANDLER_TIMEOUT') {
-      const { uid, operation } = identityOf(request.body);
-      request.log.error({ url: request.routeOptions.url, uid, latencyMs: reply.elapsedTime }, 'handler timed out');
-      observe(request.routeOptions.url, reply.elapsedTime, operation, 'error');
-      return reply.code(503).send({ error: 'the webhook did not decide in time' });
     }
     request.log.error({ err: error, url: request.routeOptions.url }, 'unhandled error');
     observe(request.routeOptions.url, reply.elapsedTime, 'unknown', 'error');
