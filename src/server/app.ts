@@ -94,6 +94,9 @@ function createFastify(options: AppOptions): App {
     // One line per decision is written by the route itself; fastify's per-request lines
     // ("incoming request", "request completed") would double the volume and say less.
     logController: new LogController({ disableRequestLogging: true }),
+    // request.log is the logger itself, not a child bound to fastify's request id (a child per
+    // request cost a bindings serialisation each time; the AdmissionReview uid identifies a request).
+    childLoggerFactory: (logger: FastifyBaseLogger) => logger,
     bodyLimit: MAX_BODY_BYTES,
     connectionTimeout: timeouts.connectionMs ?? 120_000,
     http2SessionTimeout: timeouts.http2SessionMs ?? 72_000,
