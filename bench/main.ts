@@ -9,6 +9,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { runDecisions } from './admission.js';
 import { runApiServer } from './apiserver.js';
+import { passCurve } from './detect-pass.js';
 import { FULL, QUICK, runFloor } from './floor.js';
 import { runScale } from './scale.js';
 
@@ -55,4 +56,6 @@ if (parts.has('scale')) {
   });
   console.log(`\n## 3. Scale (${sizes.map((s) => `${s.nodes} nodes / ${s.pods} pods`).join(', then ')}; half the nodes labelled)`);
   await runScale(sizes, quick ? 2 : 4);
+  console.log('\n  The full pass alone over an in-memory view of the same objects (no API server), further out:');
+  passCurve([...sizes, ...(quick ? [] : [{ nodes: 5000, pods: 50000 }])]);
 }
