@@ -32,7 +32,7 @@ interface Api {
   close(): void;
 }
 
-function apiClient(cp: ControlPlane): Api {
+export function apiClient(cp: ControlPlane): Api {
   const agent = new Agent({ keepAlive: true, maxSockets: 32, ca: readFileSync(cp.caFile) });
   return {
     call: (method, path, body, contentType = 'application/json') =>
@@ -90,7 +90,7 @@ const ipOf = (i: number) => `10.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
 const nodeIp = (i: number) => `172.${16 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
 
 /** Adds nodes [fromNodes, nodes) and pods [fromPods, pods); pod i lives on node i % nodes. */
-async function populate(api: Api, from: { nodes: number; pods: number }, to: { nodes: number; pods: number }): Promise<number> {
+export async function populate(api: Api, from: { nodes: number; pods: number }, to: { nodes: number; pods: number }): Promise<number> {
   const t0 = performance.now();
   const range = (a: number, b: number) => Array.from({ length: Math.max(0, b - a) }, (_, k) => a + k);
   const readyAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
