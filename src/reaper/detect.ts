@@ -21,7 +21,7 @@ import { ciliumReadiness, describeCiliumSince, describeGaps, type CiliumReadines
 import type { FullClusterView } from '../cluster/memory.js';
 import type { CiliumEndpointInfo, CiliumNodeInfo, PodInfo } from '../cluster/view.js';
 import { exemptionFor } from '../webhooks/exemptions.js';
-import { canonicalIP, cidrsContain } from './cidr.js';
+import { canonicalIP, cidrMatcher, cidrsContain } from './cidr.js';
 
 export type FindingReason = 'DuplicatePodIP' | 'UnmanagedByCilium';
 
@@ -317,10 +317,11 @@ export function adviseTarget(view: FullClusterView, config: Config, migrated: re
   for (const node of migrated) {
     const cidrs = view.ciliumNode(node)?.spec?.ipam?.podCIDRs ?? [];
     if (cidrs.length === 0) continue;
+    const contains = cidrMatcher(cidrs);
     for (const pod of view.podsOn(node)) {
       if (!holdsIP(pod)) continue;
       for (const ip of podIPs(pod)) {
-        if (cidrsContain(cidrs, ip)) inside += 1;
+        if (contains(ip)) inside += 1;
         else {
           outside += 1;
           if (outsideExamples.length < 3) outsideExamples.push(`${pod.metadata.namespace ?? ''}/${pod.metadata.name} ${ip} on ${node}`);

@@ -96,8 +96,10 @@ function createFastify(options: AppOptions): App {
     // One line per decision is written by the route itself; fastify's per-request lines
     // ("incoming request", "request completed") would double the volume and say less.
     logController: new LogController({ disableRequestLogging: true }),
+    // request.log is the logger itself, not a child bound to fastify's request id (a child per
+    // request cost a bindings serialisation each time; the AdmissionReview uid identifies a request).
+    childLoggerFactory: (logger: FastifyBaseLogger) => logger,
     bodyLimit: MAX_BODY_BYTES,
-    handlerTimeout: timeouts.handlerMs ?? HANDLER_TIMEOUT_MS,
     connectionTimeout: timeouts.connectionMs ?? 120_000,
     http2SessionTimeout: timeouts.http2SessionMs ?? 72_000,
     // While draining on shutdown, requests that still arrive on open connections are answered
@@ -122,14 +124,19 @@ function createFastify(options: AppOptions): App {
   return Fastify(common) as unknown as App;
 }
 
-/** uid and operation of a body already accepted by parseReview (for the timeout path). */
-function identityOf(body: unknown): { uid?: string; operation: string } {
-  try {
-    const request = parseReview(body);
-    return { uid: request.uid, operation: request.operation };
-  } catch {
-    return { operation: 'unknown' };
-  }
+const TIMED_OUT: unique symbol = Symbol('timed out');
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+}
+
+/** The handler's result, or TIMED_OUT after `ms`; the timer is cleared either way. */
+function withinDeadline<T>(pending: PromiseLike<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(resolve, ms, TIMED_OUT);
+  });
+  return Promise.race([pending, deadline]).finally(() => clearTimeout(timer));
 }
 
 const PROTOTYPE_KEYS =
@@ -208,6 +215,7 @@ function clientErrorMessage(error: FastifyError, contentType: string | undefined
 export async function buildApp(options: AppOptions): Promise<App> {
   const { metrics } = options;
   const app = createFastify(options);
+  const handlerMs = options.timeouts?.handlerMs ?? HANDLER_TIMEOUT_MS;
   const webhookByPath = new Map(options.handlers.map((route) => [route.path, route.handler.name]));
 
   metrics.trackCaches(() => options.readiness().detail);
@@ -253,7 +261,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
         return reply.code(err.statusCode).send({ error: err.message });
       }
 
-      const log = request.log.child({
+      // The fields every line about this request carries. One object per request, merged into the
+      // line at write time: a pino child logger per request (fastify's reqId child, then ours)
+      // serialised its bindings on every request and cost more than the decision (docs/benchmarks.md).
+      const fields = {
         webhook: handler.name,
         uid: review.uid,
         kind: review.kind.kind,
@@ -263,27 +274,33 @@ export async function buildApp(options: AppOptions): Promise<App> {
         subResource: review.subResource,
         dryRun: review.dryRun ?? false,
         user: review.userInfo?.username,
-      });
+      };
+      const log = request.log;
 
       let decision: Decision;
       try {
-        const result: unknown = await handler.handle(review);
-        if (reply.sent) {
-          // The handler timeout already answered 503 (see the error handler); nothing to send.
-          log.warn({ latencyMs: reply.elapsedTime }, 'admission decision arrived after the handler timeout; dropped');
-          return reply;
+        const pending = handler.handle(review);
+        // A decision from the caches comes back synchronously; only a pending one (an API read)
+        // gets the deadline, so the common path arms no timer (fastify's handlerTimeout armed a
+        // timer, an AbortController and a close listener per request: docs/benchmarks.md).
+        const result: unknown = isThenable(pending) ? await withinDeadline(pending, handlerMs) : pending;
+        if (result === TIMED_OUT) {
+          // Answered 503 now (the API server applies the failurePolicy); whatever comes later is dropped.
+          (pending as Promise<unknown>).then(
+            () => log.warn({ ...fields, latencyMs: reply.elapsedTime }, 'admission decision arrived after the handler timeout; dropped'),
+            (err: unknown) => log.warn({ ...fields, err, latencyMs: reply.elapsedTime }, 'admission handler failed after the handler timeout'),
+          );
+          log.error({ ...fields, url: request.routeOptions.url, latencyMs: reply.elapsedTime }, 'handler timed out');
+          observe(request.routeOptions.url, reply.elapsedTime, review.operation, 'error');
+          return reply.code(503).send({ error: 'the webhook did not decide in time' });
         }
         if (!isDecision(result)) throw new TypeError(`handler ${handler.name} returned ${typeof result}, not a Decision`);
         decision = result;
       } catch (err) {
-        if (reply.sent) {
-          log.warn({ err, latencyMs: reply.elapsedTime }, 'admission handler failed after the handler timeout');
-          return reply;
-        }
         // A request this webhook does not serve (wrong resource or operation) is the caller's
         // mistake: a 4xx that names it, like a malformed envelope.
         if (err instanceof BadReview) {
-          if (clientErrorLog.take()) log.warn({ status: err.statusCode, problem: err.message }, 'admission request not served by this webhook');
+          if (clientErrorLog.take()) log.warn({ ...fields, status: err.statusCode, problem: err.message }, 'admission request not served by this webhook');
           observe(request.routeOptions.url, reply.elapsedTime, review.operation, 'bad_request');
           return reply.code(err.statusCode).send({ error: err.message });
         }
@@ -291,7 +308,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
         // webhook's failurePolicy (Fail → the request is refused with "failed calling webhook";
         // Ignore → it goes through). An `allowed: false` review here would instead deny regardless
         // of the policy the operator chose. The uid is in the log line, the stack only in the log.
-        log.error({ err, latencyMs: reply.elapsedTime }, 'admission handler failed');
+        log.error({ ...fields, err, latencyMs: reply.elapsedTime }, 'admission handler failed');
         observe(request.routeOptions.url, reply.elapsedTime, review.operation, 'error');
         return reply.code(500).send({ error: `webhook ${handler.name} failed internally (request uid ${review.uid}); see its logs` });
       }
@@ -299,6 +316,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
       const outcome = outcomeOf(decision);
       log.info(
         {
+          ...fields,
           node: decision.node,
           decision: outcome,
           reason: decision.reason,
@@ -356,12 +374,6 @@ export async function buildApp(options: AppOptions): Promise<App> {
       if (clientErrorLog.take()) request.log.warn({ status, problem: message, url: request.routeOptions.url }, 'bad request');
       observe(request.routeOptions.url, reply.elapsedTime, 'unknown', 'bad_request');
       return reply.code(status).send({ error: message });
-    }
-    if (error.code === 'FST_ERR_HANDLER_TIMEOUT') {
-      const { uid, operation } = identityOf(request.body);
-      request.log.error({ url: request.routeOptions.url, uid, latencyMs: reply.elapsedTime }, 'handler timed out');
-      observe(request.routeOptions.url, reply.elapsedTime, operation, 'error');
-      return reply.code(503).send({ error: 'the webhook did not decide in time' });
     }
     request.log.error({ err: error, url: request.routeOptions.url }, 'unhandled error');
     observe(request.routeOptions.url, reply.elapsedTime, 'unknown', 'error');

@@ -128,28 +128,39 @@ export function decidePlacement(
 }
 
 export function podPlacementHandler(config: Config, view: ClusterView, reader: ClusterReader = noReader): AdmissionHandler {
+  // Common path: both answers come from the informer caches, no API call, and the decision is
+  // returned synchronously (no promise, so the server arms no deadline timer for it). Otherwise a
+  // read from the API server fills the gap (lookUpAndDecide).
+  const lookUpAndDecide = async (subject: PlacementSubject): Promise<Decision> => {
+    // A failed read counts as "not found" (the pod is let through with a warning); its error
+    // travels in the warning and the audit annotation, so the cause is not lost.
+    let lookupError: string | undefined;
+    const read = <T>(promise: Promise<T | undefined>): Promise<T | undefined> =>
+      promise.catch((err: unknown) => {
+        lookupError = err instanceof Error ? err.message : String(err);
+        return undefined;
+      });
+    const node = view.node(subject.node) ?? (await read(reader.node(subject.node)));
+    let pod = subject.pod;
+    if (!pod && node && isMigratedNode(node.metadata.labels, config)) {
+      pod = view.unscheduledPod(subject.namespace, subject.name) ?? (await read(reader.pod(subject.namespace, subject.name)));
+    }
+    const found = { ...(pod ? { pod } : {}), ...(node ? { node } : {}), ...(lookupError ? { lookupError } : {}) };
+    return decidePlacement(subject, found, view, config);
+  };
   return {
     name: 'pod-placement',
-    async handle(request) {
+    handle(request) {
       const result = placementSubject(request);
       if ('skip' in result) return allowed(result.skip);
       const { subject } = result;
-      // Common path: both answers come from the informer caches, no API call. A failed read
-      // counts as "not found" (the pod is let through with a warning); its error travels in the
-      // warning and the audit annotation, so the cause is not lost.
-      let lookupError: string | undefined;
-      const read = <T>(promise: Promise<T | undefined>): Promise<T | undefined> =>
-        promise.catch((err: unknown) => {
-          lookupError = err instanceof Error ? err.message : String(err);
-          return undefined;
-        });
-      const node = view.node(subject.node) ?? (await read(reader.node(subject.node)));
-      let pod = subject.pod;
-      if (!pod && node && isMigratedNode(node.metadata.labels, config)) {
-        pod = view.unscheduledPod(subject.namespace, subject.name) ?? (await read(reader.pod(subject.namespace, subject.name)));
+      const node = view.node(subject.node);
+      if (node) {
+        if (!isMigratedNode(node.metadata.labels, config)) return decidePlacement(subject, { node }, view, config);
+        const pod = subject.pod ?? view.unscheduledPod(subject.namespace, subject.name);
+        if (pod) return decidePlacement(subject, { pod, node }, view, config);
       }
-      const found = { ...(pod ? { pod } : {}), ...(node ? { node } : {}), ...(lookupError ? { lookupError } : {}) };
-      return decidePlacement(subject, found, view, config);
+      return lookUpAndDecide(subject);
     },
   };
 }
