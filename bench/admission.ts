@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { EXAMPLE_SNAPSHOT } from '../src/commands/common.js';
 import { loadSnapshot } from '../src/cluster/snapshot.js';
-import { isSynced } from '../src/cluster/view.js';
+import { isSynced, webhookSyncState } from '../src/cluster/view.js';
 import { defaultConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { Metrics } from '../src/metrics.js';
@@ -45,7 +45,7 @@ async function overHttp2(total: number, concurrency: number): Promise<void> {
       { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(defaultConfig, view) },
       { path: '/validate/pods', handler: podPlacementHandler(defaultConfig, view) },
     ],
-    readiness: () => ({ ready: isSynced(view), detail: view.syncState() }),
+    readiness: () => ({ ready: isSynced(view), detail: webhookSyncState(view) }),
     metrics: new Metrics({ defaultMetrics: false }),
     logger: createLogger({ level: 'silent' }),
     certDir: dir,

@@ -282,7 +282,7 @@ describe('startLiveView', () => {
     api.resource('/apis/cilium.io/v2/ciliumendpoints').failWith = 404;
     const lv = start({ withReaperCaches: true });
     await lv.whenSynced();
-    await expect.poll(() => lv.view.reaperSyncState(), poll).toEqual({ pods: true, ciliumEndpoints: true, ciliumConfig: true });
+    await expect.poll(() => lv.view.syncState(), poll).toMatchObject({ pods: true, ciliumEndpoints: true, ciliumConfig: true });
     expect(lv.view.syncState().ciliumnodes).toBe(true);
     expect(lv.crdMissing('ciliumEndpoints')).toBe(true);
     expect(lv.crdMissing('ciliumnodes')).toBe(false);
@@ -335,7 +335,7 @@ describe('startLiveView', () => {
     api.resource('/apis/cilium.io/v2/ciliumendpoints').failWith = 404;
     const { view, whenSynced } = start({ withReaperCaches: true });
     await whenSynced();
-    await expect.poll(() => view.reaperSyncState(), poll).toEqual({ pods: true, ciliumEndpoints: true, ciliumConfig: true });
+    await expect.poll(() => view.syncState(), poll).toMatchObject({ pods: true, ciliumEndpoints: true, ciliumConfig: true });
     expect(view.podsOn('n1').map((p) => p.metadata.name)).toEqual(['api']);
     await live!.stop();
 
@@ -347,7 +347,7 @@ describe('startLiveView', () => {
     expect(lists.some((r) => r.path === '/apis/cilium.io/v2/ciliumendpoints')).toBe(false);
     expect(lists.some((r) => r.path === '/api/v1/pods' && !r.query.fieldSelector)).toBe(false);
     expect(lists.some((r) => r.path.endsWith('/configmaps'))).toBe(false);
-    expect(live.view.reaperSyncState()).toEqual({ pods: false, ciliumEndpoints: false, ciliumConfig: false });
+    expect(live.view.syncState()).toMatchObject({ pods: false, ciliumEndpoints: false, ciliumConfig: false });
   });
 
   it('keeps container start times for Cilium agent pods only (memory), and derives the migration label time from managedFields', async () => {
@@ -361,7 +361,7 @@ describe('startLiveView', () => {
     api.seed(NODES, { ...node('n1', { cni: 'cilium' }), metadata: { name: 'n1', labels: { cni: 'cilium' }, managedFields: [{ manager: 'kubectl-label', time: '2025-06-02T09:00:00Z', fieldsV1: { 'f:metadata': { 'f:labels': { 'f:cni': {} } } } }] } });
     const { view, whenSynced } = start({ withReaperCaches: true });
     await whenSynced();
-    await expect.poll(() => view.reaperSyncState().pods, poll).toBe(true);
+    await expect.poll(() => view.syncState().pods, poll).toBe(true);
     expect(view.agentPodsOn('n1')[0]!.status?.initContainerStatuses).toEqual([{ name: 'config', startedAt: '2025-06-02T09:14:05Z' }]);
     for (const pod of view.podsOn('n1')) expect(pod.status).not.toHaveProperty('containerStatuses');
     expect(view.node('n1')?.labelSetAt).toEqual({ cni: '2025-06-02T09:00:00Z' });
@@ -372,7 +372,7 @@ describe('startLiveView', () => {
     const cm = (value: string): Obj => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cilium-config', namespace: 'kube-system' }, data: { 'disable-endpoint-crd': value, 'cluster-name': 'x' } } as Obj);
     const { view, whenSynced } = start({ withReaperCaches: true });
     await whenSynced();
-    await expect.poll(() => view.reaperSyncState().ciliumConfig, poll).toBe(true);
+    await expect.poll(() => view.syncState().ciliumConfig, poll).toBe(true);
     expect(view.ciliumConfig()).toBeUndefined();
     const lists = api.requests.filter((r) => r.path === '/api/v1/namespaces/kube-system/configmaps');
     expect(lists.length).toBeGreaterThan(0);

@@ -43,9 +43,9 @@ import {
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { abortOptions, isNotFound } from './lookup.js';
-import { CACHE_NAMES, MemoryClusterView, type FullClusterView, type PodFeed, type ReaperCacheName } from './memory.js';
+import { MemoryClusterView, type PodFeed } from './memory.js';
 import { trimCiliumConfig, trimCiliumEndpoint, trimCiliumNode, trimNode, trimPod } from './trim.js';
-import { isSynced, type CacheName, type PodInfo } from './view.js';
+import { CACHE_NAMES, isSynced, type CacheName, type FullClusterView, type PodInfo, type ReaperCacheName } from './view.js';
 
 export interface LiveViewOptions {
   /** Also cache all pods (podsOn) and CiliumEndpoints, for the reaper. Off by default. */

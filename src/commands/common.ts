@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { defaultConfig, loadConfigFile, parseConfig, type Config } from '../config.js';
 import { liveReader, noReader, type ClusterReader } from '../cluster/lookup.js';
-import type { FullClusterView } from '../cluster/memory.js';
+import type { FullClusterView } from '../cluster/view.js';
 import { loadSnapshot } from '../cluster/snapshot.js';
 import type { Logger } from '../logger.js';
 

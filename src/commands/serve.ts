@@ -7,7 +7,7 @@ import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
 import { describeManagedDataplane, managedDataplaneIn } from '../cluster/managed-dataplane.js';
 import { mutatingWebhookConfiguration } from '../registration.js';
 import { matchConditionDrift } from '../registration-conditions.js';
-import { isSynced } from '../cluster/view.js';
+import { isSynced, webhookSyncState } from '../cluster/view.js';
 import { createLogger, stdoutLineSink } from '../logger.js';
 import { Metrics } from '../metrics.js';
 import { startServer } from '../server/serve.js';
@@ -171,7 +171,7 @@ export async function serveCommand(args: string[]): Promise<void> {
           const managed = managedDataplaneIn(source.view);
           return {
             ready: isSynced(source.view),
-            detail: source.view.syncState(),
+            detail: webhookSyncState(source.view),
             ...(managed ? { notes: { managedDataplane: describeManagedDataplane(managed) } } : {}),
           };
         },

@@ -18,7 +18,7 @@
 // Report-only findings (no controller owner) and dry-run findings are announced once per pod.
 
 import type { Config } from '../config.js';
-import type { FullClusterView } from '../cluster/memory.js';
+import type { FullClusterView } from '../cluster/view.js';
 import { httpStatus } from '../cluster/lookup.js';
 import { ciliumReadiness } from '../cluster/readiness.js';
 import type { Logger } from '../logger.js';

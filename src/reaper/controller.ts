@@ -16,8 +16,7 @@
 // leadership or stopping interrupts a pass, including a rate-limit wait.
 
 import type { Config } from '../config.js';
-import type { FullClusterView } from '../cluster/memory.js';
-import { isSynced } from '../cluster/view.js';
+import { isReaperSynced, type FullClusterView } from '../cluster/view.js';
 import type { Logger } from '../logger.js';
 import { Actuator, type HandleOutcome } from './actuator.js';
 import type { ReaperApi } from './api.js';
@@ -48,10 +47,6 @@ const NOT_SYNCED_RETRY_MS = 500;
 const CRD_WARNING_EVERY_MS = 60_000;
 /** Liveness: unhealthy when no progress for 2 x resync + this. */
 const LIVENESS_MARGIN_MS = 60_000;
-
-export function isReaperSynced(view: FullClusterView): boolean {
-  return isSynced(view) && Object.values(view.reaperSyncState()).every(Boolean);
-}
 
 export class Reaper {
   private readonly log: Logger;
@@ -154,7 +149,7 @@ export class Reaper {
   private async evaluate(signal: AbortSignal): Promise<Detection | undefined> {
     const { view, config, metrics, leadership } = this.options;
     if (!isReaperSynced(view)) {
-      this.log.debug({ caches: { ...view.syncState(), ...view.reaperSyncState() } }, 'caches not synced yet: not evaluating');
+      this.log.debug({ caches: view.syncState() }, 'caches not synced yet: not evaluating');
       // The last informer event can arrive before the sync flag flips: look again shortly rather than at the resync.
       this.runAfter(NOT_SYNCED_RETRY_MS);
       return undefined;

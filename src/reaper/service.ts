@@ -5,12 +5,12 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { nodeLabelText, type Config } from '../config.js';
 import { startLiveView } from '../cluster/informers.js';
-import type { FullClusterView } from '../cluster/memory.js';
+import { isReaperSynced, type FullClusterView } from '../cluster/view.js';
 import type { Logger } from '../logger.js';
 import { Metrics } from '../metrics.js';
 import { liveReaperApi, type ReaperApi } from './api.js';
 import { systemClock } from './clock.js';
-import { isReaperSynced, Reaper } from './controller.js';
+import { Reaper } from './controller.js';
 import { inactiveReason } from './detect.js';
 import { alwaysLeader, LeaderElector, type ElectorTiming } from './leader.js';
 import { apiLeaseStore } from './lease.js';
@@ -50,7 +50,7 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
   // The reaper is built after the view starts; changes before that are covered by its first run.
   let onChange = (): void => {};
   const live = startLiveView(kc, config, log, { withReaperCaches: true, withoutUnscheduledPods: true, onChange: () => onChange() });
-  metrics.trackCaches(() => ({ ...live.view.syncState(), ...live.view.reaperSyncState() }));
+  metrics.trackCaches(() => live.view.syncState());
 
   // Without these CRDs the reaper acts on nothing: no CiliumEndpoints would make every pod look
   // unmanaged (no CiliumNodes makes no node Cilium-ready). The webhook's view treats them as empty.
@@ -109,7 +109,6 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
           ready: isReaperSynced(live.view) && missing.length === 0,
           detail: {
             ...live.view.syncState(),
-            ...live.view.reaperSyncState(),
             ...(missing.length > 0 ? { crdMissing: missing } : {}),
             ...(inactive ? { notActing: inactive.message } : {}),
           },

@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSnapshot } from '../../src/cluster/snapshot.js';
-import { isSynced } from '../../src/cluster/view.js';
+import { isSynced, webhookSyncState } from '../../src/cluster/view.js';
 import { defaultConfig } from '../../src/config.js';
 import { EXAMPLE_SNAPSHOT } from '../../src/main.js';
 import { Metrics } from '../../src/metrics.js';
@@ -33,7 +33,7 @@ async function serve(extra: { maxConnections?: number } = {}) {
   const metrics = new Metrics({ defaultMetrics: false });
   const server = await startServer({
     handlers: [{ path: '/validate/pods', handler: podPlacementHandler(defaultConfig, view) }],
-    readiness: () => ({ ready: isSynced(view), detail: view.syncState() }),
+    readiness: () => ({ ready: isSynced(view), detail: webhookSyncState(view) }),
     metrics,
     logger: captured.logger,
     certDir: dir,

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSnapshot } from '../../src/cluster/snapshot.js';
-import { isSynced } from '../../src/cluster/view.js';
+import { isSynced, webhookSyncState } from '../../src/cluster/view.js';
 import { defaultConfig } from '../../src/config.js';
 import { EXAMPLE_SNAPSHOT } from '../../src/main.js';
 import { Metrics } from '../../src/metrics.js';
@@ -47,7 +47,7 @@ beforeAll(async () => {
       { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(defaultConfig, view) },
       { path: '/validate/pods', handler: podPlacementHandler(defaultConfig, view) },
     ],
-    readiness: () => ({ ready: isSynced(view), detail: view.syncState() }),
+    readiness: () => ({ ready: isSynced(view), detail: webhookSyncState(view) }),
     metrics: new Metrics({ defaultMetrics: false }),
     logger: capturingLogger().logger,
     certDir: dir,

@@ -10,7 +10,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXAMPLE_SNAPSHOT } from '../../src/main.js';
 import { loadSnapshot } from '../../src/cluster/snapshot.js';
-import { isSynced } from '../../src/cluster/view.js';
+import { isSynced, webhookSyncState } from '../../src/cluster/view.js';
 import { defaultConfig } from '../../src/config.js';
 import { Metrics } from '../../src/metrics.js';
 import { startServer, type ServerHandle } from '../../src/server/serve.js';
@@ -36,7 +36,7 @@ beforeAll(async () => {
       { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(defaultConfig, view) },
       { path: '/validate/pods', handler: podPlacementHandler(defaultConfig, view) },
     ],
-    readiness: () => ({ ready: isSynced(view), detail: view.syncState() }),
+    readiness: () => ({ ready: isSynced(view), detail: webhookSyncState(view) }),
     metrics: new Metrics({ defaultMetrics: false }),
     logger,
     certDir: dir,
