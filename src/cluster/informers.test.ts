@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FakeClock } from '../../test/support/fake-clock.js';
 import { defaultConfig } from '../config.js';
 import { startLiveView, type LiveView, type LiveViewOptions } from './informers.js';
 import { ciliumReadiness } from './readiness.js';
@@ -126,6 +127,9 @@ const ciliumNode = (name: string): Obj => ({ apiVersion: 'cilium.io/v2', kind: '
 let api: FakeApiServer;
 let live: LiveView | undefined;
 let logs: Array<Record<string, unknown>>;
+/** Restart timers wait for this clock: a restart happens only when a test moves it. */
+let clock: FakeClock;
+const BACKOFF = { initialMs: 20, maxMs: 200 };
 
 function kubeConfig(server: string): KubeConfig {
   const kc = new KubeConfig();
@@ -145,16 +149,25 @@ function start(opts: Pick<LiveViewOptions, 'withReaperCaches' | 'withoutUnschedu
       done();
     },
   });
-  live = startLiveView(kubeConfig(api.url), defaultConfig, pino({ level: 'debug' }, sink), { backoff: { initialMs: 20, maxMs: 200 }, ...opts });
+  live = startLiveView(kubeConfig(api.url), defaultConfig, pino({ level: 'debug' }, sink), { backoff: BACKOFF, clock, ...opts });
   return live;
 }
 
 const poll = { timeout: 5_000, interval: 10 };
 
+/** For expect.poll: moves the clock past the longest backoff (firing any pending restart), then reads. */
+const afterRestarts =
+  <T>(read: () => T) =>
+  async (): Promise<T> => {
+    await clock.advance(BACKOFF.maxMs);
+    return read();
+  };
+
 beforeEach(async () => {
   api = new FakeApiServer();
   await api.start();
   logs = [];
+  clock = new FakeClock();
 });
 
 afterEach(async () => {
@@ -269,12 +282,12 @@ describe('startLiveView', () => {
     expect(warnings[0]!.msg).toContain('CiliumNode CRD (ciliumnodes.cilium.io/v2) is not installed');
 
     // Retries (with backoff) and does not repeat the warning.
-    await expect.poll(() => api.requests.filter((r) => r.path === CNS).length, poll).toBeGreaterThanOrEqual(3);
+    await expect.poll(afterRestarts(() => api.requests.filter((r) => r.path === CNS).length), poll).toBeGreaterThanOrEqual(3);
     expect(logs.filter((l) => l.level === 40 && l.cache === 'ciliumnodes')).toHaveLength(1);
 
     api.seed(CNS, ciliumNode('n1'));
     delete api.resource(CNS).failWith;
-    await expect.poll(() => view.ciliumNode('n1'), poll).toBeDefined();
+    await expect.poll(afterRestarts(() => view.ciliumNode('n1')), poll).toBeDefined();
     expect(logs.some((l) => l.cache === 'ciliumnodes' && String(l.msg).includes('is installed now'))).toBe(true);
   });
 
@@ -288,13 +301,13 @@ describe('startLiveView', () => {
     expect(lv.crdMissing('ciliumnodes')).toBe(false);
     expect(lv.crdMissing('nodes')).toBe(false);
     delete api.resource('/apis/cilium.io/v2/ciliumendpoints').failWith;
-    await expect.poll(() => lv.crdMissing('ciliumEndpoints'), poll).toBe(false);
+    await expect.poll(afterRestarts(() => lv.crdMissing('ciliumEndpoints')), poll).toBe(false);
   });
 
   it('restarts a failed informer with backoff, logging under err, and keeps the last known cache', async () => {
     api.resource(NODES).failWith = 500;
     const { view, whenSynced } = start();
-    await expect.poll(() => logs.filter((l) => l.cache === 'nodes' && l.level === 50).length, poll).toBeGreaterThanOrEqual(3);
+    await expect.poll(afterRestarts(() => logs.filter((l) => l.cache === 'nodes' && l.level === 50).length), poll).toBeGreaterThanOrEqual(3);
     expect(view.syncState().nodes).toBe(false);
     const failure = logs.find((l) => l.cache === 'nodes' && l.level === 50)!;
     expect(failure.err).toMatchObject({ message: expect.any(String) });
@@ -303,6 +316,7 @@ describe('startLiveView', () => {
 
     api.seed(NODES, node('n1'));
     delete api.resource(NODES).failWith;
+    await expect.poll(afterRestarts(() => view.syncState().nodes), poll).toBe(true);
     await whenSynced();
     expect(view.node('n1')).toBeDefined();
 
@@ -311,15 +325,49 @@ describe('startLiveView', () => {
     api.resource(NODES).failWith = 500;
     api.endWatches(NODES);
     const errorsBefore = logs.filter((l) => l.cache === 'nodes' && l.level === 50).length;
-    await expect.poll(() => logs.filter((l) => l.cache === 'nodes' && l.level === 50).length, poll).toBeGreaterThan(errorsBefore);
+    await expect.poll(afterRestarts(() => logs.filter((l) => l.cache === 'nodes' && l.level === 50).length), poll).toBeGreaterThan(errorsBefore);
     expect(view.node('n1')).toBeDefined();
     expect(view.syncState().nodes).toBe(true);
 
     // Recovery: re-watch from the last resourceVersion and see new events.
     delete api.resource(NODES).failWith;
-    await expect.poll(() => api.resource(NODES).watches.size, poll).toBe(1);
+    await expect.poll(afterRestarts(() => api.resource(NODES).watches.size), poll).toBe(1);
     api.emit(NODES, 'ADDED', node('n3'));
     await expect.poll(() => view.node('n3'), poll).toBeDefined();
+  });
+
+  it('starts the restart backoff over only after a healthy period as long as the longest delay', async () => {
+    const retries = () => logs.filter((l) => l.cache === 'nodes' && l.level === 50).map((l) => l.retryInMs as number);
+    /** Lets the nodes informer recover, and waits until its watch delivers an event (its start has returned). */
+    const recover = async (name: string) => {
+      delete api.resource(NODES).failWith;
+      await clock.advance(BACKOFF.maxMs); // fires the pending restart; the clock stands still from here
+      await expect.poll(() => api.resource(NODES).watches.size, poll).toBe(1);
+      api.emit(NODES, 'ADDED', node(name));
+      await expect.poll(() => view.node(name), poll).toBeDefined();
+    };
+    const breakWatch = async () => {
+      const before = retries().length;
+      api.resource(NODES).failWith = 500;
+      api.endWatches(NODES);
+      await expect.poll(() => retries().length, poll).toBe(before + 1);
+      return retries().at(-1);
+    };
+
+    api.resource(NODES).failWith = 500;
+    const { view } = start();
+    await expect.poll(afterRestarts(() => retries().length), poll).toBeGreaterThanOrEqual(3);
+    expect(retries().slice(0, 3)).toEqual([20, 40, 80]);
+
+    // Healthy for less than maxMs: the delays keep growing.
+    await recover('n1');
+    const grown = await breakWatch();
+    expect(grown).toBeGreaterThan(80);
+
+    // Healthy for maxMs: the next failure starts over at initialMs.
+    await recover('n2');
+    await clock.advance(BACKOFF.maxMs);
+    expect(await breakWatch()).toBe(BACKOFF.initialMs);
   });
 
   it('leaves out the unscheduled-pods watch when asked (the reaper), counting that cache as synced', async () => {
@@ -393,8 +441,10 @@ describe('startLiveView', () => {
     await expect.poll(() => api.openWatches(), poll).toBe(3);
     await lv.stop();
     await expect.poll(() => api.openWatches(), poll).toBe(0);
+    expect(clock.pending).toBe(0);
     const count = api.requests.length;
-    await new Promise((r) => setTimeout(r, 300)); // longer than the max backoff
+    await clock.advance(BACKOFF.maxMs * 10);
+    await new Promise((r) => setImmediate(r));
     expect(api.requests.length).toBe(count);
     expect(logs.filter((l) => (l.level as number) >= 50)).toEqual([]);
   });

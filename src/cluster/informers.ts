@@ -41,6 +41,7 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { systemClock, type Clock, type Timer } from '../clock.js';
 import type { Config } from '../config.js';
 import { abortOptions, isNotFound } from './lookup.js';
 import { MemoryClusterView, type PodFeed } from './memory.js';
@@ -63,6 +64,8 @@ export interface LiveViewOptions {
   pageSize?: number;
   /** Called after every change applied to the view (add, update or delete), with the cache's name. */
   onChange?: (cache: CacheName | ReaperCacheName) => void;
+  /** Restart timers and the healthy-period measure of the backoff; injectable for tests. */
+  clock?: Clock;
 }
 
 export interface LiveView {
@@ -124,7 +127,7 @@ class CacheRunner {
   private readonly log: Logger;
   private readonly stopSignal = new AbortController();
   private delayMs: number;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   private stopped = false;
   private synced = false;
   private crdMissing = false;
@@ -149,10 +152,14 @@ class CacheRunner {
     private readonly listTimeoutMs: number,
     private readonly pageSize: number,
     private readonly onSynced: () => void,
+    private readonly clock: Clock,
   ) {
     this.log = logger.child({ cache: spec.name });
     this.delayMs = backoff.initialMs;
-    this.informer = new ListWatch(spec.path, new Watch(kc), () => this.list(), false, spec.labelSelector, spec.fieldSelector);
+    // ListWatch's own pause before re-watching a watch that ended cleanly goes through the clock too.
+    this.informer = new ListWatch(spec.path, new Watch(kc), () => this.list(), false, spec.labelSelector, spec.fieldSelector, {
+      delayFn: (ms) => this.clock.sleep(ms),
+    });
     const apply = (raw: KubernetesObject): void => {
       try {
         shrinkInPlace(raw, this.spec.upsert(raw));
@@ -216,14 +223,14 @@ class CacheRunner {
       this.failed(err);
       return;
     }
-    if (!this.failedThisRun && !this.stopped) this.healthySince = Date.now();
+    if (!this.failedThisRun && !this.stopped) this.healthySince = this.clock.now();
   }
 
   private failed(err: unknown): void {
     if (this.stopped) return; // stop() aborts the watch, which reports the abort as an error
     this.failedThisRun = true;
     if (this.timer) return; // a restart is already scheduled
-    if (this.healthySince !== undefined && Date.now() - this.healthySince >= this.backoff.maxMs) {
+    if (this.healthySince !== undefined && this.clock.now() - this.healthySince >= this.backoff.maxMs) {
       this.delayMs = this.backoff.initialMs; // it had been running fine: start the backoff over
     }
     this.healthySince = undefined;
@@ -248,17 +255,20 @@ class CacheRunner {
     } else {
       this.log.error({ err, retryInMs: delay }, `${this.spec.what} informer failed; serving the last known cache and restarting`);
     }
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.run();
-    }, delay);
-    this.timer.unref();
+    this.timer = this.clock.setTimeout(
+      () => {
+        this.timer = undefined;
+        void this.run();
+      },
+      delay,
+      { unref: true },
+    );
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.timer?.clear();
     this.timer = undefined;
     this.stopSignal.abort();
     await this.informer.stop();
@@ -420,7 +430,7 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium' | 'n
 
   const runners = observed.map(
     (spec) =>
-      new CacheRunner(spec, kc, view, log, backoff, options.listTimeoutMs ?? DEFAULT_LIST_TIMEOUT_MS, options.pageSize ?? DEFAULT_PAGE_SIZE, onSynced),
+      new CacheRunner(spec, kc, view, log, backoff, options.listTimeoutMs ?? DEFAULT_LIST_TIMEOUT_MS, options.pageSize ?? DEFAULT_PAGE_SIZE, onSynced, options.clock ?? systemClock),
   );
   for (const runner of runners) runner.start();
 

@@ -23,7 +23,7 @@ import { httpStatus } from '../cluster/lookup.js';
 import { ciliumReadiness } from '../cluster/readiness.js';
 import type { Logger } from '../logger.js';
 import { RemovalThrottledError, REREAD_TIMEOUT_MS, WRITE_TIMEOUT_MS, type ReaperApi, type RemovalAction } from './api.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 import { assessContext, assessPod, inactiveReason, type Assessment } from './detect.js';
 import type { EventRecorder } from './events.js';
 import { describeEvidence } from './evidence.js';

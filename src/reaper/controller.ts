@@ -20,7 +20,7 @@ import { isReaperSynced, type FullClusterView } from '../cluster/view.js';
 import type { Logger } from '../logger.js';
 import { Actuator, type HandleOutcome } from './actuator.js';
 import type { ReaperApi } from './api.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock, type Timer } from '../clock.js';
 import { detect, type Detection } from './detect.js';
 import { EventRecorder } from './events.js';
 import type { Leadership } from './leader.js';
@@ -54,9 +54,9 @@ export class Reaper {
   private stopped = false;
   private started = false;
   private loop: Promise<void> | undefined;
-  private debounce: NodeJS.Timeout | undefined;
-  private resync: NodeJS.Timeout | undefined;
-  private recheck: NodeJS.Timeout | undefined;
+  private debounce: Timer | undefined;
+  private resync: Timer | undefined;
+  private recheck: Timer | undefined;
   /** When the pending timed pass (grace period, rate limit, not synced) is due; the earliest request wins. */
   private recheckAt: number | undefined;
   /** Last time a pass completed or a finding was handled (liveness). */
@@ -91,7 +91,7 @@ export class Reaper {
   start(): void {
     if (this.started) return;
     this.started = true;
-    this.resync = setInterval(() => this.runSoon(), this.options.config.reaper.resyncSeconds * 1000);
+    this.resync = this.clock.setInterval(() => this.runSoon(), this.options.config.reaper.resyncSeconds * 1000);
     this.loop = this.run();
     this.runSoon();
   }
@@ -99,7 +99,7 @@ export class Reaper {
   /** A change was seen: run a pass after the debounce delay (one pass per burst). */
   changed(): void {
     if (this.stopped || this.debounce) return;
-    this.debounce = setTimeout(() => {
+    this.debounce = this.clock.setTimeout(() => {
       this.debounce = undefined;
       this.runSoon();
     }, this.options.config.reaper.debounceMs);
@@ -135,7 +135,7 @@ export class Reaper {
   async runPass(signal: AbortSignal = new AbortController().signal): Promise<Detection | undefined> {
     this.passStartedAt = this.clock.now();
     // Every pass schedules what it needs (grace period, rate limit, not synced): drop the old request.
-    clearTimeout(this.recheck);
+    this.recheck?.clear();
     this.recheck = undefined;
     this.recheckAt = undefined;
     try {
@@ -238,8 +238,8 @@ export class Reaper {
     if (this.recheckAt !== undefined && this.recheckAt <= at) return;
     this.recheckAt = at;
     if (!this.started) return;
-    clearTimeout(this.recheck);
-    this.recheck = setTimeout(() => {
+    this.recheck?.clear();
+    this.recheck = this.clock.setTimeout(() => {
       this.recheck = undefined;
       this.recheckAt = undefined;
       this.runSoon();
@@ -278,9 +278,9 @@ export class Reaper {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    clearTimeout(this.debounce);
-    clearInterval(this.resync);
-    clearTimeout(this.recheck);
+    this.debounce?.clear();
+    this.resync?.clear();
+    this.recheck?.clear();
     this.pass.abort(new Error('stopping'));
     this.wake?.();
     await this.loop;

@@ -9,7 +9,7 @@ import { isReaperSynced, type FullClusterView } from '../cluster/view.js';
 import type { Logger } from '../logger.js';
 import { Metrics } from '../metrics.js';
 import { liveReaperApi, type ReaperApi } from './api.js';
-import { systemClock } from './clock.js';
+import { systemClock } from '../clock.js';
 import { Reaper } from './controller.js';
 import { inactiveReason } from './detect.js';
 import { alwaysLeader, LeaderElector, type ElectorTiming } from './leader.js';

@@ -13,7 +13,7 @@ import { detect, type Assessment } from '../../src/reaper/detect.js';
 import { EventRecorder } from '../../src/reaper/events.js';
 import { ReaperMetrics } from '../../src/reaper/metrics.js';
 import { RemovalRateLimiter } from '../../src/reaper/ratelimit.js';
-import { FakeClock, flush } from './fake-clock.js';
+import { FakeClock, flush } from '../support/fake-clock.js';
 import { cep, configWith, LATER, pod, world } from './reaper-support.js';
 
 /** The API server as the actuator sees it: a pod and CEP store, and a log of writes. */
