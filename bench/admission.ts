@@ -15,7 +15,7 @@ import { isSynced, webhookSyncState } from '../src/cluster/view.js';
 import { defaultConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { Metrics } from '../src/metrics.js';
-import { startServer } from '../src/server/serve.js';
+import { startServer } from '../src/server/start.js';
 import { ensureServingCert } from '../src/server/tls.js';
 import { decideDaemonSetAffinity } from '../src/webhooks/daemonset-affinity.js';
 import { podPlacementHandler } from '../src/webhooks/pod-placement.js';

@@ -43,7 +43,7 @@ import {
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import type { Config } from '../config.js';
-import { abortOptions, isNotFound } from './lookup.js';
+import { abortOptions, isNotFound } from './kube-client.js';
 import { MemoryClusterView, type PodFeed } from './memory.js';
 import { trimCiliumConfig, trimCiliumEndpoint, trimCiliumNode, trimNode, trimPod } from './trim.js';
 import { CACHE_NAMES, isSynced, type CacheName, type FullClusterView, type PodInfo, type ReaperCacheName } from './view.js';

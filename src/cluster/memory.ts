@@ -15,6 +15,8 @@
 // Stored objects are frozen: a decision that mutated a cached pod would corrupt the cache.
 
 import type { Config } from '../config.js';
+import { deepFreeze } from '../objects.js';
+import { hasLabels } from '../policy/labels.js';
 import { NodeHistory, type NodeMemory } from './history.js';
 import type { AnyCacheName, CiliumConfigInfo, CiliumEndpointInfo, CiliumNodeInfo, FullClusterView, NodeInfo, PodInfo, SyncState } from './view.js';
 
@@ -22,8 +24,7 @@ export type PodFeed = 'agent' | 'unscheduled' | 'all';
 
 export function isAgentPod(pod: PodInfo, cilium: Config['cilium']): boolean {
   if (pod.metadata.namespace !== cilium.namespace) return false;
-  const labels = pod.metadata.labels ?? {};
-  return Object.entries(cilium.agentLabels).every(([key, value]) => labels[key] === value);
+  return hasLabels(pod.metadata.labels, cilium.agentLabels);
 }
 
 function key(namespace: string | undefined, name: string): string {
@@ -31,14 +32,6 @@ function key(namespace: string | undefined, name: string): string {
 }
 
 const podNamespace = (pod: PodInfo): string | undefined => pod.metadata.namespace;
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const inner of Object.values(value)) deepFreeze(inner);
-  }
-  return value;
-}
 
 /** Pods by namespace/name with a secondary index by spec.nodeName. */
 class PodsByNode {

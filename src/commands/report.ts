@@ -10,7 +10,7 @@ import { createLogger } from '../logger.js';
 import { isReaperSynced, type FullClusterView } from '../cluster/view.js';
 import { startupTaintStatuses } from '../cluster/startup-taint.js';
 import { detect } from '../reaper/detect.js';
-import { buildReport, formatReportTable, type Report } from '../reaper/report.js';
+import { buildReport, formatReportTable, type Report } from '../reaper/report-format.js';
 import {
   COMMON_FLAGS,
   envName,

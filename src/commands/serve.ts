@@ -1,7 +1,7 @@
 // `serve`: the admission webhooks over HTTPS, deciding from the cluster view, and the stuck-taint guard.
 
 import { existsSync } from 'node:fs';
-import { CertController } from '../certs/controller.js';
+import { CertController } from '../certs/cert-controller.js';
 import { parseSecretRef, type SecretRef } from '../certs/secret.js';
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
 import { describeManagedDataplane, managedDataplaneIn } from '../cluster/managed-dataplane.js';
@@ -10,7 +10,7 @@ import { matchConditionDrift } from '../registration-conditions.js';
 import { isSynced, webhookSyncState } from '../cluster/view.js';
 import { createLogger, stdoutLineSink } from '../logger.js';
 import { Metrics } from '../metrics.js';
-import { startServer } from '../server/serve.js';
+import { startServer } from '../server/start.js';
 import { servingCertSans } from '../server/tls.js';
 import { StartupTaintMonitor } from '../cluster/startup-taint-monitor.js';
 import { daemonSetAffinityHandler } from '../webhooks/daemonset-affinity.js';

@@ -10,11 +10,11 @@ import type { Logger } from '../logger.js';
 import { Metrics } from '../metrics.js';
 import { liveReaperApi, type ReaperApi } from './api.js';
 import { systemClock } from '../clock.js';
-import { Reaper } from './controller.js';
+import { Reaper } from './reaper.js';
 import { inactiveReason } from './detect.js';
 import { alwaysLeader, LeaderElector, type ElectorTiming } from './leader.js';
 import { apiLeaseStore } from './lease.js';
-import { ReaperMetrics } from './metrics.js';
+import { ReaperMetrics } from './reaper-metrics.js';
 import { startProbeServer, type ProbeServer } from './http.js';
 
 export interface ReaperServiceOptions {

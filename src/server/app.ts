@@ -1,6 +1,6 @@
 // All HTTP concerns in one place: routes, the AdmissionReview envelope, body limits, errors,
 // the decision log line and the metrics. Handlers (src/webhooks) never see HTTP.
-// buildApp() returns a fastify instance that is not listening: serve.ts listens on it, tests
+// buildApp() returns a fastify instance that is not listening: start.ts listens on it, tests
 // either inject() or listen on port 0.
 
 import Fastify, {
@@ -72,7 +72,7 @@ export interface AppOptions {
   timeouts?: ServerTimeouts;
 }
 
-/** The app whatever its transport; serve.ts narrows `server` to a tls.Server. */
+/** The app whatever its transport; start.ts narrows `server` to a tls.Server. */
 export type App = FastifyInstance<
   RawServerBase,
   RawRequestDefaultExpression<RawServerBase>,

@@ -17,7 +17,7 @@ import { defaultConfig } from '../../src/config.js';
 import { EXAMPLE_SNAPSHOT } from '../../src/main.js';
 import { Metrics } from '../../src/metrics.js';
 import { HTTP2_LIMITS } from '../../src/server/limits.js';
-import { startServer, type ServerHandle } from '../../src/server/serve.js';
+import { startServer, type ServerHandle } from '../../src/server/start.js';
 import { ensureServingCert } from '../../src/server/tls.js';
 import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
 import { bindingRequest, review } from '../support/reviews.js';

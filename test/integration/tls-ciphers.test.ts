@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateServing } from '../../src/certs/x509.js';
 import { createLogger } from '../../src/logger.js';
 import { Metrics } from '../../src/metrics.js';
-import { startServer, type ServerHandle } from '../../src/server/serve.js';
+import { startServer, type ServerHandle } from '../../src/server/start.js';
 import { ensureServingCert, servingCertSans, writeFileAtomic } from '../../src/server/tls.js';
 import { eventually } from './helpers.js';
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import { Metrics } from '../../src/metrics.js';
-import { startServer, type ServerHandle } from '../../src/server/serve.js';
+import { startServer, type ServerHandle } from '../../src/server/start.js';
 import { generateServing } from '../../src/certs/x509.js';
 import { CertWatcher, ensureServingCert, servingCertSans, writeFileAtomic } from '../../src/server/tls.js';
 import { capturingLogger, eventually } from './helpers.js';

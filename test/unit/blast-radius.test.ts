@@ -8,7 +8,7 @@ import { MemoryClusterView } from '../../src/cluster/memory.js';
 import type { PodInfo } from '../../src/cluster/view.js';
 import { parseConfig } from '../../src/config.js';
 import { decideDaemonSetAffinity } from '../../src/webhooks/daemonset-affinity.js';
-import { exemptionFor } from '../../src/webhooks/exemptions.js';
+import { exemptionFor } from '../../src/policy/exemptions.js';
 import { resolveRole, rulesFor } from '../../src/webhooks/roles.js';
 import { daemonSet } from '../support/fixtures.js';
 import { daemonSetRequest } from '../support/reviews.js';

@@ -1,4 +1,4 @@
-// The certificate controller (src/certs/controller.ts) and the caBundle injector
+// The certificate controller (src/certs/cert-controller.ts) and the caBundle injector
 // (src/certs/ca-bundle.ts) against an in-memory stand-in for the API server: a Secret and the two
 // webhook configurations with resourceVersions, optimistic concurrency as kube-apiserver does it
 // (replace with a stale resourceVersion: 409; a JSON patch whose `test` op fails: 409/422), and a
@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CaBundleInjector, type ConfigKind } from '../../src/certs/ca-bundle.js';
-import { CertController } from '../../src/certs/controller.js';
+import { CertController } from '../../src/certs/cert-controller.js';
 import { DEFAULT_POLICY, splitPem } from '../../src/certs/plan.js';
 import type { Logger } from '../../src/logger.js';
 

@@ -5,8 +5,8 @@ import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { Metrics } from '../../src/metrics.js';
 import type { ReaperApi } from '../../src/reaper/api.js';
-import { Reaper } from '../../src/reaper/controller.js';
-import { ReaperMetrics } from '../../src/reaper/metrics.js';
+import { Reaper } from '../../src/reaper/reaper.js';
+import { ReaperMetrics } from '../../src/reaper/reaper-metrics.js';
 import { FakeClock, flush } from '../support/fake-clock.js';
 import { configWith, LATER, world } from './reaper-support.js';
 

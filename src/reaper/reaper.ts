@@ -24,7 +24,7 @@ import { systemClock, type Clock, type Timer } from '../clock.js';
 import { detect, type Detection } from './detect.js';
 import { EventRecorder } from './events.js';
 import type { Leadership } from './leader.js';
-import type { ReaperMetrics } from './metrics.js';
+import type { ReaperMetrics } from './reaper-metrics.js';
 import { RemovalRateLimiter } from './ratelimit.js';
 
 export interface ReaperOptions {
