@@ -16,7 +16,7 @@ import { defaultConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { Metrics } from '../src/metrics.js';
 import { startServer } from '../src/server/start.js';
-import { ensureServingCert } from '../src/server/tls.js';
+import { ensureServingCert } from '../src/certs/local.js';
 import { decideDaemonSetAffinity } from '../src/webhooks/daemonset-affinity.js';
 import { podPlacementHandler } from '../src/webhooks/pod-placement.js';
 import { daemonSetAffinityHandler } from '../src/webhooks/daemonset-affinity.js';

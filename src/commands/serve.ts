@@ -11,7 +11,7 @@ import { isSynced, webhookSyncState } from '../cluster/view.js';
 import { createLogger, stdoutLineSink } from '../logger.js';
 import { Metrics } from '../metrics.js';
 import { startServer } from '../server/start.js';
-import { servingCertSans } from '../server/tls.js';
+import { servingCertSans } from '../certs/local.js';
 import { StartupTaintMonitor } from '../cluster/startup-taint-monitor.js';
 import { daemonSetAffinityHandler } from '../webhooks/daemonset-affinity.js';
 import { nodeTaintHandler, startupTaint, taintText } from '../webhooks/node-taint.js';

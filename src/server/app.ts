@@ -18,7 +18,8 @@ import { BadReview, parseReview, toReview } from '../admission/review.js';
 import type { AdmissionRequest } from '../admission/types.js';
 import type { Logger } from '../logger.js';
 import type { AdmissionOutcome, Metrics } from '../metrics.js';
-import { TLS_SETTINGS, type CertPair } from './tls.js';
+import type { Pair } from '../certs/x509.js';
+import { TLS_SETTINGS } from './tls.js';
 import { clientGaveUp, guardCounters, http2ServerLimits } from './limits.js';
 import { LogBudget } from './log-budget.js';
 import { HANDLER_TIMEOUT_MS } from '../timeouts.js';
@@ -68,7 +69,7 @@ export interface AppOptions {
    * When set, the server is HTTPS with HTTP/2 (the API server negotiates h2 via ALPN) and an
    * HTTP/1.1 fallback (curl, supertest), TLS 1.2 at least. Without it: plain HTTP/1.1, for inject().
    */
-  tls?: CertPair;
+  tls?: Pair;
   timeouts?: ServerTimeouts;
 }
 

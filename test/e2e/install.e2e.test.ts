@@ -33,7 +33,7 @@ import { createLogger } from '../../src/logger.js';
 import { Metrics } from '../../src/metrics.js';
 import { CONFIGURATION_NAME, mutatingWebhookConfiguration, validatingWebhookConfiguration } from '../../src/registration.js';
 import { startServer, type ServerHandle } from '../../src/server/start.js';
-import { servingCertSans } from '../../src/server/tls.js';
+import { servingCertSans } from '../../src/certs/local.js';
 import { daemonSetAffinityHandler } from '../../src/webhooks/daemonset-affinity.js';
 import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
 import { POD_CIDR, startControlPlane, type ControlPlane } from '../harness/controlplane.js';

@@ -194,7 +194,7 @@ describe('serve with a misbehaving stdout', () => {
 describe('serve start-up with a corrupt tls.crt (issue 9.5)', () => {
   it('exits 1 with one line naming the file', async () => {
     const certDir = join(dir, 'certs-corrupt');
-    const { ensureServingCert } = await import('../../src/server/tls.js');
+    const { ensureServingCert } = await import('../../src/certs/local.js');
     await ensureServingCert(certDir);
     const { writeFile } = await import('node:fs/promises');
     await writeFile(join(certDir, 'tls.crt'), '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n');

@@ -18,7 +18,7 @@ import { EXAMPLE_SNAPSHOT } from '../../src/main.js';
 import { Metrics } from '../../src/metrics.js';
 import { HTTP2_LIMITS } from '../../src/server/limits.js';
 import { startServer, type ServerHandle } from '../../src/server/start.js';
-import { ensureServingCert } from '../../src/server/tls.js';
+import { ensureServingCert } from '../../src/certs/local.js';
 import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
 import { bindingRequest, review } from '../support/reviews.js';
 import { capturingLogger, h2Request, h2Session } from './helpers.js';

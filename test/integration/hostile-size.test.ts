@@ -18,7 +18,7 @@ import { defaultConfig } from '../../src/config.js';
 import { EXAMPLE_SNAPSHOT } from '../../src/main.js';
 import { Metrics } from '../../src/metrics.js';
 import { startServer, type ServerHandle } from '../../src/server/start.js';
-import { ensureServingCert } from '../../src/server/tls.js';
+import { ensureServingCert } from '../../src/certs/local.js';
 import { daemonSetAffinityHandler } from '../../src/webhooks/daemonset-affinity.js';
 import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
 import { adversarialDaemonSet, countFor, type Shape } from '../support/adversarial.js';

@@ -14,7 +14,7 @@ import type { AdmissionReview, JsonPatchOp } from '../../src/admission/types.js'
 import { Metrics } from '../../src/metrics.js';
 import { MAX_BODY_BYTES, buildApp } from '../../src/server/app.js';
 import { startServer, type ServerHandle } from '../../src/server/start.js';
-import { ensureServingCert } from '../../src/server/tls.js';
+import { ensureServingCert } from '../../src/certs/local.js';
 import { capturingLogger, h2Request, h2Session, postJson, review } from './helpers.js';
 
 const PATCH: JsonPatchOp[] = [

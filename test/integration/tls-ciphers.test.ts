@@ -12,7 +12,8 @@ import { generateServing } from '../../src/certs/x509.js';
 import { createLogger } from '../../src/logger.js';
 import { Metrics } from '../../src/metrics.js';
 import { startServer, type ServerHandle } from '../../src/server/start.js';
-import { ensureServingCert, servingCertSans, writeFileAtomic } from '../../src/server/tls.js';
+import { ensureServingCert, servingCertSans } from '../../src/certs/local.js';
+import { writeFileAtomic } from '../../src/fs-atomic.js';
 import { eventually } from './helpers.js';
 
 let dir: string;

@@ -14,7 +14,7 @@ import { isSynced, webhookSyncState } from '../../src/cluster/view.js';
 import { defaultConfig } from '../../src/config.js';
 import { Metrics } from '../../src/metrics.js';
 import { startServer, type ServerHandle } from '../../src/server/start.js';
-import { ensureServingCert } from '../../src/server/tls.js';
+import { ensureServingCert } from '../../src/certs/local.js';
 import { daemonSetAffinityHandler } from '../../src/webhooks/daemonset-affinity.js';
 import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
 import { daemonSet, pod } from '../support/fixtures.js';
