@@ -22,6 +22,7 @@ import { podPlacementHandler } from '../src/webhooks/pod-placement.js';
 import { daemonSetAffinityHandler } from '../src/webhooks/daemonset-affinity.js';
 import { daemonSet } from '../test/support/fixtures.js';
 import { bindingRequest, daemonSetRequest, review } from '../test/support/reviews.js';
+import { WEBHOOK_PATHS } from '../src/webhooks/routes.js';
 
 const { view } = loadSnapshot(EXAMPLE_SNAPSHOT, defaultConfig);
 
@@ -42,8 +43,8 @@ async function overHttp2(total: number, concurrency: number): Promise<void> {
   const caPem = (await ensureServingCert(dir)).caPem ?? '';
   const server = await startServer({
     handlers: [
-      { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(defaultConfig, view) },
-      { path: '/validate/pods', handler: podPlacementHandler(defaultConfig, view) },
+      { path: WEBHOOK_PATHS.daemonSets, handler: daemonSetAffinityHandler(defaultConfig, view) },
+      { path: WEBHOOK_PATHS.pods, handler: podPlacementHandler(defaultConfig, view) },
     ],
     readiness: () => ({ ready: isSynced(view), detail: webhookSyncState(view) }),
     metrics: new Metrics({ defaultMetrics: false }),
@@ -54,8 +55,8 @@ async function overHttp2(total: number, concurrency: number): Promise<void> {
   });
   const session = connect(server.url, { ca: caPem });
   const bodies = {
-    '/validate/pods': JSON.stringify(review(bindingRequest('default', 'web-7d4b9c-x2x1z', 'node-cilium-pending'))),
-    '/mutate/daemonsets': JSON.stringify(review(daemonSetRequest(daemonSet('aws-node')))),
+    [WEBHOOK_PATHS.pods]: JSON.stringify(review(bindingRequest('default', 'web-7d4b9c-x2x1z', 'node-cilium-pending'))),
+    [WEBHOOK_PATHS.daemonSets]: JSON.stringify(review(daemonSetRequest(daemonSet('aws-node')))),
   };
   const post = (path: keyof typeof bodies) =>
     new Promise<number>((res, rej) => {

@@ -430,7 +430,17 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium' | 'n
 
   const runners = observed.map(
     (spec) =>
-      new CacheRunner(spec, kc, view, log, backoff, options.listTimeoutMs ?? DEFAULT_LIST_TIMEOUT_MS, options.pageSize ?? DEFAULT_PAGE_SIZE, onSynced, options.clock ?? systemClock),
+      new CacheRunner(
+        spec,
+        kc,
+        view,
+        log,
+        backoff,
+        options.listTimeoutMs ?? DEFAULT_LIST_TIMEOUT_MS,
+        options.pageSize ?? DEFAULT_PAGE_SIZE,
+        onSynced,
+        options.clock ?? systemClock,
+      ),
   );
   for (const runner of runners) runner.start();
 

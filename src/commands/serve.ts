@@ -13,9 +13,8 @@ import { Metrics } from '../metrics.js';
 import { startServer } from '../server/start.js';
 import { servingCertSans } from '../certs/local.js';
 import { StartupTaintMonitor } from '../cluster/startup-taint-monitor.js';
-import { daemonSetAffinityHandler } from '../webhooks/daemonset-affinity.js';
-import { nodeTaintHandler, startupTaint, taintText } from '../webhooks/node-taint.js';
-import { podPlacementHandler } from '../webhooks/pod-placement.js';
+import { startupTaint, taintText } from '../webhooks/node-taint.js';
+import { webhookRoutes } from '../webhooks/routes.js';
 import {
   COMMON_FLAGS,
   defaultListenHost,
@@ -159,13 +158,10 @@ export async function serveCommand(args: string[]): Promise<void> {
       // The Secret and the pair on disk exist before the listener starts.
       await shutdown.step(controller.bootstrap());
     }
+    const routes = webhookRoutes(config, source.view, source.reader);
     const handle = await shutdown.step(
       startServer({
-        handlers: [
-          { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(config, source.view) },
-          { path: '/validate/pods', handler: podPlacementHandler(config, source.view, source.reader) },
-          { path: '/mutate/nodes', handler: nodeTaintHandler(config) },
-        ],
+        handlers: routes,
         readiness: () => {
           // A cloud-run Cilium is a fact about the cluster, not a fault of this webhook: still ready.
           const managed = managedDataplaneIn(source.view);
@@ -228,7 +224,7 @@ export async function serveCommand(args: string[]): Promise<void> {
     const caFile = `${flags['cert-dir']}/ca.crt`;
     log.info(
       { url: handle.url, nodeLabel: nodeLabelText(config), nodeTaint: config.nodeTaint.enabled ? taintText(startupTaint(config)) : 'off', ...(existsSync(caFile) ? { ca: caFile } : {}) },
-      'serving admission webhooks: POST /mutate/daemonsets, POST /validate/pods, POST /mutate/nodes',
+      `serving admission webhooks: ${routes.map((route) => `POST ${route.path}`).join(', ')}`,
     );
   } catch (err) {
     if (err instanceof ShuttingDown) return; // the signal handler cleans up and exits 0

@@ -62,6 +62,7 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
       ] as const
     ).flatMap(([cache, crd]) => (live.crdMissing(cache) ? [crd] : []));
 
+  // eslint-disable-next-line prefer-const -- the elector's callback, made before the reaper, reads it
   let reaper: Reaper | undefined;
   const elector = options.lease
     ? new LeaderElector({

@@ -237,7 +237,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
   for (const { path, handler } of options.handlers) {
     // A POST without Content-Type would reach the handler with no body (and a misleading 400);
     // the README promises 415 for anything that is not JSON.
-    const requireContentType = async (request: { headers: Record<string, unknown>; routeOptions: { url?: string } }, reply: { code(n: number): { send(b: unknown): unknown }; elapsedTime: number }) => {
+    const requireContentType = async (
+      request: { headers: Record<string, unknown>; routeOptions: { url?: string } },
+      reply: { code(n: number): { send(b: unknown): unknown }; elapsedTime: number },
+    ) => {
       const contentType = request.headers['content-type'];
       if (typeof contentType === 'string' && contentType.trim() !== '') return;
       observe(request.routeOptions.url, reply.elapsedTime, 'unknown', 'bad_request');

@@ -37,7 +37,14 @@ const within = { timeout: 30_000, interval: 200 };
 const REAPER = { gracePeriodSeconds: 1, resyncSeconds: 5, debounceMs: 200 };
 
 interface PodJson {
-  metadata: { name: string; namespace: string; uid: string; labels?: Record<string, string>; deletionTimestamp?: string; ownerReferences?: Array<{ kind: string; name: string; uid: string }> };
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    labels?: Record<string, string>;
+    deletionTimestamp?: string;
+    ownerReferences?: Array<{ kind: string; name: string; uid: string }>;
+  };
   spec?: { nodeName?: string };
   status?: { podIP?: string; startTime?: string; conditions?: Array<{ type: string; status: string; lastTransitionTime?: string }> };
 }

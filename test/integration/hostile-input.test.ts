@@ -21,7 +21,7 @@ import { daemonSetAffinityHandler } from '../../src/webhooks/daemonset-affinity.
 import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
 import { daemonSet, pod } from '../support/fixtures.js';
 import { bindingRequest, daemonSetRequest, podRequest, review } from '../support/reviews.js';
-import { capturingLogger, eventually, h2Request, h2Session } from './helpers.js';
+import { capturingLogger, eventually, h2Request, h2Session } from '../support/https-client.js';
 
 let dir: string;
 let caPem: string;

@@ -14,7 +14,7 @@ import { Metrics } from '../../src/metrics.js';
 import { startServer, type ServerHandle } from '../../src/server/start.js';
 import { ensureServingCert, servingCertSans } from '../../src/certs/local.js';
 import { writeFileAtomic } from '../../src/fs-atomic.js';
-import { eventually } from './helpers.js';
+import { eventually } from '../support/https-client.js';
 
 let dir: string;
 let ca: { cert: string; key: string };

@@ -15,7 +15,7 @@ import { generateServing } from '../../src/certs/x509.js';
 import { ensureServingCert, servingCertSans } from '../../src/certs/local.js';
 import { writeFileAtomic } from '../../src/fs-atomic.js';
 import { CertWatcher } from '../../src/server/tls.js';
-import { capturingLogger, eventually } from './helpers.js';
+import { capturingLogger, eventually } from '../support/https-client.js';
 
 const ROTATION_TIMEOUT_MS = 15_000;
 const quiet = createLogger({ level: 'silent' });

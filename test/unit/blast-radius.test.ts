@@ -72,7 +72,12 @@ describe("Cilium's rules match in Cilium's namespace only", () => {
 });
 
 describe('cloud-managed Cilium', () => {
-  const ds = (namespace: string, name: string, labels: Record<string, string>, templateLabels: Record<string, string> = {}) => ({ namespace, name, labels, templateLabels });
+  const ds = (namespace: string, name: string, labels: Record<string, string>, templateLabels: Record<string, string> = {}) => ({
+    namespace,
+    name,
+    labels,
+    templateLabels,
+  });
 
   it("recognises GKE's anetd and AKS's managed cilium, and nothing else", () => {
     expect(managedDataplaneDaemonSet(ds('kube-system', 'anetd', { 'k8s-app': 'cilium' }))).toBe('gke-dataplane-v2');

@@ -21,7 +21,6 @@ const NS = 'cilium-migration-guard';
 const NAME = 'cilium-migration-guard';
 const SECRET = { namespace: NS, name: 'cilium-migration-guard-tls' };
 const SANS = ['localhost', '127.0.0.1'];
-const DAY = 24 * 3600 * 1000;
 const T0 = new Date('2030-01-01T00:00:00Z');
 const GAUGE = 'cmg_ca_certificate_expiry_timestamp_seconds';
 
@@ -71,7 +70,10 @@ class FakeApiServer {
   private object(kind: ConfigKind) {
     const config = this.configs.get(kind);
     if (!config) throw new ApiException(404, 'NotFound', {}, {});
-    return { metadata: { name: NAME, resourceVersion: config.resourceVersion }, webhooks: config.caBundles.map((caBundle) => ({ clientConfig: { caBundle } })) };
+    return {
+      metadata: { name: NAME, resourceVersion: config.resourceVersion },
+      webhooks: config.caBundles.map((caBundle) => ({ clientConfig: { caBundle } })),
+    };
   }
 
   private patchConfig(kind: ConfigKind, body: JsonPatchOp[]) {

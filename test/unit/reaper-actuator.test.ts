@@ -14,7 +14,7 @@ import { EventRecorder } from '../../src/reaper/events.js';
 import { ReaperMetrics } from '../../src/reaper/reaper-metrics.js';
 import { RemovalRateLimiter } from '../../src/reaper/ratelimit.js';
 import { FakeClock, flush } from '../support/fake-clock.js';
-import { cep, configWith, LATER, pod, world } from './reaper-support.js';
+import { cep, configWith, LATER, pod, world } from '../support/reaper-world.js';
 
 /** The API server as the actuator sees it: a pod and CEP store, and a log of writes. */
 class FakeApi implements ReaperApi {

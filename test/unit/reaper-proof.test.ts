@@ -8,7 +8,7 @@ import type { NodeInfo, PodInfo } from '../../src/cluster/view.js';
 import { defaultConfig, type Config } from '../../src/config.js';
 import { adviseTarget, detect } from '../../src/reaper/detect.js';
 import { buildReport, formatReportTable } from '../../src/reaper/report-format.js';
-import { at, cep, ciliumNode, configWith, LATER, pod } from './reaper-support.js';
+import { at, cep, ciliumNode, configWith, LATER, pod } from '../support/reaper-world.js';
 
 function node(extra: Partial<NodeInfo> & { bootID?: string; ciliumIsUp?: number } = {}): NodeInfo {
   const { bootID, ciliumIsUp, ...rest } = extra;

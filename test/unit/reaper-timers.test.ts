@@ -8,7 +8,7 @@ import type { ReaperApi } from '../../src/reaper/api.js';
 import { Reaper } from '../../src/reaper/reaper.js';
 import { ReaperMetrics } from '../../src/reaper/reaper-metrics.js';
 import { FakeClock, flush } from '../support/fake-clock.js';
-import { configWith, LATER, world } from './reaper-support.js';
+import { configWith, LATER, world } from '../support/reaper-world.js';
 
 const DEBOUNCE_MS = 2_000;
 const RESYNC_SECONDS = 300;

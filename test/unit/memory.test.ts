@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { defaultConfig } from '../config.js';
-import { MemoryClusterView, isAgentPod } from './memory.js';
-import { isReaperSynced, isSynced, type PodInfo } from './view.js';
+import { defaultConfig } from '../../src/config.js';
+import { MemoryClusterView, isAgentPod } from '../../src/cluster/memory.js';
+import { isReaperSynced, isSynced, type PodInfo } from '../../src/cluster/view.js';
 
 function pod(namespace: string, name: string, nodeName?: string, labels: Record<string, string> = {}): PodInfo {
   return { metadata: { name, namespace, labels }, spec: nodeName ? { nodeName } : {} };

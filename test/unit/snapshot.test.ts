@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defaultConfig } from '../config.js';
-import { ciliumReadiness } from './readiness.js';
-import { SnapshotError, loadSnapshot, parseSnapshot } from './snapshot.js';
-import { isSynced } from './view.js';
+import { defaultConfig } from '../../src/config.js';
+import { ciliumReadiness } from '../../src/cluster/readiness.js';
+import { SnapshotError, loadSnapshot, parseSnapshot } from '../../src/cluster/snapshot.js';
+import { isSynced } from '../../src/cluster/view.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/cluster-state.yaml', import.meta.url));
 

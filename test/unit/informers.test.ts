@@ -9,13 +9,18 @@ import { Writable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeClock } from '../../test/support/fake-clock.js';
-import { defaultConfig } from '../config.js';
-import { startLiveView, type LiveView, type LiveViewOptions } from './informers.js';
-import { ciliumReadiness } from './readiness.js';
-import { isSynced } from './view.js';
+import { FakeClock } from '../support/fake-clock.js';
+import { defaultConfig } from '../../src/config.js';
+import { startLiveView, type LiveView, type LiveViewOptions } from '../../src/cluster/informers.js';
+import { ciliumReadiness } from '../../src/cluster/readiness.js';
+import { isSynced } from '../../src/cluster/view.js';
 
-type Obj = { apiVersion?: string; kind?: string; metadata: { name: string; namespace?: string; resourceVersion?: string; [k: string]: unknown }; [k: string]: unknown };
+type Obj = {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace?: string; resourceVersion?: string; [k: string]: unknown };
+  [k: string]: unknown;
+};
 
 interface Resource {
   objects: Map<string, Obj>;
