@@ -4,7 +4,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { parseSnapshot } from '../src/cluster/snapshot.js';
-import type { FullClusterView } from '../src/cluster/memory.js';
+import type { FullClusterView } from '../src/cluster/view.js';
 import { defaultConfig } from '../src/config.js';
 import { detect } from '../src/reaper/detect.js';
 import { fmt, median, table } from './stats.js';

@@ -14,7 +14,7 @@ import jsonPatch from 'fast-json-patch';
 import { loadSnapshot } from '../src/cluster/snapshot.js';
 import { EXAMPLE_SNAPSHOT } from '../src/commands/common.js';
 import { defaultConfig } from '../src/config.js';
-import { ensureServingCert, CERT_FILE, KEY_FILE } from '../src/server/tls.js';
+import { ensureServingCert, CERT_FILE, KEY_FILE } from '../src/certs/local.js';
 import { decideDaemonSetAffinity } from '../src/webhooks/daemonset-affinity.js';
 import { freePorts, startChild, stopChild, waitFor, type Child } from '../test/harness/controlplane.js';
 import { CLI, ROOT, buildDist } from '../test/harness/guard.js';

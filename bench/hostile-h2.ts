@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { bindingRequest, review } from '../test/support/reviews.js';
+import { WEBHOOK_PATHS } from '../src/webhooks/routes.js';
 
 const seconds = Number(process.argv[2] ?? 20);
 const connections = Number(process.argv[3] ?? 4);
@@ -69,7 +70,7 @@ async function victim(): Promise<void> {
   while (!stop) {
     const t0 = performance.now();
     const ok = await new Promise<boolean>((resolve) => {
-      const req = session.request({ ':method': 'POST', ':path': '/validate/pods', 'content-type': 'application/json' });
+      const req = session.request({ ':method': 'POST', ':path': WEBHOOK_PATHS.pods, 'content-type': 'application/json' });
       let timedOut = false;
       req.setTimeout(10_000, () => {
         timedOut = true;
@@ -91,7 +92,7 @@ async function victim(): Promise<void> {
 
 // The attacker, in a worker thread: `connections` sessions opening and cancelling streams.
 const attackerWorker = new Worker(new URL('../test/support/rapid-reset.mjs', import.meta.url), {
-  workerData: { url, ca, path: '/validate/pods', connections, seconds, maxStreams: MAX_STREAMS, mode: MODE, body },
+  workerData: { url, ca, path: WEBHOOK_PATHS.pods, connections, seconds, maxStreams: MAX_STREAMS, mode: MODE, body },
 });
 const attackStats = new Promise<{ opened: number; goaways: number; sessions: number; refused: number }>((resolve, reject) => {
   attackerWorker.once('message', resolve);

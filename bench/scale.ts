@@ -242,8 +242,8 @@ async function measure(cp: ControlPlane, size: { nodes: number; pods: number }, 
     withoutUnscheduledPods: true,
     exampleIfNoCluster: false,
   });
-  let passMs = NaN;
-  let syncInProcessS = NaN;
+  let passMs: number;
+  let syncInProcessS: number;
   try {
     await source.whenSynced();
     syncInProcessS = (performance.now() - t0) / 1000;

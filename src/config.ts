@@ -5,6 +5,7 @@ import { CHECK_IDS } from './lint/checks.js';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { deepFreeze } from './objects.js';
 import { PRESET_NAMES, type PresetName } from './presets.js';
 
 /** Project-wide keys. Documented in the README; changing them is a breaking change. */
@@ -229,14 +230,6 @@ export class ConfigError extends Error {
     super(message);
     this.name = 'ConfigError';
   }
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object') {
-    for (const inner of Object.values(value)) deepFreeze(inner);
-    Object.freeze(value);
-  }
-  return value;
 }
 
 export function parseConfig(input: unknown, source = 'config'): Config {

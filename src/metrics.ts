@@ -11,7 +11,7 @@ export type CaExpiryLabelName = 'fingerprint' | 'signing';
 
 /**
  * When each CA of the webhook's trust bundle (the Secret's ca.crt, injected as caBundle) expires,
- * in Unix seconds; set by the certificate controller (src/certs/controller.ts) after every pass.
+ * in Unix seconds; set by the certificate controller (src/certs/cert-controller.ts) after every pass.
  * One series per CA, labelled with its SHA-256 fingerprint and whether it is the signing CA (the
  * one whose key is ca.key): during a CA rotation the retiring CA stays in the bundle until it has
  * expired, by design, so "the oldest CA" would page on every healthy rotation; the signing CA's

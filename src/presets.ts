@@ -1,5 +1,5 @@
 // Built-in role rules: Cilium's own node agents, and the old CNIs' node agents per cloud.
-// Sources and caveats for every entry are in docs/presets.md; the fixtures under
+// Sources and caveats for every entry are in README "Presets" and test/fixtures/SOURCES.md; the fixtures under
 // test/fixtures/daemonsets are the upstream manifests these rules are tested against.
 
 export const PRESET_NAMES = ['aws', 'azure', 'gke', 'calico', 'flannel', 'weave', 'kube-router'] as const;

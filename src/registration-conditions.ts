@@ -167,6 +167,8 @@ export function matchConditionDrift(registered: unknown, expected: { webhooks: A
   const webhooks = (registered as { webhooks?: Array<{ name?: unknown; matchConditions?: unknown }> } | undefined)?.webhooks;
   const byName = new Map((Array.isArray(webhooks) ? webhooks : []).map((w) => [w?.name, w?.matchConditions]));
   const same = (a: unknown, b: MatchCondition[]) =>
-    Array.isArray(a) && a.length === b.length && a.every((c: { name?: unknown; expression?: unknown }, i) => c?.name === b[i]!.name && c?.expression === b[i]!.expression);
+    Array.isArray(a) &&
+    a.length === b.length &&
+    a.every((c: { name?: unknown; expression?: unknown }, i) => c?.name === b[i]!.name && c?.expression === b[i]!.expression);
   return expected.webhooks.filter((w) => byName.has(w.name) && !same(byName.get(w.name), w.matchConditions)).map((w) => w.name);
 }

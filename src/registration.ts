@@ -22,6 +22,7 @@
 import { defaultConfig, PROJECT_DOMAIN, type Config } from './config.js';
 import { advisoryMatchConditions, daemonSetMatchConditions, type MatchCondition } from './registration-conditions.js';
 import { DAEMONSET_WEBHOOK_TIMEOUT_SECONDS, NODE_WEBHOOK_TIMEOUT_SECONDS, POD_WEBHOOK_TIMEOUT_SECONDS } from './timeouts.js';
+import { WEBHOOK_PATHS } from './webhooks/routes.js';
 
 export const MUTATING_NAME = `daemonsets.${PROJECT_DOMAIN}`;
 export const MUTATING_CILIUM_NAME = `cilium-daemonsets.${PROJECT_DOMAIN}`;
@@ -98,7 +99,7 @@ export function mutatingWebhookConfiguration(options: RegistrationOptions) {
     // The patch only adds to the pod template, which no other webhook is expected to rewrite;
     // IfNeeded would still re-run us after one that does.
     reinvocationPolicy: 'IfNeeded',
-    clientConfig: clientConfig(options, '/mutate/daemonsets'),
+    clientConfig: clientConfig(options, WEBHOOK_PATHS.daemonSets),
     namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [options.ownNamespace] }] },
     objectSelector,
     rules: [{ apiGroups: ['apps'], apiVersions: ['v1'], resources: ['daemonsets'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' }],
@@ -143,7 +144,7 @@ function nodesEntry(options: RegistrationOptions) {
     failurePolicy: options.failurePolicy?.nodes ?? 'Ignore',
     // The taint is only ever added, and a later webhook's change cannot remove the need for it.
     reinvocationPolicy: 'Never',
-    clientConfig: clientConfig(options, '/mutate/nodes'),
+    clientConfig: clientConfig(options, WEBHOOK_PATHS.nodes),
     rules: [{ apiGroups: [''], apiVersions: ['v1'], resources: ['nodes'], operations: ['CREATE'], scope: 'Cluster' }],
     // Only labelled nodes reach the webhook; every other node registration costs nothing.
     matchConditions: [{ name: 'has-migration-label', expression: nodeLabelCondition(options.nodeLabel ?? (options.config ?? defaultConfig).nodeLabel) }],
@@ -160,7 +161,7 @@ export function validatingWebhookConfiguration(options: RegistrationOptions) {
         name: VALIDATING_NAME,
         ...common(options.podTimeoutSeconds ?? POD_WEBHOOK_TIMEOUT_SECONDS),
         failurePolicy: options.failurePolicy?.pods ?? 'Ignore',
-        clientConfig: clientConfig(options, '/validate/pods'),
+        clientConfig: clientConfig(options, WEBHOOK_PATHS.pods),
         namespaceSelector: namespaceSelector(options),
         rules: [
           { apiGroups: [''], apiVersions: ['v1'], resources: ['pods', 'pods/binding'], operations: ['CREATE'], scope: 'Namespaced' },

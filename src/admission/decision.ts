@@ -1,5 +1,5 @@
 // A webhook's verdict before it is put on the wire, and the helpers that build one.
-// Policy code returns a Decision; only response.ts turns it into an AdmissionResponse.
+// Policy code returns a Decision; only toResponse() (review.ts) turns it into an AdmissionResponse.
 
 import type { JsonPatchOp } from './types.js';
 

@@ -3,6 +3,7 @@
 
 import type { Decision } from './decision.js';
 import type { AdmissionRequest, AdmissionResponse, AdmissionReview } from './types.js';
+import { isObject } from '../objects.js';
 
 /** A request the webhook cannot answer as an AdmissionReview: always a 4xx, never a crash. */
 export class BadReview extends Error {
@@ -16,10 +17,6 @@ export class BadReview extends Error {
 }
 
 const OPERATIONS = new Set(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']);
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function requireGroupVersion(value: unknown, field: string, keys: readonly string[]): void {
   if (!isObject(value)) throw new BadReview(`request.${field} must be an object`);

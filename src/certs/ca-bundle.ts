@@ -6,7 +6,7 @@
 // that test, means a replica holding an older bundle can never overwrite a newer one.
 
 import { AdmissionregistrationV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
-import { httpStatus, timeoutOptions } from '../cluster/lookup.js';
+import { httpStatus, timeoutOptions } from '../cluster/kube-client.js';
 import { splitPem } from './plan.js';
 
 export type ConfigKind = 'MutatingWebhookConfiguration' | 'ValidatingWebhookConfiguration';

@@ -3,7 +3,8 @@
 
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CERT_FILE, KEY_FILE, writeFileAtomic } from '../server/tls.js';
+import { writeFileAtomic } from '../fs-atomic.js';
+import { CERT_FILE, KEY_FILE } from './local.js';
 
 async function readOrEmpty(path: string): Promise<string> {
   try {

@@ -44,6 +44,11 @@ export const DEFAULT_POLICY: Readonly<CertPolicy> = Object.freeze({
   backdateMs: 5 * MINUTE,
 });
 
+/** The one renewal rule: a certificate is renewed from `renewBeforeMs` before it expires. */
+export function renewAt(notAfter: Date, renewBeforeMs: number): number {
+  return notAfter.getTime() - renewBeforeMs;
+}
+
 /** Throws when a policy could make the lifecycle loop or leave a gap. */
 export function validatePolicy(policy: CertPolicy): CertPolicy {
   const problems: string[] = [];
@@ -156,7 +161,7 @@ export function planRotation(input: PlanInput): Plan {
   const { signer, serving } = state;
   const t = now.getTime();
 
-  const caRenewAt = signer.notAfter.getTime() - policy.caRenewBeforeMs;
+  const caRenewAt = renewAt(signer.notAfter, policy.caRenewBeforeMs);
   if (t >= caRenewAt) return { action: 'add-ca', reason: `signing CA expires ${signer.notAfter.toISOString()}` };
 
   const servingExpired = t >= serving.notAfter.getTime();
@@ -170,7 +175,7 @@ export function planRotation(input: PlanInput): Plan {
     }
     waits.push(switchAt);
   } else {
-    const servingRenewAt = serving.notAfter.getTime() - policy.servingRenewBeforeMs;
+    const servingRenewAt = renewAt(serving.notAfter, policy.servingRenewBeforeMs);
     if (t >= servingRenewAt) return { action: 'reissue-serving', reason: `serving certificate expires ${serving.notAfter.toISOString()}` };
     const missing = input.sans.filter((san) => !covers(serving.x509, san));
     if (missing.length > 0) return { action: 'reissue-serving', reason: `serving certificate does not cover ${missing.join(', ')}` };

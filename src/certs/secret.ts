@@ -4,7 +4,7 @@
 //   first, so read theirs and plan again. Exactly one writer per change.
 
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { httpStatus, timeoutOptions } from '../cluster/lookup.js';
+import { httpStatus, timeoutOptions } from '../cluster/kube-client.js';
 import type { CertMaterial } from './plan.js';
 
 export interface SecretRef {

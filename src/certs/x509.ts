@@ -1,4 +1,4 @@
-// Certificate generation, shared by local runs (server/tls.ts) and the in-cluster Secret
+// Certificate generation, shared by local runs (certs/local.ts) and the in-cluster Secret
 // (certs/issue.ts). selfsigned 5.x is async (WebCrypto through @peculiar/x509) and signs with a CA
 // through its `ca` option, so no other library is needed. ECDSA P-256: fast to generate, accepted
 // by Go's TLS stack (the API server's webhook client).

@@ -51,11 +51,12 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { systemClock, type Clock, type Timer } from '../clock.js';
 import type { Config } from '../config.js';
-import { abortOptions, isNotFound } from './lookup.js';
-import { CACHE_NAMES, MemoryClusterView, type FullClusterView, type PodFeed, type ReaperCacheName } from './memory.js';
+import { abortOptions, isNotFound } from './kube-client.js';
+import { MemoryClusterView, type PodFeed } from './memory.js';
 import { trimCiliumConfig, trimCiliumEndpoint, trimCiliumNode, trimNode, trimPod } from './trim.js';
-import { isSynced, type CacheName, type PodInfo } from './view.js';
+import { CACHE_NAMES, isSynced, type CacheName, type FullClusterView, type PodInfo, type ReaperCacheName } from './view.js';
 
 export interface LiveViewOptions {
   /** Also cache all pods (podsOn) and CiliumEndpoints, for the reaper. Off by default. */
@@ -73,6 +74,8 @@ export interface LiveViewOptions {
   pageSize?: number;
   /** Called after every change applied to the view (add, update or delete), with the cache's name. */
   onChange?: (cache: CacheName | ReaperCacheName) => void;
+  /** Restart timers and the healthy-period measure of the backoff; injectable for tests. */
+  clock?: Clock;
 }
 
 export interface LiveView {
@@ -147,7 +150,7 @@ class CacheRunner {
   private readonly log: Logger;
   private readonly stopSignal = new AbortController();
   private delayMs: number;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   private stopped = false;
   private synced = false;
   private crdMissing = false;
@@ -181,10 +184,14 @@ class CacheRunner {
     private readonly listTimeoutMs: number,
     private readonly pageSize: number,
     private readonly onSynced: () => void,
+    private readonly clock: Clock,
   ) {
     this.log = logger.child({ cache: spec.name });
     this.delayMs = backoff.initialMs;
-    this.informer = new ListWatch(spec.path, new Watch(kc), () => this.list(), false, spec.labelSelector, spec.fieldSelector);
+    // ListWatch's own pause before re-watching a watch that ended cleanly goes through the clock too.
+    this.informer = new ListWatch(spec.path, new Watch(kc), () => this.list(), false, spec.labelSelector, spec.fieldSelector, {
+      delayFn: (ms) => this.clock.sleep(ms),
+    });
     const apply = (raw: KubernetesObject): void => {
       try {
         shrinkInPlace(raw, this.spec.upsert(raw));
@@ -249,7 +256,7 @@ class CacheRunner {
       return;
     }
     if (!this.failedThisRun && !this.stopped) {
-      this.healthySince = Date.now();
+      this.healthySince = this.clock.now();
       if (this.failedSince !== undefined) {
         this.log.info({ disconnectedMs: this.healthySince - this.failedSince }, `${this.spec.what} watch re-established`);
         this.failedSince = undefined;
@@ -261,7 +268,7 @@ class CacheRunner {
     if (this.stopped) return; // stop() aborts the watch, which reports the abort as an error
     this.failedThisRun = true;
     if (this.timer) return; // a restart is already scheduled
-    if (this.healthySince !== undefined && Date.now() - this.healthySince >= this.backoff.maxMs) {
+    if (this.healthySince !== undefined && this.clock.now() - this.healthySince >= this.backoff.maxMs) {
       this.delayMs = this.backoff.initialMs; // it had been running fine: start the backoff over
     }
     this.healthySince = undefined;
@@ -277,7 +284,7 @@ class CacheRunner {
     const crdNotFound = this.spec.optionalCrd !== undefined && isNotFound(err);
     // The API server answered (the CRD is not there): connected, just empty.
     if (crdNotFound) this.failedSince = undefined;
-    else this.failedSince ??= Date.now();
+    else this.failedSince ??= this.clock.now();
     if (crdNotFound) {
       if (!this.crdMissing) {
         this.log.warn(
@@ -296,17 +303,20 @@ class CacheRunner {
     } else {
       this.log.error({ err, retryInMs: delay }, `${this.spec.what} informer failed; serving the last known cache and restarting`);
     }
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.run();
-    }, delay);
-    this.timer.unref();
+    this.timer = this.clock.setTimeout(
+      () => {
+        this.timer = undefined;
+        void this.run();
+      },
+      delay,
+      { unref: true },
+    );
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.timer?.clear();
     this.timer = undefined;
     this.stopSignal.abort();
     await this.informer.stop();
@@ -468,7 +478,17 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium' | 'n
 
   const runners = observed.map(
     (spec) =>
-      new CacheRunner(spec, kc, view, log, backoff, options.listTimeoutMs ?? DEFAULT_LIST_TIMEOUT_MS, options.pageSize ?? DEFAULT_PAGE_SIZE, onSynced),
+      new CacheRunner(
+        spec,
+        kc,
+        view,
+        log,
+        backoff,
+        options.listTimeoutMs ?? DEFAULT_LIST_TIMEOUT_MS,
+        options.pageSize ?? DEFAULT_PAGE_SIZE,
+        onSynced,
+        options.clock ?? systemClock,
+      ),
   );
   for (const runner of runners) runner.start();
 

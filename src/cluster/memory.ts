@@ -15,38 +15,16 @@
 // Stored objects are frozen: a decision that mutated a cached pod would corrupt the cache.
 
 import type { Config } from '../config.js';
+import { deepFreeze } from '../objects.js';
+import { hasLabels } from '../policy/labels.js';
 import { NodeHistory, type NodeMemory } from './history.js';
-import type { CacheName, CiliumEndpointInfo, CiliumNodeInfo, ClusterView, NodeInfo, PodInfo } from './view.js';
+import type { AnyCacheName, CiliumConfigInfo, CiliumEndpointInfo, CiliumNodeInfo, FullClusterView, NodeInfo, PodInfo, SyncState } from './view.js';
 
 export type PodFeed = 'agent' | 'unscheduled' | 'all';
-/** Caches only the reaper needs; they do not gate the webhook's readiness. */
-export type ReaperCacheName = 'pods' | 'ciliumEndpoints' | 'ciliumConfig';
-
-/** What the reaper reads from Cilium's own ConfigMap (cilium-config in Cilium's namespace). */
-export interface CiliumConfigInfo {
-  /** disable-endpoint-crd: "true": the agent writes no CiliumEndpoints, so every pod would look unmanaged. */
-  endpointCRDDisabled: boolean;
-}
-
-export const CACHE_NAMES: readonly CacheName[] = ['nodes', 'ciliumnodes', 'agentPods', 'unscheduledPods'];
-
-/** The extras beyond ClusterView that the reaper (and status pages) read. */
-export interface ClusterViewExtras {
-  /** Every known pod bound to this node (needs the reaper caches in live mode). */
-  podsOn(nodeName: string): PodInfo[];
-  ciliumEndpoint(namespace: string, name: string): CiliumEndpointInfo | undefined;
-  nodes(): NodeInfo[];
-  /** Cilium's ConfigMap as far as the reaper reads it; undefined when there is none (or it is not watched). */
-  ciliumConfig(): CiliumConfigInfo | undefined;
-  reaperSyncState(): Record<ReaperCacheName, boolean>;
-}
-
-export type FullClusterView = ClusterView & ClusterViewExtras;
 
 export function isAgentPod(pod: PodInfo, cilium: Config['cilium']): boolean {
   if (pod.metadata.namespace !== cilium.namespace) return false;
-  const labels = pod.metadata.labels ?? {};
-  return Object.entries(cilium.agentLabels).every(([key, value]) => labels[key] === value);
+  return hasLabels(pod.metadata.labels, cilium.agentLabels);
 }
 
 function key(namespace: string | undefined, name: string): string {
@@ -54,14 +32,6 @@ function key(namespace: string | undefined, name: string): string {
 }
 
 const podNamespace = (pod: PodInfo): string | undefined => pod.metadata.namespace;
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const inner of Object.values(value)) deepFreeze(inner);
-  }
-  return value;
-}
 
 /** Pods by namespace/name with a secondary index by spec.nodeName. */
 class PodsByNode {
@@ -127,14 +97,20 @@ export class MemoryClusterView implements FullClusterView {
   private readonly allPods = new PodsByNode();
   private readonly history: NodeHistory;
   private ciliumConfigInfo: CiliumConfigInfo | undefined;
-  private readonly synced: Record<CacheName, boolean>;
-  private readonly reaperSynced: Record<ReaperCacheName, boolean>;
+  private readonly synced: SyncState;
 
   constructor(config: Pick<Config, 'cilium'> & Partial<Pick<Config, 'nodeLabel'>>, options: MemoryClusterViewOptions = {}) {
     this.cilium = config.cilium;
     const initial = options.synced ?? true;
-    this.synced = { nodes: initial, ciliumnodes: initial, agentPods: initial, unscheduledPods: initial };
-    this.reaperSynced = { pods: initial, ciliumEndpoints: initial, ciliumConfig: initial };
+    this.synced = {
+      nodes: initial,
+      ciliumnodes: initial,
+      agentPods: initial,
+      unscheduledPods: initial,
+      pods: initial,
+      ciliumEndpoints: initial,
+      ciliumConfig: initial,
+    };
     this.history = new NodeHistory(options.now, config.nodeLabel);
   }
 
@@ -205,9 +181,8 @@ export class MemoryClusterView implements FullClusterView {
     if (!feed || feed === 'all') this.allPods.delete(k);
   }
 
-  setSynced(cache: CacheName | ReaperCacheName, value: boolean): void {
-    if (cache in this.synced) this.synced[cache as CacheName] = value;
-    else this.reaperSynced[cache as ReaperCacheName] = value;
+  setSynced(cache: AnyCacheName, value: boolean): void {
+    this.synced[cache] = value;
   }
 
   // --- ClusterView ---------------------------------------------------------------------------
@@ -232,7 +207,7 @@ export class MemoryClusterView implements FullClusterView {
     return this.unscheduled.get(key(namespace, name));
   }
 
-  syncState(): Record<CacheName, boolean> {
+  syncState(): SyncState {
     return { ...this.synced };
   }
 
@@ -256,10 +231,6 @@ export class MemoryClusterView implements FullClusterView {
 
   ciliumConfig(): CiliumConfigInfo | undefined {
     return this.ciliumConfigInfo;
-  }
-
-  reaperSyncState(): Record<ReaperCacheName, boolean> {
-    return { ...this.reaperSynced };
   }
 
   /** Object counts per index, for logs and metrics. */

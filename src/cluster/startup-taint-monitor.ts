@@ -8,8 +8,8 @@ import { Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { METRIC_PREFIX } from '../metrics.js';
-import { systemClock, type Clock } from '../reaper/clock.js';
-import type { FullClusterView } from './memory.js';
+import { systemClock, type Clock } from '../clock.js';
+import type { FullClusterView } from './view.js';
 import { describeStartupTaint, startupTaintStatuses, type StartupTaintState, type StartupTaintStatus } from './startup-taint.js';
 
 export interface StartupTaintMonitorOptions {

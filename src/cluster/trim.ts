@@ -8,7 +8,7 @@
 // wrong type is left out. The one thing that is rejected is an object without metadata.name:
 // every index is keyed on it.
 
-import type { CiliumConfigInfo } from './memory.js';
+import type { CiliumConfigInfo } from './view.js';
 import type { CiliumEndpointInfo, CiliumNodeInfo, ContainerStart, NodeCondition, NodeInfo, ObjectMeta, PodCondition, PodInfo, Taint } from './view.js';
 
 export class TrimError extends Error {

@@ -1,7 +1,7 @@
-// The read-only cluster view that every decision reads. Two implementations:
-// live informers (cluster/informers.ts) and a snapshot file (cluster/snapshot.ts).
-// Objects are trimmed to the fields decisions need (see trim.ts), so the same shapes
-// come out of both implementations.
+// The read-only cluster view that every decision reads: the whole contract lives here. One
+// implementation (MemoryClusterView in memory.ts), fed either by live informers
+// (cluster/informers.ts) or once from a snapshot file (cluster/snapshot.ts). Objects are trimmed
+// to the fields decisions need (see trim.ts), so the same shapes come out of both feeds.
 
 import type { NodeMemory } from './history.js';
 
@@ -107,8 +107,25 @@ export interface CiliumEndpointInfo {
   };
 }
 
+/** Caches the webhooks read; they gate the webhook's readiness. */
 export type CacheName = 'nodes' | 'ciliumnodes' | 'agentPods' | 'unscheduledPods';
+/** Caches only the reaper needs; they do not gate the webhook's readiness. */
+export type ReaperCacheName = 'pods' | 'ciliumEndpoints' | 'ciliumConfig';
+export type AnyCacheName = CacheName | ReaperCacheName;
 
+export const CACHE_NAMES: readonly CacheName[] = ['nodes', 'ciliumnodes', 'agentPods', 'unscheduledPods'];
+export const REAPER_CACHE_NAMES: readonly ReaperCacheName[] = ['pods', 'ciliumEndpoints', 'ciliumConfig'];
+
+/** Whether each cache has completed its initial list (webhook caches first, then the reaper's). */
+export type SyncState = Record<AnyCacheName, boolean>;
+
+/** What the reaper reads from Cilium's own ConfigMap (cilium-config in Cilium's namespace). */
+export interface CiliumConfigInfo {
+  /** disable-endpoint-crd: "true": the agent writes no CiliumEndpoints, so every pod would look unmanaged. */
+  endpointCRDDisabled: boolean;
+}
+
+/** What the webhooks read. */
 export interface ClusterView {
   node(name: string): NodeInfo | undefined;
   ciliumNode(name: string): CiliumNodeInfo | undefined;
@@ -119,11 +136,36 @@ export interface ClusterView {
   /** A pod not yet bound to a node (the scheduler's view), for pods/binding requests. */
   unscheduledPod(namespace: string, name: string): PodInfo | undefined;
   /** Whether each cache has completed its initial list. A snapshot is always synced. */
-  syncState(): Record<CacheName, boolean>;
+  syncState(): SyncState;
   /** What the view remembers about the node (reboots seen, agent Ready states seen): see history.ts. */
   nodeMemory?(name: string): NodeMemory | undefined;
 }
 
+/** The extras beyond ClusterView that the reaper (and status pages) read. */
+export interface ClusterViewExtras {
+  /** Every known pod bound to this node (needs the reaper caches in live mode). */
+  podsOn(nodeName: string): PodInfo[];
+  ciliumEndpoint(namespace: string, name: string): CiliumEndpointInfo | undefined;
+  nodes(): NodeInfo[];
+  /** Cilium's ConfigMap as far as the reaper reads it; undefined when there is none (or it is not watched). */
+  ciliumConfig(): CiliumConfigInfo | undefined;
+}
+
+export type FullClusterView = ClusterView & ClusterViewExtras;
+
+/** The webhook caches' part of the sync state (what the webhook's readiness reports). */
+export function webhookSyncState(view: ClusterView): Record<CacheName, boolean> {
+  const state = view.syncState();
+  return Object.fromEntries(CACHE_NAMES.map((name) => [name, state[name]])) as Record<CacheName, boolean>;
+}
+
+/** Every cache the webhooks read has synced. */
 export function isSynced(view: ClusterView): boolean {
+  const state = view.syncState();
+  return CACHE_NAMES.every((name) => state[name]);
+}
+
+/** Every cache the reaper reads (the webhooks' and its own) has synced. */
+export function isReaperSynced(view: ClusterView): boolean {
   return Object.values(view.syncState()).every(Boolean);
 }

@@ -4,8 +4,9 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { defaultConfig, loadConfigFile, parseConfig, type Config } from '../config.js';
-import { liveReader, noReader, type ClusterReader } from '../cluster/lookup.js';
-import type { FullClusterView } from '../cluster/memory.js';
+import { liveReader } from '../cluster/live-reader.js';
+import { noReader, type ClusterReader } from '../cluster/reader.js';
+import type { FullClusterView } from '../cluster/view.js';
 import { loadSnapshot } from '../cluster/snapshot.js';
 import type { Logger } from '../logger.js';
 

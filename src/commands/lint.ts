@@ -75,7 +75,12 @@ export function parseLintArgs(args: string[], env: NodeJS.ProcessEnv = process.e
     files: values.filename ?? [],
     ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
     output: values.output,
-    settings: { ...DEFAULT_LINT_OPTIONS, nodeLabel: { key: nodeLabel.slice(0, eq), value: nodeLabel.slice(eq + 1) }, peeredCIDRs: peered, interfaces: values.interface ?? [] },
+    settings: {
+      ...DEFAULT_LINT_OPTIONS,
+      nodeLabel: { key: nodeLabel.slice(0, eq), value: nodeLabel.slice(eq + 1) },
+      peeredCIDRs: peered,
+      interfaces: values.interface ?? [],
+    },
     ...(values['cilium-namespace'] ? { ciliumNamespace: values['cilium-namespace'] } : {}),
     timeoutMs: timeout * 1000,
   };

@@ -7,11 +7,10 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { describeManagedDataplane, managedDataplaneIn } from '../cluster/managed-dataplane.js';
 import { createLogger } from '../logger.js';
-import type { FullClusterView } from '../cluster/memory.js';
+import { isReaperSynced, type FullClusterView } from '../cluster/view.js';
 import { startupTaintStatuses } from '../cluster/startup-taint.js';
-import { isReaperSynced } from '../reaper/controller.js';
 import { detect } from '../reaper/detect.js';
-import { buildReport, formatReportTable, type Report } from '../reaper/report.js';
+import { buildReport, formatReportTable, type Report } from '../reaper/report-format.js';
 import { loadFiles } from '../lint/load.js';
 import { DEFAULT_LINT_OPTIONS, formatLintSection, lint } from '../lint/run.js';
 import type { Finding } from '../lint/types.js';
@@ -125,7 +124,7 @@ async function waitForCaches(view: FullClusterView, timeoutMs: number): Promise<
   const deadline = Date.now() + timeoutMs;
   while (!isReaperSynced(view)) {
     if (Date.now() > deadline) {
-      throw new Error(`the cluster's caches did not sync within ${timeoutMs / 1000}s: ${JSON.stringify({ ...view.syncState(), ...view.reaperSyncState() })}`);
+      throw new Error(`the cluster's caches did not sync within ${timeoutMs / 1000}s: ${JSON.stringify(view.syncState())}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

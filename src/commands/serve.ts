@@ -1,25 +1,21 @@
 // `serve`: the admission webhooks over HTTPS, deciding from the cluster view, and the stuck-taint guard.
 
 import { existsSync } from 'node:fs';
-import { CertController } from '../certs/controller.js';
+import { CertController } from '../certs/cert-controller.js';
 import { parseSecretRef, type SecretRef } from '../certs/secret.js';
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
 import { describeManagedDataplane, managedDataplaneIn } from '../cluster/managed-dataplane.js';
 import { mutatingWebhookConfiguration } from '../registration.js';
 import { matchConditionDrift } from '../registration-conditions.js';
-import { isSynced } from '../cluster/view.js';
+import { isSynced, webhookSyncState } from '../cluster/view.js';
 import { createLogger, stdoutLineSink } from '../logger.js';
-import { lintAdmissionHandler } from '../lint/admission.js';
 import { lintFindingsCounter } from '../lint/metrics.js';
-import { DEFAULT_LINT_OPTIONS } from '../lint/run.js';
 import { Metrics } from '../metrics.js';
-import { startServer } from '../server/serve.js';
-import { servingCertSans } from '../server/tls.js';
+import { startServer } from '../server/start.js';
+import { servingCertSans } from '../certs/local.js';
 import { StartupTaintMonitor } from '../cluster/startup-taint-monitor.js';
-import { daemonSetAffinityHandler } from '../webhooks/daemonset-affinity.js';
-import { nodeTaintHandler, startupTaint, taintText } from '../webhooks/node-taint.js';
-import { podPlacementHandler } from '../webhooks/pod-placement.js';
-import { withMode } from '../modes/handler.js';
+import { startupTaint, taintText } from '../webhooks/node-taint.js';
+import { webhookRoutes } from '../webhooks/routes.js';
 import { noNamespaceModes, type NamespaceModes } from '../modes/mode.js';
 import { modeLabelsInFile, staticNamespaceModes, startNamespaceModes } from '../modes/namespace-modes.js';
 import {
@@ -178,21 +174,10 @@ export async function serveCommand(args: string[]): Promise<void> {
       // The Secret and the pair on disk exist before the listener starts.
       await shutdown.step(controller.bootstrap());
     }
+    const routes = webhookRoutes(config, source.view, source.reader, { namespaceModes, countLintFinding: lintFindingsCounter(metrics.registry) });
     const handle = await shutdown.step(
       startServer({
-        handlers: [
-          { path: '/mutate/daemonsets', handler: withMode(daemonSetAffinityHandler(config, source.view), 'daemonsets', config, namespaceModes) },
-          { path: '/validate/pods', handler: withMode(podPlacementHandler(config, source.view, source.reader), 'pods', config, namespaceModes) },
-          { path: '/mutate/nodes', handler: nodeTaintHandler(config) },
-          {
-            path: '/validate/cilium-config',
-            handler: lintAdmissionHandler(
-              source.view,
-              { ciliumNamespace: config.cilium.namespace, denyChecks: config.lint.denyChecks, settings: { ...DEFAULT_LINT_OPTIONS, nodeLabel: config.nodeLabel } },
-              lintFindingsCounter(metrics.registry),
-            ),
-          },
-        ],
+        handlers: routes,
         readiness: () => {
           // A cloud-run Cilium is a fact about the cluster, not a fault of this webhook: still ready.
           const managed = managedDataplaneIn(source.view);
@@ -207,7 +192,7 @@ export async function serveCommand(args: string[]): Promise<void> {
           };
           return {
             ready: isSynced(source.view),
-            detail: source.view.syncState(),
+            detail: webhookSyncState(source.view),
             ...(Object.keys(notes).length > 0 ? { notes } : {}),
           };
         },
@@ -264,7 +249,7 @@ export async function serveCommand(args: string[]): Promise<void> {
     const caFile = `${flags['cert-dir']}/ca.crt`;
     log.info(
       { url: handle.url, nodeLabel: nodeLabelText(config), modes: config.modes, nodeTaint: config.nodeTaint.enabled ? taintText(startupTaint(config)) : 'off', ...(existsSync(caFile) ? { ca: caFile } : {}) },
-      'serving admission webhooks: POST /mutate/daemonsets, POST /validate/pods, POST /mutate/nodes, POST /validate/cilium-config',
+      `serving admission webhooks: ${routes.map((route) => `POST ${route.path}`).join(', ')}`,
     );
   } catch (err) {
     if (err instanceof ShuttingDown) return; // the signal handler cleans up and exits 0

@@ -9,7 +9,7 @@ import { exitWhenFlushed } from './output.js';
 /** How long an exit waits for stdout and stderr to take the last log lines (a stalled reader must not hold it). */
 export const LOG_FLUSH_MS = 2_000;
 /**
- * The whole shutdown's bound: the server drains for at most 20 s (server/serve.ts), then caches
+ * The whole shutdown's bound: the server drains for at most 20 s (server/start.ts), then caches
  * stop and logs flush; past this the process exits 1 regardless. Inside Kubernetes' default 30 s
  * terminationGracePeriodSeconds.
  */

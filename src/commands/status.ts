@@ -6,12 +6,12 @@
 
 import { request as httpsRequest } from 'node:https';
 import { AdmissionregistrationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { httpStatus } from '../cluster/lookup.js';
+import { httpStatus } from '../cluster/kube-client.js';
 import { createLogger } from '../logger.js';
 import { MODE_LABEL } from '../modes/mode.js';
 import { modeLabelsInFile, modeLabelsOf } from '../modes/namespace-modes.js';
 import { migrationProgress } from '../progress/progress.js';
-import { isReaperSynced } from '../reaper/controller.js';
+import { isReaperSynced } from '../cluster/view.js';
 import { daemonSetReport, readDaemonSets } from '../reconciler/report.js';
 import { CONFIGURATION_NAME } from '../registration.js';
 import { buildStatus, formatStatus, type RegisteredWebhook, type Status } from '../status/status.js';

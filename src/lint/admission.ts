@@ -54,7 +54,11 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The lint input a write makes, or undefined when the write is not one lint judges. */
-export function inputForWrite(request: AdmissionRequest, facts: LintFacts, options: LintAdmissionOptions): { input: LintInput; only?: ReadonlySet<string> } | undefined {
+export function inputForWrite(
+  request: AdmissionRequest,
+  facts: LintFacts,
+  options: LintAdmissionOptions,
+): { input: LintInput; only?: ReadonlySet<string> } | undefined {
   const object = request.object;
   if (!isObj(object) || (request.operation !== 'CREATE' && request.operation !== 'UPDATE')) return undefined;
   const c = newCollector();

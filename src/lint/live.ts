@@ -3,7 +3,7 @@
 // ConfigMap. What does not exist (404: no CRD, no netd) is simply absent. Each call is bounded.
 
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { httpStatus, isNotFound, timeoutOptions, withDeadline } from '../cluster/lookup.js';
+import { httpStatus, isNotFound, timeoutOptions, withDeadline } from '../cluster/kube-client.js';
 import { addObject, finish, newCollector } from './load.js';
 import type { LintInput } from './types.js';
 

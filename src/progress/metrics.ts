@@ -23,14 +23,14 @@ export class ProgressMetrics {
     private readonly now: () => number = Date.now,
   ) {
     const registers = [metrics.registry];
-    const self = this;
+    const progress = this; // prom-client calls collect() with the gauge as `this`
     new Gauge({
       name: `${METRIC_PREFIX}migration_nodes`,
       help: 'Nodes by migration state: legacy (no migration label), migrated-ready (Cilium ready), migrated-not-ready.',
       labelNames: ['state'],
       registers,
       collect() {
-        const p = self.current();
+        const p = progress.current();
         if (p) for (const state of NODE_STATES) this.set({ state }, p.nodes[state]);
       },
     });
@@ -39,7 +39,7 @@ export class ProgressMetrics {
       help: 'How long the migrated node that has waited longest for Cilium has waited (0 when none waits).',
       registers,
       collect() {
-        const p = self.current();
+        const p = progress.current();
         if (p) this.set(p.waiting.reduce((max, w) => Math.max(max, w.seconds ?? 0), 0));
       },
     });
@@ -48,7 +48,7 @@ export class ProgressMetrics {
       help: 'Pods with an IP on migrated nodes that Cilium does not manage (exempt pods left out).',
       registers,
       collect() {
-        const p = self.current();
+        const p = progress.current();
         if (p) this.set(p.unmanagedPods);
       },
     });
@@ -57,7 +57,7 @@ export class ProgressMetrics {
       help: 'Pods of previous-CNI DaemonSets running on migrated nodes.',
       registers,
       collect() {
-        const p = self.current();
+        const p = progress.current();
         if (p) this.set(p.legacyAgentsOnMigrated);
       },
     });

@@ -2,7 +2,7 @@
 // Cilium and since when, the pods Cilium does not manage on migrated nodes, and old-CNI agents
 // still running there. Pure: (view, config, now) → counts; the metrics and `status` read it.
 
-import type { FullClusterView } from '../cluster/memory.js';
+import type { FullClusterView } from '../cluster/view.js';
 import { ciliumReadiness, type ReadinessGap } from '../cluster/readiness.js';
 import { isMigratedNode, type Config } from '../config.js';
 import { agentPlacement } from '../reconciler/findings.js';

@@ -18,17 +18,17 @@
 // Report-only findings (no controller owner) and dry-run findings are announced once per pod.
 
 import type { Config } from '../config.js';
-import type { FullClusterView } from '../cluster/memory.js';
-import { httpStatus } from '../cluster/lookup.js';
+import type { FullClusterView } from '../cluster/view.js';
+import { httpStatus } from '../cluster/kube-client.js';
 import { ciliumReadiness } from '../cluster/readiness.js';
 import type { Logger } from '../logger.js';
 import { RemovalThrottledError, REREAD_TIMEOUT_MS, WRITE_TIMEOUT_MS, type ReaperApi, type RemovalAction } from './api.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 import { assessContext, assessPod, inactiveReason, type Assessment } from './detect.js';
 import type { EventRecorder } from './events.js';
 import { describeEvidence } from './evidence.js';
 import type { Leadership } from './leader.js';
-import type { ReaperMetrics, SkipReason } from './metrics.js';
+import type { ReaperMetrics, SkipReason } from './reaper-metrics.js';
 import type { RateSlot, RemovalRateLimiter, WaitNotice } from './ratelimit.js';
 
 export type HandleOutcome =

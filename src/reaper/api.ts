@@ -9,7 +9,7 @@
 // request context's signal to fetch) and a timer covers time spent before the request is sent.
 
 import { ApiException, CoreV1Api, CustomObjectsApi, setHeaderOptions, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
-import { abortOptions, httpStatus, isNotFound, withDeadline } from '../cluster/lookup.js';
+import { abortOptions, httpStatus, isNotFound, withDeadline } from '../cluster/kube-client.js';
 import { trimCiliumEndpoint, trimPod } from '../cluster/trim.js';
 import type { CiliumEndpointInfo, PodInfo } from '../cluster/view.js';
 

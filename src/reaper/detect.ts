@@ -18,9 +18,9 @@
 
 import { isMigratedNode, type Config } from '../config.js';
 import { ciliumReadiness, describeCiliumSince, describeGaps, type CiliumReadiness } from '../cluster/readiness.js';
-import type { FullClusterView } from '../cluster/memory.js';
+import type { FullClusterView } from '../cluster/view.js';
 import type { CiliumEndpointInfo, CiliumNodeInfo, PodInfo } from '../cluster/view.js';
-import { exemptionFor } from '../webhooks/exemptions.js';
+import { exemptionFor } from '../policy/exemptions.js';
 import { canonicalIP, cidrMatcher, cidrsContain } from './cidr.js';
 
 export type FindingReason = 'DuplicatePodIP' | 'UnmanagedByCilium';

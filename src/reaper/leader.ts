@@ -11,7 +11,7 @@
 // cannot leave a stale leader acting.
 
 import type { Logger } from '../logger.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 
 export interface LeaseRecord {
   holderIdentity?: string;

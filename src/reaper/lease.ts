@@ -4,7 +4,7 @@
 // LeaseConflictError.
 
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
-import { httpStatus, timeoutOptions } from '../cluster/lookup.js';
+import { httpStatus, timeoutOptions } from '../cluster/kube-client.js';
 import { LeaseConflictError, type LeaseRecord, type LeaseStore } from './leader.js';
 
 const REQUEST_TIMEOUT_MS = 5_000;

@@ -8,7 +8,7 @@
 // use up the budget. A finding whose node (or the cluster) is full is deferred to a pass at the
 // time check() names; the other nodes go on. acquire() (waits) is kept for callers that can block.
 
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 
 export type LimitScope = 'cluster' | 'node';
 

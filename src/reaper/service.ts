@@ -5,16 +5,16 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { nodeLabelText, type Config } from '../config.js';
 import { startLiveView } from '../cluster/informers.js';
-import type { FullClusterView } from '../cluster/memory.js';
+import { isReaperSynced, type FullClusterView } from '../cluster/view.js';
 import type { Logger } from '../logger.js';
 import { Metrics } from '../metrics.js';
 import { liveReaperApi, type ReaperApi } from './api.js';
-import { systemClock } from './clock.js';
-import { isReaperSynced, Reaper } from './controller.js';
+import { systemClock } from '../clock.js';
+import { Reaper } from './reaper.js';
 import { inactiveReason } from './detect.js';
 import { alwaysLeader, LeaderElector, type ElectorTiming } from './leader.js';
 import { apiLeaseStore } from './lease.js';
-import { ReaperMetrics } from './metrics.js';
+import { ReaperMetrics } from './reaper-metrics.js';
 import { startProbeServer, type ProbeServer } from './http.js';
 import { isSynced } from '../cluster/view.js';
 import { liveReconcilerApi, type ReconcilerApi } from '../reconciler/api.js';
@@ -60,10 +60,10 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
   // The reaper is built after the view starts; changes before that are covered by its first run.
   let onChange = (): void => {};
   const live = startLiveView(kc, config, log, { withReaperCaches: true, withoutUnscheduledPods: true, onChange: () => onChange() });
-  metrics.trackCaches(() => ({ ...live.view.syncState(), ...live.view.reaperSyncState() }));
+  metrics.trackCaches(() => live.view.syncState());
   metrics.trackDisconnected(() => {
     const down = live.disconnected();
-    return Object.fromEntries(Object.keys({ ...live.view.syncState(), ...live.view.reaperSyncState() }).map((cache) => [cache, cache in down]));
+    return Object.fromEntries(Object.keys(live.view.syncState()).map((cache) => [cache, cache in down]));
   });
 
   // Without these CRDs the reaper acts on nothing: no CiliumEndpoints would make every pod look
@@ -76,6 +76,7 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
       ] as const
     ).flatMap(([cache, crd]) => (live.crdMissing(cache) ? [crd] : []));
 
+  // eslint-disable-next-line prefer-const -- the elector's callback, made before the reaper, reads it
   let reaper: Reaper | undefined;
   const elector = options.lease
     ? new LeaderElector({
@@ -128,7 +129,6 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
           ready: isReaperSynced(live.view) && missing.length === 0 && connected,
           detail: {
             ...live.view.syncState(),
-            ...live.view.reaperSyncState(),
             ...(missing.length > 0 ? { crdMissing: missing } : {}),
             ...(connected ? {} : { disconnected }),
             ...(inactive ? { notActing: inactive.message } : {}),

@@ -6,7 +6,7 @@
 //   create, patch events                                 (the reaper's grant) an Event on each DaemonSet
 
 import { AppsV1Api, CoreV1Api, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
-import { abortOptions, httpStatus, withDeadline } from '../cluster/lookup.js';
+import { abortOptions, httpStatus, withDeadline } from '../cluster/kube-client.js';
 import { MODE_LABEL } from '../modes/mode.js';
 import { modeLabelsOf } from '../modes/namespace-modes.js';
 import type { JsonPatchOp } from '../admission/types.js';

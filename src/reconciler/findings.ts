@@ -5,7 +5,7 @@
 // nodes with no Cilium agent. Pure: (DaemonSets, view, config) → findings.
 
 import type { AdmissionRequest } from '../admission/types.js';
-import type { FullClusterView } from '../cluster/memory.js';
+import type { FullClusterView } from '../cluster/view.js';
 import type { ObjectMeta } from '../cluster/view.js';
 import { isMigratedNode, type Config } from '../config.js';
 import type { JsonPatchOp } from '../admission/types.js';

@@ -12,12 +12,12 @@
 // Passes run every intervalMs while this replica leads, and sooner when the rate limit defers one.
 
 import type { Config } from '../config.js';
-import type { FullClusterView } from '../cluster/memory.js';
+import type { FullClusterView } from '../cluster/view.js';
 import type { Logger } from '../logger.js';
 import { resolveMode, type Mode } from '../modes/mode.js';
 import { staticNamespaceModes } from '../modes/namespace-modes.js';
-import type { Clock } from '../reaper/clock.js';
-import { systemClock } from '../reaper/clock.js';
+import type { Clock } from '../clock.js';
+import { systemClock } from '../clock.js';
 import { EventRecorder } from '../reaper/events.js';
 import { RemovalRateLimiter } from '../reaper/ratelimit.js';
 import type { ReconcilerApi } from './api.js';

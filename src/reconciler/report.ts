@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { FullClusterView } from '../cluster/memory.js';
+import type { FullClusterView } from '../cluster/view.js';
 import type { Config } from '../config.js';
 import { liveReconcilerApi } from './api.js';
 import { agentPlacement, daemonSetFindings, type AgentPlacement, type DaemonSetObject } from './findings.js';

@@ -1,6 +1,6 @@
 // All HTTP concerns in one place: routes, the AdmissionReview envelope, body limits, errors,
 // the decision log line and the metrics. Handlers (src/webhooks) never see HTTP.
-// buildApp() returns a fastify instance that is not listening: serve.ts listens on it, tests
+// buildApp() returns a fastify instance that is not listening: start.ts listens on it, tests
 // either inject() or listen on port 0.
 
 import Fastify, {
@@ -18,7 +18,8 @@ import { BadReview, parseReview, toReview } from '../admission/review.js';
 import type { AdmissionRequest } from '../admission/types.js';
 import type { Logger } from '../logger.js';
 import type { AdmissionOutcome, Metrics } from '../metrics.js';
-import { TLS_SETTINGS, type CertPair } from './tls.js';
+import type { Pair } from '../certs/x509.js';
+import { TLS_SETTINGS } from './tls.js';
 import { clientGaveUp, guardCounters, http2ServerLimits } from './limits.js';
 import { LogBudget } from './log-budget.js';
 import { HANDLER_TIMEOUT_MS } from '../timeouts.js';
@@ -68,11 +69,11 @@ export interface AppOptions {
    * When set, the server is HTTPS with HTTP/2 (the API server negotiates h2 via ALPN) and an
    * HTTP/1.1 fallback (curl, supertest), TLS 1.2 at least. Without it: plain HTTP/1.1, for inject().
    */
-  tls?: CertPair;
+  tls?: Pair;
   timeouts?: ServerTimeouts;
 }
 
-/** The app whatever its transport; serve.ts narrows `server` to a tls.Server. */
+/** The app whatever its transport; start.ts narrows `server` to a tls.Server. */
 export type App = FastifyInstance<
   RawServerBase,
   RawRequestDefaultExpression<RawServerBase>,
@@ -244,7 +245,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
   for (const { path, handler } of options.handlers) {
     // A POST without Content-Type would reach the handler with no body (and a misleading 400);
     // the README promises 415 for anything that is not JSON.
-    const requireContentType = async (request: { headers: Record<string, unknown>; routeOptions: { url?: string } }, reply: { code(n: number): { send(b: unknown): unknown }; elapsedTime: number }) => {
+    const requireContentType = async (
+      request: { headers: Record<string, unknown>; routeOptions: { url?: string } },
+      reply: { code(n: number): { send(b: unknown): unknown }; elapsedTime: number },
+    ) => {
       const contentType = request.headers['content-type'];
       if (typeof contentType === 'string' && contentType.trim() !== '') return;
       observe(request.routeOptions.url, reply.elapsedTime, 'unknown', 'bad_request');

@@ -8,6 +8,7 @@
 // So the requirement goes into every non-empty term, and a term that already implies it is left alone.
 
 import type { JsonPatchOp } from '../admission/types.js';
+import { isObject } from '../objects.js';
 
 export interface Requirement {
   key: string;
@@ -34,10 +35,6 @@ export type AffinityPlan =
 
 export function describeRequirement(req: Requirement): string {
   return `${req.key} ${req.operator} [${req.values[0]}]`;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /**

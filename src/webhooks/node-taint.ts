@@ -11,6 +11,7 @@ import type { AdmissionHandler } from '../admission/handler.js';
 import { BadReview } from '../admission/review.js';
 import type { AdmissionRequest, JsonPatchOp } from '../admission/types.js';
 import { isMigratedNode, nodeLabelText, type Config } from '../config.js';
+import { isObject } from '../objects.js';
 
 /** The value Cilium's docs use for the taint (`node.cilium.io/agent-not-ready=true:NoExecute`); the operator removes any value. */
 export const STARTUP_TAINT_VALUE = 'true';
@@ -28,10 +29,6 @@ export function startupTaint(config: Pick<Config, 'cilium' | 'nodeTaint'>): Star
 /** As kubectl writes a taint: key=value:Effect. */
 export function taintText(taint: { key: string; value?: string; effect: string }): string {
   return `${taint.key}${taint.value ? `=${taint.value}` : ''}:${taint.effect}`;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function stringLabels(value: unknown): Record<string, string> {

@@ -7,10 +7,11 @@ import type { AdmissionHandler } from '../admission/handler.js';
 import { BadReview } from '../admission/review.js';
 import type { AdmissionRequest } from '../admission/types.js';
 import { isMigratedNode, nodeLabelText, type Config } from '../config.js';
-import { noReader, type ClusterReader } from '../cluster/lookup.js';
+import { noReader, type ClusterReader } from '../cluster/reader.js';
 import { ciliumReadiness, describeGaps } from '../cluster/readiness.js';
 import type { ClusterView, NodeInfo, PodInfo } from '../cluster/view.js';
-import { exemptionFor } from './exemptions.js';
+import { isObject } from '../objects.js';
+import { exemptionFor } from '../policy/exemptions.js';
 
 export interface PlacementSubject {
   via: 'pod' | 'binding';
@@ -22,10 +23,6 @@ export interface PlacementSubject {
 }
 
 export type SubjectOrSkip = { subject: PlacementSubject } | { skip: string };
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** What the request places where; `skip` when it places nothing. Throws BadReview for requests this webhook does not serve. */
 export function placementSubject(request: AdmissionRequest): SubjectOrSkip {

@@ -6,6 +6,7 @@
 
 import type { Config } from '../config.js';
 import { managedDataplaneDaemonSet } from '../cluster/managed-dataplane.js';
+import { hasLabels } from '../policy/labels.js';
 import { ciliumRules, KUBE_PROXY_RULES, LEGACY_PRESETS, type PresetRule, type Role } from '../presets.js';
 
 export interface WorkloadIdentity {
@@ -37,10 +38,6 @@ export function rulesFor(config: Config): readonly PresetRule[] {
     rulesCache.set(config, rules);
   }
   return rules;
-}
-
-function hasLabels(have: Record<string, string>, want: Record<string, string>): boolean {
-  return Object.entries(want).every(([key, value]) => have[key] === value);
 }
 
 export function ruleMatches(rule: PresetRule, workload: WorkloadIdentity): boolean {

@@ -243,7 +243,8 @@ describe('faults: API server killed and restarted, etcd paused', () => {
       const r = await reaperReadyz();
       const leader = metricValue(await reaperMetrics(reaper.url), 'cmg_reaper_leader');
       const answered = (await askWebhook(READY)) && !(await askWebhook(PAUSED));
-      samples.push({ t: Date.now() - pausedAt, webhook: w.status, disconnected: Object.keys(w.body.disconnected ?? {}).length, reaper: r.status, leader, answered });
+      const disconnected = Object.keys(w.body.disconnected ?? {}).length;
+      samples.push({ t: Date.now() - pausedAt, webhook: w.status, disconnected, reaper: r.status, leader, answered });
       if (r.status === 200) expect(r.body.detail.disconnected).toBeUndefined();
       await sleep(2_000);
     }

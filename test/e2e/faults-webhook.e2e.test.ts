@@ -87,7 +87,10 @@ describe('faults: one of two webhook replicas killed under load', () => {
     const list = {
       apiVersion: 'v1',
       kind: 'List',
-      items: [mutatingWebhookConfiguration({ endpoint, caPem: a.caPem, ownNamespace: OWN_NAMESPACE }), validatingWebhookConfiguration({ endpoint, caPem: a.caPem, ownNamespace: OWN_NAMESPACE })],
+      items: [
+        mutatingWebhookConfiguration({ endpoint, caPem: a.caPem, ownNamespace: OWN_NAMESPACE }),
+        validatingWebhookConfiguration({ endpoint, caPem: a.caPem, ownNamespace: OWN_NAMESPACE }),
+      ],
     };
     await cp.kubectl(['apply', '-f', '-'], { input: JSON.stringify(list) });
     // The API server picks up each configuration through its own informer: wait for both entries.

@@ -25,15 +25,15 @@ import { promisify } from 'node:util';
 import { KubeConfig, Watch, type V1Secret } from '@kubernetes/client-node';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CertController } from '../../src/certs/controller.js';
+import { CertController } from '../../src/certs/cert-controller.js';
 import { inspect, splitPem, type CertMaterial } from '../../src/certs/plan.js';
 import { openView, type ViewSource } from '../../src/commands/common.js';
 import { loadConfigFile, parseConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { Metrics } from '../../src/metrics.js';
 import { CONFIGURATION_NAME, mutatingWebhookConfiguration, validatingWebhookConfiguration } from '../../src/registration.js';
-import { startServer, type ServerHandle } from '../../src/server/serve.js';
-import { servingCertSans } from '../../src/server/tls.js';
+import { startServer, type ServerHandle } from '../../src/server/start.js';
+import { servingCertSans } from '../../src/certs/local.js';
 import { daemonSetAffinityHandler } from '../../src/webhooks/daemonset-affinity.js';
 import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
 import { POD_CIDR, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
@@ -450,7 +450,15 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
       proc.stdout!.setEncoding('utf8').on('data', (d: string) => lines.push(...d.split('\n').filter(Boolean)));
       proc.stderr!.setEncoding('utf8').on('data', (d: string) => process.stderr.write(`[serve ${name}] ${d}`));
       const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-      return { proc, port, certDir, exited, log: () => lines.flatMap((l) => { try { return [JSON.parse(l) as Record<string, unknown>]; } catch { return []; } }) };
+      const log = () =>
+        lines.flatMap((l) => {
+          try {
+            return [JSON.parse(l) as Record<string, unknown>];
+          } catch {
+            return [];
+          }
+        });
+      return { proc, port, certDir, exited, log };
     };
     replicas.push(start(portA, 'a'), start(portB, 'b')); // at the same time: the create race
 
@@ -532,7 +540,14 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
     view = await openView({ kubeconfig: saKubeconfig }, config, logger);
     const source = view;
     // Seconds instead of days: serving renewals every 3 s, the CA renewed 7 s into its 14 s.
-    const policy = { caValidityMs: 14_000, caRenewBeforeMs: 7_000, servingValidityMs: 6_000, servingRenewBeforeMs: 3_000, caOverlapMs: 1_000, backdateMs: 1_000 };
+    const policy = {
+      caValidityMs: 14_000,
+      caRenewBeforeMs: 7_000,
+      servingValidityMs: 6_000,
+      servingRenewBeforeMs: 3_000,
+      caOverlapMs: 1_000,
+      backdateMs: 1_000,
+    };
     const failures: string[] = [];
     // What `serve --cert-secret --webhook-config` composes (src/commands/serve.ts), in-process so
     // the policy can be seconds: each replica its own client, controller, cert dir, metrics, server.
@@ -643,7 +658,8 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
     };
     const byKind = (kind: string) => kinds.filter((k) => k === kind).length;
     const stepKinds = ['issue', 'add-ca', 'reissue-serving', 'prune'];
-    expect(Object.fromEntries(await Promise.all(stepKinds.map(async (k) => [k, await counted(k)])))).toEqual(Object.fromEntries(stepKinds.map((k) => [k, byKind(k)])));
+    const countedByKind = Object.fromEntries(await Promise.all(stepKinds.map(async (k) => [k, await counted(k)])));
+    expect(countedByKind).toEqual(Object.fromEntries(stepKinds.map((k) => [k, byKind(k)])));
     expect(await counted('error')).toBe(0);
     expect({ issue: byKind('issue'), addCa: byKind('add-ca') >= 1, prune: byKind('prune') >= 1, reissue: byKind('reissue-serving') >= 3 }).toEqual({
       issue: 1,

@@ -23,7 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runReport } from '../../src/commands/report.js';
 import { parseConfig, type Config } from '../../src/config.js';
 import { startReaperService, type ReaperService } from '../../src/reaper/service.js';
-import { POD_CIDR, type ControlPlane } from '../harness/controlplane.js';
+import { POD_CIDR, waitFor as harnessWaitFor, type ControlPlane } from '../harness/controlplane.js';
 import { sharedControlPlane } from '../harness/shared.js';
 import { applyDaemonSetFixture, podsOwnedBy } from '../harness/workloads.js';
 
@@ -37,7 +37,14 @@ const within = { timeout: 30_000, interval: 200 };
 const REAPER = { gracePeriodSeconds: 1, resyncSeconds: 5, debounceMs: 200 };
 
 interface PodJson {
-  metadata: { name: string; namespace: string; uid: string; labels?: Record<string, string>; deletionTimestamp?: string; ownerReferences?: Array<{ kind: string; name: string; uid: string }> };
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    labels?: Record<string, string>;
+    deletionTimestamp?: string;
+    ownerReferences?: Array<{ kind: string; name: string; uid: string }>;
+  };
   spec?: { nodeName?: string };
   status?: { podIP?: string; startTime?: string; conditions?: Array<{ type: string; status: string; lastTransitionTime?: string }> };
 }
@@ -96,15 +103,9 @@ describe('reaper against kube-apiserver + kwok', () => {
       .filter((e) => (e.verb === 'create' && e.objectRef?.subresource === 'eviction') || (e.verb === 'delete' && !e.objectRef?.subresource));
   }
 
-  async function waitFor<T>(what: string, fn: () => Promise<T | undefined>): Promise<T> {
-    const deadline = Date.now() + within.timeout;
-    for (let i = 0; Date.now() < deadline && i < 1000; i++) {
-      const v = await fn();
-      if (v !== undefined) return v;
-      await sleep(within.interval);
-    }
-    throw new Error(`timed out waiting for ${what}`);
-  }
+  /** The harness's bounded poll, with this file's bounds. */
+  const waitFor = <T>(what: string, fn: () => Promise<T | undefined>): Promise<T> =>
+    harnessWaitFor(what, fn, { timeoutMs: within.timeout, intervalMs: within.interval });
 
   const running = (pod: PodJson | undefined) =>
     pod?.status?.podIP && pod.status.startTime && pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? pod : undefined;

@@ -61,10 +61,6 @@ function webPod(name: string, spec: Record<string, unknown> = {}, namespace = 'd
   };
 }
 
-const onNode = (node: string) => ({
-  affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }] } } },
-});
-
 const ciliumNode = (node: string) => ({ apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name: node }, spec: { ipam: { podCIDRs: ['10.245.0.0/24'] } } });
 
 /** What the Cilium agent writes first on its node; with its (kwok-Ready) pod there, Cilium is ready. */

@@ -102,7 +102,7 @@ export async function startGuard(cp: ControlPlane, options: GuardOptions = {}): 
     );
   } catch (err) {
     await stopChild(child);
-    throw new Error(`${(err as Error).message}\n--- webhook log:\n${logs().slice(-4000)}`);
+    throw new Error(`${(err as Error).message}\n--- webhook log:\n${logs().slice(-4000)}`, { cause: err });
   }
   const caPem = readFileSync(caFile, 'utf8');
 
@@ -171,7 +171,7 @@ export async function startReaper(cp: ControlPlane, options: { dir?: string; arg
   } catch (err) {
     await stopChild(child);
     const log = existsSync(child.logPath) ? readFileSync(child.logPath, 'utf8') : '';
-    throw new Error(`${(err as Error).message}\n--- reaper log:\n${log.slice(-4000)}`);
+    throw new Error(`${(err as Error).message}\n--- reaper log:\n${log.slice(-4000)}`, { cause: err });
   }
   return { url, logPath: child.logPath, child, stop: () => stopChild(child) };
 }

@@ -131,6 +131,6 @@ export async function waitForDaemonSetOn(cp: ControlPlane, namespace: string, na
       { timeoutMs, intervalMs: 300 },
     );
   } catch (err) {
-    throw new Error(`${(err as Error).message.split('\n')[0]}; last seen: ${last}`);
+    throw new Error(`${(err as Error).message.split('\n')[0]}; last seen: ${last}`, { cause: err });
   }
 }

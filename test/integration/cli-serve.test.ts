@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePorts, sleep, startChild, stopChild, waitFor, type Child } from '../harness/controlplane.js';
 import { buildDist, CLI, ROOT } from '../harness/guard.js';
-import { h2Session, postJson } from './helpers.js';
+import { h2Session, postJson } from '../support/https-client.js';
 
 type LogLine = Record<string, unknown> & { msg?: string };
 

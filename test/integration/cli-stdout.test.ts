@@ -16,7 +16,8 @@ import { buildDist, CLI } from '../harness/guard.js';
 import { MAX_QUEUED_LOG_BYTES } from '../../src/logger.js';
 import { pod } from '../support/fixtures.js';
 import { podRequest, review } from '../support/reviews.js';
-import { eventually, h2Session, postJson } from './helpers.js';
+import { eventually, h2Session, postJson } from '../support/https-client.js';
+import { WEBHOOK_PATHS } from '../../src/webhooks/routes.js';
 
 /** Kubernetes' default terminationGracePeriodSeconds: SIGTERM must end the process well within it. */
 const EXIT_BOUND_MS = 10_000;
@@ -113,7 +114,7 @@ async function decisions(served: Served, count: number, concurrency = 32): Promi
       Array.from({ length: concurrency }, async () => {
         while (next < count) {
           next += 1;
-          const res = await postJson(session, '/validate/pods', body);
+          const res = await postJson(session, WEBHOOK_PATHS.pods, body);
           expect(res.status).toBe(200);
         }
       }),
@@ -194,7 +195,7 @@ describe('serve with a misbehaving stdout', () => {
 describe('serve start-up with a corrupt tls.crt (issue 9.5)', () => {
   it('exits 1 with one line naming the file', async () => {
     const certDir = join(dir, 'certs-corrupt');
-    const { ensureServingCert } = await import('../../src/server/tls.js');
+    const { ensureServingCert } = await import('../../src/certs/local.js');
     await ensureServingCert(certDir);
     const { writeFile } = await import('node:fs/promises');
     await writeFile(join(certDir, 'tls.crt'), '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n');

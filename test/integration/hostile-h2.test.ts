@@ -12,16 +12,17 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSnapshot } from '../../src/cluster/snapshot.js';
-import { isSynced } from '../../src/cluster/view.js';
+import { isSynced, webhookSyncState } from '../../src/cluster/view.js';
 import { defaultConfig } from '../../src/config.js';
 import { EXAMPLE_SNAPSHOT } from '../../src/main.js';
 import { Metrics } from '../../src/metrics.js';
 import { HTTP2_LIMITS } from '../../src/server/limits.js';
-import { startServer, type ServerHandle } from '../../src/server/serve.js';
-import { ensureServingCert } from '../../src/server/tls.js';
+import { startServer, type ServerHandle } from '../../src/server/start.js';
+import { ensureServingCert } from '../../src/certs/local.js';
 import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
 import { bindingRequest, review } from '../support/reviews.js';
-import { capturingLogger, h2Request, h2Session } from './helpers.js';
+import { capturingLogger, h2Request, h2Session } from '../support/https-client.js';
+import { WEBHOOK_PATHS } from '../../src/webhooks/routes.js';
 
 let dir: string;
 let caPem: string;
@@ -32,8 +33,8 @@ async function serve(extra: { maxConnections?: number } = {}) {
   const captured = capturingLogger();
   const metrics = new Metrics({ defaultMetrics: false });
   const server = await startServer({
-    handlers: [{ path: '/validate/pods', handler: podPlacementHandler(defaultConfig, view) }],
-    readiness: () => ({ ready: isSynced(view), detail: view.syncState() }),
+    handlers: [{ path: WEBHOOK_PATHS.pods, handler: podPlacementHandler(defaultConfig, view) }],
+    readiness: () => ({ ready: isSynced(view), detail: webhookSyncState(view) }),
     metrics,
     logger: captured.logger,
     certDir: dir,
@@ -100,7 +101,7 @@ describe('HTTP/2 limits a client sees', () => {
     const placement = JSON.stringify(review(bindingRequest('default', 'web-7d4b9c-x2x1z', 'node-cilium-pending')));
     // 300 requests whose bodies are all half-sent: each holds its stream open until finished.
     const streams = Array.from({ length: 300 }, () => {
-      const stream = session.request({ ':method': 'POST', ':path': '/validate/pods', 'content-type': 'application/json' }, { endStream: false });
+      const stream = session.request({ ':method': 'POST', ':path': WEBHOOK_PATHS.pods, 'content-type': 'application/json' }, { endStream: false });
       stream.write(placement.slice(0, 50));
       return stream;
     });
@@ -194,7 +195,7 @@ describe('a rapid-reset client', () => {
 
       const seconds = 4;
       const worker = new Worker(new URL('../support/rapid-reset.mjs', import.meta.url), {
-        workerData: { url: server.url, ca: caPem, path: '/validate/pods', connections: 2, seconds, maxStreams: 400_000, mode, body: placement },
+        workerData: { url: server.url, ca: caPem, path: WEBHOOK_PATHS.pods, connections: 2, seconds, maxStreams: 400_000, mode, body: placement },
       });
       const attack = new Promise<AttackStats>((resolve, reject) => {
         worker.once('message', resolve);
@@ -208,7 +209,7 @@ describe('a rapid-reset client', () => {
       for (let i = 0; i < 400 && attacking; i++) {
         const start = performance.now();
         try {
-          const res = await h2Request(victim, { path: '/validate/pods', headers: { 'content-type': 'application/json' }, body: placement });
+          const res = await h2Request(victim, { path: WEBHOOK_PATHS.pods, headers: { 'content-type': 'application/json' }, body: placement });
           if (res.status === 200 && JSON.parse(res.body).response.allowed === false) latencies.push(performance.now() - start);
           else failures += 1;
         } catch {

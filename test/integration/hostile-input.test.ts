@@ -12,16 +12,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allowed } from '../../src/admission/decision.js';
 import { EXAMPLE_SNAPSHOT } from '../../src/main.js';
 import { loadSnapshot } from '../../src/cluster/snapshot.js';
-import { isSynced } from '../../src/cluster/view.js';
+import { isSynced, webhookSyncState } from '../../src/cluster/view.js';
 import { defaultConfig } from '../../src/config.js';
 import { Metrics } from '../../src/metrics.js';
-import { startServer, type ServerHandle } from '../../src/server/serve.js';
-import { ensureServingCert } from '../../src/server/tls.js';
+import { startServer, type ServerHandle } from '../../src/server/start.js';
+import { ensureServingCert } from '../../src/certs/local.js';
 import { daemonSetAffinityHandler } from '../../src/webhooks/daemonset-affinity.js';
 import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
 import { daemonSet, pod } from '../support/fixtures.js';
 import { bindingRequest, daemonSetRequest, podRequest, review } from '../support/reviews.js';
-import { capturingLogger, eventually, h2Request, h2Session } from './helpers.js';
+import { capturingLogger, eventually, h2Request, h2Session } from '../support/https-client.js';
 
 let dir: string;
 let caPem: string;
@@ -41,7 +41,7 @@ beforeAll(async () => {
       // Decides after 300 ms: time for a client to hang up while its request is being decided.
       { path: '/slow', handler: { name: 'slow', handle: () => new Promise((resolve) => setTimeout(() => resolve(allowed('slow')), 300)) } },
     ],
-    readiness: () => ({ ready: isSynced(view), detail: view.syncState() }),
+    readiness: () => ({ ready: isSynced(view), detail: webhookSyncState(view) }),
     metrics,
     logger,
     certDir: dir,

@@ -13,17 +13,18 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSnapshot } from '../../src/cluster/snapshot.js';
-import { isSynced } from '../../src/cluster/view.js';
+import { isSynced, webhookSyncState } from '../../src/cluster/view.js';
 import { defaultConfig } from '../../src/config.js';
 import { EXAMPLE_SNAPSHOT } from '../../src/main.js';
 import { Metrics } from '../../src/metrics.js';
-import { startServer, type ServerHandle } from '../../src/server/serve.js';
-import { ensureServingCert } from '../../src/server/tls.js';
+import { startServer, type ServerHandle } from '../../src/server/start.js';
+import { ensureServingCert } from '../../src/certs/local.js';
 import { daemonSetAffinityHandler } from '../../src/webhooks/daemonset-affinity.js';
 import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
 import { adversarialDaemonSet, countFor, type Shape } from '../support/adversarial.js';
 import { bindingRequest, daemonSetRequest, review } from '../support/reviews.js';
-import { capturingLogger, h2Request, h2Session } from './helpers.js';
+import { capturingLogger, h2Request, h2Session } from '../support/https-client.js';
+import { WEBHOOK_PATHS } from '../../src/webhooks/routes.js';
 
 /** CPU this process may spend on the big request, end to end; the quadratic planner needed 15 s and more. */
 const BIG_CPU_MS = 1500;
@@ -44,10 +45,10 @@ beforeAll(async () => {
   const { view } = loadSnapshot(EXAMPLE_SNAPSHOT, defaultConfig);
   server = await startServer({
     handlers: [
-      { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(defaultConfig, view) },
-      { path: '/validate/pods', handler: podPlacementHandler(defaultConfig, view) },
+      { path: WEBHOOK_PATHS.daemonSets, handler: daemonSetAffinityHandler(defaultConfig, view) },
+      { path: WEBHOOK_PATHS.pods, handler: podPlacementHandler(defaultConfig, view) },
     ],
-    readiness: () => ({ ready: isSynced(view), detail: view.syncState() }),
+    readiness: () => ({ ready: isSynced(view), detail: webhookSyncState(view) }),
     metrics: new Metrics({ defaultMetrics: false }),
     logger: capturingLogger().logger,
     certDir: dir,
@@ -84,7 +85,7 @@ describe('a 3 MiB adversarial DaemonSet through the HTTPS server', () => {
     let bigDone = false;
     const cpuBefore = process.cpuUsage();
     const bigRequest = timed(() =>
-      h2Request(big, { path: '/mutate/daemonsets', headers: { 'content-type': 'application/json' }, body }),
+      h2Request(big, { path: WEBHOOK_PATHS.daemonSets, headers: { 'content-type': 'application/json' }, body }),
     ).finally(() => (bigDone = true));
     const smallLatencies: number[] = [];
     let smallFailures = 0;
@@ -92,7 +93,7 @@ describe('a 3 MiB adversarial DaemonSet through the HTTPS server', () => {
     while (!bigDone && smallLatencies.length + smallFailures < 200) {
       const healthz = await timed(() => h2Request(small, { path: '/healthz' }));
       const pods = await timed(() =>
-        h2Request(small, { path: '/validate/pods', headers: { 'content-type': 'application/json' }, body: placement }),
+        h2Request(small, { path: WEBHOOK_PATHS.pods, headers: { 'content-type': 'application/json' }, body: placement }),
       );
       for (const r of [healthz, pods]) {
         if (r.value.status === 200) smallLatencies.push(r.ms);

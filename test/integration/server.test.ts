@@ -13,9 +13,10 @@ import type { AdmissionHandler } from '../../src/admission/handler.js';
 import type { AdmissionReview, JsonPatchOp } from '../../src/admission/types.js';
 import { Metrics } from '../../src/metrics.js';
 import { MAX_BODY_BYTES, buildApp } from '../../src/server/app.js';
-import { startServer, type ServerHandle } from '../../src/server/serve.js';
-import { ensureServingCert } from '../../src/server/tls.js';
-import { capturingLogger, h2Request, h2Session, postJson, review } from './helpers.js';
+import { startServer, type ServerHandle } from '../../src/server/start.js';
+import { ensureServingCert } from '../../src/certs/local.js';
+import { capturingLogger, h2Request, h2Session, postJson, review } from '../support/https-client.js';
+import { WEBHOOK_PATHS } from '../../src/webhooks/routes.js';
 
 const PATCH: JsonPatchOp[] = [
   { op: 'add', path: '/spec/template/spec/affinity', value: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: {} } } },
@@ -37,8 +38,8 @@ const thrower: AdmissionHandler = {
 };
 
 const ROUTES = [
-  { path: '/mutate/daemonsets', handler: patcher },
-  { path: '/validate/pods', handler: denier },
+  { path: WEBHOOK_PATHS.daemonSets, handler: patcher },
+  { path: WEBHOOK_PATHS.pods, handler: denier },
   { path: '/throws', handler: thrower },
 ];
 
@@ -89,7 +90,7 @@ describe('admission server', () => {
 
     it('echoes the uid and returns the handler patch, base64 JSONPatch', async () => {
       const body = review();
-      const res = await postJson(session, '/mutate/daemonsets', body);
+      const res = await postJson(session, WEBHOOK_PATHS.daemonSets, body);
       expect(res.status).toBe(200);
       expect(res.headers['content-type']).toMatch(/application\/json/);
       const reply = JSON.parse(res.body) as AdmissionReview;
@@ -104,7 +105,7 @@ describe('admission server', () => {
 
     it('renders a denial as allowed:false with 403 Forbidden and the message', async () => {
       const body = review();
-      const res = await postJson(session, '/validate/pods', body);
+      const res = await postJson(session, WEBHOOK_PATHS.pods, body);
       expect(res.status).toBe(200);
       expect(JSON.parse(res.body)).toEqual({
         apiVersion: 'admission.k8s.io/v1',
@@ -129,14 +130,14 @@ describe('admission server', () => {
 
     it('refuses a body over 7 MiB with 413', async () => {
       const huge = review({ object: { padding: 'x'.repeat(MAX_BODY_BYTES) } });
-      const res = await postJson(session, '/mutate/daemonsets', huge);
+      const res = await postJson(session, WEBHOOK_PATHS.daemonSets, huge);
       expect(res.status).toBe(413);
       expect((JSON.parse(res.body) as { error: string }).error).toMatch(/larger than 7340032 bytes \(7 MiB\)/);
     });
 
     it('accepts a body just under 7 MiB (the API server may send two 3 MiB objects)', async () => {
       const big = review({ object: { padding: 'x'.repeat(3 * 1024 * 1024) }, oldObject: { padding: 'y'.repeat(3 * 1024 * 1024) } });
-      const res = await postJson(session, '/mutate/daemonsets', big);
+      const res = await postJson(session, WEBHOOK_PATHS.daemonSets, big);
       expect(res.status).toBe(200);
       expect((JSON.parse(res.body) as AdmissionReview).response?.uid).toBe(big.request.uid);
     });
@@ -145,7 +146,7 @@ describe('admission server', () => {
   describe('over HTTP/1.1', () => {
     it('echoes the uid and returns the patch', async () => {
       const body = review();
-      const res = await http1().post('/mutate/daemonsets').ca(caPem).set('content-type', 'application/json').send(body);
+      const res = await http1().post(WEBHOOK_PATHS.daemonSets).ca(caPem).set('content-type', 'application/json').send(body);
       expect(res.status).toBe(200);
       const reply = res.body as AdmissionReview;
       expect(reply.response?.uid).toBe(body.request.uid);
@@ -154,7 +155,7 @@ describe('admission server', () => {
 
     it('renders a denial', async () => {
       const body = review();
-      const res = await http1().post('/validate/pods').ca(caPem).send(body);
+      const res = await http1().post(WEBHOOK_PATHS.pods).ca(caPem).send(body);
       expect(res.status).toBe(200);
       expect((res.body as AdmissionReview).response).toEqual({
         uid: body.request.uid,
@@ -165,7 +166,7 @@ describe('admission server', () => {
 
     it('answers malformed JSON with 400', async () => {
       const res = await http1()
-        .post('/validate/pods')
+        .post(WEBHOOK_PATHS.pods)
         .ca(caPem)
         .set('content-type', 'application/json')
         .send('secret-token {"apiVersion": "admission.k8s.io/v1"}'); // JSON.parse itself would quote this body
@@ -175,14 +176,14 @@ describe('admission server', () => {
     });
 
     it('answers an empty JSON body with 400', async () => {
-      const res = await http1().post('/validate/pods').ca(caPem).set('content-type', 'application/json').send('');
+      const res = await http1().post(WEBHOOK_PATHS.pods).ca(caPem).set('content-type', 'application/json').send('');
       expect(res.status).toBe(400);
       expect((res.body as { error: string }).error).toMatch(/empty|AdmissionReview/);
     });
 
     it('answers a wrong apiVersion with 400 naming it', async () => {
       const res = await http1()
-        .post('/validate/pods')
+        .post(WEBHOOK_PATHS.pods)
         .ca(caPem)
         .send({ ...review(), apiVersion: 'admission.k8s.io/v1beta1' });
       expect(res.status).toBe(400);
@@ -193,7 +194,7 @@ describe('admission server', () => {
       const body = review();
       const { uid: _uid, ...withoutUid } = body.request;
       const res = await http1()
-        .post('/validate/pods')
+        .post(WEBHOOK_PATHS.pods)
         .ca(caPem)
         .send({ ...body, request: withoutUid });
       expect(res.status).toBe(400);
@@ -203,7 +204,7 @@ describe('admission server', () => {
     it.each(['text/plain', 'application/x-www-form-urlencoded', 'application/yaml'])(
       'answers Content-Type %s with 415',
       async (contentType) => {
-        const res = await http1().post('/validate/pods').ca(caPem).set('content-type', contentType).send('apiVersion: v1');
+        const res = await http1().post(WEBHOOK_PATHS.pods).ca(caPem).set('content-type', contentType).send('apiVersion: v1');
         expect(res.status).toBe(415);
         expect((res.body as { error: string }).error).toMatch(/send application\/json/);
       },
@@ -211,7 +212,7 @@ describe('admission server', () => {
 
     it('refuses a body over 7 MiB with 413', async () => {
       const huge = JSON.stringify(review({ object: { padding: 'x'.repeat(MAX_BODY_BYTES) } }));
-      const res = await http1().post('/mutate/daemonsets').ca(caPem).set('content-type', 'application/json').send(huge);
+      const res = await http1().post(WEBHOOK_PATHS.daemonSets).ca(caPem).set('content-type', 'application/json').send(huge);
       expect(res.status).toBe(413);
       expect((res.body as { error: string }).error).toMatch(/7 MiB/);
     });
@@ -250,7 +251,7 @@ describe('admission server', () => {
     });
 
     it('GET /metrics counts requests by webhook, operation and decision', async () => {
-      await postJson(session, '/mutate/daemonsets', review({ operation: 'UPDATE' }));
+      await postJson(session, WEBHOOK_PATHS.daemonSets, review({ operation: 'UPDATE' }));
       const res = await http1().get('/metrics').ca(caPem);
       expect(res.status).toBe(200);
       expect(res.headers['content-type']).toMatch(/text\/plain/);
@@ -322,7 +323,7 @@ describe('admission server', () => {
         dryRun: true,
         object: { apiVersion: 'v1', kind: 'Secret', data: { password: 'aHVudGVyMg==' } },
       });
-      await postJson(session, '/validate/pods', body);
+      await postJson(session, WEBHOOK_PATHS.pods, body);
       const lines = logs.lines.filter((line) => line.uid === body.request.uid);
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatchObject({

@@ -11,9 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateServing } from '../../src/certs/x509.js';
 import { createLogger } from '../../src/logger.js';
 import { Metrics } from '../../src/metrics.js';
-import { startServer, type ServerHandle } from '../../src/server/serve.js';
-import { ensureServingCert, servingCertSans, writeFileAtomic } from '../../src/server/tls.js';
-import { eventually } from './helpers.js';
+import { startServer, type ServerHandle } from '../../src/server/start.js';
+import { ensureServingCert, servingCertSans } from '../../src/certs/local.js';
+import { writeFileAtomic } from '../../src/fs-atomic.js';
+import { eventually } from '../support/https-client.js';
 
 let dir: string;
 let ca: { cert: string; key: string };

@@ -10,10 +10,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import { Metrics } from '../../src/metrics.js';
-import { startServer, type ServerHandle } from '../../src/server/serve.js';
+import { startServer, type ServerHandle } from '../../src/server/start.js';
 import { generateServing } from '../../src/certs/x509.js';
-import { CertWatcher, ensureServingCert, servingCertSans, writeFileAtomic } from '../../src/server/tls.js';
-import { capturingLogger, eventually } from './helpers.js';
+import { ensureServingCert, servingCertSans } from '../../src/certs/local.js';
+import { writeFileAtomic } from '../../src/fs-atomic.js';
+import { CertWatcher } from '../../src/server/tls.js';
+import { capturingLogger, eventually } from '../support/https-client.js';
 
 const ROTATION_TIMEOUT_MS = 15_000;
 const quiet = createLogger({ level: 'silent' });

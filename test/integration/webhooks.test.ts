@@ -10,16 +10,17 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXAMPLE_SNAPSHOT } from '../../src/main.js';
 import { loadSnapshot } from '../../src/cluster/snapshot.js';
-import { isSynced } from '../../src/cluster/view.js';
+import { isSynced, webhookSyncState } from '../../src/cluster/view.js';
 import { defaultConfig } from '../../src/config.js';
 import { Metrics } from '../../src/metrics.js';
-import { startServer, type ServerHandle } from '../../src/server/serve.js';
-import { ensureServingCert } from '../../src/server/tls.js';
+import { startServer, type ServerHandle } from '../../src/server/start.js';
+import { ensureServingCert } from '../../src/certs/local.js';
 import { daemonSetAffinityHandler } from '../../src/webhooks/daemonset-affinity.js';
 import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
 import { daemonSet, pod } from '../support/fixtures.js';
 import { bindingRequest, daemonSetRequest, podRequest, review } from '../support/reviews.js';
-import { capturingLogger, h2Session, postJson } from './helpers.js';
+import { capturingLogger, h2Session, postJson } from '../support/https-client.js';
+import { WEBHOOK_PATHS } from '../../src/webhooks/routes.js';
 
 let dir: string;
 let caPem: string;
@@ -33,10 +34,10 @@ beforeAll(async () => {
   const { view } = loadSnapshot(EXAMPLE_SNAPSHOT, defaultConfig);
   server = await startServer({
     handlers: [
-      { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(defaultConfig, view) },
-      { path: '/validate/pods', handler: podPlacementHandler(defaultConfig, view) },
+      { path: WEBHOOK_PATHS.daemonSets, handler: daemonSetAffinityHandler(defaultConfig, view) },
+      { path: WEBHOOK_PATHS.pods, handler: podPlacementHandler(defaultConfig, view) },
     ],
-    readiness: () => ({ ready: isSynced(view), detail: view.syncState() }),
+    readiness: () => ({ ready: isSynced(view), detail: webhookSyncState(view) }),
     metrics: new Metrics({ defaultMetrics: false }),
     logger,
     certDir: dir,
@@ -58,7 +59,7 @@ describe('DaemonSet webhook over HTTP/1.1', () => {
   it('patches aws-node so that the stored object keeps its own affinity and gains cni NotIn [cilium]', async () => {
     const ds = daemonSet('aws-node');
     const body = review(daemonSetRequest(ds));
-    const res = await http1().post('/mutate/daemonsets').ca(caPem).send(body).expect(200);
+    const res = await http1().post(WEBHOOK_PATHS.daemonSets).ca(caPem).send(body).expect(200);
     expect(res.body.response.uid).toBe(body.request!.uid);
     expect(res.body.response.allowed).toBe(true);
     expect(res.body.response.patchType).toBe('JSONPatch');
@@ -74,12 +75,12 @@ describe('DaemonSet webhook over HTTP/1.1', () => {
   });
 
   it('leaves an unrelated DaemonSet untouched: no patch, no patchType', async () => {
-    const res = await http1().post('/mutate/daemonsets').ca(caPem).send(review(daemonSetRequest(daemonSet('node-exporter')))).expect(200);
+    const res = await http1().post(WEBHOOK_PATHS.daemonSets).ca(caPem).send(review(daemonSetRequest(daemonSet('node-exporter')))).expect(200);
     expect(res.body.response).toEqual({ uid: expect.any(String), allowed: true });
   });
 
   it('answers a Pod review sent to the DaemonSet route with a 400 that says so', async () => {
-    const res = await http1().post('/mutate/daemonsets').ca(caPem).send(review(podRequest(pod('nginx-pod')))).expect(400);
+    const res = await http1().post(WEBHOOK_PATHS.daemonSets).ca(caPem).send(review(podRequest(pod('nginx-pod')))).expect(400);
     expect(res.body.error).toMatch(/handles apps\/v1 DaemonSets, not core\/v1 Pod/);
   });
 });
@@ -87,7 +88,7 @@ describe('DaemonSet webhook over HTTP/1.1', () => {
 describe('pod webhook over HTTP/2', () => {
   it('denies a bind to a migrated node where Cilium is not ready, with a message and audit annotations', async () => {
     const body = review(bindingRequest('default', 'web-7d4b9c-x2x1z', 'node-cilium-pending'));
-    const res = await postJson(session, '/validate/pods', body);
+    const res = await postJson(session, WEBHOOK_PATHS.pods, body);
     expect(res.status).toBe(200);
     const response = JSON.parse(res.body).response;
     expect(response.uid).toBe(body.request!.uid);
@@ -98,19 +99,19 @@ describe('pod webhook over HTTP/2', () => {
   });
 
   it('allows the same pod on the node where Cilium is ready', async () => {
-    const res = await postJson(session, '/validate/pods', review(bindingRequest('default', 'web-7d4b9c-x2x1z', 'node-cilium-ready')));
+    const res = await postJson(session, WEBHOOK_PATHS.pods, review(bindingRequest('default', 'web-7d4b9c-x2x1z', 'node-cilium-ready')));
     expect(JSON.parse(res.body).response).toMatchObject({ allowed: true, auditAnnotations: { reason: 'cilium-ready' } });
   });
 
   it("never blocks Cilium's own agent pod created on the unready node", async () => {
     const agent = pod('cilium-agent-pod');
     agent.spec.nodeName = 'node-cilium-pending';
-    const res = await postJson(session, '/validate/pods', review(podRequest(agent)));
+    const res = await postJson(session, WEBHOOK_PATHS.pods, review(podRequest(agent)));
     expect(JSON.parse(res.body).response).toMatchObject({ allowed: true });
   });
 
   it('refuses an operation it does not handle with a 400', async () => {
-    const res = await postJson(session, '/validate/pods', review({ ...podRequest(pod('nginx-pod')), operation: 'DELETE' }));
+    const res = await postJson(session, WEBHOOK_PATHS.pods, review({ ...podRequest(pod('nginx-pod')), operation: 'DELETE' }));
     expect(res.status).toBe(400);
     expect(JSON.parse(res.body).error).toContain('not DELETE');
   });

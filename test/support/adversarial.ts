@@ -12,7 +12,10 @@ export const SHAPES = [
   'in-one-key',
   /** aws-node with `count` expressions over `count` distinct other keys. */
   'many-keys',
-  /** aws-node with `count` NotIn expressions on another key and, last, In on the first value: no node matches, found only after every candidate value was tried. */
+  /**
+   * aws-node with `count` NotIn expressions on another key and, last, In on the first value: no
+   * node matches, found only after every candidate value was tried.
+   */
   'unsatisfiable',
   /** aws-node with `count` terms of one expression each, every one needing the patch. */
   'many-terms',

@@ -8,7 +8,7 @@ import { MemoryClusterView } from '../../src/cluster/memory.js';
 import type { PodInfo } from '../../src/cluster/view.js';
 import { parseConfig } from '../../src/config.js';
 import { decideDaemonSetAffinity } from '../../src/webhooks/daemonset-affinity.js';
-import { exemptionFor } from '../../src/webhooks/exemptions.js';
+import { exemptionFor } from '../../src/policy/exemptions.js';
 import { resolveRole, rulesFor } from '../../src/webhooks/roles.js';
 import { daemonSet } from '../support/fixtures.js';
 import { daemonSetRequest } from '../support/reviews.js';
@@ -72,7 +72,12 @@ describe("Cilium's rules match in Cilium's namespace only", () => {
 });
 
 describe('cloud-managed Cilium', () => {
-  const ds = (namespace: string, name: string, labels: Record<string, string>, templateLabels: Record<string, string> = {}) => ({ namespace, name, labels, templateLabels });
+  const ds = (namespace: string, name: string, labels: Record<string, string>, templateLabels: Record<string, string> = {}) => ({
+    namespace,
+    name,
+    labels,
+    templateLabels,
+  });
 
   it("recognises GKE's anetd and AKS's managed cilium, and nothing else", () => {
     expect(managedDataplaneDaemonSet(ds('kube-system', 'anetd', { 'k8s-app': 'cilium' }))).toBe('gke-dataplane-v2');

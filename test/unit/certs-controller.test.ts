@@ -1,4 +1,4 @@
-// The certificate controller (src/certs/controller.ts) and the caBundle injector
+// The certificate controller (src/certs/cert-controller.ts) and the caBundle injector
 // (src/certs/ca-bundle.ts) against an in-memory stand-in for the API server: a Secret and the two
 // webhook configurations with resourceVersions, optimistic concurrency as kube-apiserver does it
 // (replace with a stale resourceVersion: 409; a JSON patch whose `test` op fails: 409/422), and a
@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CaBundleInjector, type ConfigKind } from '../../src/certs/ca-bundle.js';
-import { CertController } from '../../src/certs/controller.js';
+import { CertController } from '../../src/certs/cert-controller.js';
 import { DEFAULT_POLICY, splitPem } from '../../src/certs/plan.js';
 import type { Logger } from '../../src/logger.js';
 
@@ -21,7 +21,6 @@ const NS = 'cilium-migration-guard';
 const NAME = 'cilium-migration-guard';
 const SECRET = { namespace: NS, name: 'cilium-migration-guard-tls' };
 const SANS = ['localhost', '127.0.0.1'];
-const DAY = 24 * 3600 * 1000;
 const T0 = new Date('2030-01-01T00:00:00Z');
 const GAUGE = 'cmg_ca_certificate_expiry_timestamp_seconds';
 
@@ -71,7 +70,10 @@ class FakeApiServer {
   private object(kind: ConfigKind) {
     const config = this.configs.get(kind);
     if (!config) throw new ApiException(404, 'NotFound', {}, {});
-    return { metadata: { name: NAME, resourceVersion: config.resourceVersion }, webhooks: config.caBundles.map((caBundle) => ({ clientConfig: { caBundle } })) };
+    return {
+      metadata: { name: NAME, resourceVersion: config.resourceVersion },
+      webhooks: config.caBundles.map((caBundle) => ({ clientConfig: { caBundle } })),
+    };
   }
 
   private patchConfig(kind: ConfigKind, body: JsonPatchOp[]) {

@@ -13,7 +13,11 @@ const T0 = new Date('2030-01-01T00:00:00Z');
 const at = (ms: number) => new Date(T0.getTime() + ms);
 const trustAll = (_pem: string) => true;
 
-function plan(material: CertMaterial | undefined, now: Date, options: { policy?: CertPolicy; published?: (pem: string) => boolean; sans?: string[] } = {}): Plan {
+function plan(
+  material: CertMaterial | undefined,
+  now: Date,
+  options: { policy?: CertPolicy; published?: (pem: string) => boolean; sans?: string[] } = {},
+): Plan {
   return planRotation({ material, now, policy: options.policy ?? DEFAULT_POLICY, sans: options.sans ?? SANS, signerPublished: options.published ?? trustAll });
 }
 

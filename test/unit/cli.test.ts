@@ -9,7 +9,7 @@ import { parseServeFlags, SERVE_USAGE } from '../../src/commands/serve.js';
 import { onShutdownSignal, ShuttingDown } from '../../src/commands/signals.js';
 import { main } from '../../src/main.js';
 import { fallbackHost, listenWithFallback } from '../../src/server/listen.js';
-import { capturingLogger } from '../integration/helpers.js';
+import { capturingLogger } from '../support/https-client.js';
 
 // Captures what main() writes, so each case asserts the message a person sees and the exit code.
 function capture() {

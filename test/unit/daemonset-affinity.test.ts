@@ -9,7 +9,7 @@ import { daemonSet } from '../support/fixtures.js';
 import { daemonSetRequest, podRequest } from '../support/reviews.js';
 
 const config = parseConfig({});
-/** A cluster with no cloud-managed Cilium in it (see test/unit/managed-dataplane.test.ts for one that has). */
+/** A cluster with no cloud-managed Cilium in it (see test/unit/blast-radius.test.ts for one that has). */
 const view = new MemoryClusterView(config);
 const decide = (request: Parameters<typeof decideDaemonSetAffinity>[0], cfg: Parameters<typeof decideDaemonSetAffinity>[2]) =>
   decideDaemonSetAffinity(request, view, cfg);

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { BadReview, parseReview } from '../../src/admission/review.js';
 import { generateCa, generateServing } from '../../src/certs/x509.js';
 import { parseJsonBody } from '../../src/server/app.js';
-import { checkUsable, PairProblem, validatePair } from '../../src/server/tls.js';
+import { checkUsable, PairProblem, validatePair } from '../../src/certs/pair.js';
 
 const PROTO = /"__proto__" or "constructor\.prototype" key/;
 

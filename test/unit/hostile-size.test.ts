@@ -89,7 +89,9 @@ describe('planAffinity: compiled constraints agree with the node-matching oracle
     fc.record({ key: fc.constantFrom(...KEYS), operator: fc.constantFrom('Equals', 'in'), values: fc.constant(['cilium']) }),
   );
   const specArb = fc.array(fc.array(expressionArb, { minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 3 }).map((terms) => ({
-    affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: terms.map((matchExpressions) => ({ matchExpressions })) } } },
+    affinity: {
+      nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: terms.map((matchExpressions) => ({ matchExpressions })) } },
+    },
   }));
   const options = [undefined, ...VALUES, 'zz', '4', '6', '8', '10', '-2', '-4'];
   const UNIVERSE = options.flatMap((cni) =>

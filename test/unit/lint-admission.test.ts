@@ -38,7 +38,7 @@ describe('lint at apply time', () => {
     for (const w of decision.warnings ?? []) expect(w.length).toBeLessThanOrEqual(MAX_WARNING_CHARS);
     // Wrapped, not cut: the whole message, with the Helm value, reaches kubectl.
     expect((decision.warnings ?? []).join(' ').replace(/\s+/g, ' ')).toContain(findings[0]!.message.replace(/\s+/g, ' '));
-    expect(decision.warnings?.[1]).toMatch(/^  \S/);
+    expect(decision.warnings?.[1]).toMatch(/^ {2}\S/);
     expect(decision.audit).toEqual({ findings: 'error:native-routing-cidr' });
   });
 

@@ -29,7 +29,6 @@ interface Obj {
   [field: string]: unknown;
 }
 // The manifests are hand-written YAML: reach into them loosely, let the assertions do the checking.
-/* eslint-disable @typescript-eslint/no-explicit-any */
 type Any = any;
 
 function readYaml(path: string): Obj[] {

@@ -8,13 +8,13 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { CertController } from '../../src/certs/controller.js';
+import { CertController } from '../../src/certs/cert-controller.js';
 import { MemoryClusterView } from '../../src/cluster/memory.js';
 import { StartupTaintMonitor } from '../../src/cluster/startup-taint-monitor.js';
 import { parseConfig } from '../../src/config.js';
 import { Metrics } from '../../src/metrics.js';
 import { ProgressMetrics } from '../../src/progress/metrics.js';
-import { ReaperMetrics } from '../../src/reaper/metrics.js';
+import { ReaperMetrics } from '../../src/reaper/reaper-metrics.js';
 import { ReconcilerMetrics } from '../../src/reconciler/metrics.js';
 import { guardCounters } from '../../src/server/limits.js';
 

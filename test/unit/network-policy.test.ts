@@ -10,7 +10,6 @@ import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const kustomization = parse(readFileSync(join(root, 'manifests/base/kustomization.yaml'), 'utf8')) as any;
 const objects: any[] = (kustomization.resources as string[]).flatMap((file) =>

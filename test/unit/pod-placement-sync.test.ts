@@ -2,7 +2,7 @@
 // then arms no deadline timer for the request (src/server/app.ts; docs/benchmarks.md). A promise
 // only when it must read from the API server; the decisions are the same either way.
 import { describe, expect, it } from 'vitest';
-import type { ClusterReader } from '../../src/cluster/lookup.js';
+import type { ClusterReader } from '../../src/cluster/reader.js';
 import { MemoryClusterView } from '../../src/cluster/memory.js';
 import { trimPod } from '../../src/cluster/trim.js';
 import { parseConfig } from '../../src/config.js';

@@ -11,7 +11,7 @@ import {
   podPlacementHandler,
   type PlacementSubject,
 } from '../../src/webhooks/pod-placement.js';
-import type { ClusterReader } from '../../src/cluster/lookup.js';
+import type { ClusterReader } from '../../src/cluster/reader.js';
 import { pod as podFixture } from '../support/fixtures.js';
 import { bindingRequest, podRequest } from '../support/reviews.js';
 

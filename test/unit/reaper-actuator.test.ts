@@ -8,13 +8,13 @@ import { defaultConfig, type Config } from '../../src/config.js';
 import { Metrics } from '../../src/metrics.js';
 import { Actuator } from '../../src/reaper/actuator.js';
 import { RemovalThrottledError, type CallOptions, type Preconditions, type ReaperApi, type RemovalAction, type RemovalOutcome } from '../../src/reaper/api.js';
-import { Reaper } from '../../src/reaper/controller.js';
+import { Reaper } from '../../src/reaper/reaper.js';
 import { detect, type Assessment } from '../../src/reaper/detect.js';
 import { EventRecorder } from '../../src/reaper/events.js';
-import { ReaperMetrics } from '../../src/reaper/metrics.js';
+import { ReaperMetrics } from '../../src/reaper/reaper-metrics.js';
 import { RemovalRateLimiter } from '../../src/reaper/ratelimit.js';
-import { FakeClock, flush } from './fake-clock.js';
-import { cep, configWith, LATER, pod, world } from './reaper-support.js';
+import { FakeClock, flush } from '../support/fake-clock.js';
+import { cep, configWith, LATER, pod, world } from '../support/reaper-world.js';
 
 /** The API server as the actuator sees it: a pod and CEP store, and a log of writes. */
 class FakeApi implements ReaperApi {

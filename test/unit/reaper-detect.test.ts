@@ -5,7 +5,7 @@ import { loadSnapshot } from '../../src/cluster/snapshot.js';
 import type { NodeInfo, PodInfo } from '../../src/cluster/view.js';
 import { defaultConfig, parseConfig } from '../../src/config.js';
 import { detect, type Assessment } from '../../src/reaper/detect.js';
-import { agent, at, cep, ciliumNode, configWith, LATER, pod, T0, world } from './reaper-support.js';
+import { agent, at, cep, ciliumNode, configWith, LATER, pod, T0, world } from '../support/reaper-world.js';
 
 const RACE = fileURLToPath(new URL('../../examples/migration-race.yaml', import.meta.url));
 

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { LeaderElector, LeaseConflictError, type LeaseRecord, type LeaseStore } from '../../src/reaper/leader.js';
-import { FakeClock, flush } from './fake-clock.js';
+import { FakeClock, flush } from '../support/fake-clock.js';
 
 /** A Lease in memory that honours resourceVersion like the API server: stale writes get a conflict. */
 class MemoryLeaseStore implements LeaseStore {

@@ -7,8 +7,8 @@ import { MemoryClusterView } from '../../src/cluster/memory.js';
 import type { NodeInfo, PodInfo } from '../../src/cluster/view.js';
 import { defaultConfig, type Config } from '../../src/config.js';
 import { adviseTarget, detect } from '../../src/reaper/detect.js';
-import { buildReport, formatReportTable } from '../../src/reaper/report.js';
-import { at, cep, ciliumNode, configWith, LATER, pod } from './reaper-support.js';
+import { buildReport, formatReportTable } from '../../src/reaper/report-format.js';
+import { at, cep, ciliumNode, configWith, LATER, pod } from '../support/reaper-world.js';
 
 function node(extra: Partial<NodeInfo> & { bootID?: string; ciliumIsUp?: number } = {}): NodeInfo {
   const { bootID, ciliumIsUp, ...rest } = extra;
@@ -169,7 +169,7 @@ describe('which reaper.target fits (separate-CIDR migrations)', () => {
 describe('metrics', () => {
   it('cmg_reaper_inactive{reason="ciliumendpoints-disabled"} follows the last evaluation', async () => {
     const { Metrics } = await import('../../src/metrics.js');
-    const { ReaperMetrics } = await import('../../src/reaper/metrics.js');
+    const { ReaperMetrics } = await import('../../src/reaper/reaper-metrics.js');
     const metrics = new Metrics({ defaultMetrics: false });
     const reaper = new ReaperMetrics(metrics);
     const view = viewWith(node(), [agent('cilium-a', 30)]);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RemovalRateLimiter, type WaitNotice } from '../../src/reaper/ratelimit.js';
-import { FakeClock, flush } from './fake-clock.js';
+import { FakeClock, flush } from '../support/fake-clock.js';
 
 describe('RemovalRateLimiter (fake clock)', () => {
   const waited = async (p: Promise<{ waitedMs: number }>) => (await p).waitedMs;

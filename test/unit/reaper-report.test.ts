@@ -10,8 +10,8 @@ const RACE = fileURLToPath(new URL('../../examples/migration-race.yaml', import.
 
 describe('report command on a snapshot', () => {
   it('-o json: per node readiness and the pods the reaper would act on, with evidence', async () => {
-    const { report, text } = await runReport(['--cluster-state', RACE, '-o', 'json', '--log-level', 'silent']);
-    const parsed = JSON.parse(text) as typeof report;
+    const { text } = await runReport(['--cluster-state', RACE, '-o', 'json', '--log-level', 'silent']);
+    const parsed = JSON.parse(text) as Awaited<ReturnType<typeof runReport>>['report'];
     expect(parsed.source).toBe(`snapshot ${RACE}`);
     expect(parsed.summary).toEqual({ nodes: 1, ciliumNotReady: 0, remove: 1, 'report-only': 1, wait: 0, keep: 1 });
     const node = parsed.nodes[0]!;

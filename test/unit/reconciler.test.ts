@@ -12,7 +12,7 @@ import { DaemonSetReconciler } from '../../src/reconciler/reconciler.js';
 import { decideDaemonSetAffinity } from '../../src/webhooks/daemonset-affinity.js';
 import { daemonSet } from '../support/fixtures.js';
 import { daemonSetRequest } from '../support/reviews.js';
-import { FakeClock } from './fake-clock.js';
+import { FakeClock } from '../support/fake-clock.js';
 
 const config = parseConfig({});
 

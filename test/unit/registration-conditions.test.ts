@@ -32,7 +32,7 @@ function compile(conditions: Conditions): (object: unknown) => boolean {
       try {
         result = run({ object, request: {} });
       } catch (err) {
-        throw new Error(`condition ${name} errored on ${JSON.stringify(object)}: ${(err as Error).message}`);
+        throw new Error(`condition ${name} errored on ${JSON.stringify(object)}: ${(err as Error).message}`, { cause: err });
       }
       if (typeof result !== 'boolean') throw new Error(`condition ${name} returned ${typeof result}`);
       return result;

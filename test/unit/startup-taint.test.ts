@@ -10,7 +10,7 @@ import { MemoryClusterView } from '../../src/cluster/memory.js';
 import { StartupTaintMonitor } from '../../src/cluster/startup-taint-monitor.js';
 import { describeStartupTaint, formatDuration, startupTaintStatus, startupTaintStatuses } from '../../src/cluster/startup-taint.js';
 import type { NodeInfo, PodInfo, Taint } from '../../src/cluster/view.js';
-import { FakeClock } from './fake-clock.js';
+import { FakeClock } from '../support/fake-clock.js';
 
 const config = parseConfig({ nodeTaint: { stuckAfterSeconds: 600 } });
 const KEY = 'node.cilium.io/agent-not-ready';

@@ -7,7 +7,6 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const webhook: any = parseAllDocuments(readFileSync(join(root, 'manifests/base/webhook.yaml'), 'utf8'))
   .map((d) => d.toJSON())

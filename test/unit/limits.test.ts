@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Metrics } from '../metrics.js';
-import { clientGaveUp, guardCounters, http2ServerLimits, HTTP2_LIMITS } from './limits.js';
+import { Metrics } from '../../src/metrics.js';
+import { clientGaveUp, guardCounters, http2ServerLimits, HTTP2_LIMITS } from '../../src/server/limits.js';
 
 describe('clientGaveUp', () => {
   it.each([

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { labelTimesFromManagedFields, TrimError, trimCiliumConfig, trimCiliumEndpoint, trimCiliumNode, trimNode, trimPod } from './trim.js';
+import { labelTimesFromManagedFields, TrimError, trimCiliumConfig, trimCiliumEndpoint, trimCiliumNode, trimNode, trimPod } from '../../src/cluster/trim.js';
 
 const managedFields = [
   { apiVersion: 'v1', fieldsType: 'FieldsV1', fieldsV1: { 'f:metadata': {} }, manager: 'kubelet', operation: 'Update', time: '2025-06-02T09:14:41Z' },

@@ -1,41 +1,12 @@
-// Fallback reads for the webhook edge, on a cache miss (a pod or node the informers have not
-// delivered yet). One GET, trimmed like the caches; undefined on 404; any other failure throws,
-// so the caller knows the read failed (the placement webhook then lets the pod through with a
-// warning that names the failure). Each call has a short deadline: see src/timeouts.ts.
+// The client-node toolbox every caller of the API server shares: per-call abort and timeout
+// options, a deadline that also covers time before a request is sent, and what an error says
+// (HTTP status, not found, aborted).
 //
 // The deadline is enforced twice: an AbortSignal set on the request by a per-call middleware
 // (aborts the HTTP request itself), and a Promise.race timer (also covers time spent before the
 // request is sent, e.g. an exec credential plugin that hangs).
 
-import {
-  ApiException,
-  CoreV1Api,
-  Observable,
-  type ConfigurationOptions,
-  type KubeConfig,
-  type ObservableMiddleware,
-} from '@kubernetes/client-node';
-import { trimNode, trimPod } from './trim.js';
-import type { NodeInfo, PodInfo } from './view.js';
-import { LOOKUP_TIMEOUT_MS } from '../timeouts.js';
-
-export const DEFAULT_LOOKUP_TIMEOUT_MS = LOOKUP_TIMEOUT_MS;
-
-export interface LookupOptions {
-  timeoutMs?: number;
-}
-
-/** What the webhook edge reads when its cache has no answer. */
-export interface ClusterReader {
-  pod(namespace: string, name: string): Promise<PodInfo | undefined>;
-  node(name: string): Promise<NodeInfo | undefined>;
-}
-
-/** Snapshot mode: there is no cluster to ask; the snapshot is the whole truth. */
-export const noReader: ClusterReader = Object.freeze({
-  pod: async () => undefined,
-  node: async () => undefined,
-});
+import { ApiException, Observable, type ConfigurationOptions, type ObservableMiddleware } from '@kubernetes/client-node';
 
 export class LookupTimeoutError extends Error {
   constructor(what: string, ms: number) {
@@ -96,43 +67,7 @@ export function isNotFound(err: unknown): boolean {
   return e?.code === 404 || e?.statusCode === 404;
 }
 
-function isAbort(err: unknown): boolean {
+export function isAbort(err: unknown): boolean {
   const name = (err as { name?: unknown } | null)?.name;
   return name === 'TimeoutError' || name === 'AbortError';
-}
-
-const clients = new WeakMap<KubeConfig, CoreV1Api>();
-
-function coreApi(kc: KubeConfig): CoreV1Api {
-  let api = clients.get(kc);
-  if (!api) clients.set(kc, (api = kc.makeApiClient(CoreV1Api)));
-  return api;
-}
-
-async function read<T, R>(what: string, ms: number, call: (options: ConfigurationOptions) => Promise<T>, trim: (raw: T) => R): Promise<R | undefined> {
-  try {
-    return trim(await withDeadline(call(timeoutOptions(ms)), ms, what));
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    if (isAbort(err)) throw new LookupTimeoutError(what, ms);
-    throw err;
-  }
-}
-
-export function readPod(kc: KubeConfig, namespace: string, name: string, options: LookupOptions = {}): Promise<PodInfo | undefined> {
-  const ms = options.timeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
-  return read(`pod ${namespace}/${name}`, ms, (o) => coreApi(kc).readNamespacedPod({ namespace, name }, o), trimPod);
-}
-
-export function readNode(kc: KubeConfig, name: string, options: LookupOptions = {}): Promise<NodeInfo | undefined> {
-  const ms = options.timeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
-  return read(`node ${name}`, ms, (o) => coreApi(kc).readNode({ name }, o), trimNode);
-}
-
-/** The live reader: one GET per call against the cluster of `kc`. */
-export function liveReader(kc: KubeConfig, options: LookupOptions = {}): ClusterReader {
-  return {
-    pod: (namespace, name) => readPod(kc, namespace, name, options),
-    node: (name) => readNode(kc, name, options),
-  };
 }

@@ -2,7 +2,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LookupTimeoutError, liveReader, noReader, readNode, readPod, withDeadline } from './lookup.js';
+import { LookupTimeoutError, withDeadline } from '../../src/cluster/kube-client.js';
+import { liveReader, readNode, readPod } from '../../src/cluster/live-reader.js';
+import { noReader } from '../../src/cluster/reader.js';
 
 // A stand-in API server: GET /api/v1/namespaces/<ns>/pods/<name> and /api/v1/nodes/<name>.
 let server: Server;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { allowed, denied, patched } from './decision.js';
-import { BadReview, MAX_WARNING_LENGTH, isValidAuditKey, parseReview, toResponse, toReview } from './review.js';
+import { allowed, denied, patched } from '../../src/admission/decision.js';
+import { BadReview, MAX_WARNING_LENGTH, isValidAuditKey, parseReview, toResponse, toReview } from '../../src/admission/review.js';
 
 // What kube-apiserver 1.3x sends for `kubectl apply` of a DaemonSet (object trimmed).
 function realReview(): Record<string, unknown> {

@@ -5,6 +5,7 @@
 
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Counter, type Gauge, type Registry } from 'prom-client';
+import { systemClock, type Clock, type Timer } from '../clock.js';
 import type { Logger } from '../logger.js';
 import { METRIC_PREFIX, caCertificateExpiryGauge, type CaExpiryLabelName } from '../metrics.js';
 import { CaBundleInjector, allTrust, type ConfigKind, type ConfigSnapshot } from './ca-bundle.js';
@@ -26,6 +27,8 @@ export interface CertControllerOptions {
   policy?: Partial<CertPolicy>;
   /** Longest time between two passes. Default 60 s; a pass also runs when the plan says a step is due. */
   intervalMs?: number;
+  /** Timers (periodic passes, bootstrap retries) and, unless `now` is given, the time. */
+  clock?: Clock;
   now?: () => Date;
   /** Where to register the controller's counters (the app's metrics registry). */
   registry?: Registry;
@@ -54,14 +57,16 @@ export class CertController {
   private readonly caExpiry: Gauge<CaExpiryLabelName>;
   private readonly pairListeners: Array<() => void | Promise<void>> = [];
   private running: Promise<unknown> = Promise.resolve();
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
+  private readonly clock: Clock;
   private stopped = false;
 
   constructor(private readonly options: CertControllerOptions) {
     this.store = new SecretStore(options.kc, options.secret);
     this.injector = options.webhookConfig ? new CaBundleInjector(options.kc, options.webhookConfig) : undefined;
     this.policy = validatePolicy({ ...DEFAULT_POLICY, ...options.policy });
-    this.now = options.now ?? (() => new Date());
+    const clock = (this.clock = options.clock ?? systemClock);
+    this.now = options.now ?? (() => new Date(clock.now()));
     this.log = options.logger.child({ component: 'certificates', secret: `${options.secret.namespace}/${options.secret.name}` });
     this.passes = new Counter({
       name: `${METRIC_PREFIX}certificate_steps_total`,
@@ -91,7 +96,7 @@ export class CertController {
         if (attempt >= attempts || this.stopped) throw err;
         const delayMs = Math.min(500 * 2 ** (attempt - 1), 10_000);
         this.log.warn({ err, attempt, retryInMs: delayMs }, 'certificate bootstrap failed; retrying');
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        await this.clock.sleep(delayMs);
       }
     }
   }
@@ -108,21 +113,24 @@ export class CertController {
 
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.timer?.clear();
   }
 
   private schedule(delayMs: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.reconcile().then(
-        (result) => this.schedule(this.delayUntil(result.nextAt)),
-        (err: unknown) => {
-          this.log.error({ err }, 'certificate pass failed; serving the current pair and retrying');
-          this.schedule(this.options.intervalMs ?? 60_000);
-        },
-      );
-    }, delayMs);
-    this.timer.unref();
+    this.timer = this.clock.setTimeout(
+      () => {
+        this.reconcile().then(
+          (result) => this.schedule(this.delayUntil(result.nextAt)),
+          (err: unknown) => {
+            this.log.error({ err }, 'certificate pass failed; serving the current pair and retrying');
+            this.schedule(this.options.intervalMs ?? 60_000);
+          },
+        );
+      },
+      delayMs,
+      { unref: true },
+    );
   }
 
   private delayUntil(at: Date): number {

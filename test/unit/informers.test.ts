@@ -9,12 +9,18 @@ import { Writable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { defaultConfig } from '../config.js';
-import { startLiveView, type LiveView, type LiveViewOptions } from './informers.js';
-import { ciliumReadiness } from './readiness.js';
-import { isSynced } from './view.js';
+import { FakeClock } from '../support/fake-clock.js';
+import { defaultConfig } from '../../src/config.js';
+import { startLiveView, type LiveView, type LiveViewOptions } from '../../src/cluster/informers.js';
+import { ciliumReadiness } from '../../src/cluster/readiness.js';
+import { isSynced } from '../../src/cluster/view.js';
 
-type Obj = { apiVersion?: string; kind?: string; metadata: { name: string; namespace?: string; resourceVersion?: string; [k: string]: unknown }; [k: string]: unknown };
+type Obj = {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace?: string; resourceVersion?: string; [k: string]: unknown };
+  [k: string]: unknown;
+};
 
 interface Resource {
   objects: Map<string, Obj>;
@@ -127,6 +133,9 @@ const ciliumNode = (name: string): Obj => ({ apiVersion: 'cilium.io/v2', kind: '
 let api: FakeApiServer;
 let live: LiveView | undefined;
 let logs: Array<Record<string, unknown>>;
+/** Restart timers wait for this clock: a restart happens only when a test moves it. */
+let clock: FakeClock;
+const BACKOFF = { initialMs: 20, maxMs: 200 };
 
 function kubeConfig(server: string): KubeConfig {
   const kc = new KubeConfig();
@@ -146,16 +155,25 @@ function start(opts: Pick<LiveViewOptions, 'withReaperCaches' | 'withoutUnschedu
       done();
     },
   });
-  live = startLiveView(kubeConfig(api.url), defaultConfig, pino({ level: 'debug' }, sink), { backoff: { initialMs: 20, maxMs: 200 }, ...opts });
+  live = startLiveView(kubeConfig(api.url), defaultConfig, pino({ level: 'debug' }, sink), { backoff: BACKOFF, clock, ...opts });
   return live;
 }
 
 const poll = { timeout: 5_000, interval: 10 };
 
+/** For expect.poll: moves the clock past the longest backoff (firing any pending restart), then reads. */
+const afterRestarts =
+  <T>(read: () => T) =>
+  async (): Promise<T> => {
+    await clock.advance(BACKOFF.maxMs);
+    return read();
+  };
+
 beforeEach(async () => {
   api = new FakeApiServer();
   await api.start();
   logs = [];
+  clock = new FakeClock();
 });
 
 afterEach(async () => {
@@ -270,12 +288,12 @@ describe('startLiveView', () => {
     expect(warnings[0]!.msg).toContain('CiliumNode CRD (ciliumnodes.cilium.io/v2) is not installed');
 
     // Retries (with backoff) and does not repeat the warning.
-    await expect.poll(() => api.requests.filter((r) => r.path === CNS).length, poll).toBeGreaterThanOrEqual(3);
+    await expect.poll(afterRestarts(() => api.requests.filter((r) => r.path === CNS).length), poll).toBeGreaterThanOrEqual(3);
     expect(logs.filter((l) => l.level === 40 && l.cache === 'ciliumnodes')).toHaveLength(1);
 
     api.seed(CNS, ciliumNode('n1'));
     delete api.resource(CNS).failWith;
-    await expect.poll(() => view.ciliumNode('n1'), poll).toBeDefined();
+    await expect.poll(afterRestarts(() => view.ciliumNode('n1')), poll).toBeDefined();
     expect(logs.some((l) => l.cache === 'ciliumnodes' && String(l.msg).includes('is installed now'))).toBe(true);
   });
 
@@ -283,20 +301,20 @@ describe('startLiveView', () => {
     api.resource('/apis/cilium.io/v2/ciliumendpoints').failWith = 404;
     const lv = start({ withReaperCaches: true });
     await lv.whenSynced();
-    await expect.poll(() => lv.view.reaperSyncState(), poll).toEqual({ pods: true, ciliumEndpoints: true, ciliumConfig: true });
+    await expect.poll(() => lv.view.syncState(), poll).toMatchObject({ pods: true, ciliumEndpoints: true, ciliumConfig: true });
     expect(lv.view.syncState().ciliumnodes).toBe(true);
     expect(lv.crdMissing('ciliumEndpoints')).toBe(true);
     expect(lv.crdMissing('ciliumnodes')).toBe(false);
     expect(lv.crdMissing('nodes')).toBe(false);
     delete api.resource('/apis/cilium.io/v2/ciliumendpoints').failWith;
-    await expect.poll(() => lv.crdMissing('ciliumEndpoints'), poll).toBe(false);
+    await expect.poll(afterRestarts(() => lv.crdMissing('ciliumEndpoints')), poll).toBe(false);
   });
 
   it('restarts a failed informer with backoff, logging under err, and keeps the last known cache', async () => {
     api.resource(NODES).failWith = 500;
     const lv = start();
     const { view, whenSynced } = lv;
-    await expect.poll(() => logs.filter((l) => l.cache === 'nodes' && l.level === 50).length, poll).toBeGreaterThanOrEqual(3);
+    await expect.poll(afterRestarts(() => logs.filter((l) => l.cache === 'nodes' && l.level === 50).length), poll).toBeGreaterThanOrEqual(3);
     expect(Object.keys(lv.disconnected())).toEqual(['nodes']);
     expect(view.syncState().nodes).toBe(false);
     const failure = logs.find((l) => l.cache === 'nodes' && l.level === 50)!;
@@ -306,6 +324,7 @@ describe('startLiveView', () => {
 
     api.seed(NODES, node('n1'));
     delete api.resource(NODES).failWith;
+    await expect.poll(afterRestarts(() => view.syncState().nodes), poll).toBe(true);
     await whenSynced();
     expect(view.node('n1')).toBeDefined();
     await expect.poll(() => lv.disconnected(), poll).toEqual({});
@@ -315,7 +334,7 @@ describe('startLiveView', () => {
     api.resource(NODES).failWith = 500;
     api.endWatches(NODES);
     const errorsBefore = logs.filter((l) => l.cache === 'nodes' && l.level === 50).length;
-    await expect.poll(() => logs.filter((l) => l.cache === 'nodes' && l.level === 50).length, poll).toBeGreaterThan(errorsBefore);
+    await expect.poll(afterRestarts(() => logs.filter((l) => l.cache === 'nodes' && l.level === 50).length), poll).toBeGreaterThan(errorsBefore);
     expect(view.node('n1')).toBeDefined();
     expect(view.syncState().nodes).toBe(true);
     // Still synced (the webhook answers from it), but said to be disconnected (the reaper holds back).
@@ -323,7 +342,7 @@ describe('startLiveView', () => {
 
     // Recovery: re-watch from the last resourceVersion and see new events.
     delete api.resource(NODES).failWith;
-    await expect.poll(() => api.resource(NODES).watches.size, poll).toBe(1);
+    await expect.poll(afterRestarts(() => api.resource(NODES).watches.size), poll).toBe(1);
     api.emit(NODES, 'ADDED', node('n3'));
     await expect.poll(() => view.node('n3'), poll).toBeDefined();
     expect(lv.disconnected()).toEqual({});
@@ -338,15 +357,53 @@ describe('startLiveView', () => {
     const port = Number(new URL(api.url).port);
     await api.stop(); // connections reset, then refused: the backoff climbs to its cap (200 ms here)
     const nodeFailures = () => logs.filter((l) => l.cache === 'nodes' && l.level === 50);
-    await expect.poll(() => nodeFailures().map((l) => l.retryInMs), poll).toContain(200);
+    await expect.poll(afterRestarts(() => nodeFailures().map((l) => l.retryInMs)), poll).toContain(200);
     expect(lv.disconnected().nodes).toBeDefined();
     api.resource(NODES).failWith = 503; // back, but still starting
     await api.start(port);
-    await expect.poll(() => nodeFailures().some((l) => (l.err as { statusCode?: number; code?: number }).statusCode === 503 || (l.err as { code?: number }).code === 503), poll).toBe(true);
-    const first503 = nodeFailures().find((l) => [(l.err as { statusCode?: number }).statusCode, (l.err as { code?: number }).code].includes(503))!;
+    const is503 = (l: (typeof logs)[number]) => {
+      const err = l.err as { statusCode?: number; code?: number };
+      return err.statusCode === 503 || err.code === 503;
+    };
+    await expect.poll(afterRestarts(() => nodeFailures().some(is503)), poll).toBe(true);
+    const first503 = nodeFailures().find(is503)!;
     expect(first503.retryInMs).toBe(20);
     delete api.resource(NODES).failWith;
-    await expect.poll(() => lv.disconnected(), poll).toEqual({});
+    await expect.poll(afterRestarts(() => lv.disconnected()), poll).toEqual({});
+  });
+
+  it('starts the restart backoff over only after a healthy period as long as the longest delay', async () => {
+    const retries = () => logs.filter((l) => l.cache === 'nodes' && l.level === 50).map((l) => l.retryInMs as number);
+    /** Lets the nodes informer recover, and waits until its watch delivers an event (its start has returned). */
+    const recover = async (name: string) => {
+      delete api.resource(NODES).failWith;
+      await clock.advance(BACKOFF.maxMs); // fires the pending restart; the clock stands still from here
+      await expect.poll(() => api.resource(NODES).watches.size, poll).toBe(1);
+      api.emit(NODES, 'ADDED', node(name));
+      await expect.poll(() => view.node(name), poll).toBeDefined();
+    };
+    const breakWatch = async () => {
+      const before = retries().length;
+      api.resource(NODES).failWith = 500;
+      api.endWatches(NODES);
+      await expect.poll(() => retries().length, poll).toBe(before + 1);
+      return retries().at(-1);
+    };
+
+    api.resource(NODES).failWith = 500;
+    const { view } = start();
+    await expect.poll(afterRestarts(() => retries().length), poll).toBeGreaterThanOrEqual(3);
+    expect(retries().slice(0, 3)).toEqual([20, 40, 80]);
+
+    // Healthy for less than maxMs: the delays keep growing.
+    await recover('n1');
+    const grown = await breakWatch();
+    expect(grown).toBeGreaterThan(80);
+
+    // Healthy for maxMs: the next failure starts over at initialMs.
+    await recover('n2');
+    await clock.advance(BACKOFF.maxMs);
+    expect(await breakWatch()).toBe(BACKOFF.initialMs);
   });
 
   it('leaves out the unscheduled-pods watch when asked (the reaper), counting that cache as synced', async () => {
@@ -362,7 +419,7 @@ describe('startLiveView', () => {
     api.resource('/apis/cilium.io/v2/ciliumendpoints').failWith = 404;
     const { view, whenSynced } = start({ withReaperCaches: true });
     await whenSynced();
-    await expect.poll(() => view.reaperSyncState(), poll).toEqual({ pods: true, ciliumEndpoints: true, ciliumConfig: true });
+    await expect.poll(() => view.syncState(), poll).toMatchObject({ pods: true, ciliumEndpoints: true, ciliumConfig: true });
     expect(view.podsOn('n1').map((p) => p.metadata.name)).toEqual(['api']);
     await live!.stop();
 
@@ -374,7 +431,7 @@ describe('startLiveView', () => {
     expect(lists.some((r) => r.path === '/apis/cilium.io/v2/ciliumendpoints')).toBe(false);
     expect(lists.some((r) => r.path === '/api/v1/pods' && !r.query.fieldSelector)).toBe(false);
     expect(lists.some((r) => r.path.endsWith('/configmaps'))).toBe(false);
-    expect(live.view.reaperSyncState()).toEqual({ pods: false, ciliumEndpoints: false, ciliumConfig: false });
+    expect(live.view.syncState()).toMatchObject({ pods: false, ciliumEndpoints: false, ciliumConfig: false });
   });
 
   it('keeps container start times for Cilium agent pods only (memory), and derives the migration label time from managedFields', async () => {
@@ -388,7 +445,7 @@ describe('startLiveView', () => {
     api.seed(NODES, { ...node('n1', { cni: 'cilium' }), metadata: { name: 'n1', labels: { cni: 'cilium' }, managedFields: [{ manager: 'kubectl-label', time: '2025-06-02T09:00:00Z', fieldsV1: { 'f:metadata': { 'f:labels': { 'f:cni': {} } } } }] } });
     const { view, whenSynced } = start({ withReaperCaches: true });
     await whenSynced();
-    await expect.poll(() => view.reaperSyncState().pods, poll).toBe(true);
+    await expect.poll(() => view.syncState().pods, poll).toBe(true);
     expect(view.agentPodsOn('n1')[0]!.status?.initContainerStatuses).toEqual([{ name: 'config', startedAt: '2025-06-02T09:14:05Z' }]);
     for (const pod of view.podsOn('n1')) expect(pod.status).not.toHaveProperty('containerStatuses');
     expect(view.node('n1')?.labelSetAt).toEqual({ cni: '2025-06-02T09:00:00Z' });
@@ -399,7 +456,7 @@ describe('startLiveView', () => {
     const cm = (value: string): Obj => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cilium-config', namespace: 'kube-system' }, data: { 'disable-endpoint-crd': value, 'cluster-name': 'x' } } as Obj);
     const { view, whenSynced } = start({ withReaperCaches: true });
     await whenSynced();
-    await expect.poll(() => view.reaperSyncState().ciliumConfig, poll).toBe(true);
+    await expect.poll(() => view.syncState().ciliumConfig, poll).toBe(true);
     expect(view.ciliumConfig()).toBeUndefined();
     const lists = api.requests.filter((r) => r.path === '/api/v1/namespaces/kube-system/configmaps');
     expect(lists.length).toBeGreaterThan(0);
@@ -420,8 +477,10 @@ describe('startLiveView', () => {
     await expect.poll(() => api.openWatches(), poll).toBe(3);
     await lv.stop();
     await expect.poll(() => api.openWatches(), poll).toBe(0);
+    expect(clock.pending).toBe(0);
     const count = api.requests.length;
-    await new Promise((r) => setTimeout(r, 300)); // longer than the max backoff
+    await clock.advance(BACKOFF.maxMs * 10);
+    await new Promise((r) => setImmediate(r));
     expect(api.requests.length).toBe(count);
     expect(logs.filter((l) => (l.level as number) >= 50)).toEqual([]);
   });

@@ -4,12 +4,12 @@
 // test/fixtures/SOURCES.md, "Readiness signals").
 
 import { describe, expect, it } from 'vitest';
-import { defaultConfig, parseConfig, type Config } from '../config.js';
-import { decidePlacement } from '../webhooks/pod-placement.js';
-import { MAX_SIGHTINGS } from './history.js';
-import { MemoryClusterView } from './memory.js';
-import { ciliumReadiness, describeGaps } from './readiness.js';
-import type { NodeInfo, PodInfo, Taint } from './view.js';
+import { defaultConfig, parseConfig, type Config } from '../../src/config.js';
+import { decidePlacement } from '../../src/webhooks/pod-placement.js';
+import { MAX_SIGHTINGS } from '../../src/cluster/history.js';
+import { MemoryClusterView } from '../../src/cluster/memory.js';
+import { ciliumReadiness, describeGaps } from '../../src/cluster/readiness.js';
+import type { NodeInfo, PodInfo, Taint } from '../../src/cluster/view.js';
 
 const NODE = 'node-a';
 const T = (minute: number): string => new Date(Date.parse('2025-06-02T09:00:00Z') + minute * 60_000).toISOString().replace(/\.000Z$/, 'Z');
@@ -189,11 +189,13 @@ describe('per-node CNI switch: the agent must be configured after the migration 
   });
 
   it('ready when the same pod re-ran its config init container after the label (a reboot recreates the sandbox)', () => {
-    expect(ciliumReadiness(view(node({ labelSetAt: label }), [agent({ created: T(0), configStarted: T(150), ready: T(152) })]), NODE, defaultConfig).ready).toBe(true);
+    const agentPods = [agent({ created: T(0), configStarted: T(150), ready: T(152) })];
+    expect(ciliumReadiness(view(node({ labelSetAt: label }), agentPods), NODE, defaultConfig).ready).toBe(true);
   });
 
   it('still not ready when only the agent container restarted after the label: the config built by the init container is the old one', () => {
-    const r = ciliumReadiness(view(node({ labelSetAt: label }), [agent({ created: T(0), configStarted: T(0), agentStarted: T(150), ready: T(152) })]), NODE, defaultConfig);
+    const restarted = [agent({ created: T(0), configStarted: T(0), agentStarted: T(150), ready: T(152) })];
+    const r = ciliumReadiness(view(node({ labelSetAt: label }), restarted), NODE, defaultConfig);
     expect(r.gaps).toEqual(['agent-predates-label']);
   });
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { defaultConfig } from '../config.js';
-import { MemoryClusterView } from './memory.js';
-import { ciliumReadiness, type CiliumReadiness } from './readiness.js';
-import type { PodInfo } from './view.js';
+import { defaultConfig } from '../../src/config.js';
+import { MemoryClusterView } from '../../src/cluster/memory.js';
+import { ciliumReadiness, type CiliumReadiness } from '../../src/cluster/readiness.js';
+import type { PodInfo } from '../../src/cluster/view.js';
 
 const NODE = 'node-a';
 

@@ -4,6 +4,7 @@
 
 import type { Config } from '../config.js';
 import type { PodInfo } from '../cluster/view.js';
+import { hasLabels } from './labels.js';
 
 /** kubelet sets this annotation on the API copy of a static pod. */
 export const MIRROR_POD_ANNOTATION = 'kubernetes.io/config.mirror';
@@ -21,10 +22,9 @@ interface Exemption {
   applies(pod: PodInfo, config: Config): boolean;
 }
 
-function hasLabels(pod: PodInfo, want: Record<string, string>): boolean {
-  const labels = pod.metadata.labels ?? {};
-  const entries = Object.entries(want);
-  return entries.length > 0 && entries.every(([key, value]) => labels[key] === value);
+/** An empty selector exempts nothing here: a misconfigured `{}` must not exempt every pod. */
+function labelled(pod: PodInfo, want: Record<string, string>): boolean {
+  return Object.keys(want).length > 0 && hasLabels(pod.metadata.labels, want);
 }
 
 const EXEMPTIONS: readonly Exemption[] = [
@@ -34,13 +34,13 @@ const EXEMPTIONS: readonly Exemption[] = [
   { reason: 'mirror-pod', applies: (pod) => pod.metadata.annotations?.[MIRROR_POD_ANNOTATION] !== undefined },
   {
     reason: 'own-pod',
-    applies: (pod, config) => pod.metadata.namespace === config.self.namespace && hasLabels(pod, config.self.labels),
+    applies: (pod, config) => pod.metadata.namespace === config.self.namespace && labelled(pod, config.self.labels),
   },
   // Only in Cilium's namespace: a workload elsewhere cannot pass itself off as Cilium by its labels.
   {
     reason: 'cilium-pod',
     applies: (pod, config) =>
-      pod.metadata.namespace === config.cilium.namespace && config.cilium.ownPodLabels.some((labels) => hasLabels(pod, labels)),
+      pod.metadata.namespace === config.cilium.namespace && config.cilium.ownPodLabels.some((labels) => labelled(pod, labels)),
   },
   { reason: 'exempt-label', applies: (pod, config) => pod.metadata.labels?.[config.exemptions.label] === 'true' },
   {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { defaultConfig } from '../config.js';
-import { MemoryClusterView, isAgentPod } from './memory.js';
-import type { PodInfo } from './view.js';
+import { defaultConfig } from '../../src/config.js';
+import { MemoryClusterView, isAgentPod } from '../../src/cluster/memory.js';
+import { isReaperSynced, isSynced, type PodInfo } from '../../src/cluster/view.js';
 
 function pod(namespace: string, name: string, nodeName?: string, labels: Record<string, string> = {}): PodInfo {
   return { metadata: { name, namespace, labels }, spec: nodeName ? { nodeName } : {} };
@@ -22,11 +22,13 @@ describe('MemoryClusterView', () => {
   it('starts synced unless told otherwise', () => {
     expect(Object.values(new MemoryClusterView(defaultConfig).syncState()).every(Boolean)).toBe(true);
     const live = new MemoryClusterView(defaultConfig, { synced: false });
-    expect(live.syncState()).toEqual({ nodes: false, ciliumnodes: false, agentPods: false, unscheduledPods: false });
+    const none = { nodes: false, ciliumnodes: false, agentPods: false, unscheduledPods: false };
+    expect(live.syncState()).toEqual({ ...none, pods: false, ciliumEndpoints: false, ciliumConfig: false });
     live.setSynced('nodes', true);
     live.setSynced('pods', true);
-    expect(live.syncState().nodes).toBe(true);
-    expect(live.reaperSyncState()).toEqual({ pods: true, ciliumEndpoints: false, ciliumConfig: false });
+    expect(live.syncState()).toEqual({ ...none, nodes: true, pods: true, ciliumEndpoints: false, ciliumConfig: false });
+    expect(isSynced(live)).toBe(false);
+    expect(isReaperSynced(live)).toBe(false);
   });
 
   it('upserts and deletes nodes, CiliumNodes and CiliumEndpoints', () => {

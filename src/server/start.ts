@@ -8,14 +8,8 @@ import type { Logger } from '../logger.js';
 import { buildApp, type App, type AppOptions } from './app.js';
 import { listenWithFallback } from './listen.js';
 import { guardCounters, MAX_CONNECTIONS } from './limits.js';
-import {
-  CERT_FILE,
-  CertWatcher,
-  KEY_FILE,
-  ensureServingCert,
-  secureContextOptions,
-  type ServingCertOptions,
-} from './tls.js';
+import { CERT_FILE, KEY_FILE, ensureServingCert, type ServingCertOptions } from '../certs/local.js';
+import { CertWatcher, secureContextOptions } from './tls.js';
 
 export interface ServeOptions extends Omit<AppOptions, 'tls'> {
   /** Directory holding tls.crt and tls.key (a mounted Secret in a cluster). */

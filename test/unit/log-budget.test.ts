@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../logger.js';
-import { LogBudget } from './log-budget.js';
+import { createLogger } from '../../src/logger.js';
+import { LogBudget } from '../../src/server/log-budget.js';
 
 function sink(): { lines: Array<Record<string, unknown>>; logger: ReturnType<typeof createLogger> } {
   const lines: Array<Record<string, unknown>> = [];

@@ -17,16 +17,15 @@
 // finding). Losing the leadership or stopping interrupts a pass, including a rate-limit wait.
 
 import type { Config } from '../config.js';
-import type { FullClusterView } from '../cluster/memory.js';
-import { isSynced } from '../cluster/view.js';
+import { isReaperSynced, type FullClusterView } from '../cluster/view.js';
 import type { Logger } from '../logger.js';
 import { Actuator, type HandleOutcome } from './actuator.js';
 import type { ReaperApi } from './api.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock, type Timer } from '../clock.js';
 import { detect, type Detection } from './detect.js';
 import { EventRecorder } from './events.js';
 import type { Leadership } from './leader.js';
-import type { ReaperMetrics } from './metrics.js';
+import type { ReaperMetrics } from './reaper-metrics.js';
 import { RemovalRateLimiter } from './ratelimit.js';
 
 export interface ReaperOptions {
@@ -58,19 +57,15 @@ const CRD_WARNING_EVERY_MS = 60_000;
 /** Liveness: unhealthy when no progress for 2 x resync + this. */
 const LIVENESS_MARGIN_MS = 60_000;
 
-export function isReaperSynced(view: FullClusterView): boolean {
-  return isSynced(view) && Object.values(view.reaperSyncState()).every(Boolean);
-}
-
 export class Reaper {
   private readonly log: Logger;
   private readonly actuator: Actuator;
   private stopped = false;
   private started = false;
   private loop: Promise<void> | undefined;
-  private debounce: NodeJS.Timeout | undefined;
-  private resync: NodeJS.Timeout | undefined;
-  private recheck: NodeJS.Timeout | undefined;
+  private debounce: Timer | undefined;
+  private resync: Timer | undefined;
+  private recheck: Timer | undefined;
   /** When the pending timed pass (grace period, rate limit, not synced) is due; the earliest request wins. */
   private recheckAt: number | undefined;
   /** Last time a pass completed or a finding was handled (liveness). */
@@ -107,7 +102,7 @@ export class Reaper {
   start(): void {
     if (this.started) return;
     this.started = true;
-    this.resync = setInterval(() => this.runSoon(), this.options.config.reaper.resyncSeconds * 1000);
+    this.resync = this.clock.setInterval(() => this.runSoon(), this.options.config.reaper.resyncSeconds * 1000);
     this.loop = this.run();
     this.runSoon();
   }
@@ -115,7 +110,7 @@ export class Reaper {
   /** A change was seen: run a pass after the debounce delay (one pass per burst). */
   changed(): void {
     if (this.stopped || this.debounce) return;
-    this.debounce = setTimeout(() => {
+    this.debounce = this.clock.setTimeout(() => {
       this.debounce = undefined;
       this.runSoon();
     }, this.options.config.reaper.debounceMs);
@@ -151,7 +146,7 @@ export class Reaper {
   async runPass(signal: AbortSignal = new AbortController().signal): Promise<Detection | undefined> {
     this.passStartedAt = this.clock.now();
     // Every pass schedules what it needs (grace period, rate limit, not synced): drop the old request.
-    clearTimeout(this.recheck);
+    this.recheck?.clear();
     this.recheck = undefined;
     this.recheckAt = undefined;
     try {
@@ -165,7 +160,7 @@ export class Reaper {
   private async evaluate(signal: AbortSignal): Promise<Detection | undefined> {
     const { view, config, metrics, leadership } = this.options;
     if (!isReaperSynced(view)) {
-      this.log.debug({ caches: { ...view.syncState(), ...view.reaperSyncState() } }, 'caches not synced yet: not evaluating');
+      this.log.debug({ caches: view.syncState() }, 'caches not synced yet: not evaluating');
       // The last informer event can arrive before the sync flag flips: look again shortly rather than at the resync.
       this.runAfter(NOT_SYNCED_RETRY_MS);
       return undefined;
@@ -272,8 +267,8 @@ export class Reaper {
     if (this.recheckAt !== undefined && this.recheckAt <= at) return;
     this.recheckAt = at;
     if (!this.started) return;
-    clearTimeout(this.recheck);
-    this.recheck = setTimeout(() => {
+    this.recheck?.clear();
+    this.recheck = this.clock.setTimeout(() => {
       this.recheck = undefined;
       this.recheckAt = undefined;
       this.runSoon();
@@ -312,9 +307,9 @@ export class Reaper {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    clearTimeout(this.debounce);
-    clearInterval(this.resync);
-    clearTimeout(this.recheck);
+    this.debounce?.clear();
+    this.resync?.clear();
+    this.recheck?.clear();
     this.pass.abort(new Error('stopping'));
     this.wake?.();
     await this.loop;
