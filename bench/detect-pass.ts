@@ -14,14 +14,25 @@ const nodeIp = (i: number) => `172.${16 + (i >> 16)}.${(i >> 8) & 255}.${i & 255
 
 function view(nodes: number, pods: number): FullClusterView {
   const at = new Date(Date.now() - 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z');
-  const running = (ip: string) => ({ phase: 'Running', podIP: ip, podIPs: [{ ip }], startTime: at, conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: at }] });
+  const running = (ip: string) => ({
+    phase: 'Running',
+    podIP: ip,
+    podIPs: [{ ip }],
+    startTime: at,
+    conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: at }],
+  });
   const items: unknown[] = [];
   for (let i = 0; i < nodes; i++) {
     const name = `scale-node-${i}`;
     const labelled = i % 2 === 0;
     items.push({ apiVersion: 'v1', kind: 'Node', metadata: { name, labels: labelled ? { cni: 'cilium' } : {} } });
     if (!labelled) continue;
-    items.push({ apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name }, spec: { addresses: [{ type: 'InternalIP', ip: nodeIp(i) }], ipam: { podCIDRs: [`10.${64 + (i >> 8)}.${i & 255}.0/24`] } } });
+    items.push({
+      apiVersion: 'cilium.io/v2',
+      kind: 'CiliumNode',
+      metadata: { name },
+      spec: { addresses: [{ type: 'InternalIP', ip: nodeIp(i) }], ipam: { podCIDRs: [`10.${64 + (i >> 8)}.${i & 255}.0/24`] } },
+    });
     items.push({
       apiVersion: 'v1',
       kind: 'Pod',
@@ -33,9 +44,20 @@ function view(nodes: number, pods: number): FullClusterView {
   for (let i = 0; i < pods; i++) {
     const node = i % nodes;
     const name = `app-${i}`;
-    items.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'scale' }, spec: { nodeName: `scale-node-${node}`, containers: [{ name: 'app', image: 'pause' }] }, status: running(ipOf(i)) });
+    items.push({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'scale' },
+      spec: { nodeName: `scale-node-${node}`, containers: [{ name: 'app', image: 'pause' }] },
+      status: running(ipOf(i)),
+    });
     if (node % 2 === 0 && i % 100 !== 1) {
-      items.push({ apiVersion: 'cilium.io/v2', kind: 'CiliumEndpoint', metadata: { name, namespace: 'scale' }, status: { id: 1000, state: 'ready', networking: { node: nodeIp(node), addressing: [{ ipv4: ipOf(i) }] } } });
+      items.push({
+        apiVersion: 'cilium.io/v2',
+        kind: 'CiliumEndpoint',
+        metadata: { name, namespace: 'scale' },
+        status: { id: 1000, state: 'ready', networking: { node: nodeIp(node), addressing: [{ ipv4: ipOf(i) }] } },
+      });
     }
   }
   return parseSnapshot(JSON.stringify({ apiVersion: 'v1', kind: 'List', items }), defaultConfig).view;

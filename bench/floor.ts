@@ -81,8 +81,20 @@ export function scenarios(): Scenario[] {
   return [
     { key: 'mutate', title: 'mutate aws-node (patch)', path: '/mutate/daemonsets', body: body(daemonSetRequest(awsNode)), expect: 'patched' },
     { key: 'patched', title: 'mutate aws-node (already patched)', path: '/mutate/daemonsets', body: body(daemonSetRequest(patched)), expect: 'allowed' },
-    { key: 'bind-allowed', title: 'bind, allowed (Cilium ready)', path: '/validate/pods', body: body(bindingRequest('default', 'web-7d4b9c-x2x1z', 'node-cilium-ready')), expect: 'allowed' },
-    { key: 'bind-denied', title: 'bind, denied (Cilium not ready)', path: '/validate/pods', body: body(bindingRequest('default', 'web-7d4b9c-x2x1z', 'node-cilium-pending')), expect: 'denied' },
+    {
+      key: 'bind-allowed',
+      title: 'bind, allowed (Cilium ready)',
+      path: '/validate/pods',
+      body: body(bindingRequest('default', 'web-7d4b9c-x2x1z', 'node-cilium-ready')),
+      expect: 'allowed',
+    },
+    {
+      key: 'bind-denied',
+      title: 'bind, denied (Cilium not ready)',
+      path: '/validate/pods',
+      body: body(bindingRequest('default', 'web-7d4b9c-x2x1z', 'node-cilium-pending')),
+      expect: 'denied',
+    },
     { key: 'create', title: 'pod CREATE with nodeName', path: '/validate/pods', body: body(podRequest(nginx)), expect: 'allowed' },
   ];
 }
@@ -221,7 +233,19 @@ export function buildRevision(rev: string): string {
 
 async function startWebhook(dir: string, certDir: string, ca: string, nodeFlags: string[] = [], cli = CLI, name: Server['name'] = 'webhook'): Promise<Server> {
   const [port] = await freePorts(1);
-  const args = [...nodeFlags, cli, 'serve', '--cluster-state', join(ROOT, 'examples', 'cluster-state.yaml'), '--cert-dir', certDir, '--host', '127.0.0.1', '--port', String(port)];
+  const args = [
+    ...nodeFlags,
+    cli,
+    'serve',
+    '--cluster-state',
+    join(ROOT, 'examples', 'cluster-state.yaml'),
+    '--cert-dir',
+    certDir,
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+  ];
   const child = startChild(name, NODE, args, dir);
   const url = `https://127.0.0.1:${port}`;
   await waitFor('the webhook to serve', async () => ((await post(url, ca, '/validate/pods', scenarios()[2]!.body)).status === 200 ? true : undefined), {
@@ -280,7 +304,15 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult[]> {
             resetPeak(server.proc);
             const cpu0 = cpuSeconds(server.proc);
             const seconds = mode === 'rate' ? options.rateSeconds : options.saturateSeconds;
-            const r = h2load(h2, server.url + s.path, bodyFile, [...args], join(dir, 'h2load.log'), options.warmupSeconds, (seconds + options.warmupSeconds + 30) * 1000);
+            const r = h2load(
+              h2,
+              server.url + s.path,
+              bodyFile,
+              [...args],
+              join(dir, 'h2load.log'),
+              options.warmupSeconds,
+              (seconds + options.warmupSeconds + 30) * 1000,
+            );
             const cpu = cpuSeconds(server.proc) - cpu0;
             const sample: Sample = { ...r, cpu, cpuPerReq: (cpu / r.answered) * 1e6, rss: peakRssMb(server.proc) };
             const k = `${s.key}|${mode}|${server.name}`;
@@ -343,7 +375,10 @@ function printFloor(results: FloorResult[], all: Scenario[], logBytes: number): 
     ]);
   }
   console.log(
-    table(['scenario', 'load', 'req/s floor / webhook', 'ratio', 'p50 ms', 'p99 ms', 'p99 ratio', 'max ms', 'CPU s', 'CPU µs/req', 'peak RSS MB', 'failed'], rows),
+    table(
+      ['scenario', 'load', 'req/s floor / webhook', 'ratio', 'p50 ms', 'p99 ms', 'p99 ratio', 'max ms', 'CPU s', 'CPU µs/req', 'peak RSS MB', 'failed'],
+      rows,
+    ),
   );
   if (results.some((r) => r.before)) {
     console.log('\n  A/B in the same run: "before" (--compare) vs. this checkout');

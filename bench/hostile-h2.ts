@@ -26,13 +26,31 @@ const MAX_STREAMS = 2_000_000;
 const PORT = 18_000 + (process.pid % 1000);
 
 function rssMiB(pid: number): Promise<number> {
-  return readFile(`/proc/${pid}/status`, 'utf8').then((s) => Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? 0) / 1024, () => 0);
+  return readFile(`/proc/${pid}/status`, 'utf8').then(
+    (s) => Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? 0) / 1024,
+    () => 0,
+  );
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'cmg-h2-'));
-const child = spawn('node_modules/.bin/node', [...(process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`] : []), ...(process.env.SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean), process.env.CLI ?? 'dist/cli.js', 'serve', '--cert-dir', dir, '--port', String(PORT), '--host', '127.0.0.1'], {
-  stdio: ['ignore', 'pipe', 'pipe'],
-});
+const child = spawn(
+  'node_modules/.bin/node',
+  [
+    ...(process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`] : []),
+    ...(process.env.SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean),
+    process.env.CLI ?? 'dist/cli.js',
+    'serve',
+    '--cert-dir',
+    dir,
+    '--port',
+    String(PORT),
+    '--host',
+    '127.0.0.1',
+  ],
+  {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  },
+);
 let logBytes = 0;
 let logLines = 0;
 const messages = new Map<string, number>();
@@ -116,8 +134,14 @@ await rm(dir, { recursive: true, force: true });
 latencies.sort((a, b) => a - b);
 const p = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]?.toFixed(1);
 console.log(`advertised SETTINGS_MAX_CONCURRENT_STREAMS: ${advertised}`);
-console.log(`attack (${MODE}): ${seconds} s, ${connections} connections, ${opened} streams opened and reset, ${sessions} sessions, ${goaways} GOAWAYs, ${refusedConnections} connections refused`);
-console.log(`victim: ${latencies.length} requests ok, ${victimErrors} failed or timed out (10 s); p50 ${p(0.5)} ms, p99 ${p(0.99)} ms, max ${latencies.at(-1)?.toFixed(1)} ms`);
+console.log(
+  `attack (${MODE}): ${seconds} s, ${connections} connections, ${opened} streams opened and reset, ${sessions} sessions, ${goaways} GOAWAYs, ${refusedConnections} connections refused`,
+);
+console.log(
+  `victim: ${latencies.length} requests ok, ${victimErrors} failed or timed out (10 s); p50 ${p(0.5)} ms, p99 ${p(0.99)} ms, max ${latencies.at(-1)?.toFixed(1)} ms`,
+);
 console.log(`server RSS: ${rssBefore.toFixed(0)} MiB before, ${peak.toFixed(0)} MiB peak, ${rssAfter.toFixed(0)} MiB 2 s after`);
-console.log(`server log: ${((logBytes - logBefore) / 1024).toFixed(0)} KiB during the attack (${(((logBytes - logBefore) / seconds) / 1024).toFixed(0)} KiB/s), ${logLines} lines in all`);
+console.log(
+  `server log: ${((logBytes - logBefore) / 1024).toFixed(0)} KiB during the attack (${((logBytes - logBefore) / seconds / 1024).toFixed(0)} KiB/s), ${logLines} lines in all`,
+);
 for (const [msg, count] of [...messages].sort((a, b) => b[1] - a[1]).slice(0, 6)) console.log(`  ${String(count).padStart(7)}  ${msg}`);

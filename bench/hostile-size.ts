@@ -11,7 +11,10 @@ const NO_AGENTS = { agentPods: () => [] };
 import { adversarialDaemonSet, SHAPES } from '../test/support/adversarial.js';
 import { daemonSetRequest } from '../test/support/reviews.js';
 
-const counts = process.argv.slice(2).map(Number).filter((n) => n > 0);
+const counts = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0);
 for (const shape of SHAPES) {
   for (const count of counts.length > 0 ? counts : [1000, 10_000, 30_000, 65_000]) {
     const ds = adversarialDaemonSet(shape, count);

@@ -44,11 +44,17 @@ export function apiClient(cp: ControlPlane): Api {
             method,
             agent,
             timeout: 30_000,
-            headers: { authorization: `Bearer ${cp.token}`, accept: 'application/json', ...(payload ? { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) } : {}) },
+            headers: {
+              authorization: `Bearer ${cp.token}`,
+              accept: 'application/json',
+              ...(payload ? { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) } : {}),
+            },
           },
           (r) => {
             let data = '';
-            r.setEncoding('utf8').on('data', (d: string) => (data += d)).on('end', () => res({ status: r.statusCode ?? 0, body: data }));
+            r.setEncoding('utf8')
+              .on('data', (d: string) => (data += d))
+              .on('end', () => res({ status: r.statusCode ?? 0, body: data }));
           },
         );
         req.on('timeout', () => req.destroy(new Error('timeout')));
@@ -100,7 +106,11 @@ export async function populate(api: Api, from: { nodes: number; pods: number }, 
   await parallel(range(from.nodes, to.nodes), 32, async (i) => {
     const name = nodeName(i);
     await expect2xx(
-      api.call('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kubernetes.io/hostname': name, ...(labelled(i) ? { cni: 'cilium' } : {}) } } }),
+      api.call('POST', '/api/v1/nodes', {
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: { name, labels: { 'kubernetes.io/hostname': name, ...(labelled(i) ? { cni: 'cilium' } : {}) } },
+      }),
       `node ${name}`,
     );
     if (!labelled(i)) return;
@@ -119,11 +129,19 @@ export async function populate(api: Api, from: { nodes: number; pods: number }, 
         apiVersion: 'v1',
         kind: 'Pod',
         metadata: { name: agent, namespace: 'kube-system', labels: { 'k8s-app': 'cilium', 'app.kubernetes.io/part-of': 'cilium' } },
-        spec: { nodeName: name, hostNetwork: true, tolerations: [{ operator: 'Exists' }], containers: [{ name: 'cilium-agent', image: 'quay.io/cilium/cilium:v1.18.4' }] },
+        spec: {
+          nodeName: name,
+          hostNetwork: true,
+          tolerations: [{ operator: 'Exists' }],
+          containers: [{ name: 'cilium-agent', image: 'quay.io/cilium/cilium:v1.18.4' }],
+        },
       }),
       `agent pod ${agent}`,
     );
-    await expect2xx(api.call('PATCH', `/api/v1/namespaces/kube-system/pods/${agent}/status`, running(nodeIp(i)), 'application/merge-patch+json'), `agent status ${agent}`);
+    await expect2xx(
+      api.call('PATCH', `/api/v1/namespaces/kube-system/pods/${agent}/status`, running(nodeIp(i)), 'application/merge-patch+json'),
+      `agent status ${agent}`,
+    );
   });
   await parallel(range(from.pods, to.pods), 32, async (i) => {
     const name = `app-${i}`;
@@ -198,7 +216,10 @@ function timeReport(cp: ControlPlane): Promise<{ seconds: number; peakRss: numbe
   return new Promise((res, rej) => {
     const t0 = performance.now();
     const { KUBERNETES_SERVICE_HOST: _inCluster, ...env } = process.env;
-    const child = spawn('/usr/bin/time', ['-f', 'maxrss_kb=%M', NODE, CLI, 'report', '--kubeconfig', cp.kubeconfigPath, '--timeout', '300'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('/usr/bin/time', ['-f', 'maxrss_kb=%M', NODE, CLI, 'report', '--kubeconfig', cp.kubeconfigPath, '--timeout', '300'], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), 400_000);
@@ -310,7 +331,18 @@ export async function runScale(sizes: Array<{ nodes: number; pods: number }>, ra
 function printScale(results: SizeResult[]): void {
   console.log(
     table(
-      ['nodes / pods', 'webhook ready s', 'webhook RSS MB (idle / after load)', 'bind p50 / p99 / max ms @1k/s', 'reaper ready s', 'reaper RSS MB', 'report s / peak RSS MB', 'sync in-process s', 'full pass ms', 'written in s'],
+      [
+        'nodes / pods',
+        'webhook ready s',
+        'webhook RSS MB (idle / after load)',
+        'bind p50 / p99 / max ms @1k/s',
+        'reaper ready s',
+        'reaper RSS MB',
+        'report s / peak RSS MB',
+        'sync in-process s',
+        'full pass ms',
+        'written in s',
+      ],
       results.map((r) => [
         `${r.nodes} / ${r.pods}`,
         fmt(r.webhookReadyS, 1),

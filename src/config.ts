@@ -26,27 +26,23 @@ export const DEFAULT_CILIUM_OWN_POD_LABELS: readonly Readonly<Record<string, str
   { name: 'cilium-operator' },
 ];
 
-const labelKey = z
-  .string()
-  .regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, 'not a valid label key');
+const labelKey = z.string().regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, 'not a valid label key');
 const labelValue = z.string().regex(/^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/, 'not a valid label value');
 const labels = z.record(labelKey, labelValue);
 // A selector with no labels would select every pod: never what a setting of this kind means.
 const selector = labels.refine((value) => Object.keys(value).length > 0, { message: 'needs at least one label' });
 
-const nodeLabel = z
-  .string()
-  .transform((text, ctx) => {
-    const at = text.indexOf('=');
-    const key = at < 0 ? '' : text.slice(0, at);
-    const value = at < 0 ? '' : text.slice(at + 1);
-    const ok = labelKey.safeParse(key).success && value.length > 0 && labelValue.safeParse(value).success;
-    if (!ok) {
-      ctx.addIssue({ code: 'custom', message: `expected "key=value" with a valid label key and a non-empty value, got "${text}"` });
-      return z.NEVER;
-    }
-    return { key, value };
-  });
+const nodeLabel = z.string().transform((text, ctx) => {
+  const at = text.indexOf('=');
+  const key = at < 0 ? '' : text.slice(0, at);
+  const value = at < 0 ? '' : text.slice(at + 1);
+  const ok = labelKey.safeParse(key).success && value.length > 0 && labelValue.safeParse(value).success;
+  if (!ok) {
+    ctx.addIssue({ code: 'custom', message: `expected "key=value" with a valid label key and a non-empty value, got "${text}"` });
+    return z.NEVER;
+  }
+  return { key, value };
+});
 
 const match = z
   .object({

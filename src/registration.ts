@@ -41,8 +41,7 @@ export const NAMESPACE_EXEMPT_LABEL = `${PROJECT_DOMAIN}/exempt`;
 export type FailurePolicy = 'Fail' | 'Ignore';
 
 export type ClientConfig =
-  | { url: string; caBundle?: string }
-  | { service: { namespace: string; name: string; path?: string; port?: number }; caBundle?: string };
+  { url: string; caBundle?: string } | { service: { namespace: string; name: string; path?: string; port?: number }; caBundle?: string };
 
 export interface RegistrationOptions {
   /** Base of the webhook endpoint: a URL ("https://127.0.0.1:8443") or an in-cluster Service. */
@@ -163,9 +162,7 @@ export function validatingWebhookConfiguration(options: RegistrationOptions) {
         failurePolicy: options.failurePolicy?.pods ?? 'Ignore',
         clientConfig: clientConfig(options, WEBHOOK_PATHS.pods),
         namespaceSelector: namespaceSelector(options),
-        rules: [
-          { apiGroups: [''], apiVersions: ['v1'], resources: ['pods', 'pods/binding'], operations: ['CREATE'], scope: 'Namespaced' },
-        ],
+        rules: [{ apiGroups: [''], apiVersions: ['v1'], resources: ['pods', 'pods/binding'], operations: ['CREATE'], scope: 'Namespaced' }],
         // Only placements reach the webhook: binds, and pods created with spec.nodeName that use
         // the pod network. Pods left to the scheduler and host-network pods cost nothing.
         matchConditions: [
@@ -199,6 +196,8 @@ function ciliumConfigEntry(options: RegistrationOptions) {
       { apiGroups: [''], apiVersions: ['v1'], resources: ['configmaps'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
       { apiGroups: ['cilium.io'], apiVersions: ['v2', 'v2alpha1'], resources: ['ciliumnodeconfigs'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
     ],
-    matchConditions: [{ name: 'cilium-config-or-nodeconfig', expression: "request.resource.resource != 'configmaps' || object.metadata.name == 'cilium-config'" }],
+    matchConditions: [
+      { name: 'cilium-config-or-nodeconfig', expression: "request.resource.resource != 'configmaps' || object.metadata.name == 'cilium-config'" },
+    ],
   };
 }

@@ -58,9 +58,7 @@ function checkMetadata(object: unknown, field: 'object' | 'oldObject'): void {
 export function parseReview(body: unknown): AdmissionRequest {
   if (!isObject(body)) throw new BadReview('body must be a JSON AdmissionReview object');
   if (body.apiVersion !== 'admission.k8s.io/v1') {
-    throw new BadReview(
-      `unsupported apiVersion ${JSON.stringify(body.apiVersion)}: only admission.k8s.io/v1 is served (set admissionReviewVersions: [v1])`,
-    );
+    throw new BadReview(`unsupported apiVersion ${JSON.stringify(body.apiVersion)}: only admission.k8s.io/v1 is served (set admissionReviewVersions: [v1])`);
   }
   if (body.kind !== 'AdmissionReview') {
     throw new BadReview(`unexpected kind ${JSON.stringify(body.kind)}: expected AdmissionReview`);

@@ -41,15 +41,7 @@
 // ListWatch stores, and hands to the callbacks, the very object it received. We trim it and
 // shrink that object in place to its trimmed fields, so its cache holds trimmed objects too.
 
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  ListWatch,
-  Watch,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import type { Config } from '../config.js';

@@ -26,13 +26,7 @@ import { configuredAfter, isServingAgent, labelCheckKey, readyTransition, sighti
 import type { ClusterView, NodeInfo, PodInfo } from './view.js';
 
 export type ReadinessGap =
-  | 'agent-not-ready-taint'
-  | 'no-cilium-node'
-  | 'no-agent-pod'
-  | 'agent-not-ready'
-  | 'agent-terminating'
-  | 'rebooted'
-  | 'agent-predates-label';
+  'agent-not-ready-taint' | 'no-cilium-node' | 'no-agent-pod' | 'agent-not-ready' | 'agent-terminating' | 'rebooted' | 'agent-predates-label';
 
 /** Where ciliumSince comes from (evidence wording in describeCiliumSince). */
 export type CiliumSinceSource = 'cilium-is-up' | 'first-ready-seen' | 'first-ready-after-reboot' | 'first-ready-after-label';

@@ -83,9 +83,7 @@ export function parseSnapshot(text: string, config: Pick<Config, 'cilium'> & Par
       // Typed lists (PodList, ...) leave apiVersion/kind off their items: infer them from the list.
       const listKind = data.kind as string;
       const inferred =
-        listKind !== 'List' && typeof data.apiVersion === 'string'
-          ? { apiVersion: data.apiVersion, kind: listKind.slice(0, -'List'.length) }
-          : undefined;
+        listKind !== 'List' && typeof data.apiVersion === 'string' ? { apiVersion: data.apiVersion, kind: listKind.slice(0, -'List'.length) } : undefined;
       (data.items as unknown[]).forEach((item, itemIndex) => {
         const obj = inferred && isObj(item) ? { ...inferred, ...item } : item;
         add(obj, `${where}, item ${itemIndex}`);

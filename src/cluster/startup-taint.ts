@@ -101,9 +101,7 @@ export function startupTaintStatuses(
   config: Pick<Config, 'cilium' | 'nodeTaint' | 'nodeLabel'>,
   now: Date,
 ): StartupTaintStatus[] {
-  return nodes
-    .flatMap((node) => startupTaintStatus(node, view, config, now) ?? [])
-    .sort((a, b) => a.node.localeCompare(b.node));
+  return nodes.flatMap((node) => startupTaintStatus(node, view, config, now) ?? []).sort((a, b) => a.node.localeCompare(b.node));
 }
 
 /** "3d04h", "3h12m", "4m05s", "42s": durations in report lines and logs. */

@@ -62,7 +62,8 @@ export function parseLintArgs(args: string[], env: NodeJS.ProcessEnv = process.e
   const values = { output: 'table', 'node-label': 'cni=cilium', timeout: '30', ...fromEnv, ...stripUndefined(given) };
   const label = (name: (typeof FROM_ENV)[number], flag = `--${name}`) => (fromEnv[name] !== undefined ? envName(name) : flag);
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])} (files go after -f)`);
-  if (values.output !== 'table' && values.output !== 'json') throw new UsageError(`${label('output', '-o')} must be table or json, got ${JSON.stringify(values.output)}`);
+  if (values.output !== 'table' && values.output !== 'json')
+    throw new UsageError(`${label('output', '-o')} must be table or json, got ${JSON.stringify(values.output)}`);
   const nodeLabel = values['node-label'];
   const eq = nodeLabel.indexOf('=');
   if (eq <= 0 || eq === nodeLabel.length - 1) throw new UsageError(`${label('node-label')} must be KEY=VALUE, got ${JSON.stringify(nodeLabel)}`);
@@ -70,7 +71,8 @@ export function parseLintArgs(args: string[], env: NodeJS.ProcessEnv = process.e
   const bad = peered.find((text) => !parseCidr(text));
   if (bad !== undefined) throw new UsageError(`--peered-cidr must be a CIDR, got ${JSON.stringify(bad)}`);
   const timeout = Number(values.timeout);
-  if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`${label('timeout')} must be a positive number of seconds, got ${JSON.stringify(values.timeout)}`);
+  if (!Number.isFinite(timeout) || timeout <= 0)
+    throw new UsageError(`${label('timeout')} must be a positive number of seconds, got ${JSON.stringify(values.timeout)}`);
   return {
     files: values.filename ?? [],
     ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),

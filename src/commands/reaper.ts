@@ -25,7 +25,12 @@ const REAPER_FLAGS = {
   kubeconfig: { ...kubeconfig, help: ['The cluster (default: $KUBECONFIG, or in-cluster credentials); required'] },
   'node-label': nodeLabel,
   'dry-run': { type: 'boolean', help: ['Observe only: log, count and emit Events, remove nothing'] },
-  'lease-name': { type: 'string', arg: 'NAME', default: 'cilium-migration-guard-reaper', help: ['Lease for leader election (default cilium-migration-guard-reaper)'] },
+  'lease-name': {
+    type: 'string',
+    arg: 'NAME',
+    default: 'cilium-migration-guard-reaper',
+    help: ['Lease for leader election (default cilium-migration-guard-reaper)'],
+  },
   'lease-namespace': { type: 'string', arg: 'NS', help: ['Namespace of the Lease (default $POD_NAMESPACE, else cilium-migration-guard)'] },
   identity: { type: 'string', arg: 'ID', help: ["This replica's name in the Lease (default $POD_NAME, else the hostname)"] },
   'no-leader-elect': { type: 'boolean', help: ['Act without a Lease (one replica only)'] },

@@ -10,7 +10,12 @@ import { flagUsage, loadConfig, parseCommandFlags, parsePort, UsageError, type F
 
 const REGISTRATION_FLAGS = {
   config: { type: 'string', arg: 'FILE', help: ['YAML configuration whose rules the DaemonSet entries match (default: defaults)'] },
-  namespace: { type: 'string', arg: 'NS', default: 'cilium-migration-guard', help: ['Namespace of the webhook and its Service (default cilium-migration-guard)'] },
+  namespace: {
+    type: 'string',
+    arg: 'NS',
+    default: 'cilium-migration-guard',
+    help: ['Namespace of the webhook and its Service (default cilium-migration-guard)'],
+  },
   service: { type: 'string', arg: 'NAME', default: 'cilium-migration-guard', help: ['The Service in front of the webhook (default cilium-migration-guard)'] },
   'service-port': { type: 'string', arg: 'N', default: '443', help: ['Its port (default 443)'] },
   url: { type: 'string', arg: 'URL', help: ['Call the webhook at this https URL instead of the Service'] },
@@ -23,14 +28,13 @@ export function registrationText(args: string[], env: NodeJS.ProcessEnv = proces
   const parsed = parseCommandFlags(args, REGISTRATION_FLAGS, env);
   const flags = parsed.values as { config?: string; namespace: string; service: string; 'service-port': string; url?: string };
   const config = loadConfig(flags);
-  if (flags.url !== undefined && !/^https:\/\/\S+$/.test(flags.url)) throw new UsageError(`${parsed.label('url')} must be an https:// URL, got ${JSON.stringify(flags.url)}`);
+  if (flags.url !== undefined && !/^https:\/\/\S+$/.test(flags.url))
+    throw new UsageError(`${parsed.label('url')} must be an https:// URL, got ${JSON.stringify(flags.url)}`);
   const endpoint = flags.url
     ? { url: flags.url }
     : { service: { namespace: flags.namespace, name: flags.service, port: parsePort(flags['service-port'], parsed.label('service-port')) } };
   const options = { endpoint, ownNamespace: flags.namespace, config };
-  return [mutatingWebhookConfiguration(options), validatingWebhookConfiguration(options)]
-    .map((doc) => stringify(doc, { lineWidth: 0 }))
-    .join('---\n');
+  return [mutatingWebhookConfiguration(options), validatingWebhookConfiguration(options)].map((doc) => stringify(doc, { lineWidth: 0 })).join('---\n');
 }
 
 export async function registrationCommand(args: string[]): Promise<number> {

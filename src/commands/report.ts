@@ -76,7 +76,12 @@ function sourceOf(flags: ReportFlags, kc: KubeConfig | undefined): string {
 export type ReportWithDataplane = Report & { managedDataplane?: string; daemonSets?: DaemonSetReport; lint?: Finding[]; lintError?: string };
 
 /** The lint checks (docs/lint.md) over the same cluster or snapshot; a read failure is said, not fatal. */
-async function lintFindings(flags: ReportFlags, kc: KubeConfig | undefined, config: ReturnType<typeof loadConfig>, timeoutMs: number): Promise<Pick<ReportWithDataplane, 'lint' | 'lintError'>> {
+async function lintFindings(
+  flags: ReportFlags,
+  kc: KubeConfig | undefined,
+  config: ReturnType<typeof loadConfig>,
+  timeoutMs: number,
+): Promise<Pick<ReportWithDataplane, 'lint' | 'lintError'>> {
   const settings = { ...DEFAULT_LINT_OPTIONS, nodeLabel: config.nodeLabel };
   try {
     if (kc) {
@@ -111,8 +116,7 @@ export async function runReport(args: string[], env: NodeJS.ProcessEnv = process
     };
     // Sections print before the summary line, which stays last.
     const sections = [formatDaemonSetReport(daemonSets), ...(report.lint || report.lintError ? [formatLintSection(report.lint, report.lintError)] : [])];
-    const text =
-      flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : `${note ? `NOTE: ${note}.\n\n` : ''}${formatReportTable(report, sections)}`;
+    const text = flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : `${note ? `NOTE: ${note}.\n\n` : ''}${formatReportTable(report, sections)}`;
     return { report, text };
   } finally {
     await source.stop();

@@ -248,7 +248,13 @@ export async function serveCommand(args: string[]): Promise<void> {
     }
     const caFile = `${flags['cert-dir']}/ca.crt`;
     log.info(
-      { url: handle.url, nodeLabel: nodeLabelText(config), modes: config.modes, nodeTaint: config.nodeTaint.enabled ? taintText(startupTaint(config)) : 'off', ...(existsSync(caFile) ? { ca: caFile } : {}) },
+      {
+        url: handle.url,
+        nodeLabel: nodeLabelText(config),
+        modes: config.modes,
+        nodeTaint: config.nodeTaint.enabled ? taintText(startupTaint(config)) : 'off',
+        ...(existsSync(caFile) ? { ca: caFile } : {}),
+      },
       `serving admission webhooks: ${routes.map((route) => `POST ${route.path}`).join(', ')}`,
     );
   } catch (err) {

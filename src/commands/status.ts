@@ -15,12 +15,26 @@ import { isReaperSynced } from '../cluster/view.js';
 import { daemonSetReport, readDaemonSets } from '../reconciler/report.js';
 import { CONFIGURATION_NAME } from '../registration.js';
 import { buildStatus, formatStatus, type RegisteredWebhook, type Status } from '../status/status.js';
-import { COMMON_FLAGS, envName, flagUsage, loadConfig, logLevelOf, openView, parseCommandFlags, UsageError, type CommonFlags, type FlagSpecs } from './common.js';
+import {
+  COMMON_FLAGS,
+  envName,
+  flagUsage,
+  loadConfig,
+  logLevelOf,
+  openView,
+  parseCommandFlags,
+  UsageError,
+  type CommonFlags,
+  type FlagSpecs,
+} from './common.js';
 
 const STATUS_FLAGS = {
   config: COMMON_FLAGS.config,
   kubeconfig: { ...COMMON_FLAGS.kubeconfig, help: ['Read a live cluster (default: $KUBECONFIG, or in-cluster credentials)'] },
-  'cluster-state': { ...COMMON_FLAGS['cluster-state'], help: ['Read a snapshot (kubectl get nodes,ciliumnodes,ciliumendpoints,pods,daemonsets,namespaces -A -o yaml)'] },
+  'cluster-state': {
+    ...COMMON_FLAGS['cluster-state'],
+    help: ['Read a snapshot (kubectl get nodes,ciliumnodes,ciliumendpoints,pods,daemonsets,namespaces -A -o yaml)'],
+  },
   'node-label': COMMON_FLAGS['node-label'],
   'webhook-config': { type: 'string', arg: 'NAME', default: CONFIGURATION_NAME, help: [`The webhook configurations to check (default ${CONFIGURATION_NAME})`] },
   'stuck-after': { type: 'string', arg: 'SECONDS', default: '1800', help: ['A migrated node waiting longer needs attention (default 1800)'] },
@@ -137,14 +151,20 @@ export async function runStatus(args: string[], env: NodeJS.ProcessEnv = process
     const kc = source.kc;
     // Each read may fail on its own (RBAC, API errors): the screen says which, and shows the rest.
     const problems: string[] = [];
-    const orElse = <T>(what: string, fallback: T) => (err: unknown): T => {
-      problems.push(`could not read ${what}: ${((err as Error)?.message ?? String(err)).split('\n')[0]}`);
-      return fallback;
-    };
+    const orElse =
+      <T>(what: string, fallback: T) =>
+      (err: unknown): T => {
+        problems.push(`could not read ${what}: ${((err as Error)?.message ?? String(err)).split('\n')[0]}`);
+        return fallback;
+      };
     const [daemonSets, namespaceModes, webhooks] = await Promise.all([
       readDaemonSets(kc, flags['cluster-state']).catch(orElse('DaemonSets', [])),
       kc
-        ? kc.makeApiClient(CoreV1Api).listNamespace({ labelSelector: MODE_LABEL }).then((list) => modeLabelsOf(list.items)).catch(orElse('namespace mode labels', {}))
+        ? kc
+            .makeApiClient(CoreV1Api)
+            .listNamespace({ labelSelector: MODE_LABEL })
+            .then((list) => modeLabelsOf(list.items))
+            .catch(orElse('namespace mode labels', {}))
         : Promise.resolve(flags['cluster-state'] ? modeLabelsInFile(flags['cluster-state']) : {}),
       kc ? readWebhooks(kc, flags['webhook-config']).catch(orElse('the webhook configurations', undefined)) : Promise.resolve(undefined),
     ]);

@@ -101,7 +101,10 @@ export function lintAdmission(request: AdmissionRequest, facts: LintFacts, optio
     const message = `${subject} is refused by cilium-migration-guard lint (lint.denyChecks): ${blocking.map((f) => `${f.id}: ${f.message}`).join(' ')}`;
     return { decision: denied('lint-denied', message, { warnings, ...(audit ? { audit } : {}) }), findings };
   }
-  return { decision: allowed(findings.length > 0 ? 'lint-findings' : 'lint-clean', { ...(warnings.length > 0 ? { warnings } : {}), ...(audit ? { audit } : {}) }), findings };
+  return {
+    decision: allowed(findings.length > 0 ? 'lint-findings' : 'lint-clean', { ...(warnings.length > 0 ? { warnings } : {}), ...(audit ? { audit } : {}) }),
+    findings,
+  };
 }
 
 /** The view the handler reads: the webhook's informer caches. */

@@ -102,7 +102,13 @@ export const nativeRoutingCidr: Check = {
       ];
     }
     const native = parseCidr(text);
-    if (!native) return [{ severity: 'error', message: `ipv4-native-routing-cidr ${JSON.stringify(text)} is not a CIDR: the agent refuses to start. Fix Helm ipv4NativeRoutingCIDR.` }];
+    if (!native)
+      return [
+        {
+          severity: 'error',
+          message: `ipv4-native-routing-cidr ${JSON.stringify(text)} is not a CIDR: the agent refuses to start. Fix Helm ipv4NativeRoutingCIDR.`,
+        },
+      ];
     const outside = podRanges(ctx).filter((r) => r.cidr.family === 4 && !coveredBy([native], r.cidr));
     if (outside.length === 0) return [];
     return [
@@ -137,7 +143,10 @@ export const strictEncryption: Check = {
       } else {
         const cidr = parseCidr(strict.cidr);
         if (!cidr) {
-          out.push({ severity: 'error', message: `${strict.keys} ${JSON.stringify(strict.cidr)} is not a CIDR: the agent exits. Fix Helm encryption.strictMode.egress.cidr.` });
+          out.push({
+            severity: 'error',
+            message: `${strict.keys} ${JSON.stringify(strict.cidr)} is not a CIDR: the agent exits. Fix Helm encryption.strictMode.egress.cidr.`,
+          });
         } else {
           const outside = podRanges(ctx).filter((r) => r.cidr.family === 4 && !coveredBy([cidr], r.cidr));
           if (outside.length > 0) {
@@ -296,8 +305,7 @@ export function guessInterfaces(nodes: readonly LintNode[]): string[] {
 }
 
 /** An iptables-style interface pattern: a trailing + matches any suffix. */
-export const interfaceMatches = (pattern: string, name: string): boolean =>
-  pattern.endsWith('+') ? name.startsWith(pattern.slice(0, -1)) : name === pattern;
+export const interfaceMatches = (pattern: string, name: string): boolean => (pattern.endsWith('+') ? name.startsWith(pattern.slice(0, -1)) : name === pattern);
 
 export const eniMasquerade: Check = {
   id: 'eni-masquerade',
@@ -314,12 +322,12 @@ export const eniMasquerade: Check = {
         message:
           'ipam eni with iptables masquerading and no egress-masquerade-interfaces: the rules masquerade only traffic from the ' +
           "node's pod CIDR, which ENI mode does not have, so pod traffic leaving the VPC is not masqueraded. " +
-          'Set Helm egressMasqueradeInterfaces (e.g. the nodes\' interface names) or bpf.masquerade=true.',
+          "Set Helm egressMasqueradeInterfaces (e.g. the nodes' interface names) or bpf.masquerade=true.",
       });
     }
     if (patterns.length > 0) {
       const known = ctx.settings.interfaces.length > 0 ? ctx.settings.interfaces : guessInterfaces(ctx.input.nodes);
-      const source = ctx.settings.interfaces.length > 0 ? 'given' : 'guessed from the nodes\' OS image';
+      const source = ctx.settings.interfaces.length > 0 ? 'given' : "guessed from the nodes' OS image";
       if (known.length > 0 && !known.some((name) => patterns.some((p) => interfaceMatches(p, name)))) {
         out.push({
           severity: 'warning',
@@ -455,10 +463,10 @@ export const podCidrPlan: Check = {
     const nodeRanges = ctx.input.nodes.flatMap((n) => parseCidrs(n.podCIDRs).cidrs);
     const overlap =
       'node-by-node replacement: a pod started on a migrated node before Cilium runs gets an IP Cilium may hand out again (duplicate IPs). ' +
-      'The reaper\'s reaper.target=duplicate-ip fits.';
+      "The reaper's reaper.target=duplicate-ip fits.";
     const separate =
       "old-CNI pods keep IPs outside Cilium's ranges, so no duplicate IPs, but early pods on migrated nodes stay outside Cilium " +
-      '(no policy, no visibility) until restarted. The reaper\'s reaper.target=any-unmanaged fits.';
+      "(no policy, no visibility) until restarted. The reaper's reaper.target=any-unmanaged fits.";
     if (mode === 'kubernetes') {
       return [{ severity: 'info', message: `ipam kubernetes: Cilium reuses each Node's spec.podCIDR, the range the old CNI used (as on GKE): ${overlap}` }];
     }
@@ -467,7 +475,12 @@ export const podCidrPlan: Check = {
       if (pool.length === 0 || nodeRanges.length === 0) return []; // nothing to compare: say nothing rather than guess
       const shared = pool.filter((p) => nodeRanges.some((n) => overlaps(p, n)));
       if (shared.length > 0) {
-        return [{ severity: 'info', message: `ipam ${mode}: cluster-pool-ipv4-cidr ${shared.map((c) => c.text).join(', ')} overlaps the Nodes' spec.podCIDRs: ${overlap}` }];
+        return [
+          {
+            severity: 'info',
+            message: `ipam ${mode}: cluster-pool-ipv4-cidr ${shared.map((c) => c.text).join(', ')} overlaps the Nodes' spec.podCIDRs: ${overlap}`,
+          },
+        ];
       }
       return [
         {
@@ -477,7 +490,9 @@ export const podCidrPlan: Check = {
       ];
     }
     if (mode === 'multi-pool') {
-      return [{ severity: 'info', message: "ipam multi-pool: cannot compare Cilium's pools with the Nodes' spec.podCIDRs; check by hand which reaper.target fits." }];
+      return [
+        { severity: 'info', message: "ipam multi-pool: cannot compare Cilium's pools with the Nodes' spec.podCIDRs; check by hand which reaper.target fits." },
+      ];
     }
     return [
       {

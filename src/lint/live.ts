@@ -92,6 +92,7 @@ export async function readLiveInput(kc: KubeConfig, options: LiveOptions): Promi
   add(agent, 'apps/v1', 'DaemonSet', `live DaemonSet ${ns}/cilium`);
   add(netd, 'apps/v1', 'DaemonSet', 'live DaemonSet kube-system/netd');
   for (const cn of ((ciliumNodes as Obj | undefined)?.items as unknown[] | undefined) ?? []) add(cn, 'cilium.io/v2', 'CiliumNode', 'live CiliumNode');
-  for (const cnc of ((nodeConfigs as Obj | undefined)?.items as unknown[] | undefined) ?? []) add(cnc, 'cilium.io/v2', 'CiliumNodeConfig', 'live CiliumNodeConfig');
+  for (const cnc of ((nodeConfigs as Obj | undefined)?.items as unknown[] | undefined) ?? [])
+    add(cnc, 'cilium.io/v2', 'CiliumNodeConfig', 'live CiliumNodeConfig');
   return finish(c, pods !== undefined);
 }

@@ -179,7 +179,8 @@ export function addText(c: Collector, text: string, file: string, ciliumNamespac
     if (doc.errors.length > 0) throw new LintInputError(`${where} is not valid YAML: ${doc.errors[0]!.message}`, { cause: doc.errors[0] });
     const data: unknown = doc.toJS();
     if (data === null || data === undefined) return;
-    if (!isObj(data)) throw new LintInputError(`${where}: expected a Kubernetes object, a List or Helm values, got ${Array.isArray(data) ? 'an array' : typeof data}`);
+    if (!isObj(data))
+      throw new LintInputError(`${where}: expected a Kubernetes object, a List or Helm values, got ${Array.isArray(data) ? 'an array' : typeof data}`);
     if (data.apiVersion === undefined && data.kind === undefined) {
       // Helm values: no apiVersion/kind. They stand for the chart's cilium-config (and the agent's env).
       if (c.input.ciliumConfig) throw new LintInputError(`${where}: Helm values given together with another cilium-config; give one`);

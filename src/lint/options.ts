@@ -35,9 +35,7 @@ export function selects(selector: LabelSelector | undefined, labels: Readonly<Re
 
 /** The CiliumNodeConfigs that select a node, in the order they are merged (by namespace/name). */
 export function nodeConfigsFor(node: LintNode, configs: readonly LintNodeConfig[]): LintNodeConfig[] {
-  return configs
-    .filter((c) => selects(c.nodeSelector, node.labels))
-    .sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+  return configs.filter((c) => selects(c.nodeSelector, node.labels)).sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
 }
 
 /**
@@ -89,8 +87,7 @@ export function routingMode(options: CiliumOptions): 'native' | 'tunnel' {
 export const ipam = (options: CiliumOptions): string => str(options, 'ipam').toLowerCase() || 'cluster-pool';
 
 /** enable-ipv4-masquerade, default true (daemon_main.go); the legacy `masquerade` key counts too. */
-export const ipv4Masquerade = (options: CiliumOptions): boolean =>
-  bool(options, 'enable-ipv4-masquerade', bool(options, 'masquerade', true));
+export const ipv4Masquerade = (options: CiliumOptions): boolean => bool(options, 'enable-ipv4-masquerade', bool(options, 'masquerade', true));
 
 export const wireguard = (options: CiliumOptions): boolean => bool(options, 'enable-wireguard', false);
 export const ipsec = (options: CiliumOptions): boolean => bool(options, 'enable-ipsec', false);
@@ -112,7 +109,9 @@ export function strictEgress(options: CiliumOptions): { enabled: boolean; cidr: 
   const modern = bool(options, 'enable-encryption-strict-mode-egress', false);
   const legacy = bool(options, 'enable-encryption-strict-mode', false);
   if (!modern && !legacy) return undefined;
-  const cidr = modern ? str(options, 'encryption-strict-egress-cidr') || str(options, 'encryption-strict-mode-cidr') : str(options, 'encryption-strict-mode-cidr');
+  const cidr = modern
+    ? str(options, 'encryption-strict-egress-cidr') || str(options, 'encryption-strict-mode-cidr')
+    : str(options, 'encryption-strict-mode-cidr');
   return { enabled: true, cidr, keys: modern ? 'encryption-strict-egress-cidr' : 'encryption-strict-mode-cidr' };
 }
 

@@ -69,7 +69,9 @@ export function formatLintSection(findings: readonly Finding[] | undefined, erro
   if (error !== undefined) return `Cilium configuration (lint): could not be read: ${error}\n`;
   const list = findings ?? [];
   const counts = countBySeverity(list);
-  const out = [`Cilium configuration (lint): ${counts.error} error(s), ${counts.warning} warning(s), ${counts.info} info (details: cilium-migration-guard lint)`];
+  const out = [
+    `Cilium configuration (lint): ${counts.error} error(s), ${counts.warning} warning(s), ${counts.info} info (details: cilium-migration-guard lint)`,
+  ];
   for (const f of list) out.push(`  ${f.severity.toUpperCase().padEnd(8)} ${f.id} (${f.subject}): ${f.message}`);
   return `${out.join('\n')}\n`;
 }

@@ -85,9 +85,10 @@ function wouldBe(value: string | undefined, fallback: string): string {
  */
 export function applyMode(decision: Decision, inForce: ModeInForce): Decision {
   const { mode } = inForce;
-  const notes = inForce.invalidLabel !== undefined
-    ? [`cilium-migration-guard ignored namespace label ${MODE_LABEL}=${inForce.invalidLabel} (not one of ${MODES.join(', ')}); mode ${mode} applies`]
-    : [];
+  const notes =
+    inForce.invalidLabel !== undefined
+      ? [`cilium-migration-guard ignored namespace label ${MODE_LABEL}=${inForce.invalidLabel} (not one of ${MODES.join(', ')}); mode ${mode} applies`]
+      : [];
   const audit: Record<string, string> = { ...decision.audit, mode };
   const withNotes = (warnings: string[] | undefined): string[] | undefined => {
     const all = [...(warnings ?? []), ...notes];

@@ -9,13 +9,7 @@ import { hasLabels } from './labels.js';
 /** kubelet sets this annotation on the API copy of a static pod. */
 export const MIRROR_POD_ANNOTATION = 'kubernetes.io/config.mirror';
 
-export type ExemptionReason =
-  | 'host-network'
-  | 'mirror-pod'
-  | 'own-pod'
-  | 'cilium-pod'
-  | 'exempt-label'
-  | 'exempt-namespace';
+export type ExemptionReason = 'host-network' | 'mirror-pod' | 'own-pod' | 'cilium-pod' | 'exempt-label' | 'exempt-namespace';
 
 interface Exemption {
   reason: ExemptionReason;
@@ -39,8 +33,7 @@ const EXEMPTIONS: readonly Exemption[] = [
   // Only in Cilium's namespace: a workload elsewhere cannot pass itself off as Cilium by its labels.
   {
     reason: 'cilium-pod',
-    applies: (pod, config) =>
-      pod.metadata.namespace === config.cilium.namespace && config.cilium.ownPodLabels.some((labels) => labelled(pod, labels)),
+    applies: (pod, config) => pod.metadata.namespace === config.cilium.namespace && config.cilium.ownPodLabels.some((labels) => labelled(pod, labels)),
   },
   { reason: 'exempt-label', applies: (pod, config) => pod.metadata.labels?.[config.exemptions.label] === 'true' },
   {

@@ -35,7 +35,10 @@ export interface Progress {
 
 const ms = (t: string | undefined): number => (t ? Date.parse(t) : Number.NaN);
 
-export function waitingSince(node: { metadata: { creationTimestamp?: string }; labelSetAt?: Record<string, string> }, config: Pick<Config, 'nodeLabel'>): string | undefined {
+export function waitingSince(
+  node: { metadata: { creationTimestamp?: string }; labelSetAt?: Record<string, string> },
+  config: Pick<Config, 'nodeLabel'>,
+): string | undefined {
   return node.labelSetAt?.[config.nodeLabel.key] ?? node.metadata.creationTimestamp;
 }
 

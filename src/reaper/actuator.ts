@@ -32,17 +32,7 @@ import type { ReaperMetrics, SkipReason } from './reaper-metrics.js';
 import type { RateSlot, RemovalRateLimiter, WaitNotice } from './ratelimit.js';
 
 export type HandleOutcome =
-  | 'removed'
-  | 'blocked'
-  | 'throttled'
-  | 'failed'
-  | 'dry-run'
-  | 'reported'
-  | 'skipped'
-  | 'not-leader'
-  | 'backing-off'
-  | 'rate-limited'
-  | 'announced-before';
+  'removed' | 'blocked' | 'throttled' | 'failed' | 'dry-run' | 'reported' | 'skipped' | 'not-leader' | 'backing-off' | 'rate-limited' | 'announced-before';
 
 export interface ActuatorDeps {
   view: FullClusterView;
@@ -174,7 +164,10 @@ export class Actuator {
     // Fresh: the pod and its CEP. From the caches: the node's readiness, its CiliumNode, the other pods with the IP.
     const again = assessPod(assessContext(deps.view, deps.config, now), pod, cep, ciliumReadiness(deps.view, node, deps.config));
     if (again?.verdict !== 'remove') {
-      log.info({ now: again ? { verdict: again.verdict, why: again.why } : 'managed by Cilium or out of scope' }, 'skipped: not a victim on re-reading it from the API server');
+      log.info(
+        { now: again ? { verdict: again.verdict, why: again.why } : 'managed by Cilium or out of scope' },
+        'skipped: not a victim on re-reading it from the API server',
+      );
       return 'no-longer-victim';
     }
     return again;
@@ -211,7 +204,10 @@ export class Actuator {
         const wait = Math.min(THROTTLE_MS.max, Math.max(THROTTLE_MS.min, err.retryAfterMs ?? THROTTLE_MS.default));
         this.retryAt.set(key, deps.clock.now() + wait);
         deps.metrics.removals.inc({ action, result: 'throttled', reason: finding.reason! });
-        log.info({ action, retryAfterMs: err.retryAfterMs }, `${action} throttled by the API server (429, not a PodDisruptionBudget); retrying in ${wait / 1000}s`);
+        log.info(
+          { action, retryAfterMs: err.retryAfterMs },
+          `${action} throttled by the API server (429, not a PodDisruptionBudget); retrying in ${wait / 1000}s`,
+        );
         return 'throttled';
       }
       // The server answered with an error: nothing was removed. A timeout or abort may have reached it: keep the slot.

@@ -172,7 +172,12 @@ export function liveReaperApi(kc: KubeConfig): ReaperApi {
 
     async createEvent(event, options) {
       const { ms, client } = requestOptions(options, WRITE_TIMEOUT_MS);
-      await withDeadline(core.createNamespacedEvent({ namespace: event.metadata.namespace ?? 'default', body: event }, client), ms, 'Event create', options?.signal);
+      await withDeadline(
+        core.createNamespacedEvent({ namespace: event.metadata.namespace ?? 'default', body: event }, client),
+        ms,
+        'Event create',
+        options?.signal,
+      );
     },
 
     async patchEvent(namespace, name, patch, options) {

@@ -201,12 +201,7 @@ function seconds(ms: number): string {
  * readiness. Undefined when the pod is out of scope: exempt, no IP, terminal, terminating, or
  * managed by Cilium. A managed pod is never assessed, so it can never be a victim.
  */
-export function assessPod(
-  ctx: AssessContext,
-  pod: PodInfo,
-  cep: CiliumEndpointInfo | undefined,
-  readiness: CiliumReadiness,
-): Assessment | undefined {
+export function assessPod(ctx: AssessContext, pod: PodInfo, cep: CiliumEndpointInfo | undefined, readiness: CiliumReadiness): Assessment | undefined {
   const { config, now, view } = ctx;
   const node = pod.spec.nodeName;
   const ips = podIPs(pod);
@@ -226,7 +221,11 @@ export function assessPod(
     namespace: p.metadata.namespace ?? '',
     name: p.metadata.name,
     ...(p.spec.nodeName ? { node: p.spec.nodeName } : {}),
-    managedByCilium: isManagedByCilium(p, view.ciliumEndpoint(p.metadata.namespace ?? '', p.metadata.name), p.spec.nodeName ? view.ciliumNode(p.spec.nodeName) : undefined),
+    managedByCilium: isManagedByCilium(
+      p,
+      view.ciliumEndpoint(p.metadata.namespace ?? '', p.metadata.name),
+      p.spec.nodeName ? view.ciliumNode(p.spec.nodeName) : undefined,
+    ),
   }));
 
   const podCIDRs = cn?.spec?.ipam?.podCIDRs ?? [];
@@ -270,7 +269,10 @@ export function assessPod(
   const podAge = now.getTime() - started;
   const readyFor = now.getTime() - ready;
   if (podAge < graceMs || readyFor < graceMs) {
-    const waiting = out('wait', `within the grace period of ${config.reaper.gracePeriodSeconds}s (pod age ${seconds(podAge)}, Cilium ready for ${seconds(readyFor)})`);
+    const waiting = out(
+      'wait',
+      `within the grace period of ${config.reaper.gracePeriodSeconds}s (pod age ${seconds(podAge)}, Cilium ready for ${seconds(readyFor)})`,
+    );
     return { ...waiting, recheckAt: new Date(Math.max(started, ready) + graceMs).toISOString() };
   }
 
@@ -347,7 +349,7 @@ export function adviseTarget(view: FullClusterView, config: Config, migrated: re
       why: `every pod IP on migrated nodes (${inside}) lies inside Cilium's pod CIDRs: the old CNI shares the range, and duplicate-ip removes only pods whose IP another pod also holds`,
     };
   }
-  return { ...base, why: "no pod IPs on migrated nodes whose CiliumNode lists pod CIDRs: nothing to judge by yet (keep the default duplicate-ip)" };
+  return { ...base, why: 'no pod IPs on migrated nodes whose CiliumNode lists pod CIDRs: nothing to judge by yet (keep the default duplicate-ip)' };
 }
 
 /** Every migrated node (or only `nodes`, when given) and its unmanaged pods. */
@@ -365,9 +367,9 @@ export function detect(view: FullClusterView, config: Config, now: Date, options
     const unmanaged = inactive
       ? []
       : view
-      .podsOn(node)
-      .flatMap((pod) => assessPod(ctx, pod, view.ciliumEndpoint(pod.metadata.namespace ?? '', pod.metadata.name), readiness) ?? [])
-      .sort((a, b) => a.pod.namespace.localeCompare(b.pod.namespace) || a.pod.name.localeCompare(b.pod.name));
+          .podsOn(node)
+          .flatMap((pod) => assessPod(ctx, pod, view.ciliumEndpoint(pod.metadata.namespace ?? '', pod.metadata.name), readiness) ?? [])
+          .sort((a, b) => a.pod.namespace.localeCompare(b.pod.namespace) || a.pod.name.localeCompare(b.pod.name));
     nodes.push({ node, readiness, unmanaged });
   }
   const findings = nodes.flatMap((n) => n.unmanaged.filter((a) => a.verdict === 'remove' || a.verdict === 'report-only'));

@@ -53,7 +53,10 @@ export class EventRecorder {
   async record(subject: EventSubject, details: EventDetails, options?: CallOptions): Promise<void> {
     const namespace = subject.kind === 'Node' ? 'default' : (subject.namespace ?? 'default');
     const related = details.related ? `|${details.related.uid ?? `${details.related.namespace}/${details.related.name}`}` : '';
-    const digest = createHash('sha256').update(`${subject.uid ?? subject.name}|${details.reason}|${details.action}${related}`).digest('hex').slice(0, 16);
+    const digest = createHash('sha256')
+      .update(`${subject.uid ?? subject.name}|${details.reason}|${details.action}${related}`)
+      .digest('hex')
+      .slice(0, 16);
     const name = `${subject.name}.${digest}`;
     const at = this.now();
     this.forgetOld(at.getTime());

@@ -35,7 +35,6 @@ function toRecord(lease: V1Lease): LeaseRecord {
   return record;
 }
 
-
 export function apiLeaseStore(kc: KubeConfig, namespace: string, name: string): LeaseStore {
   const api = kc.makeApiClient(CoordinationV1Api);
   const toLease = (record: LeaseRecord): V1Lease => ({

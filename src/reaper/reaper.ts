@@ -219,7 +219,8 @@ export class Reaper {
     }
     const wake = this.actuator.takeWakeAt();
     if (wake !== undefined) this.runAt(wake);
-    if (Object.keys(outcomes).some((o) => o !== 'announced-before' && o !== 'backing-off' && o !== 'rate-limited')) this.log.info({ outcomes }, 'reaper pass done');
+    if (Object.keys(outcomes).some((o) => o !== 'announced-before' && o !== 'backing-off' && o !== 'rate-limited'))
+      this.log.info({ outcomes }, 'reaper pass done');
     return detection;
   }
 
@@ -268,11 +269,14 @@ export class Reaper {
     this.recheckAt = at;
     if (!this.started) return;
     this.recheck?.clear();
-    this.recheck = this.clock.setTimeout(() => {
-      this.recheck = undefined;
-      this.recheckAt = undefined;
-      this.runSoon();
-    }, Math.max(0, at - this.clock.now()));
+    this.recheck = this.clock.setTimeout(
+      () => {
+        this.recheck = undefined;
+        this.recheckAt = undefined;
+        this.runSoon();
+      },
+      Math.max(0, at - this.clock.now()),
+    );
   }
 
   /** Cilium's configuration makes the reaper act on nothing (no CiliumEndpoints): warn once a minute, say when it ends. */

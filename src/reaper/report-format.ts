@@ -50,27 +50,25 @@ export interface Report {
 
 export function buildReport(detection: Detection, config: Config, source: string, startupTaint?: StartupTaintStatus[]): Report {
   const { action, target, gracePeriodSeconds, removeUnowned } = config.reaper;
-  const nodes = detection.nodes.map(
-    (n): ReportNode => ({
-      node: n.node,
-      ciliumReady: n.readiness.ready,
-      notReadyBecause: describeGaps(n.readiness, n.node),
-      ...(n.readiness.agentPod ? { agentPod: n.readiness.agentPod } : {}),
-      ...(n.readiness.readySince ? { readySince: n.readiness.readySince } : {}),
-      ...(n.readiness.ciliumSince ? { ciliumSince: n.readiness.ciliumSince } : {}),
-      ...(n.readiness.ciliumSinceFrom ? { ciliumSinceFrom: describeCiliumSince(n.readiness.ciliumSinceFrom) } : {}),
-      pods: n.unmanaged.map((a) => ({
-        namespace: a.pod.namespace,
-        name: a.pod.name,
-        ...(a.pod.uid ? { uid: a.pod.uid } : {}),
-        ip: a.evidence.ip,
-        verdict: a.verdict,
-        ...(a.reason ? { reason: a.reason } : {}),
-        why: a.why,
-        evidence: a.evidence,
-      })),
-    }),
-  );
+  const nodes = detection.nodes.map((n): ReportNode => ({
+    node: n.node,
+    ciliumReady: n.readiness.ready,
+    notReadyBecause: describeGaps(n.readiness, n.node),
+    ...(n.readiness.agentPod ? { agentPod: n.readiness.agentPod } : {}),
+    ...(n.readiness.readySince ? { readySince: n.readiness.readySince } : {}),
+    ...(n.readiness.ciliumSince ? { ciliumSince: n.readiness.ciliumSince } : {}),
+    ...(n.readiness.ciliumSinceFrom ? { ciliumSinceFrom: describeCiliumSince(n.readiness.ciliumSinceFrom) } : {}),
+    pods: n.unmanaged.map((a) => ({
+      namespace: a.pod.namespace,
+      name: a.pod.name,
+      ...(a.pod.uid ? { uid: a.pod.uid } : {}),
+      ip: a.evidence.ip,
+      verdict: a.verdict,
+      ...(a.reason ? { reason: a.reason } : {}),
+      why: a.why,
+      evidence: a.evidence,
+    })),
+  }));
   const count = (verdict: Verdict) => nodes.reduce((sum, n) => sum + n.pods.filter((p) => p.verdict === verdict).length, 0);
   return {
     at: detection.at,

@@ -42,7 +42,12 @@ export function liveReconcilerApi(kc: KubeConfig, events: Pick<ReaperApi, 'creat
       let cont: string | undefined;
       do {
         const { ms, client: c } = client(options, LIST_TIMEOUT_MS);
-        const page = await withDeadline(apps.listDaemonSetForAllNamespaces({ limit: 500, ...(cont ? { _continue: cont } : {}) }, c), ms, 'DaemonSet list', options?.signal);
+        const page = await withDeadline(
+          apps.listDaemonSetForAllNamespaces({ limit: 500, ...(cont ? { _continue: cont } : {}) }, c),
+          ms,
+          'DaemonSet list',
+          options?.signal,
+        );
         for (const item of page.items) {
           const m = item.metadata ?? {};
           if (!m.name) continue;
@@ -72,7 +77,10 @@ export function liveReconcilerApi(kc: KubeConfig, events: Pick<ReaperApi, 'creat
       const { ms, client: c } = client(options, WRITE_TIMEOUT_MS);
       try {
         await withDeadline(
-          apps.patchNamespacedDaemonSet({ namespace, name, body: patch, fieldManager: 'cilium-migration-guard' }, setHeaderOptions('Content-Type', 'application/json-patch+json', c)),
+          apps.patchNamespacedDaemonSet(
+            { namespace, name, body: patch, fieldManager: 'cilium-migration-guard' },
+            setHeaderOptions('Content-Type', 'application/json-patch+json', c),
+          ),
           ms,
           `patch of DaemonSet ${namespace}/${name}`,
           options?.signal,

@@ -31,9 +31,7 @@ interface Common {
 }
 
 /** out-of-line: the webhook would patch it now (the patch is the webhook's). conflict: its own spec contradicts its role. */
-export type DaemonSetFinding =
-  | (Common & { state: 'out-of-line'; patch: JsonPatchOp[] })
-  | (Common & { state: 'conflict'; detail: string });
+export type DaemonSetFinding = (Common & { state: 'out-of-line'; patch: JsonPatchOp[] }) | (Common & { state: 'conflict'; detail: string });
 
 function requestFor(ds: DaemonSetObject): AdmissionRequest {
   return {

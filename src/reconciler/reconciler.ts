@@ -76,7 +76,10 @@ export class DaemonSetReconciler {
   }
 
   start(): void {
-    this.log.info({ dryRun: this.options.dryRun, perMinute: this.options.config.reconciler.perMinute, intervalMs: this.intervalMs }, 'DaemonSet reconciler started');
+    this.log.info(
+      { dryRun: this.options.dryRun, perMinute: this.options.config.reconciler.perMinute, intervalMs: this.intervalMs },
+      'DaemonSet reconciler started',
+    );
     this.schedule(0);
   }
 

@@ -53,7 +53,9 @@ export function daemonSetReport(daemonSets: readonly DaemonSetObject[], view: Fu
     outOfLine: findings.flatMap((f) =>
       f.state === 'out-of-line' ? [{ namespace: f.namespace, name: f.name, role: f.role, rule: f.rule, requirement: f.requirement }] : [],
     ),
-    conflicts: findings.flatMap((f) => (f.state === 'conflict' ? [{ namespace: f.namespace, name: f.name, role: f.role, rule: f.rule, requirement: f.requirement, detail: f.detail }] : [])),
+    conflicts: findings.flatMap((f) =>
+      f.state === 'conflict' ? [{ namespace: f.namespace, name: f.name, role: f.role, rule: f.rule, requirement: f.requirement, detail: f.detail }] : [],
+    ),
     agents: agentPlacement(view, daemonSets, config),
   };
 }
@@ -84,7 +86,12 @@ export function formatDaemonSetReport(r: DaemonSetReport): string {
   }
   const { legacyOnMigrated, ciliumMissing } = r.agents;
   if (legacyOnMigrated.length > 0) {
-    out.push('', 'Previous-CNI agent pods on migrated nodes:', '', ...table([['POD', 'NODE', 'DAEMONSET', 'RULE'], ...legacyOnMigrated.map((p) => [`${p.namespace}/${p.name}`, p.node, p.daemonSet, p.rule])]));
+    out.push(
+      '',
+      'Previous-CNI agent pods on migrated nodes:',
+      '',
+      ...table([['POD', 'NODE', 'DAEMONSET', 'RULE'], ...legacyOnMigrated.map((p) => [`${p.namespace}/${p.name}`, p.node, p.daemonSet, p.rule])]),
+    );
   }
   if (ciliumMissing.length > 0) out.push('', `Migrated nodes with no Cilium agent pod: ${ciliumMissing.join(', ')}.`);
   return `${out.join('\n')}\n`;

@@ -74,12 +74,7 @@ export interface AppOptions {
 }
 
 /** The app whatever its transport; start.ts narrows `server` to a tls.Server. */
-export type App = FastifyInstance<
-  RawServerBase,
-  RawRequestDefaultExpression<RawServerBase>,
-  RawReplyDefaultExpression<RawServerBase>,
-  FastifyBaseLogger
->;
+export type App = FastifyInstance<RawServerBase, RawRequestDefaultExpression<RawServerBase>, RawReplyDefaultExpression<RawServerBase>, FastifyBaseLogger>;
 
 function outcomeOf(decision: Decision): AdmissionOutcome {
   if (!decision.allowed) return 'denied';
@@ -140,8 +135,7 @@ function withinDeadline<T>(pending: PromiseLike<T>, ms: number): Promise<T | typ
   return Promise.race([pending, deadline]).finally(() => clearTimeout(timer));
 }
 
-const PROTOTYPE_KEYS =
-  'request body has a "__proto__" or "constructor.prototype" key, which is refused (prototype pollution); no Kubernetes object has one';
+const PROTOTYPE_KEYS = 'request body has a "__proto__" or "constructor.prototype" key, which is refused (prototype pollution); no Kubernetes object has one';
 
 function clientError(message: string, code: string): Error {
   return Object.assign(new Error(message), { statusCode: 400, code });
@@ -350,9 +344,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
 
   app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.text()));
 
-  app.setNotFoundHandler(async (request, reply) =>
-    reply.code(404).send({ error: `no route for ${request.method} ${request.url.split('?')[0] ?? ''}` }),
-  );
+  app.setNotFoundHandler(async (request, reply) => reply.code(404).send({ error: `no route for ${request.method} ${request.url.split('?')[0] ?? ''}` }));
 
   // The single error handler: fastify's own client errors (content type, size, JSON) become a 4xx
   // with a clear message; anything else is a 5xx whose details stay in the log.
@@ -367,7 +359,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
       const webhook = webhookByPath.get(request.routeOptions.url ?? '');
       if (webhook) metrics.admissionAborted.inc({ webhook });
       guardCounters(metrics).aborted.inc({ route: request.routeOptions.url ?? 'none' });
-      if (clientErrorLog.take()) request.log.info({ url: request.routeOptions.url, latencyMs: reply.elapsedTime }, 'client went away before its request was read');
+      if (clientErrorLog.take())
+        request.log.info({ url: request.routeOptions.url, latencyMs: reply.elapsedTime }, 'client went away before its request was read');
       reply.hijack(); // nothing can be sent; fastify must not try (and log "Reply was already sent")
       if (!reply.raw.destroyed) reply.raw.destroy();
       return;

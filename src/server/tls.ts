@@ -109,10 +109,7 @@ export class CertWatcher {
     this.watchDirectories();
     this.pollTimer = setInterval(() => this.schedule(0), this.options.pollIntervalMs ?? 10_000);
     this.pollTimer.unref();
-    this.options.logger.info(
-      { certFile, notAfter: this.pair.notAfter.toISOString(), fingerprint: this.pair.fingerprint },
-      'serving certificate loaded',
-    );
+    this.options.logger.info({ certFile, notAfter: this.pair.notAfter.toISOString(), fingerprint: this.pair.fingerprint }, 'serving certificate loaded');
     return this.pair;
   }
 

@@ -97,12 +97,19 @@ export function buildStatus(inputs: StatusInputs, now: Date, slowest = 5): Statu
   const attention: string[] = [];
   const stuck = progress.waiting.filter((w) => (w.seconds ?? 0) > inputs.stuckAfterSeconds);
   if (stuck.length > 0) {
-    attention.push(`${stuck.length} migrated node(s) waiting for Cilium longer than ${duration(inputs.stuckAfterSeconds)}: ${stuck.slice(0, slowest).map((w) => w.node).join(', ')}`);
+    attention.push(
+      `${stuck.length} migrated node(s) waiting for Cilium longer than ${duration(inputs.stuckAfterSeconds)}: ${stuck
+        .slice(0, slowest)
+        .map((w) => w.node)
+        .join(', ')}`,
+    );
   }
   if (progress.unmanagedPods > 0) attention.push(`${progress.unmanagedPods} pod(s) on migrated nodes hold IPs Cilium does not manage (see \`report\`)`);
   if (progress.legacyAgentsOnMigrated > 0) attention.push(`${progress.legacyAgentsOnMigrated} previous-CNI agent pod(s) run on migrated nodes`);
-  if (ds.outOfLine.length > 0) attention.push(`${ds.outOfLine.length} DaemonSet(s) out of line: ${ds.outOfLine.map((d) => `${d.namespace}/${d.name}`).join(', ')}`);
-  if (ds.conflicts.length > 0) attention.push(`${ds.conflicts.length} DaemonSet(s) contradict their role: ${ds.conflicts.map((d) => `${d.namespace}/${d.name}`).join(', ')}`);
+  if (ds.outOfLine.length > 0)
+    attention.push(`${ds.outOfLine.length} DaemonSet(s) out of line: ${ds.outOfLine.map((d) => `${d.namespace}/${d.name}`).join(', ')}`);
+  if (ds.conflicts.length > 0)
+    attention.push(`${ds.conflicts.length} DaemonSet(s) contradict their role: ${ds.conflicts.map((d) => `${d.namespace}/${d.name}`).join(', ')}`);
   const invalidLabels = Object.entries(inputs.namespaceModes).filter(([, v]) => !isMode(v));
   for (const [ns, v] of invalidLabels) attention.push(`namespace ${ns} has ${MODE_LABEL}=${v}, not a mode (ignored)`);
 
@@ -115,7 +122,14 @@ export function buildStatus(inputs: StatusInputs, now: Date, slowest = 5): Statu
       const reachable = inputs.webhooks!.reachable[w.name] ?? 'not checked';
       if (ca.verdict !== 'ok') attention.push(`webhook ${w.name}: caBundle ${ca.verdict}`);
       if (reachable.startsWith('unreachable')) attention.push(`webhook ${w.name}: ${reachable}`);
-      return { name: w.name, kind: w.kind, failurePolicy: w.failurePolicy ?? 'Fail', caBundle: ca.verdict, ...(ca.expires ? { caExpires: ca.expires } : {}), reachable };
+      return {
+        name: w.name,
+        kind: w.kind,
+        failurePolicy: w.failurePolicy ?? 'Fail',
+        caBundle: ca.verdict,
+        ...(ca.expires ? { caExpires: ca.expires } : {}),
+        reachable,
+      };
     });
   }
   return {
@@ -126,7 +140,11 @@ export function buildStatus(inputs: StatusInputs, now: Date, slowest = 5): Statu
     unmanagedPods: progress.unmanagedPods,
     legacyAgentsOnMigrated: progress.legacyAgentsOnMigrated,
     ciliumMissing: ds.agents.ciliumMissing,
-    daemonSets: { read: ds.daemonSetsRead, outOfLine: ds.outOfLine.map((d) => `${d.namespace}/${d.name}`), conflicts: ds.conflicts.map((d) => `${d.namespace}/${d.name}`) },
+    daemonSets: {
+      read: ds.daemonSetsRead,
+      outOfLine: ds.outOfLine.map((d) => `${d.namespace}/${d.name}`),
+      conflicts: ds.conflicts.map((d) => `${d.namespace}/${d.name}`),
+    },
     modes: { pods: inputs.modes.pods, daemonsets: inputs.modes.daemonsets, namespaces: inputs.namespaceModes },
     webhooks,
     attention,
@@ -135,7 +153,12 @@ export function buildStatus(inputs: StatusInputs, now: Date, slowest = 5): Statu
 
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 export function formatStatus(s: Status): string {
@@ -151,7 +174,11 @@ export function formatStatus(s: Status): string {
     ]),
   );
   if (s.slowestWaiting.length > 0) {
-    out.push('', 'Slowest waiting for Cilium:', ...table([['NODE', 'WAITING', 'MISSING'], ...s.slowestWaiting.map((w) => [w.node, duration(w.seconds), w.gaps.join(', ')])]).map((l) => `  ${l}`));
+    out.push(
+      '',
+      'Slowest waiting for Cilium:',
+      ...table([['NODE', 'WAITING', 'MISSING'], ...s.slowestWaiting.map((w) => [w.node, duration(w.seconds), w.gaps.join(', ')])]).map((l) => `  ${l}`),
+    );
   }
   out.push(
     '',
@@ -160,7 +187,11 @@ export function formatStatus(s: Status): string {
     `DaemonSets out of line / conflicting:   ${s.daemonSets.read === 0 ? 'not checked (no DaemonSets read)' : `${s.daemonSets.outOfLine.length} / ${s.daemonSets.conflicts.length}`}`,
     '',
     `Modes: pods ${s.modes.pods}, daemonsets ${s.modes.daemonsets}` +
-      (Object.keys(s.modes.namespaces).length > 0 ? `; namespaces: ${Object.entries(s.modes.namespaces).map(([n, m]) => `${n}=${m}`).join(', ')}` : '; no namespace overrides'),
+      (Object.keys(s.modes.namespaces).length > 0
+        ? `; namespaces: ${Object.entries(s.modes.namespaces)
+            .map(([n, m]) => `${n}=${m}`)
+            .join(', ')}`
+        : '; no namespace overrides'),
     '',
   );
   if (typeof s.webhooks === 'string') {

@@ -28,10 +28,7 @@ interface Term {
 }
 
 export type AffinityPlan =
-  | { outcome: 'present' }
-  | { outcome: 'patch'; patch: JsonPatchOp[] }
-  | { outcome: 'conflict'; conflicts: string[] }
-  | { outcome: 'invalid'; problem: string };
+  { outcome: 'present' } | { outcome: 'patch'; patch: JsonPatchOp[] } | { outcome: 'conflict'; conflicts: string[] } | { outcome: 'invalid'; problem: string };
 
 export function describeRequirement(req: Requirement): string {
   return `${req.key} ${req.operator} [${req.values[0]}]`;
@@ -211,13 +208,19 @@ export function planAffinity(podSpec: unknown, req: Requirement, base: string): 
 
   const affinity = podSpec.affinity;
   if (affinity === undefined || affinity === null) {
-    return { outcome: 'patch', patch: [{ op: 'add', path: `${base}/affinity`, value: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: freshTerms } } }] };
+    return {
+      outcome: 'patch',
+      patch: [{ op: 'add', path: `${base}/affinity`, value: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: freshTerms } } }],
+    };
   }
   if (!isObject(affinity)) return { outcome: 'invalid', problem: 'spec.affinity is not an object' };
 
   const nodeAffinity = affinity.nodeAffinity;
   if (nodeAffinity === undefined || nodeAffinity === null) {
-    return { outcome: 'patch', patch: [{ op: 'add', path: `${base}/affinity/nodeAffinity`, value: { requiredDuringSchedulingIgnoredDuringExecution: freshTerms } }] };
+    return {
+      outcome: 'patch',
+      patch: [{ op: 'add', path: `${base}/affinity/nodeAffinity`, value: { requiredDuringSchedulingIgnoredDuringExecution: freshTerms } }],
+    };
   }
   if (!isObject(nodeAffinity)) return { outcome: 'invalid', problem: 'spec.affinity.nodeAffinity is not an object' };
 
@@ -248,7 +251,9 @@ export function planAffinity(podSpec: unknown, req: Requirement, base: string): 
     if (verdict === 'conflict') {
       const clash = expressions
         .filter((e) => e.key === req.key)
-        .map((e) => `${req.key} ${String(e.operator)}${e.operator === 'Exists' || e.operator === 'DoesNotExist' ? '' : ` [${firstFew(stringValues(e), ', ')}]`}`);
+        .map(
+          (e) => `${req.key} ${String(e.operator)}${e.operator === 'Exists' || e.operator === 'DoesNotExist' ? '' : ` [${firstFew(stringValues(e), ', ')}]`}`,
+        );
       conflicts.push(`nodeSelectorTerms[${index}] has ${firstFew(clash, ', ')}`);
       return;
     }

@@ -113,7 +113,10 @@ export function decideDaemonSetAffinity(request: AdmissionRequest, view: Pick<Cl
       });
     case 'invalid':
       // The API server's own validation rejects such an object; a patch could not apply to it anyway.
-      return allowed('invalid-spec', { audit: { ...audit, action: 'skipped' }, warnings: [`cilium-migration-guard left ${subject} unchanged: ${plan.problem}`] });
+      return allowed('invalid-spec', {
+        audit: { ...audit, action: 'skipped' },
+        warnings: [`cilium-migration-guard left ${subject} unchanged: ${plan.problem}`],
+      });
     case 'conflict': {
       const why =
         `${subject} is a ${match.role === 'cilium' ? 'Cilium' : 'previous-CNI'} agent (rule ${match.rule}) and needs ${wanted}, ` +

@@ -52,9 +52,7 @@ export function placementSubject(request: AdmissionRequest): SubjectOrSkip {
     return { subject: { via: 'binding', namespace, name, node } };
   }
 
-  throw new BadReview(
-    `this webhook handles v1 Pod and pods/binding, not ${resource.resource}${subResource ? `/${subResource}` : ''} (${kind.kind})`,
-  );
+  throw new BadReview(`this webhook handles v1 Pod and pods/binding, not ${resource.resource}${subResource ? `/${subResource}` : ''} (${kind.kind})`);
 }
 
 function denialMessage(subject: PlacementSubject, gaps: string[], config: Config): string {

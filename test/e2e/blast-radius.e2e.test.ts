@@ -66,12 +66,24 @@ afterAll(async () => {
 describe("Cilium's exemptions: only what must run before Cilium is ready", () => {
   it('a hubble-relay pod bound to an unready migrated node is refused; cilium-operator is not', async () => {
     // Labels as Cilium's chart sets them on hubble-relay and cilium-operator.
-    const relay = pod('hubble-relay-7d9f', 'kube-system', { 'k8s-app': 'hubble-relay', 'app.kubernetes.io/part-of': 'cilium', 'app.kubernetes.io/name': 'hubble-relay' }, { nodeName: MIGRATED });
+    const relay = pod(
+      'hubble-relay-7d9f',
+      'kube-system',
+      { 'k8s-app': 'hubble-relay', 'app.kubernetes.io/part-of': 'cilium', 'app.kubernetes.io/name': 'hubble-relay' },
+      { nodeName: MIGRATED },
+    );
     const refused = await apply(relay);
     expect(refused.code).not.toBe(0);
-    expect(refused.stderr).toContain(`admission webhook "${VALIDATING_NAME}" denied the request: pod kube-system/hubble-relay-7d9f cannot be placed on node ${MIGRATED} yet`);
+    expect(refused.stderr).toContain(
+      `admission webhook "${VALIDATING_NAME}" denied the request: pod kube-system/hubble-relay-7d9f cannot be placed on node ${MIGRATED} yet`,
+    );
 
-    const operator = pod('cilium-operator-5c7f', 'kube-system', { 'io.cilium/app': 'operator', name: 'cilium-operator', 'app.kubernetes.io/part-of': 'cilium' }, { nodeName: MIGRATED });
+    const operator = pod(
+      'cilium-operator-5c7f',
+      'kube-system',
+      { 'io.cilium/app': 'operator', name: 'cilium-operator', 'app.kubernetes.io/part-of': 'cilium' },
+      { nodeName: MIGRATED },
+    );
     const admitted = await apply(operator);
     expect(admitted.stderr).toBe('');
     expect(admitted.code).toBe(0);
@@ -87,7 +99,10 @@ describe('a cloud-run Cilium (GKE Dataplane V2): hands off', () => {
       metadata: { name: 'anetd', namespace: 'kube-system', labels: { 'k8s-app': 'cilium', 'addonmanager.kubernetes.io/mode': 'Reconcile' } },
       spec: {
         selector: { matchLabels: { 'k8s-app': 'cilium' } },
-        template: { metadata: { labels: { 'k8s-app': 'cilium' } }, spec: { hostNetwork: true, containers: [{ name: 'cilium-agent', image: 'gke.gcr.io/cilium/cilium:v1' }] } },
+        template: {
+          metadata: { labels: { 'k8s-app': 'cilium' } },
+          spec: { hostNetwork: true, containers: [{ name: 'cilium-agent', image: 'gke.gcr.io/cilium/cilium:v1' }] },
+        },
       },
     };
     const created = await apply(anetd);
@@ -98,10 +113,14 @@ describe('a cloud-run Cilium (GKE Dataplane V2): hands off', () => {
 
     // Its agent pods come from the DaemonSet controller (kube-controller-manager runs in the harness),
     // owned by the DaemonSet, as on GKE.
-    const readyz = await waitFor('/readyz to report the managed dataplane', async () => {
-      const r = await httpsJson('/readyz');
-      return r.body.managedDataplane ? r : undefined;
-    }, { timeoutMs: 20_000 });
+    const readyz = await waitFor(
+      '/readyz to report the managed dataplane',
+      async () => {
+        const r = await httpsJson('/readyz');
+        return r.body.managedDataplane ? r : undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
     expect(readyz.status).toBe(200);
     expect(readyz.body.managedDataplane).toMatch(/^GKE Dataplane V2 runs this cluster's Cilium \(pod kube-system\/anetd-[a-z0-9]{5} of DaemonSet anetd\)/);
 
@@ -116,8 +135,13 @@ describe('a cloud-run Cilium (GKE Dataplane V2): hands off', () => {
     // A webhook started now says so in its log once its view has synced.
     const second = await startGuard(cp, { dir: `${cp.dir}/second` });
     try {
-      await waitFor('the start-up log line', async () => (second.logs().includes('GKE Dataplane V2 runs this cluster') ? true : undefined), { timeoutMs: 15_000 });
-      const line = second.logs().split('\n').find((l) => l.includes('GKE Dataplane V2 runs this cluster'))!;
+      await waitFor('the start-up log line', async () => (second.logs().includes('GKE Dataplane V2 runs this cluster') ? true : undefined), {
+        timeoutMs: 15_000,
+      });
+      const line = second
+        .logs()
+        .split('\n')
+        .find((l) => l.includes('GKE Dataplane V2 runs this cluster'))!;
       expect(JSON.parse(line)).toMatchObject({ level: 'warn', managedDataplane: 'gke-dataplane-v2' });
     } finally {
       await second.stop();
@@ -133,7 +157,16 @@ describe('a cloud-run Cilium (GKE Dataplane V2): hands off', () => {
 
     // Gone again (its pods may run on no node: the DaemonSet controller removes them): the
     // registered webhook patches as before. anetd itself stays for the next test.
-    await cp.kubectl(['patch', 'daemonset', '-n', 'kube-system', 'anetd', '--type=merge', '-p', '{"spec":{"template":{"spec":{"nodeSelector":{"cmg.test/no-such-node":"true"}}}}}']);
+    await cp.kubectl([
+      'patch',
+      'daemonset',
+      '-n',
+      'kube-system',
+      'anetd',
+      '--type=merge',
+      '-p',
+      '{"spec":{"template":{"spec":{"nodeSelector":{"cmg.test/no-such-node":"true"}}}}}',
+    ]);
     await waitFor('/readyz to drop the note', async () => ((await httpsJson('/readyz')).body.managedDataplane ? undefined : true), { timeoutMs: 20_000 });
     const again = await apply(fixture('kube-router'));
     expect(again.stderr).toContain('Warning: cilium-migration-guard added nodeAffinity cni NotIn [cilium] to kube-system/kube-router');
@@ -204,10 +237,14 @@ describe('the pod webhook unreachable (an endpoint that accepts and never answer
     };
     // The API server picks the registration up through its informer: wait until a placement waits on it.
     let n = 0;
-    await waitFor('the API server to call the blackholed pod webhook', async () => {
-      const r = await timed(['create', '--dry-run=server', '-f', '-'], stringify(pod(`probe-${n++}`, 'default', {}, { nodeName: LEGACY })));
-      return r.ms > 1_500 ? true : undefined;
-    }, { timeoutMs: 30_000, intervalMs: 200 });
+    await waitFor(
+      'the API server to call the blackholed pod webhook',
+      async () => {
+        const r = await timed(['create', '--dry-run=server', '-f', '-'], stringify(pod(`probe-${n++}`, 'default', {}, { nodeName: LEGACY })));
+        return r.ms > 1_500 ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
 
     // Baseline: the same create where the webhook is not called (no spec.nodeName, so no matchCondition).
     const baseline = await timed(['create', '-f', '-'], stringify(pod('unplaced-1', 'default', {}, { nodeSelector: { nowhere: 'x' } })));
@@ -216,14 +253,19 @@ describe('the pod webhook unreachable (an endpoint that accepts and never answer
     const placed = await timed(['create', '-f', '-'], stringify(pod('placed-1', 'default', {}, { nodeName: LEGACY })));
     expect(placed.code).toBe(0); // failurePolicy Ignore
     const added = placed.ms - baseline.ms;
-    process.stderr.write(`[blast-radius] pod create with spec.nodeName, webhook blackholed: ${placed.ms.toFixed(0)} ms (baseline ${baseline.ms.toFixed(0)} ms, added ${added.toFixed(0)} ms)\n`);
+    process.stderr.write(
+      `[blast-radius] pod create with spec.nodeName, webhook blackholed: ${placed.ms.toFixed(0)} ms (baseline ${baseline.ms.toFixed(0)} ms, added ${added.toFixed(0)} ms)\n`,
+    );
     expect(placed.ms).toBeGreaterThanOrEqual(POD_WEBHOOK_TIMEOUT_SECONDS * 1000 - 100); // it did wait on the webhook
     expect(added).toBeLessThan(3_000);
 
     // The scheduler's bind (pods/binding) waits the same bounded time, then goes through.
     const start = performance.now();
     await apply(pod('sched-1', 'default', {}, { nodeSelector: { 'kubernetes.io/hostname': LEGACY } }), false);
-    const node = await waitFor('sched-1 to be bound', async () => (await getJson(['pod', 'sched-1'])).spec.nodeName ?? undefined, { timeoutMs: 30_000, intervalMs: 100 });
+    const node = await waitFor('sched-1 to be bound', async () => (await getJson(['pod', 'sched-1'])).spec.nodeName ?? undefined, {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
     const bindMs = performance.now() - start;
     process.stderr.write(`[blast-radius] create + schedule + bind, webhook blackholed: ${bindMs.toFixed(0)} ms\n`);
     expect(node).toBe(LEGACY);

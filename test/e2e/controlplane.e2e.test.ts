@@ -112,9 +112,18 @@ describe('local control plane', () => {
     // --use-service-account-credentials: a controller gets its ServiceAccount in kube-system when it
     // starts (names from cmd/kube-controller-manager/app), so the list shows what runs.
     const running = [
-      'daemon-set-controller', 'deployment-controller', 'replicaset-controller', 'statefulset-controller', 'job-controller',
-      'generic-garbage-collector', 'disruption-controller', 'endpointslice-controller', 'namespace-controller',
-      'service-account-controller', 'root-ca-cert-publisher', 'clusterrole-aggregation-controller',
+      'daemon-set-controller',
+      'deployment-controller',
+      'replicaset-controller',
+      'statefulset-controller',
+      'job-controller',
+      'generic-garbage-collector',
+      'disruption-controller',
+      'endpointslice-controller',
+      'namespace-controller',
+      'service-account-controller',
+      'root-ca-cert-publisher',
+      'clusterrole-aggregation-controller',
     ];
     const accounts = await waitFor(
       "the controllers' ServiceAccounts",
@@ -130,7 +139,7 @@ describe('local control plane', () => {
     }
   }, 60_000);
 
-  it('kube-controller-manager: a Deployment gets its ReplicaSet and pods, created under the controllers\' own ServiceAccounts', async () => {
+  it("kube-controller-manager: a Deployment gets its ReplicaSet and pods, created under the controllers' own ServiceAccounts", async () => {
     await apply({
       apiVersion: 'apps/v1',
       kind: 'Deployment',
@@ -138,7 +147,10 @@ describe('local control plane', () => {
       spec: {
         replicas: 2,
         selector: { matchLabels: { app: 'smoke-web' } },
-        template: { metadata: { labels: { app: 'smoke-web' } }, spec: { nodeSelector: LABEL, containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] } },
+        template: {
+          metadata: { labels: { app: 'smoke-web' } },
+          spec: { nodeSelector: LABEL, containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] },
+        },
       },
     });
     const available = await waitFor(
@@ -157,7 +169,11 @@ describe('local control plane', () => {
     const events = await audit();
     // The ReplicaSet controller creates pods with generateName: the audit event names no pod, its request does.
     const creates = events.filter(
-      (e) => e.verb === 'create' && e.objectRef?.resource === 'pods' && !e.objectRef.subresource && e.requestObject?.metadata?.generateName === `${rs.metadata.name}-`,
+      (e) =>
+        e.verb === 'create' &&
+        e.objectRef?.resource === 'pods' &&
+        !e.objectRef.subresource &&
+        e.requestObject?.metadata?.generateName === `${rs.metadata.name}-`,
     );
     expect(creates.map((e) => [e.user?.username, e.responseStatus?.code])).toEqual([
       ['system:serviceaccount:kube-system:replicaset-controller', 201],
@@ -172,7 +188,10 @@ describe('local control plane', () => {
       metadata: { name: 'smoke-agent', namespace: NS },
       spec: {
         selector: { matchLabels: { app: 'smoke-agent' } },
-        template: { metadata: { labels: { app: 'smoke-agent' } }, spec: { nodeSelector: LABEL, containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] } },
+        template: {
+          metadata: { labels: { app: 'smoke-agent' } },
+          spec: { nodeSelector: LABEL, containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] },
+        },
       },
     });
     const agents = await waitFor(

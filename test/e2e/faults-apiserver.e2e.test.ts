@@ -185,10 +185,14 @@ describe('faults: API server killed and restarted, etcd paused', () => {
     const downMs = Date.now() - killedAt;
     cp.restart('kube-apiserver');
     const ca = readFileSync(cp.caFile, 'utf8');
-    await waitFor('kube-apiserver /readyz after the restart', async () => ((await https(`${cp.server}/readyz`, { ca, token: cp.token, timeoutMs: 3_000 })).status === 200 ? true : undefined), {
-      timeoutMs: 90_000,
-      intervalMs: 200,
-    });
+    await waitFor(
+      'kube-apiserver /readyz after the restart',
+      async () => ((await https(`${cp.server}/readyz`, { ca, token: cp.token, timeoutMs: 3_000 })).status === 200 ? true : undefined),
+      {
+        timeoutMs: 90_000,
+        intervalMs: 200,
+      },
+    );
     const upAt = Date.now();
     const allowedMs = await allowedAfter(LATE, upAt);
     const webhookClean = await waitFor('webhook caches reconnected', async () => ((await webhookReadyz()).body.disconnected ? undefined : Date.now() - upAt), {
@@ -196,7 +200,10 @@ describe('faults: API server killed and restarted, etcd paused', () => {
       intervalMs: 200,
     });
     expect(metricValue((await https(`${guard.url}/metrics`, { ca: guard.caPem })).body, 'cmg_cache_disconnected{cache="nodes"}')).toBe(0);
-    const reaperBack = await waitFor('reaper ready again', async () => ((await reaperReadyz()).status === 200 ? Date.now() - upAt : undefined), { timeoutMs: 30_000, intervalMs: 200 });
+    const reaperBack = await waitFor('reaper ready again', async () => ((await reaperReadyz()).status === 200 ? Date.now() - upAt : undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
     report(
       `API server killed for ${(downMs / 1000).toFixed(1)} s (a node made Cilium-ready meanwhile through another API server): ` +
         `after /readyz of the restarted API server, placement on it allowed in ${(allowedMs / 1000).toFixed(1)} s, ` +
@@ -207,10 +214,14 @@ describe('faults: API server killed and restarted, etcd paused', () => {
     expect(await place(PAUSED)).toBe(403);
     expect(readFileSync(reaper.logPath, 'utf8')).toContain('not evaluating or removing anything: a cache lost its watch');
     // Said by the first pass after the watches are back (it looks again every second).
-    await waitFor('the reaper evaluating again', async () => (readFileSync(reaper.logPath, 'utf8').includes('every cache is watching again: evaluating') ? true : undefined), {
-      timeoutMs: 10_000,
-      intervalMs: 200,
-    });
+    await waitFor(
+      'the reaper evaluating again',
+      async () => (readFileSync(reaper.logPath, 'utf8').includes('every cache is watching again: evaluating') ? true : undefined),
+      {
+        timeoutMs: 10_000,
+        intervalMs: 200,
+      },
+    );
   });
 
   it('etcd paused for 40 s: the webhook keeps answering, the reaper stops leading; a node made ready during the pause is allowed within seconds of the resume', async () => {
@@ -261,11 +272,19 @@ describe('faults: API server killed and restarted, etcd paused', () => {
     const resumedAt = Date.now();
     const allowedMs = await allowedAfter(PAUSED, resumedAt);
     await writer;
-    const leadingMs = await waitFor('the reaper leading after the pause', async () => (metricValue(await reaperMetrics(reaper.url), 'cmg_reaper_leader') === 1 ? Date.now() - resumedAt : undefined), {
-      timeoutMs: 40_000,
-      children: [reaper.child],
-    });
-    const reaperReadyMs = await waitFor('reaper ready after the pause', async () => ((await reaperReadyz()).status === 200 ? Date.now() - resumedAt : undefined), { timeoutMs: 30_000, intervalMs: 200 });
+    const leadingMs = await waitFor(
+      'the reaper leading after the pause',
+      async () => (metricValue(await reaperMetrics(reaper.url), 'cmg_reaper_leader') === 1 ? Date.now() - resumedAt : undefined),
+      {
+        timeoutMs: 40_000,
+        children: [reaper.child],
+      },
+    );
+    const reaperReadyMs = await waitFor(
+      'reaper ready after the pause',
+      async () => ((await reaperReadyz()).status === 200 ? Date.now() - resumedAt : undefined),
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
     const disconnectedSeen = Math.max(...samples.map((s) => s.disconnected));
     const reaperNotReady = samples.filter((s) => s.reaper === 503).length;
     report(

@@ -123,7 +123,8 @@ describe('faults: the reaper leader killed mid-run', () => {
     // The race on every node: early pods first, then the agent turns Ready, then a Cilium-managed
     // pod gets each early pod's IP (and a CiliumEndpoint). An owner-less early pod on the last node
     // is reported, never removed (removeUnowned is false).
-    for (const node of NODES) await apply({ apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name: node }, spec: { ipam: { podCIDRs: [POD_CIDR] } } });
+    for (const node of NODES)
+      await apply({ apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name: node }, spec: { ipam: { podCIDRs: [POD_CIDR] } } });
     const early = await Promise.all([
       ...VICTIMS.map(([name, node]) => runPod(name, node, { owned: true })),
       runPod('debug-early', NODES[2]!, { owned: false }),
@@ -141,7 +142,17 @@ describe('faults: the reaper leader killed mid-run', () => {
       const name = `${pod.metadata.name}-cilium`;
       const node = pod.metadata.name === 'debug-early' ? NODES[2]! : VICTIMS.find(([n]) => n === pod.metadata.name)![1];
       await runPod(name, node, { owned: true });
-      await cp.kubectl(['patch', 'pod', name, '-n', 'default', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { podIP: ip, podIPs: [{ ip }] } })]);
+      await cp.kubectl([
+        'patch',
+        'pod',
+        name,
+        '-n',
+        'default',
+        '--subresource=status',
+        '--type=merge',
+        '-p',
+        JSON.stringify({ status: { podIP: ip, podIPs: [{ ip }] } }),
+      ]);
       await apply({
         apiVersion: 'cilium.io/v2',
         kind: 'CiliumEndpoint',
@@ -160,7 +171,10 @@ describe('faults: the reaper leader killed mid-run', () => {
 
   it('the follower takes over after the Lease expires and finishes the run: each victim evicted once, nothing else touched', async () => {
     const configFile = join(cp.dir, 'reaper-faults.yaml');
-    writeFileSync(configFile, 'reaper:\n  gracePeriodSeconds: 1\n  resyncSeconds: 5\n  debounceMs: 200\n  rateLimit:\n    perMinute: 3\n    perNodePerMinute: 2\n');
+    writeFileSync(
+      configFile,
+      'reaper:\n  gracePeriodSeconds: 1\n  resyncSeconds: 5\n  debounceMs: 200\n  rateLimit:\n    perMinute: 3\n    perNodePerMinute: 2\n',
+    );
     for (const identity of ['reaper-a', 'reaper-b']) {
       const dir = join(cp.dir, identity);
       mkdirSync(dir, { recursive: true });
@@ -174,7 +188,10 @@ describe('faults: the reaper leader killed mid-run', () => {
     const follower = [...replicas.keys()].find((id) => id !== leader)!;
     expect(replicas.has(leader)).toBe(true);
     const leaderLog = () => readFileSync(replicas.get(leader)!.logPath, 'utf8');
-    await waitFor('the leader waiting on its rate limit', async () => (leaderLog().includes('rate limit reached') ? true : undefined), { timeoutMs: 20_000, intervalMs: 200 });
+    await waitFor('the leader waiting on its rate limit', async () => (leaderLog().includes('rate limit reached') ? true : undefined), {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+    });
     const byLeader = evicted().length;
     expect(byLeader).toBe(3);
 
@@ -185,17 +202,25 @@ describe('faults: the reaper leader killed mid-run', () => {
     expect(await leaseHolder()).toBe(leader);
 
     const b = replicas.get(follower)!;
-    const tookOverMs = await waitFor(`${follower} leading`, async () => (metricValue(await reaperMetrics(b.url), 'cmg_reaper_leader') === 1 ? Date.now() - killedAt : undefined), {
-      timeoutMs: 40_000,
-      intervalMs: 200,
-      children: [b.child],
-    });
+    const tookOverMs = await waitFor(
+      `${follower} leading`,
+      async () => (metricValue(await reaperMetrics(b.url), 'cmg_reaper_leader') === 1 ? Date.now() - killedAt : undefined),
+      {
+        timeoutMs: 40_000,
+        intervalMs: 200,
+        children: [b.child],
+      },
+    );
     // Not before the Lease expired (15 s from the leader's last renewal, which was at most one
     // retry period, 2 s, before the kill), and not long after (its retry period is 2 s).
     expect(tookOverMs).toBeGreaterThan(12_000);
     expect(tookOverMs).toBeLessThan(25_000);
     expect(await leaseHolder()).toBe(follower);
-    await waitFor('all 5 victims evicted', async () => (evicted().length >= VICTIMS.length ? true : undefined), { timeoutMs: 30_000, intervalMs: 200, children: [b.child] });
+    await waitFor('all 5 victims evicted', async () => (evicted().length >= VICTIMS.length ? true : undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      children: [b.child],
+    });
     const doneMs = Date.now() - killedAt;
 
     // Let the new leader evaluate twice more: each pass is a chance to remove something again.
@@ -212,7 +237,10 @@ describe('faults: the reaper leader killed mid-run', () => {
     }
     for (const [name, pod] of victims) {
       const writes = perUid.get(pod.metadata.uid) ?? [];
-      expect(writes.map((e) => [e.objectRef?.name, e.verb, e.objectRef?.subresource, e.responseStatus?.code]), name).toEqual([[name, 'create', 'eviction', 201]]);
+      expect(
+        writes.map((e) => [e.objectRef?.name, e.verb, e.objectRef?.subresource, e.responseStatus?.code]),
+        name,
+      ).toEqual([[name, 'create', 'eviction', 201]]);
     }
     expect(all).toHaveLength(VICTIMS.length);
     for (const [name, pod] of keep) {

@@ -149,6 +149,7 @@ describe('faults: one of two webhook replicas killed under load', () => {
         `${failed.filter((s) => s.kind === 'pod').length} pod placements admitted unchecked), the last ${(lastFailure / 1000).toFixed(1)} s after the kill; ` +
         `0 other errors; ${inFlight} requests were in flight at the kill; slowest request after the kill ${slowest} ms; proxy: ${proxy.stats.refused} connections refused by the dead replica`,
     );
-    if (failed.length > 0) process.stderr.write(`[faults] policy answers:\n${failed.map((s) => `  +${s.at - killedAt} ms ${s.kind}: ${s.detail}`).join('\n')}\n`);
+    if (failed.length > 0)
+      process.stderr.write(`[faults] policy answers:\n${failed.map((s) => `  +${s.at - killedAt} ms ${s.kind}: ${s.detail}`).join('\n')}\n`);
   });
 });

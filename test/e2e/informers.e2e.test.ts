@@ -70,7 +70,12 @@ describe('live cluster view (informers) against kube-apiserver', () => {
       new Promise((_, reject) => setTimeout(() => reject(new Error(`not synced after 30 s: ${JSON.stringify(view().syncState())}`)), 30_000)),
     ]);
     expect(isSynced(view())).toBe(true);
-    expect(view().nodes().map((n) => n.metadata.name).sort()).toEqual(['node-cilium', 'node-legacy', UNMANAGED]);
+    expect(
+      view()
+        .nodes()
+        .map((n) => n.metadata.name)
+        .sort(),
+    ).toEqual(['node-cilium', 'node-legacy', UNMANAGED]);
     expect(view().node('node-cilium')?.metadata.labels?.cni).toBe('cilium');
     expect(view().ciliumNode('node-cilium')).toBeUndefined();
     expect(logs.some((l) => l.cache === 'ciliumnodes' && l.level === 40 && String(l.msg).includes('is not installed'))).toBe(true);
@@ -114,22 +119,39 @@ describe('live cluster view (informers) against kube-apiserver', () => {
       metadata: { name: 'cilium-e2e', namespace: 'kube-system', labels: { 'k8s-app': 'cilium' } },
       spec: { nodeName: UNMANAGED, hostNetwork: true, containers: [{ name: 'cilium-agent', image: 'quay.io/cilium/cilium:v1.17.4' }] },
     });
-    await expect.poll(() => view().agentPodsOn(UNMANAGED).map((p) => p.metadata.name), within).toEqual(['cilium-e2e']);
+    await expect
+      .poll(
+        () =>
+          view()
+            .agentPodsOn(UNMANAGED)
+            .map((p) => p.metadata.name),
+        within,
+      )
+      .toEqual(['cilium-e2e']);
     await expect.poll(() => ciliumReadiness(view(), UNMANAGED, defaultConfig).gaps, within).toEqual(['agent-not-ready']);
 
     const readyAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     await plane().kubectl([
-      'patch', 'pod', 'cilium-e2e', '-n', 'kube-system', '--subresource=status', '--type=merge',
-      '-p', JSON.stringify({ status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: readyAt }] } }),
+      'patch',
+      'pod',
+      'cilium-e2e',
+      '-n',
+      'kube-system',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: readyAt }] } }),
     ]);
-    await expect.poll(() => ciliumReadiness(view(), UNMANAGED, defaultConfig), within).toEqual({
-      ready: true,
-      gaps: [],
-      agentPod: 'kube-system/cilium-e2e',
-      readySince: readyAt,
-      ciliumSince: readyAt,
-      ciliumSinceFrom: 'first-ready-seen',
-    });
+    await expect
+      .poll(() => ciliumReadiness(view(), UNMANAGED, defaultConfig), within)
+      .toEqual({
+        ready: true,
+        gaps: [],
+        agentPod: 'kube-system/cilium-e2e',
+        readySince: readyAt,
+        ciliumSince: readyAt,
+        ciliumSinceFrom: 'first-ready-seen',
+      });
 
     // No kubelet confirms the deletion: the pod stays, terminating.
     await plane().kubectl(['delete', 'pod', 'cilium-e2e', '-n', 'kube-system', '--wait=false']);

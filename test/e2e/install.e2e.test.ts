@@ -76,7 +76,10 @@ function post(url: string, ca: string, body: unknown): Promise<{ status: number;
       (res) => {
         const fingerprint = (res.socket as import('node:tls').TLSSocket).getPeerCertificate().fingerprint256 ?? '';
         let data = '';
-        res.setEncoding('utf8').on('data', (d: string) => (data += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body: data, fingerprint }));
+        res
+          .setEncoding('utf8')
+          .on('data', (d: string) => (data += d))
+          .on('end', () => resolve({ status: res.statusCode ?? 0, body: data, fingerprint }));
       },
     );
     req.on('timeout', () => req.destroy(new Error('timeout')));
@@ -130,8 +133,7 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
     return cp;
   };
   const kubectl = (args: string[], input?: string) => plane().kubectl(args, input === undefined ? {} : { input });
-  const render = async (dir: string): Promise<Obj[]> =>
-    parseAllDocuments((await kubectl(['kustomize', join(root, dir)])).stdout).map((d) => d.toJSON() as Obj);
+  const render = async (dir: string): Promise<Obj[]> => parseAllDocuments((await kubectl(['kustomize', join(root, dir)])).stdout).map((d) => d.toJSON() as Obj);
   const getJson = async (path: string): Promise<any> => {
     const r = await plane().api('GET', path);
     if (r.status !== 200) throw new Error(`GET ${path}: ${r.status} ${r.body}`);
@@ -210,7 +212,8 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
     expect(byKind(base, 'MutatingWebhookConfiguration')).toEqual([mutatingWebhookConfiguration(service)]);
     expect(byKind(base, 'ValidatingWebhookConfiguration')).toEqual([validatingWebhookConfiguration(service)]);
 
-    const reaperArgs = (objs: Obj[]) => (objs.find((o) => o.metadata.name === 'cilium-migration-guard-reaper' && o.kind === 'Deployment') as any).spec.template.spec.containers[0].args;
+    const reaperArgs = (objs: Obj[]) =>
+      (objs.find((o) => o.metadata.name === 'cilium-migration-guard-reaper' && o.kind === 'Deployment') as any).spec.template.spec.containers[0].args;
     expect(reaperArgs(await render('manifests/overlays/dry-run-reaper'))).toContain('--dry-run');
     expect(reaperArgs(base)).not.toContain('--dry-run');
 
@@ -230,7 +233,9 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
       expect(deployment.spec.template.spec.hostNetwork).toBe(true);
       // The overlay's DaemonSet matchConditions are those of its own config (its presets only).
       const overlayConfig = parseConfig(parse(config.data['config.yaml']));
-      expect((byKind(objs, 'MutatingWebhookConfiguration')[0] as any).webhooks).toEqual(mutatingWebhookConfiguration({ ...service, config: overlayConfig }).webhooks);
+      expect((byKind(objs, 'MutatingWebhookConfiguration')[0] as any).webhooks).toEqual(
+        mutatingWebhookConfiguration({ ...service, config: overlayConfig }).webhooks,
+      );
       // AKS's Admissions Enforcer would otherwise drop kube-system, where azure-cns lives.
       for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
         const annotations = (byKind(objs, kind)[0] as any).metadata.annotations ?? {};
@@ -267,46 +272,94 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
     await check(
       WEBHOOK_SA,
       [
-        ['list', 'nodes'], ['watch', 'nodes'], ['get', 'nodes'],
-        ['list', 'pods', '-A'], ['watch', 'pods', '-A'], ['get', 'pods', '-n', 'default'],
-        ['list', 'ciliumnodes.cilium.io'], ['watch', 'ciliumnodes.cilium.io'], ['list', 'namespaces'], ['watch', 'namespaces'],
-        ['get', `secrets/${SECRET}`, ...ns], ['update', `secrets/${SECRET}`, ...ns], ['create', 'secrets', ...ns],
-        ['get', `mutatingwebhookconfigurations/${CONFIGURATION_NAME}`], ['patch', `mutatingwebhookconfigurations/${CONFIGURATION_NAME}`],
-        ['get', `validatingwebhookconfigurations/${CONFIGURATION_NAME}`], ['patch', `validatingwebhookconfigurations/${CONFIGURATION_NAME}`],
+        ['list', 'nodes'],
+        ['watch', 'nodes'],
+        ['get', 'nodes'],
+        ['list', 'pods', '-A'],
+        ['watch', 'pods', '-A'],
+        ['get', 'pods', '-n', 'default'],
+        ['list', 'ciliumnodes.cilium.io'],
+        ['watch', 'ciliumnodes.cilium.io'],
+        ['list', 'namespaces'],
+        ['watch', 'namespaces'],
+        ['get', `secrets/${SECRET}`, ...ns],
+        ['update', `secrets/${SECRET}`, ...ns],
+        ['create', 'secrets', ...ns],
+        ['get', `mutatingwebhookconfigurations/${CONFIGURATION_NAME}`],
+        ['patch', `mutatingwebhookconfigurations/${CONFIGURATION_NAME}`],
+        ['get', `validatingwebhookconfigurations/${CONFIGURATION_NAME}`],
+        ['patch', `validatingwebhookconfigurations/${CONFIGURATION_NAME}`],
       ],
       [
-        ['delete', 'pods', '-n', 'default'], ['create', 'pods', '--subresource=eviction', '-n', 'default'], ['update', 'nodes'], ['patch', 'nodes'],
-        ['list', 'secrets', ...ns], ['list', 'secrets', '-A'], ['get', 'secrets/other', ...ns], ['get', `secrets/${SECRET}`, '-n', 'kube-system'],
-        ['create', 'secrets', '-n', 'default'], ['delete', `secrets/${SECRET}`, ...ns], ['patch', `secrets/${SECRET}`, ...ns],
-        ['patch', 'mutatingwebhookconfigurations/other'], ['list', 'mutatingwebhookconfigurations'],
-        ['delete', `validatingwebhookconfigurations/${CONFIGURATION_NAME}`], ['update', `validatingwebhookconfigurations/${CONFIGURATION_NAME}`],
-        ['get', 'ciliumendpoints.cilium.io', '-n', 'default'], ['create', 'events', '-n', 'default'], ['create', 'leases.coordination.k8s.io', ...ns],
-        ['get', 'ciliumnodes.cilium.io'], ['update', 'namespaces'], ['patch', 'namespaces'], ['*', '*'],
+        ['delete', 'pods', '-n', 'default'],
+        ['create', 'pods', '--subresource=eviction', '-n', 'default'],
+        ['update', 'nodes'],
+        ['patch', 'nodes'],
+        ['list', 'secrets', ...ns],
+        ['list', 'secrets', '-A'],
+        ['get', 'secrets/other', ...ns],
+        ['get', `secrets/${SECRET}`, '-n', 'kube-system'],
+        ['create', 'secrets', '-n', 'default'],
+        ['delete', `secrets/${SECRET}`, ...ns],
+        ['patch', `secrets/${SECRET}`, ...ns],
+        ['patch', 'mutatingwebhookconfigurations/other'],
+        ['list', 'mutatingwebhookconfigurations'],
+        ['delete', `validatingwebhookconfigurations/${CONFIGURATION_NAME}`],
+        ['update', `validatingwebhookconfigurations/${CONFIGURATION_NAME}`],
+        ['get', 'ciliumendpoints.cilium.io', '-n', 'default'],
+        ['create', 'events', '-n', 'default'],
+        ['create', 'leases.coordination.k8s.io', ...ns],
+        ['get', 'ciliumnodes.cilium.io'],
+        ['update', 'namespaces'],
+        ['patch', 'namespaces'],
+        ['*', '*'],
       ],
     );
     await check(
       REAPER_SA,
       [
-        ['list', 'pods', '-A'], ['watch', 'pods', '-A'], ['get', 'pods', '-n', 'default'],
+        ['list', 'pods', '-A'],
+        ['watch', 'pods', '-A'],
+        ['get', 'pods', '-n', 'default'],
         ['create', 'pods', '--subresource=eviction', '-n', 'default'],
-        ['list', 'nodes'], ['watch', 'nodes'], ['list', 'ciliumnodes.cilium.io'], ['watch', 'ciliumnodes.cilium.io'],
-        ['get', 'ciliumendpoints.cilium.io', '-n', 'default'], ['list', 'ciliumendpoints.cilium.io', '-A'], ['watch', 'ciliumendpoints.cilium.io', '-A'],
-        ['create', 'events', '-n', 'default'], ['patch', 'events', '-n', 'default'],
-        ['get', 'leases.coordination.k8s.io/cilium-migration-guard-reaper', ...ns], ['update', 'leases.coordination.k8s.io/cilium-migration-guard-reaper', ...ns],
+        ['list', 'nodes'],
+        ['watch', 'nodes'],
+        ['list', 'ciliumnodes.cilium.io'],
+        ['watch', 'ciliumnodes.cilium.io'],
+        ['get', 'ciliumendpoints.cilium.io', '-n', 'default'],
+        ['list', 'ciliumendpoints.cilium.io', '-A'],
+        ['watch', 'ciliumendpoints.cilium.io', '-A'],
+        ['create', 'events', '-n', 'default'],
+        ['patch', 'events', '-n', 'default'],
+        ['get', 'leases.coordination.k8s.io/cilium-migration-guard-reaper', ...ns],
+        ['update', 'leases.coordination.k8s.io/cilium-migration-guard-reaper', ...ns],
         ['create', 'leases.coordination.k8s.io', ...ns],
         // Cilium's ConfigMap, by name only (the informer's fieldSelector metadata.name=cilium-config).
-        ['get', 'configmaps/cilium-config', '-n', 'kube-system'], ['list', 'configmaps/cilium-config', '-n', 'kube-system'],
+        ['get', 'configmaps/cilium-config', '-n', 'kube-system'],
+        ['list', 'configmaps/cilium-config', '-n', 'kube-system'],
         ['watch', 'configmaps/cilium-config', '-n', 'kube-system'],
       ],
       [
-        ['list', 'configmaps', '-n', 'kube-system'], ['get', 'configmaps/other', '-n', 'kube-system'], ['get', 'configmaps/cilium-config', '-n', 'default'],
+        ['list', 'configmaps', '-n', 'kube-system'],
+        ['get', 'configmaps/other', '-n', 'kube-system'],
+        ['get', 'configmaps/cilium-config', '-n', 'default'],
         ['update', 'configmaps/cilium-config', '-n', 'kube-system'],
         // delete pods comes only with components/reaper-delete (reaper.action: delete)
         ['delete', 'pods', '-n', 'default'],
-        ['get', 'nodes'], ['update', 'nodes'], ['create', 'pods', '-n', 'default'], ['patch', 'pods', '-n', 'default'], ['update', 'pods/status', '-n', 'default'],
-        ['get', 'secrets', ...ns], ['list', 'secrets', '-A'], ['delete', 'ciliumnodes.cilium.io'], ['delete', 'ciliumendpoints.cilium.io', '-n', 'default'],
-        ['create', 'leases.coordination.k8s.io', '-n', 'kube-system'], ['delete', 'leases.coordination.k8s.io/cilium-migration-guard-reaper', ...ns],
-        ['update', 'leases.coordination.k8s.io/other', ...ns], ['patch', `mutatingwebhookconfigurations/${CONFIGURATION_NAME}`], ['*', '*'],
+        ['get', 'nodes'],
+        ['update', 'nodes'],
+        ['create', 'pods', '-n', 'default'],
+        ['patch', 'pods', '-n', 'default'],
+        ['update', 'pods/status', '-n', 'default'],
+        ['get', 'secrets', ...ns],
+        ['list', 'secrets', '-A'],
+        ['delete', 'ciliumnodes.cilium.io'],
+        ['delete', 'ciliumendpoints.cilium.io', '-n', 'default'],
+        ['create', 'leases.coordination.k8s.io', '-n', 'kube-system'],
+        ['delete', 'leases.coordination.k8s.io/cilium-migration-guard-reaper', ...ns],
+        ['update', 'leases.coordination.k8s.io/other', ...ns],
+        ['patch', `mutatingwebhookconfigurations/${CONFIGURATION_NAME}`],
+        ['*', '*'],
       ],
     );
   });
@@ -338,14 +391,23 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
       spec: {
         replicas: 1,
         selector: { matchLabels: { app: name } },
-        template: { metadata: { labels: { app: name } }, spec: { nodeSelector: { 'kubernetes.io/hostname': NODE }, containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] } },
+        template: {
+          metadata: { labels: { app: name } },
+          spec: { nodeSelector: { 'kubernetes.io/hostname': NODE }, containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] },
+        },
       },
     });
     /** The running pod of Deployment `name` (ReplicaSet controller, kube-scheduler, kwok). */
     const podOf = (name: string) =>
       poll(`a running pod of Deployment ${name}`, async () => {
         const pods = (await getJson(`/api/v1/namespaces/default/pods?labelSelector=app%3D${name}`)).items as any[];
-        const live = pods.find((p) => !p.metadata.deletionTimestamp && p.status?.podIP && p.status.startTime && p.status.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True'));
+        const live = pods.find(
+          (p) =>
+            !p.metadata.deletionTimestamp &&
+            p.status?.podIP &&
+            p.status.startTime &&
+            p.status.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True'),
+        );
         return live;
       });
 
@@ -369,7 +431,17 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
     const ip = early.status.podIP as string;
     await apply(deployment('web-after'));
     const after = await podOf('web-after');
-    await kubectl(['patch', 'pod', after.metadata.name, '-n', 'default', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { podIP: ip, podIPs: [{ ip }] } })]);
+    await kubectl([
+      'patch',
+      'pod',
+      after.metadata.name,
+      '-n',
+      'default',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { podIP: ip, podIPs: [{ ip }] } }),
+    ]);
     await apply({
       apiVersion: 'cilium.io/v2',
       kind: 'CiliumEndpoint',
@@ -385,8 +457,22 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
     const output: string[] = [];
     const proc = spawn(
       process.execPath,
-      ['dist/cli.js', 'reaper', '--kubeconfig', reaperKubeconfig, '--config', configFile, '--lease-namespace', NS, '--identity', 'sa-reaper',
-        '--metrics-host', '127.0.0.1', '--metrics-port', String(port)],
+      [
+        'dist/cli.js',
+        'reaper',
+        '--kubeconfig',
+        reaperKubeconfig,
+        '--config',
+        configFile,
+        '--lease-namespace',
+        NS,
+        '--identity',
+        'sa-reaper',
+        '--metrics-host',
+        '127.0.0.1',
+        '--metrics-port',
+        String(port),
+      ],
       { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...outOfCluster, KUBECONFIG: '' } },
     );
     const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
@@ -401,16 +487,25 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
       // Ready = every cache synced: list and watch of pods, nodes, CiliumNodes and CiliumEndpoints
       // with exactly the ClusterRole of manifests/base/rbac-reaper.yaml.
       await poll('the reaper /readyz 200', async () => ((await fetch(`${url}/readyz`)).status === 200 ? true : undefined), alive);
-      await poll('the early web pod evicted', async () => {
-        const p = await podJson('default', early.metadata.name);
-        return !p || p.metadata.deletionTimestamp ? true : undefined;
-      }, alive);
+      await poll(
+        'the early web pod evicted',
+        async () => {
+          const p = await podJson('default', early.metadata.name);
+          return !p || p.metadata.deletionTimestamp ? true : undefined;
+        },
+        alive,
+      );
       const events = async (name: string): Promise<any[]> =>
-        (await getJson(`/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3D${name}`)).items.filter((e: any) => e.reportingComponent === 'cilium-migration-guard');
+        (await getJson(`/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3D${name}`)).items.filter(
+          (e: any) => e.reportingComponent === 'cilium-migration-guard',
+        );
       const evict = await poll('an Evict Event on the early web pod', async () => (await events(early.metadata.name)).find((e) => e.action === 'Evict'), alive);
       expect(evict).toMatchObject({ reason: 'DuplicatePodIP', reportingInstance: 'sa-reaper', involvedObject: { kind: 'Pod', uid: early.metadata.uid } });
-      const nodeEvent = await poll('an Evict Event on the node', async () =>
-        (await events(NODE)).find((e) => e.involvedObject.kind === 'Node' && e.action === 'Evict' && e.related?.name === early.metadata.name), alive);
+      const nodeEvent = await poll(
+        'an Evict Event on the node',
+        async () => (await events(NODE)).find((e) => e.involvedObject.kind === 'Node' && e.action === 'Evict' && e.related?.name === early.metadata.name),
+        alive,
+      );
       expect(nodeEvent.reportingInstance).toBe('sa-reaper');
       const lease = await getJson(`/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${REAPER_LEASE}`);
       expect(lease.spec.holderIdentity).toBe('sa-reaper');
@@ -443,8 +538,17 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
       const lines: string[] = [];
       const proc = spawn(
         process.execPath,
-        ['dist/cli.js', 'serve', `--kubeconfig=${saKubeconfig}`, `--config=${CONFIG_FILE}`, `--cert-secret=${NS}/${SECRET}`,
-          `--webhook-config=${CONFIGURATION_NAME}`, `--cert-dir=${certDir}`, '--host=127.0.0.1', `--port=${port}`],
+        [
+          'dist/cli.js',
+          'serve',
+          `--kubeconfig=${saKubeconfig}`,
+          `--config=${CONFIG_FILE}`,
+          `--cert-secret=${NS}/${SECRET}`,
+          `--webhook-config=${CONFIGURATION_NAME}`,
+          `--cert-dir=${certDir}`,
+          '--host=127.0.0.1',
+          `--port=${port}`,
+        ],
         { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBECONFIG: '' } },
       );
       proc.stdout!.setEncoding('utf8').on('data', (d: string) => lines.push(...d.split('\n').filter(Boolean)));
@@ -468,7 +572,9 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
         try {
           const ca = (await secretData())['ca.crt']!;
           const res = await new Promise<number>((resolve, reject) =>
-            httpsRequest(`https://127.0.0.1:${r.port}/readyz`, { ca, agent: false, timeout: 2_000 }, (x) => (x.resume(), resolve(x.statusCode ?? 0))).on('error', reject).end(),
+            httpsRequest(`https://127.0.0.1:${r.port}/readyz`, { ca, agent: false, timeout: 2_000 }, (x) => (x.resume(), resolve(x.statusCode ?? 0)))
+              .on('error', reject)
+              .end(),
           );
           if (res === 200) return;
         } catch {
@@ -588,7 +694,8 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
       certs.onPairWritten(async () => {
         const cert = new X509Certificate(await readFile(join(certDir, 'tls.crt'), 'utf8'));
         const trusted = splitPem(await caBundleOf('mutating')).map((pem) => new X509Certificate(pem));
-        if (!trusted.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) failures.push(`${name}: pair ${cert.fingerprint256} served before its CA was in caBundle`);
+        if (!trusted.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey)))
+          failures.push(`${name}: pair ${cert.fingerprint256} served before its CA was in caBundle`);
         await server.certWatcher.check();
       });
       certs.start();
@@ -608,7 +715,8 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
         try {
           const res = await post(`https://127.0.0.1:${r.port}/mutate/daemonsets`, await caBundleOf('mutating'), body);
           fingerprints.get(r.name)!.add(res.fingerprint);
-          if (res.status !== 200 || JSON.parse(res.body).response?.patchType !== 'JSONPatch') failures.push(`direct ${r.name} ${i}: ${res.status} ${res.body.slice(0, 200)}`);
+          if (res.status !== 200 || JSON.parse(res.body).response?.patchType !== 'JSONPatch')
+            failures.push(`direct ${r.name} ${i}: ${res.status} ${res.body.slice(0, 200)}`);
         } catch (err) {
           failures.push(`direct ${r.name} ${i}: ${(err as Error).message}`);
         }
@@ -653,7 +761,8 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
     expect(kinds).not.toContain('not-one-step');
     const counted = async (step: string) => {
       let sum = 0;
-      for (const r of both) sum += Number(new RegExp(`cmg_certificate_steps_total\\{result="${step}"\\} (\\d+)`).exec(await r.metrics.registry.metrics())?.[1] ?? 0);
+      for (const r of both)
+        sum += Number(new RegExp(`cmg_certificate_steps_total\\{result="${step}"\\} (\\d+)`).exec(await r.metrics.registry.metrics())?.[1] ?? 0);
       return sum;
     };
     const byKind = (kind: string) => kinds.filter((k) => k === kind).length;
@@ -680,7 +789,8 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
     versions.forEach((v, i) => {
       if (kinds[i] === 'reissue-serving') {
         const issuer = issuerOf(v.material);
-        if (lastReissue && lastReissue.issuer === issuer && v.at - lastReissue.at < 1_000) tooSoon.push(`reissue ${v.rv} ${v.at - lastReissue.at} ms after the last`);
+        if (lastReissue && lastReissue.issuer === issuer && v.at - lastReissue.at < 1_000)
+          tooSoon.push(`reissue ${v.rv} ${v.at - lastReissue.at} ms after the last`);
         lastReissue = { at: v.at, issuer };
       }
       if (kinds[i] === 'add-ca') {

@@ -15,7 +15,8 @@ const apply = (obj: unknown) => cp.kubectl(['apply', '-f', '-'], { input: string
 
 function lintCli(args: string[], command = 'lint'): Promise<{ code: number; stdout: string; stderr: string }> {
   const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('CMG_') && !key.startsWith('KUBERNETES_') && key !== 'KUBECONFIG') env[key] = value;
+  for (const [key, value] of Object.entries(process.env))
+    if (!key.startsWith('CMG_') && !key.startsWith('KUBERNETES_') && key !== 'KUBECONFIG') env[key] = value;
   return new Promise((resolve) => {
     execFile(process.execPath, [CLI, command, '--kubeconfig', cp.kubeconfigPath, ...args], { cwd: ROOT, env, timeout: 60_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
@@ -60,7 +61,12 @@ beforeAll(async () => {
   // The agent's CiliumNode, with the pod CIDR cluster-pool IPAM allocated it.
   await apply({ apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name: 'pool-a-1' }, spec: { ipam: { podCIDRs: ['10.250.3.0/24'] } } });
   for (const name of ['web-1', 'web-2', 'web-3', 'web-4']) {
-    await apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'registry.example/c:1' }] } });
+    await apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'default' },
+      spec: { containers: [{ name: 'c', image: 'registry.example/c:1' }] },
+    });
   }
 }, 600_000);
 
@@ -117,7 +123,16 @@ describe('lint on the live cluster', () => {
   });
 
   it('a fixed cilium-config clears the error, exit 0', async () => {
-    await cp.kubectl(['-n', 'kube-system', 'patch', 'configmap', 'cilium-config', '--type=merge', '-p', JSON.stringify({ data: { 'ipv4-native-routing-cidr': '10.0.0.0/8' } })]);
+    await cp.kubectl([
+      '-n',
+      'kube-system',
+      'patch',
+      'configmap',
+      'cilium-config',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ data: { 'ipv4-native-routing-cidr': '10.0.0.0/8' } }),
+    ]);
     const r = await lintCli([]);
     expect(r.code).toBe(0);
     expect(r.stdout).not.toContain('native-routing-cidr');
@@ -167,13 +182,18 @@ describe('lint at apply time: the webhook answers a cilium-config write with war
     expect(warnings.join(' ')).toContain('Widen Helm ipv4NativeRoutingCIDR to cover every pod CIDR.');
     expect(warnings.some((w) => w.includes('cilium-migration-guard lint'))).toBe(true);
     for (const w of warnings) expect(w.length - 'Warning: '.length).toBeLessThan(120);
-    const stored = JSON.parse((await cp.kubectl(['-n', 'kube-system', 'get', 'configmap', 'cilium-config', '-o', 'json'])).stdout) as { data: Record<string, string> };
+    const stored = JSON.parse((await cp.kubectl(['-n', 'kube-system', 'get', 'configmap', 'cilium-config', '-o', 'json'])).stdout) as {
+      data: Record<string, string>;
+    };
     expect(stored.data['enable-ipsec']).toBe('true');
   });
 
   it('a CiliumNodeConfig write is judged on the nodes it selects, named in the warning', async () => {
     // The webhook does not cache cilium-config: the object's own defaults are judged.
-    const own = { ...nodeConfig, spec: { ...nodeConfig.spec, defaults: { 'routing-mode': 'native', 'ipv4-native-routing-cidr': '10.244.0.0/16', 'enable-ipsec': 'true' } } };
+    const own = {
+      ...nodeConfig,
+      spec: { ...nodeConfig.spec, defaults: { 'routing-mode': 'native', 'ipv4-native-routing-cidr': '10.244.0.0/16', 'enable-ipsec': 'true' } },
+    };
     const r = await cp.kubectl(['apply', '-f', '-'], { input: stringify(own) });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('ciliumnodeconfig.cilium.io/narrow-b created');

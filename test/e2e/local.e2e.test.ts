@@ -100,9 +100,7 @@ describe('npm run local (README)', () => {
   beforeAll(async () => {
     const running = runningLocalCluster();
     if (running !== undefined) {
-      throw new Error(
-        `a local cluster is already running (pid ${running}, ${PID_FILE}); stop it with \`npm run local:down\` before running this test`,
-      );
+      throw new Error(`a local cluster is already running (pid ${running}, ${PID_FILE}); stop it with \`npm run local:down\` before running this test`);
     }
     // The first run builds the control-plane binaries (minutes); not part of the bound on `up`.
     await ensureTools({ log: (line) => process.stderr.write(`[tools] ${line}\n`) });
@@ -143,7 +141,10 @@ describe('npm run local (README)', () => {
     started = processesUnder(clusterDir);
     const names = started.map(({ cmd }) => cmd);
     for (const name of ['etcd', 'kube-apiserver', 'kube-scheduler', 'kube-controller-manager', 'kwok']) {
-      expect(names.some((cmd) => cmd.split(' ')[0]?.endsWith(`/${name}`)), `${name} running under ${clusterDir}`).toBe(true);
+      expect(
+        names.some((cmd) => cmd.split(' ')[0]?.endsWith(`/${name}`)),
+        `${name} running under ${clusterDir}`,
+      ).toBe(true);
     }
     expect(names.filter((cmd) => cmd.includes('dist/cli.js serve'))).toHaveLength(1);
     expect(names.filter((cmd) => cmd.includes('dist/cli.js reaper'))).toHaveLength(1);
@@ -157,7 +158,11 @@ describe('npm run local (README)', () => {
       .slice(2) // the command and the header
       .map((line) => line.trim().split(/\s+/))
       .filter((cols) => cols.length >= 8 && /^kwok-/.test(cols[7] ?? ''));
-    const nodesOf = (prefix: string) => rows.filter((cols) => cols[1]?.startsWith(prefix)).map((cols) => cols[7]).sort();
+    const nodesOf = (prefix: string) =>
+      rows
+        .filter((cols) => cols[1]?.startsWith(prefix))
+        .map((cols) => cols[7])
+        .sort();
     expect(nodesOf('aws-node-')).toEqual(['kwok-legacy-1', 'kwok-legacy-2']);
     expect(nodesOf('cilium-')).toEqual(['kwok-cilium-pending', 'kwok-cilium-ready']);
     expect(nodesOf('node-exporter-')).toEqual(['kwok-cilium-pending', 'kwok-cilium-ready', 'kwok-legacy-1', 'kwok-legacy-2']);
@@ -190,14 +195,21 @@ describe('npm run local (README)', () => {
     for (let i = 0; i < 20; i++) {
       // The audit backend writes each event as the request completes; allow it a moment.
       last = await run('/bin/sh', ['-c', command as string]);
-      if (last.code === 0 && (shown as string).split('\n').filter(Boolean).every((line) => last!.stdout.includes(line))) break;
+      if (
+        last.code === 0 &&
+        (shown as string)
+          .split('\n')
+          .filter(Boolean)
+          .every((line) => last!.stdout.includes(line))
+      )
+        break;
       await sleep(250);
     }
     expect(last?.code, last?.stderr).toBe(0);
     for (const line of (shown as string).split('\n').filter(Boolean)) expect(last?.stdout).toContain(line);
   });
 
-  it("the reaper holds its Lease", async () => {
+  it('the reaper holds its Lease', async () => {
     let last: Run | undefined;
     for (let i = 0; i < 60; i++) {
       last = await kubectl(['get', 'lease', '-n', 'cilium-migration-guard', 'cilium-migration-guard-reaper', '-o', 'jsonpath={.spec.holderIdentity}']);

@@ -28,11 +28,18 @@ function webPod(name: string, namespace: string) {
 }
 
 const apply = (obj: unknown) => cp.kubectl(['apply', '-f', '-'], { input: typeof obj === 'string' ? obj : stringify(obj), allowFail: true });
-const warningsOf = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('Warning: ')).map((l) => l.slice('Warning: '.length));
+const warningsOf = (stderr: string) =>
+  stderr
+    .split('\n')
+    .filter((l) => l.startsWith('Warning: '))
+    .map((l) => l.slice('Warning: '.length));
 
 async function auditEvents(): Promise<any[]> {
   const text = await readFile(cp.auditLogPath, 'utf8');
-  return text.split('\n').filter(Boolean).map((line) => JSON.parse(line));
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
 }
 
 function findAudit(predicate: (e: any) => boolean): Promise<any> {
@@ -92,7 +99,11 @@ describe('pod webhook, configured mode warn', () => {
     expect(warnings.join(' ')).toContain('To exempt a pod, label it cilium-migration-guard.io/exempt=true.');
 
     const event = await findAudit((e) => e.objectRef?.name === 'warned' && e.verb === 'create' && e.annotations?.[`${VALIDATING_NAME}/decision`]);
-    expect(event.annotations).toMatchObject({ [`${VALIDATING_NAME}/decision`]: 'would-deny', [`${VALIDATING_NAME}/mode`]: 'warn', [`${VALIDATING_NAME}/node`]: CILIUM_1 });
+    expect(event.annotations).toMatchObject({
+      [`${VALIDATING_NAME}/decision`]: 'would-deny',
+      [`${VALIDATING_NAME}/mode`]: 'warn',
+      [`${VALIDATING_NAME}/node`]: CILIUM_1,
+    });
     expect(event.responseStatus.code).toBe(201);
   });
 
@@ -134,7 +145,9 @@ describe('DaemonSet webhook, configured mode warn', () => {
     expect(res.code).toBe(0);
     expect(res.stdout).toContain('daemonset.apps/aws-node created');
     const warnings = warningsOf(res.stderr);
-    expect(warnings.join(' ')).toMatch(/cilium-migration-guard \(mode warn\) would add nodeAffinity cni NotIn \[cilium\] to kube-system\/aws-node .*not applied/);
+    expect(warnings.join(' ')).toMatch(
+      /cilium-migration-guard \(mode warn\) would add nodeAffinity cni NotIn \[cilium\] to kube-system\/aws-node .*not applied/,
+    );
     for (const w of warnings) expect(w.length).toBeLessThanOrEqual(120);
     const stored = JSON.parse((await cp.kubectl(['get', 'ds', '-n', 'kube-system', 'aws-node', '-o', 'json'])).stdout);
     expect(JSON.stringify(stored.spec.template.spec.affinity)).not.toContain('"cilium"');
@@ -142,7 +155,11 @@ describe('DaemonSet webhook, configured mode warn', () => {
     const event = await findAudit(
       (e) => e.objectRef?.resource === 'daemonsets' && e.objectRef?.name === 'aws-node' && e.verb === 'create' && !e.requestURI.includes('dryRun'),
     );
-    expect(event.annotations).toMatchObject({ [`${MUTATING_NAME}/action`]: 'would-inject', [`${MUTATING_NAME}/mode`]: 'warn', [`${MUTATING_NAME}/role`]: 'legacy' });
+    expect(event.annotations).toMatchObject({
+      [`${MUTATING_NAME}/action`]: 'would-inject',
+      [`${MUTATING_NAME}/mode`]: 'warn',
+      [`${MUTATING_NAME}/role`]: 'legacy',
+    });
   });
 });
 
@@ -158,7 +175,11 @@ describe('the mode in the log line and the metrics', () => {
     expect(count('webhook="pod-placement",mode="audit",decision="would-deny"')).toBe(1);
     expect(count('webhook="pod-placement",mode="enforce",decision="denied"')).toBeGreaterThanOrEqual(2);
     expect(count('webhook="daemonset-affinity",mode="warn",decision="would-patch"')).toBe(1);
-    const lines = guard.logs().split('\n').filter((l) => l.includes('"admission decision"')).map((l) => JSON.parse(l));
+    const lines = guard
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes('"admission decision"'))
+      .map((l) => JSON.parse(l));
     const silent = lines.find((l) => l.name === 'silent');
     expect(silent).toMatchObject({ mode: 'audit', wouldBe: 'denied', decision: 'allowed', reason: 'cilium-not-ready' });
   });

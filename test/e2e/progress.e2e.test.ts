@@ -37,7 +37,12 @@ async function expectMetrics(wanted: Record<string, number>) {
 const dsPod = (name: string, node: string, owner: string, labels: Record<string, string>, extra: Record<string, unknown> = {}) => ({
   apiVersion: 'v1',
   kind: 'Pod',
-  metadata: { name, namespace: 'kube-system', labels, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: owner, uid: '00000000-0000-0000-0000-000000000001', controller: true }] },
+  metadata: {
+    name,
+    namespace: 'kube-system',
+    labels,
+    ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: owner, uid: '00000000-0000-0000-0000-000000000001', controller: true }],
+  },
   spec: { nodeName: node, tolerations: [{ operator: 'Exists' }], containers: [{ name: 'c', image: 'x' }], ...extra },
 });
 
@@ -74,7 +79,12 @@ describe('progress metrics after a scripted sequence', () => {
 
   it('2. an aws-node pod and an ordinary pod with an IP land on kwok-cilium-2', async () => {
     await apply(dsPod('aws-node-c2', 'kwok-cilium-2', 'aws-node', { 'k8s-app': 'aws-node' }, { hostNetwork: true }));
-    await apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', namespace: 'default' }, spec: { nodeName: 'kwok-cilium-2', containers: [{ name: 'c', image: 'nginx' }] } });
+    await apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'web', namespace: 'default' },
+      spec: { nodeName: 'kwok-cilium-2', containers: [{ name: 'c', image: 'nginx' }] },
+    });
     await expectMetrics({ cmg_migration_legacy_agents_on_migrated_nodes: 1, cmg_migration_unmanaged_pods: 1 });
   });
 

@@ -75,7 +75,9 @@ async function runPod(name: string, node: string, opts: { namespace?: string; la
       name,
       namespace,
       labels: opts.labels ?? { app: 'web' },
-      ...(opts.owned ? { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: '6d1c3b8e-0000-4000-8000-000000000001', controller: true }] } : {}),
+      ...(opts.owned
+        ? { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: '6d1c3b8e-0000-4000-8000-000000000001', controller: true }] }
+        : {}),
     },
     spec: {
       nodeName: node,
@@ -123,15 +125,35 @@ async function deletePod(namespace: string, name: string) {
   await waitFor(`pod ${namespace}/${name} gone`, async () => ((await getPod(namespace, name)) ? undefined : true), within);
 }
 
-const ciliumNode = (node: string, podCIDRs = [POD_CIDR]) => ({ apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name: node }, spec: { ipam: { podCIDRs } } });
+const ciliumNode = (node: string, podCIDRs = [POD_CIDR]) => ({
+  apiVersion: 'cilium.io/v2',
+  kind: 'CiliumNode',
+  metadata: { name: node },
+  spec: { ipam: { podCIDRs } },
+});
 
 /** What the kubelet writes into the agent pod's status when its Ready condition flips. */
 async function setAgentReady(name: string, ready: boolean, at: number) {
   const t = rfc3339(at);
   const status = ready ? 'True' : 'False';
   await kubectl([
-    'patch', 'pod', name, '-n', 'kube-system', '--subresource=status', '--type=merge', '-p',
-    JSON.stringify({ status: { conditions: [{ type: 'Initialized', status: 'True', lastTransitionTime: t }, { type: 'Ready', status, lastTransitionTime: t }, { type: 'ContainersReady', status, lastTransitionTime: t }] } }),
+    'patch',
+    'pod',
+    name,
+    '-n',
+    'kube-system',
+    '--subresource=status',
+    '--type=merge',
+    '-p',
+    JSON.stringify({
+      status: {
+        conditions: [
+          { type: 'Initialized', status: 'True', lastTransitionTime: t },
+          { type: 'Ready', status, lastTransitionTime: t },
+          { type: 'ContainersReady', status, lastTransitionTime: t },
+        ],
+      },
+    }),
   ]);
 }
 
@@ -144,15 +166,42 @@ async function setBootID(node: string, bootID: string) {
 async function setCiliumIsUp(node: string, at: number) {
   const t = rfc3339(at);
   await kubectl([
-    'patch', 'node', node, '--subresource=status', '-p',
-    JSON.stringify({ status: { conditions: [{ type: 'NetworkUnavailable', status: 'False', reason: 'CiliumIsUp', message: 'Cilium is running on this node', lastTransitionTime: t, lastHeartbeatTime: t }] } }),
+    'patch',
+    'node',
+    node,
+    '--subresource=status',
+    '-p',
+    JSON.stringify({
+      status: {
+        conditions: [
+          {
+            type: 'NetworkUnavailable',
+            status: 'False',
+            reason: 'CiliumIsUp',
+            message: 'Cilium is running on this node',
+            lastTransitionTime: t,
+            lastHeartbeatTime: t,
+          },
+        ],
+      },
+    }),
   ]);
 }
 
 /** A pod that "Cilium" started with the same IP as `ip`, and its CiliumEndpoint. */
 async function ciliumTwin(name: string, node: string, ip: string) {
   await runPod(name, node);
-  await kubectl(['patch', 'pod', name, '-n', 'default', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { podIP: ip, podIPs: [{ ip }] } })]);
+  await kubectl([
+    'patch',
+    'pod',
+    name,
+    '-n',
+    'default',
+    '--subresource=status',
+    '--type=merge',
+    '-p',
+    JSON.stringify({ status: { podIP: ip, podIPs: [{ ip }] } }),
+  ]);
   await apply({
     apiVersion: 'cilium.io/v2',
     kind: 'CiliumEndpoint',
@@ -163,16 +212,25 @@ async function ciliumTwin(name: string, node: string, ip: string) {
 
 /** The placement webhook's answer for a pod created on `node`, without creating it (server-side dry run). */
 async function placement(node: string): Promise<{ allowed: boolean; text: string }> {
-  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'probe', namespace: 'default' }, spec: { nodeName: node, containers: [{ name: 'c', image: 'x' }] } };
+  const pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'probe', namespace: 'default' },
+    spec: { nodeName: node, containers: [{ name: 'c', image: 'x' }] },
+  };
   const r = await cp.kubectl(['create', '--dry-run=server', '-f', '-'], { input: stringify(pod), allowFail: true });
   return { allowed: r.code === 0, text: `${r.stdout}${r.stderr}` };
 }
 
 const waitPlacement = (what: string, node: string, want: (p: { allowed: boolean; text: string }) => boolean) =>
-  waitFor(what, async () => {
-    const p = await placement(node);
-    return want(p) ? p : undefined;
-  }, within);
+  waitFor(
+    what,
+    async () => {
+      const p = await placement(node);
+      return want(p) ? p : undefined;
+    },
+    within,
+  );
 
 function logger(identity: string) {
   const sink = new Writable({
@@ -186,7 +244,15 @@ function logger(identity: string) {
 }
 
 async function startReaper(identity: string, config: ReturnType<typeof parseConfig>, dryRun: boolean): Promise<ReaperService> {
-  const service = await startReaperService({ kc, config, log: logger(identity), identity, dryRun, probe: { host: '127.0.0.1', port: 0 }, defaultMetrics: false });
+  const service = await startReaperService({
+    kc,
+    config,
+    log: logger(identity),
+    identity,
+    dryRun,
+    probe: { host: '127.0.0.1', port: 0 },
+    defaultMetrics: false,
+  });
   services.push(service);
   await waitFor(`${identity} ready`, async () => ((await fetch(`${service.probe.url}/readyz`)).status === 200 ? true : undefined), within);
   return service;
@@ -245,7 +311,17 @@ describe('"Cilium is ready on node N", through the webhook', () => {
 
     // cilium-operator's removeNodeTaint: JSON patch, test + replace of /spec/taints.
     const taints = (await getNode(TAINTED)).spec.taints;
-    await kubectl(['patch', 'node', TAINTED, '--type=json', '-p', JSON.stringify([{ op: 'test', path: '/spec/taints', value: taints }, { op: 'replace', path: '/spec/taints', value: taints.filter((t: any) => t.key !== TAINT) }])]);
+    await kubectl([
+      'patch',
+      'node',
+      TAINTED,
+      '--type=json',
+      '-p',
+      JSON.stringify([
+        { op: 'test', path: '/spec/taints', value: taints },
+        { op: 'replace', path: '/spec/taints', value: taints.filter((t: any) => t.key !== TAINT) },
+      ]),
+    ]);
     await waitPlacement('admitted once the taint is gone', TAINTED, (p) => p.allowed);
   });
 
@@ -332,10 +408,14 @@ describe("the reaper's proof", () => {
     const second = await runAgent(UPGRADED, 'cilium-up-2');
     expect(Date.parse(second.status!.conditions!.find((c) => c.type === 'Ready')!.lastTransitionTime!)).toBeGreaterThan(Date.parse(pod.status!.startTime!));
 
-    const assessed = await waitFor('the reaper to see the new agent', async () => {
-      const n = detect(dry.view, parseConfig({ reaper: REAPER }), new Date()).nodes.find((x) => x.node === UPGRADED);
-      return n?.readiness.agentPod === 'kube-system/cilium-up-2' ? n.unmanaged.find((a) => a.pod.name === 'started-by-cilium') : undefined;
-    }, within);
+    const assessed = await waitFor(
+      'the reaper to see the new agent',
+      async () => {
+        const n = detect(dry.view, parseConfig({ reaper: REAPER }), new Date()).nodes.find((x) => x.node === UPGRADED);
+        return n?.readiness.agentPod === 'kube-system/cilium-up-2' ? n.unmanaged.find((a) => a.pod.name === 'started-by-cilium') : undefined;
+      },
+      within,
+    );
     expect(assessed).toMatchObject({
       verdict: 'keep',
       evidence: { ciliumReadySince: rfc3339(readyAt), ciliumReadySource: "cilium-operator's NetworkUnavailable=False/CiliumIsUp condition" },
@@ -353,7 +433,11 @@ describe("the reaper's proof", () => {
     await apply(ciliumNode(REBOOTED_2));
     const agent = await runAgent(REBOOTED_2, 'cilium-rb');
     await setCiliumIsUp(REBOOTED_2, Date.parse(agent.status!.conditions!.find((c) => c.type === 'Ready')!.lastTransitionTime!));
-    await waitFor('the reaper to see Cilium ready', async () => (detect(dry.view, parseConfig({ reaper: REAPER }), new Date()).nodes.find((n) => n.node === REBOOTED_2)?.readiness.ready ? true : undefined), within);
+    await waitFor(
+      'the reaper to see Cilium ready',
+      async () => (detect(dry.view, parseConfig({ reaper: REAPER }), new Date()).nodes.find((n) => n.node === REBOOTED_2)?.readiness.ready ? true : undefined),
+      within,
+    );
 
     await sleep(MISORDER_WINDOW_MS + 500);
     await setBootID(REBOOTED_2, 'boot-2');
@@ -365,17 +449,25 @@ describe("the reaper's proof", () => {
     const readyAgain = Date.now();
     await setAgentReady('cilium-rb', true, readyAgain);
 
-    const assessed = await waitFor('the early pod to be a victim', async () => {
-      const n = detect(dry.view, parseConfig({ reaper: REAPER }), new Date()).nodes.find((x) => x.node === REBOOTED_2);
-      const a = n?.unmanaged.find((x) => x.pod.name === 'after-reboot');
-      return a?.verdict === 'remove' ? a : undefined;
-    }, within);
+    const assessed = await waitFor(
+      'the early pod to be a victim',
+      async () => {
+        const n = detect(dry.view, parseConfig({ reaper: REAPER }), new Date()).nodes.find((x) => x.node === REBOOTED_2);
+        const a = n?.unmanaged.find((x) => x.pod.name === 'after-reboot');
+        return a?.verdict === 'remove' ? a : undefined;
+      },
+      within,
+    );
     expect(assessed.evidence).toMatchObject({ ciliumReadySince: rfc3339(readyAgain), ciliumReadySource: 'the first agent Ready seen after the reboot' });
     // The dry-run reaper records it as it would act.
-    const events = await waitFor('a DryRun Event on the early pod', async () => {
-      const r = JSON.parse((await cp.api('GET', '/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dafter-reboot')).body);
-      return r.items.find((e: any) => e.action === 'DryRun');
-    }, within);
+    const events = await waitFor(
+      'a DryRun Event on the early pod',
+      async () => {
+        const r = JSON.parse((await cp.api('GET', '/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dafter-reboot')).body);
+        return r.items.find((e: any) => e.action === 'DryRun');
+      },
+      within,
+    );
     expect(events.reason).toBe('DuplicatePodIP');
   });
 
@@ -395,13 +487,26 @@ describe("the reaper's proof", () => {
     // No CiliumEndpoint and no IPAM owner: unmanaged.
     expect(await unmanaged()).toEqual(['restored']);
     // In crd/eni/azure IPAM the agent records each IP's owner; endpoints it restored after a restart get " [restored]".
-    await kubectl(['patch', 'ciliumnode', RESTORED, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { ipam: { used: { [ip]: { owner: 'default/restored [restored]', resource: 'default/restored' } } } } })]);
+    await kubectl([
+      'patch',
+      'ciliumnode',
+      RESTORED,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { ipam: { used: { [ip]: { owner: 'default/restored [restored]', resource: 'default/restored' } } } } }),
+    ]);
     expect(await unmanaged()).toEqual([]);
   });
 
   it('no CiliumEndpoints (disable-endpoint-crd in cilium-config): acts on nothing and says why in log, metrics, /readyz and report; acts once it is off', async () => {
     const config = parseConfig({ nodeLabel: 'cni=cilium-no-ceps', reaper: { ...REAPER, removeUnowned: true } });
-    await apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cilium-config', namespace: 'kube-system' }, data: { 'disable-endpoint-crd': 'true', 'ipam': 'cluster-pool' } });
+    await apply({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'cilium-config', namespace: 'kube-system' },
+      data: { 'disable-endpoint-crd': 'true', ipam: 'cluster-pool' },
+    });
     await apply(ciliumNode(NO_CEPS));
     const victim = await runPod('no-ceps-early', NO_CEPS, { owned: true });
     await sleep(1_100);
@@ -410,11 +515,22 @@ describe("the reaper's proof", () => {
     const acting = await startReaper('acting', config, false);
 
     const metric = async () => (await (await fetch(`${acting.probe.url}/metrics`)).text()).split('\n').find((l) => l.startsWith('cmg_reaper_inactive{'));
-    await waitFor('cmg_reaper_inactive 1', async () => ((await metric()) === 'cmg_reaper_inactive{reason="ciliumendpoints-disabled"} 1' ? true : undefined), within);
+    await waitFor(
+      'cmg_reaper_inactive 1',
+      async () => ((await metric()) === 'cmg_reaper_inactive{reason="ciliumendpoints-disabled"} 1' ? true : undefined),
+      within,
+    );
     const readyz = await fetch(`${acting.probe.url}/readyz`);
     expect(readyz.status).toBe(200);
-    expect(((await readyz.json()) as { detail: Record<string, unknown> }).detail.notActing).toContain('disable-endpoint-crd: "true" in ConfigMap kube-system/cilium-config');
-    expect(logs.some((l) => l.replica === 'acting' && l.level === 'warn' && String(l.msg).startsWith('not removing anything: Cilium is configured not to create CiliumEndpoints'))).toBe(true);
+    expect(((await readyz.json()) as { detail: Record<string, unknown> }).detail.notActing).toContain(
+      'disable-endpoint-crd: "true" in ConfigMap kube-system/cilium-config',
+    );
+    expect(
+      logs.some(
+        (l) =>
+          l.replica === 'acting' && l.level === 'warn' && String(l.msg).startsWith('not removing anything: Cilium is configured not to create CiliumEndpoints'),
+      ),
+    ).toBe(true);
     const { text } = await runReport(['--kubeconfig', cp.kubeconfigPath, '--node-label', 'cni=cilium-no-ceps', '--log-level', 'silent']);
     expect(text).toContain('The reaper acts on nothing here: Cilium is configured not to create CiliumEndpoints');
     // Several passes later, the early pod is still there.
@@ -424,11 +540,24 @@ describe("the reaper's proof", () => {
     expect((await getPod('default', 'no-ceps-early'))?.metadata.deletionTimestamp).toBeUndefined();
 
     // Cilium writes CiliumEndpoints again: the reaper acts by itself.
-    await kubectl(['patch', 'configmap', 'cilium-config', '-n', 'kube-system', '--type=merge', '-p', JSON.stringify({ data: { 'disable-endpoint-crd': 'false' } })]);
-    await waitFor('the early pod removed', async () => {
-      const pod = await getPod('default', 'no-ceps-early');
-      return !pod || pod.metadata.deletionTimestamp ? true : undefined;
-    }, within);
+    await kubectl([
+      'patch',
+      'configmap',
+      'cilium-config',
+      '-n',
+      'kube-system',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ data: { 'disable-endpoint-crd': 'false' } }),
+    ]);
+    await waitFor(
+      'the early pod removed',
+      async () => {
+        const pod = await getPod('default', 'no-ceps-early');
+        return !pod || pod.metadata.deletionTimestamp ? true : undefined;
+      },
+      within,
+    );
     expect(await metric()).toBe('cmg_reaper_inactive{reason="ciliumendpoints-disabled"} 0');
     expect((await getPod('default', 'no-ceps-twin'))?.metadata.deletionTimestamp).toBeUndefined();
   });
@@ -440,7 +569,12 @@ describe("the reaper's proof", () => {
     const old = await runPod('separate-old-cni', SEPARATE);
     await runPod('shared-old-cni', SHARED);
     const separate = await runReport(['--kubeconfig', cp.kubeconfigPath, '--node-label', 'pool=separate', '-o', 'json', '--log-level', 'silent']);
-    expect(separate.report.targetAdvice).toMatchObject({ fits: 'any-unmanaged', configured: 'duplicate-ip', outside: 1, outsideExamples: [`default/separate-old-cni ${old.status!.podIP} on ${SEPARATE}`] });
+    expect(separate.report.targetAdvice).toMatchObject({
+      fits: 'any-unmanaged',
+      configured: 'duplicate-ip',
+      outside: 1,
+      outsideExamples: [`default/separate-old-cni ${old.status!.podIP} on ${SEPARATE}`],
+    });
     const table = await runReport(['--kubeconfig', cp.kubeconfigPath, '--node-label', 'pool=separate', '--log-level', 'silent']);
     expect(table.text).toContain('reaper.target: duplicate-ip; any-unmanaged fits this cluster — consider changing it');
     const shared = await runReport(['--kubeconfig', cp.kubeconfigPath, '--node-label', 'pool=shared', '-o', 'json', '--log-level', 'silent']);

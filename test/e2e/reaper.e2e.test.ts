@@ -113,7 +113,9 @@ describe('reaper against kube-apiserver + kwok', () => {
   /** The one live pod of Deployment `name` (through its ReplicaSet), once Running with an IP; not `except`. */
   async function deploymentPod(name: string, except: string[] = []): Promise<PodJson> {
     return waitFor(`a running pod of Deployment ${name}`, async () => {
-      const sets = JSON.parse((await plane().api('GET', `/apis/apps/v1/namespaces/default/replicasets?labelSelector=app%3D${name}`)).body) as { items: PodJson[] };
+      const sets = JSON.parse((await plane().api('GET', `/apis/apps/v1/namespaces/default/replicasets?labelSelector=app%3D${name}`)).body) as {
+        items: PodJson[];
+      };
       for (const rs of sets.items) {
         const pods = (await podsOwnedBy(plane(), 'default', 'ReplicaSet', rs.metadata.name)).filter((p) => !p.terminating && !except.includes(p.uid));
         for (const p of pods) {
@@ -203,8 +205,15 @@ describe('reaper against kube-apiserver + kwok', () => {
       // kwok stands in for the CNI and gave it an IP of its own; Cilium's IPAM handed it the early
       // pod's IP, which is what the kubelet would report.
       await plane().kubectl([
-        'patch', 'pod', pod.metadata.name, '-n', 'default', '--subresource=status', '--type=merge',
-        '-p', JSON.stringify({ status: { podIP: ip, podIPs: [{ ip }] } }),
+        'patch',
+        'pod',
+        pod.metadata.name,
+        '-n',
+        'default',
+        '--subresource=status',
+        '--type=merge',
+        '-p',
+        JSON.stringify({ status: { podIP: ip, podIPs: [{ ip }] } }),
       ]);
       const patched = (await getPod('default', pod.metadata.name))!;
       await ciliumEndpointFor(patched, endpointIds++);
@@ -266,7 +275,9 @@ describe('reaper against kube-apiserver + kwok', () => {
       edit: (ds) => {
         ds.spec.template.spec.affinity = {
           ...ds.spec.template.spec.affinity,
-          nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'cni', operator: 'In', values: ['cilium'] }] }] } },
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'cni', operator: 'In', values: ['cilium'] }] }] },
+          },
         };
       },
     });
@@ -315,12 +326,21 @@ describe('reaper against kube-apiserver + kwok', () => {
 
   it('dry-run: records the findings as Events, removes nothing', async () => {
     await startReplica('dry-run', { dryRun: true, config: parseConfig({ reaper: REAPER }) });
-    const dry = await waitFor('a DryRun Event on the early web pod', async () => (await events('default', webEarly.metadata.name)).find((e) => e.action === 'DryRun'));
-    expect(dry).toMatchObject({ type: 'Warning', reason: 'DuplicatePodIP', reportingInstance: 'dry-run', involvedObject: { kind: 'Pod', uid: webEarly.metadata.uid } });
+    const dry = await waitFor('a DryRun Event on the early web pod', async () =>
+      (await events('default', webEarly.metadata.name)).find((e) => e.action === 'DryRun'),
+    );
+    expect(dry).toMatchObject({
+      type: 'Warning',
+      reason: 'DuplicatePodIP',
+      reportingInstance: 'dry-run',
+      involvedObject: { kind: 'Pod', uid: webEarly.metadata.uid },
+    });
     expect(dry.message).toContain(`IP ${webEarly.status!.podIP} also held by default/${webAfter.metadata.name}`);
     expect(dry.message).toContain('no CiliumEndpoint');
     await waitFor('a Report Event on debug-early', async () => (await events('default', 'debug-early')).find((e) => e.action === 'Report'));
-    await waitFor('a DryRun Event on the node', async () => (await events('default', NODES[0]!)).find((e) => e.action === 'DryRun' && e.involvedObject.kind === 'Node'));
+    await waitFor('a DryRun Event on the node', async () =>
+      (await events('default', NODES[0]!)).find((e) => e.action === 'DryRun' && e.involvedObject.kind === 'Node'),
+    );
     await stopReplica('dry-run');
     expect((await getPod('default', webEarly.metadata.name))?.metadata.deletionTimestamp).toBeUndefined();
     expect(audit(webEarly.metadata.name)).toEqual([]);
@@ -335,7 +355,9 @@ describe('reaper against kube-apiserver + kwok', () => {
     });
     const leaders = [...services.entries()].filter(([, s]) => s.isLeader()).map(([id]) => id);
     expect(leaders).toHaveLength(1);
-    const evicted = await waitFor('an Evict Event on the early web pod', async () => (await events('default', webEarly.metadata.name)).find((e) => e.action === 'Evict'));
+    const evicted = await waitFor('an Evict Event on the early web pod', async () =>
+      (await events('default', webEarly.metadata.name)).find((e) => e.action === 'Evict'),
+    );
     expect(evicted.reportingInstance).toBe(leaders[0]);
     expect(evicted.message).toMatch(new RegExp(`^evicted by the reaper: IP \\S+ is also held by default/${webAfter.metadata.name}`));
 
@@ -386,7 +408,9 @@ describe('reaper against kube-apiserver + kwok', () => {
     expect(Date.parse(replacement.status!.startTime!)).toBeGreaterThan(Date.parse(race1.readySince));
     await ciliumEndpointFor(replacement, endpointIds++);
     const base = await metricValue(leader, 'cmg_reaper_evaluations_total');
-    await waitFor('two more evaluations on the leader', async () => ((await metricValue(leader, 'cmg_reaper_evaluations_total')) >= base + 2 ? true : undefined));
+    await waitFor('two more evaluations on the leader', async () =>
+      (await metricValue(leader, 'cmg_reaper_evaluations_total')) >= base + 2 ? true : undefined,
+    );
     const now = await getPod('default', replacement.metadata.name);
     expect(now?.metadata.uid).toBe(replacement.metadata.uid);
     expect(now?.metadata.deletionTimestamp).toBeUndefined();
@@ -406,7 +430,9 @@ describe('reaper against kube-apiserver + kwok', () => {
 
     const race2 = await race(NODES[1]!, [{ name: 'api' }]);
     const early = race2.victims[0]!;
-    const evicted = await waitFor('an Evict Event on the early api pod', async () => (await events('default', early.metadata.name)).find((e) => e.action === 'Evict'));
+    const evicted = await waitFor('an Evict Event on the early api pod', async () =>
+      (await events('default', early.metadata.name)).find((e) => e.action === 'Evict'),
+    );
     expect(evicted.reportingInstance).toBe(follower);
     expect(audit(early.metadata.name).map((e) => e.requestObject?.deleteOptions?.preconditions?.uid)).toEqual([early.metadata.uid]);
     await stopReplica(follower);
@@ -438,17 +464,19 @@ describe('reaper against kube-apiserver + kwok', () => {
     const race4 = await race(NODES[3]!, [{ name: 'guarded' }]);
     const early = race4.victims[0]!;
     const pdbStatus = async () =>
-      (JSON.parse((await plane().api('GET', '/apis/policy/v1/namespaces/default/poddisruptionbudgets/guarded')).body) as {
+      JSON.parse((await plane().api('GET', '/apis/policy/v1/namespaces/default/poddisruptionbudgets/guarded')).body) as {
         metadata: { generation: number };
         status?: { observedGeneration?: number; currentHealthy?: number; desiredHealthy?: number; disruptionsAllowed?: number; expectedPods?: number };
-      });
+      };
     const computed = await waitFor('the disruption controller to count the one healthy pod', async () => {
       const pdb = await pdbStatus();
       return pdb.status?.observedGeneration === pdb.metadata.generation && pdb.status.currentHealthy === 1 ? pdb.status : undefined;
     });
     expect(computed).toMatchObject({ currentHealthy: 1, desiredHealthy: 1, disruptionsAllowed: 0, expectedPods: 1 });
 
-    const blocked = await waitFor('an EvictBlocked Event on the early guarded pod', async () => (await events('default', early.metadata.name)).find((e) => e.action === 'EvictBlocked'));
+    const blocked = await waitFor('an EvictBlocked Event on the early guarded pod', async () =>
+      (await events('default', early.metadata.name)).find((e) => e.action === 'EvictBlocked'),
+    );
     // Which other pods hold the IP varies: kwok hands the IPs of pods removed by earlier tests to new
     // pods (as a CNI reuses freed IPs), and "Cilium-managed" pods above still hold copies of them.
     expect(blocked.message).toMatch(/^eviction refused by a PodDisruptionBudget, will retry: IP \S+ is also held by default\//);
@@ -486,8 +514,18 @@ describe('reaper against kube-apiserver + kwok', () => {
     const lines: Array<Record<string, unknown>> = [];
     const proc = spawn(
       process.execPath,
-      ['--import', 'tsx', 'src/cli.ts', 'reaper', `--kubeconfig=${plane().kubeconfigPath}`, `--lease-namespace=${LEASE.namespace}`,
-        `--lease-name=${LEASE.name}`, '--identity=cli-replica', '--metrics-port=0', '--dry-run'],
+      [
+        '--import',
+        'tsx',
+        'src/cli.ts',
+        'reaper',
+        `--kubeconfig=${plane().kubeconfigPath}`,
+        `--lease-namespace=${LEASE.namespace}`,
+        `--lease-name=${LEASE.name}`,
+        '--identity=cli-replica',
+        '--metrics-port=0',
+        '--dry-run',
+      ],
       { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBECONFIG: '' } },
     );
     cli = proc;

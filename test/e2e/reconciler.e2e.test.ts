@@ -68,9 +68,16 @@ beforeAll(async () => {
         name: 'kube-router-m1',
         namespace: 'kube-system',
         labels: router.spec.template.metadata.labels,
-        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'kube-router', uid: router.metadata.uid, controller: true, blockOwnerDeletion: true }],
+        ownerReferences: [
+          { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'kube-router', uid: router.metadata.uid, controller: true, blockOwnerDeletion: true },
+        ],
       },
-      spec: { nodeName: MIGRATED, hostNetwork: true, tolerations: [{ operator: 'Exists' }], containers: [{ name: 'kube-router', image: 'docker.io/cloudnativelabs/kube-router' }] },
+      spec: {
+        nodeName: MIGRATED,
+        hostNetwork: true,
+        tolerations: [{ operator: 'Exists' }],
+        containers: [{ name: 'kube-router', image: 'docker.io/cloudnativelabs/kube-router' }],
+      },
     }),
   });
   guard = await startGuard(cp);
@@ -100,8 +107,12 @@ describe('a cluster with DaemonSets written before the webhook', () => {
       { namespace: 'kube-system', name: 'cilium-envoy', role: 'cilium', rule: 'cilium-envoy', requirement: 'cni In [cilium]' },
       { namespace: 'kube-system', name: 'kube-router', role: 'legacy', rule: 'kube-router', requirement: 'cni NotIn [cilium]' },
     ]);
-    expect(daemonSets.conflicts).toEqual([expect.objectContaining({ namespace: 'kube-system', name: 'kube-flannel-ds', role: 'legacy', rule: 'kube-flannel' })]);
-    expect(daemonSets.agents.legacyOnMigrated).toEqual([{ namespace: 'kube-system', name: 'kube-router-m1', node: MIGRATED, daemonSet: 'kube-router', rule: 'kube-router' }]);
+    expect(daemonSets.conflicts).toEqual([
+      expect.objectContaining({ namespace: 'kube-system', name: 'kube-flannel-ds', role: 'legacy', rule: 'kube-flannel' }),
+    ]);
+    expect(daemonSets.agents.legacyOnMigrated).toEqual([
+      { namespace: 'kube-system', name: 'kube-router-m1', node: MIGRATED, daemonSet: 'kube-router', rule: 'kube-router' },
+    ]);
     expect(daemonSets.agents.ciliumMissing).toEqual([MIGRATED]);
 
     const table = await runCli(['report', '--kubeconfig', cp.kubeconfigPath]);
@@ -125,24 +136,41 @@ describe('a cluster with DaemonSets written before the webhook', () => {
     expect(fixed.metadata.resourceVersion).not.toBe(routerRv);
     routerRv = fixed.metadata.resourceVersion;
 
-    const events = await waitFor('the Event on kube-router', async () => {
-      const list = await getJson(['events', '-n', 'kube-system', '--field-selector', 'involvedObject.kind=DaemonSet']);
-      return list.items.length >= 3 ? list.items : undefined;
-    }, { timeoutMs: 15_000 });
+    const events = await waitFor(
+      'the Event on kube-router',
+      async () => {
+        const list = await getJson(['events', '-n', 'kube-system', '--field-selector', 'involvedObject.kind=DaemonSet']);
+        return list.items.length >= 3 ? list.items : undefined;
+      },
+      { timeoutMs: 15_000 },
+    );
     const byName = Object.fromEntries(events.map((e: any) => [e.involvedObject.name, e]));
-    expect(byName['kube-router']).toMatchObject({ type: 'Normal', reason: 'AffinityReconciled', involvedObject: { apiVersion: 'apps/v1', uid: fixed.metadata.uid } });
+    expect(byName['kube-router']).toMatchObject({
+      type: 'Normal',
+      reason: 'AffinityReconciled',
+      involvedObject: { apiVersion: 'apps/v1', uid: fixed.metadata.uid },
+    });
     expect(byName['kube-router'].message).toContain('added nodeAffinity cni NotIn [cilium] (role legacy, rule kube-router)');
     expect(byName['kube-flannel-ds']).toMatchObject({ type: 'Warning', reason: 'AffinityConflict' });
     expect((await getJson(['ds', '-n', 'kube-system', 'kube-flannel-ds'])).metadata.resourceVersion).toBe(flannelRv);
     // Cilium's envoy gets its affinity back too.
-    await waitFor('the reconciler to patch cilium-envoy', async () => {
-      const envoy = await getJson(['ds', '-n', 'kube-system', 'cilium-envoy']);
-      return stored(envoy).includes('{"key":"cni","operator":"In","values":["cilium"]}') ? true : undefined;
-    }, { timeoutMs: 15_000 });
+    await waitFor(
+      'the reconciler to patch cilium-envoy',
+      async () => {
+        const envoy = await getJson(['ds', '-n', 'kube-system', 'cilium-envoy']);
+        return stored(envoy).includes('{"key":"cni","operator":"In","values":["cilium"]}') ? true : undefined;
+      },
+      { timeoutMs: 15_000 },
+    );
 
     // The patch went through the mutating webhook like any write, which found the requirement present.
-    const audit = (await readFile(cp.auditLogPath, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l));
-    const patch = audit.find((e) => e.verb === 'patch' && e.objectRef?.resource === 'daemonsets' && e.objectRef?.name === 'kube-router' && e.stage === 'ResponseComplete');
+    const audit = (await readFile(cp.auditLogPath, 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    const patch = audit.find(
+      (e) => e.verb === 'patch' && e.objectRef?.resource === 'daemonsets' && e.objectRef?.name === 'kube-router' && e.stage === 'ResponseComplete',
+    );
     expect(patch.responseStatus.code).toBe(200);
     expect(patch.annotations).toMatchObject({ [`${MUTATING_NAME}/action`]: 'present', [`${MUTATING_NAME}/mode`]: 'enforce' });
 
@@ -163,7 +191,9 @@ describe('a cluster with DaemonSets written before the webhook', () => {
       { op: 'test', path: '/metadata/resourceVersion', value: '1' },
       { op: 'add', path: '/metadata/labels/x', value: 'y' },
     ];
-    const r = await cp.kubectl(['patch', 'ds', '-n', 'kube-system', 'kube-flannel-ds', '--type=json', '-p', JSON.stringify(patch), '-v=6'], { allowFail: true });
+    const r = await cp.kubectl(['patch', 'ds', '-n', 'kube-system', 'kube-flannel-ds', '--type=json', '-p', JSON.stringify(patch), '-v=6'], {
+      allowFail: true,
+    });
     expect(r.code).not.toBe(0);
     // A failed JSON-patch test op is 422 Unprocessable Entity (api.ts maps it to "changed").
     expect(r.stderr).toMatch(/verb="PATCH" url="[^"]+kube-flannel-ds[^"]*" status="422 Unprocessable Entity"/);

@@ -23,26 +23,45 @@ function status(args: string[] = []): Promise<{ code: number; stdout: string; st
 
 beforeAll(async () => {
   cp = await startControlPlane({
-    nodes: [{ name: 'kwok-legacy-1' }, { name: 'kwok-legacy-2' }, { name: 'kwok-cilium-ready', labels: { cni: 'cilium' } }, { name: 'kwok-cilium-pending', labels: { cni: 'cilium' } }],
+    nodes: [
+      { name: 'kwok-legacy-1' },
+      { name: 'kwok-legacy-2' },
+      { name: 'kwok-cilium-ready', labels: { cni: 'cilium' } },
+      { name: 'kwok-cilium-pending', labels: { cni: 'cilium' } },
+    ],
     log: (line) => process.stderr.write(`[controlplane] ${line}\n`),
   });
   await installCiliumCrds(cp);
   // Cilium ready on kwok-cilium-ready: its CiliumNode and a Ready agent pod (kwok reports it Running and Ready).
   await cp.kubectl(['apply', '-f', '-'], {
-    input: stringify({ apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name: 'kwok-cilium-ready' }, spec: { ipam: { podCIDRs: ['10.245.0.0/24'] } } }),
+    input: stringify({
+      apiVersion: 'cilium.io/v2',
+      kind: 'CiliumNode',
+      metadata: { name: 'kwok-cilium-ready' },
+      spec: { ipam: { podCIDRs: ['10.245.0.0/24'] } },
+    }),
   });
   await cp.kubectl(['apply', '-f', '-'], {
     input: stringify({
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'cilium-ready-agent', namespace: 'kube-system', labels: { 'k8s-app': 'cilium' } },
-      spec: { nodeName: 'kwok-cilium-ready', hostNetwork: true, tolerations: [{ operator: 'Exists' }], containers: [{ name: 'cilium-agent', image: 'quay.io/cilium/cilium:v1.18.4' }] },
+      spec: {
+        nodeName: 'kwok-cilium-ready',
+        hostNetwork: true,
+        tolerations: [{ operator: 'Exists' }],
+        containers: [{ name: 'cilium-agent', image: 'quay.io/cilium/cilium:v1.18.4' }],
+      },
     }),
   });
-  await waitFor('the agent pod to be Ready', async () => {
-    const pod = JSON.parse((await cp.kubectl(['get', 'pod', '-n', 'kube-system', 'cilium-ready-agent', '-o', 'json'])).stdout);
-    return pod.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
-  }, { timeoutMs: 30_000 });
+  await waitFor(
+    'the agent pod to be Ready',
+    async () => {
+      const pod = JSON.parse((await cp.kubectl(['get', 'pod', '-n', 'kube-system', 'cilium-ready-agent', '-o', 'json'])).stdout);
+      return pod.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
+    },
+    { timeoutMs: 30_000 },
+  );
   // Written before the webhook: out of line.
   await cp.kubectl(['apply', '-f', '-'], { input: readFileSync(new URL('../fixtures/daemonsets/weave-net.yaml', import.meta.url), 'utf8') });
   await cp.kubectl(['create', 'namespace', 'payments']);

@@ -49,7 +49,9 @@ function asKubelet(node: string, method: string, path: string, body?: unknown, t
       },
       (r) => {
         let data = '';
-        r.setEncoding('utf8').on('data', (d: string) => (data += d)).on('end', () => res({ status: r.statusCode ?? 0, body: data }));
+        r.setEncoding('utf8')
+          .on('data', (d: string) => (data += d))
+          .on('end', () => res({ status: r.statusCode ?? 0, body: data }));
       },
     );
     req.on('timeout', () => req.destroy(new Error('timeout')));
@@ -108,12 +110,21 @@ function agentPod(node: string) {
       tolerations: [{ operator: 'Exists' }],
       containers: [{ name: 'cilium-agent', image: 'quay.io/cilium/cilium:v1.18.4' }],
       // Pinned as the DaemonSet controller pins its pods (matchFields), bound by kube-scheduler.
-      affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }] } } },
+      affinity: {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }] },
+        },
+      },
     },
   };
 }
 
-const ciliumNode = (node: string) => ({ apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name: node }, spec: { ipam: { podCIDRs: ['10.245.0.0/24'] } } });
+const ciliumNode = (node: string) => ({
+  apiVersion: 'cilium.io/v2',
+  kind: 'CiliumNode',
+  metadata: { name: node },
+  spec: { ipam: { podCIDRs: ['10.245.0.0/24'] } },
+});
 
 async function apply(obj: unknown) {
   return plane().kubectl(['apply', '-f', '-'], { input: stringify(obj) });
@@ -150,7 +161,10 @@ function guardLines(): any[] {
 function runReport(): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res, rej) => {
     const { KUBERNETES_SERVICE_HOST: _inCluster, ...env } = process.env;
-    const child = spawn(process.execPath, [CLI, 'report', '--kubeconfig', plane().kubeconfigPath, '--config', configFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'report', '--kubeconfig', plane().kubeconfigPath, '--config', configFile], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -300,15 +314,20 @@ describe('the scheduler and the tainted node', () => {
     const node = await getJson(['node', 'kwok-cilium-1']);
     // cilium-operator's patch (operator/watchers/node_taint.go removeNodeTaint): test, then replace the list without the key.
     const without = node.spec.taints.filter((t: any) => t.key !== KEY);
-    await cp.kubectl(['patch', 'node', 'kwok-cilium-1', '--type=json', '-p', JSON.stringify([
-      { op: 'test', path: '/spec/taints', value: node.spec.taints },
-      { op: 'replace', path: '/spec/taints', value: without },
-    ])]);
-    const bound = await waitFor(
-      'the pending pod to be bound',
-      async () => (await getJson(['pod', '-n', 'default', 'web'])).spec.nodeName || undefined,
-      { timeoutMs: 60_000 },
-    );
+    await cp.kubectl([
+      'patch',
+      'node',
+      'kwok-cilium-1',
+      '--type=json',
+      '-p',
+      JSON.stringify([
+        { op: 'test', path: '/spec/taints', value: node.spec.taints },
+        { op: 'replace', path: '/spec/taints', value: without },
+      ]),
+    ]);
+    const bound = await waitFor('the pending pod to be bound', async () => (await getJson(['pod', '-n', 'default', 'web'])).spec.nodeName || undefined, {
+      timeoutMs: 60_000,
+    });
     expect(bound).toBe('kwok-cilium-1');
     // Node UPDATEs are never sent to the webhook: the taint does not come back.
     expect((await getJson(['node', 'kwok-cilium-1'])).spec.taints).toEqual(without);
@@ -335,16 +354,24 @@ describe('the stuck-taint guard', () => {
 
     // A fresh labelled node: tainted by the webhook, no agent yet → waiting.
     expect((await registerNode('kwok-cilium-3', { cni: 'cilium' })).node.spec.taints).toEqual([STARTUP_TAINT]);
-    await waitFor('the gauge to count the waiting node', async () => (metric(await metricsText(), 'cmg_startup_taint_nodes', { state: 'waiting' }) === 1 ? true : undefined), {
-      timeoutMs: 10_000,
-    });
+    await waitFor(
+      'the gauge to count the waiting node',
+      async () => (metric(await metricsText(), 'cmg_startup_taint_nodes', { state: 'waiting' }) === 1 ? true : undefined),
+      {
+        timeoutMs: 10_000,
+      },
+    );
 
     const report = await runReport();
     process.stderr.write(`[tainted] report:\n${report.stdout}\n`);
     expect(report.code, report.stderr).toBe(0);
     expect(report.stdout).toContain("Nodes waiting on Cilium's startup taint node.cilium.io/agent-not-ready");
-    expect(report.stdout).toMatch(/kwok-cilium-2\s+STUCK\s+\S+\s+\S+ \(creationTimestamp\)\s+taint still there .* after agent kube-system\/cilium-kwok-cilium-2 turned Ready/);
-    expect(report.stdout).toMatch(/kwok-cilium-3\s+waiting\s+\S+\s+\S+ \(creationTimestamp\)\s+tainted for \S+, waiting for a Ready Cilium agent pod on the node/);
+    expect(report.stdout).toMatch(
+      /kwok-cilium-2\s+STUCK\s+\S+\s+\S+ \(creationTimestamp\)\s+taint still there .* after agent kube-system\/cilium-kwok-cilium-2 turned Ready/,
+    );
+    expect(report.stdout).toMatch(
+      /kwok-cilium-3\s+waiting\s+\S+\s+\S+ \(creationTimestamp\)\s+tainted for \S+, waiting for a Ready Cilium agent pod on the node/,
+    );
     expect(report.stdout).not.toMatch(/^kwok-cilium-1\s+(waiting|STUCK|agent-ready)/m);
   });
 });

@@ -61,7 +61,12 @@ function webPod(name: string, spec: Record<string, unknown> = {}, namespace = 'd
   };
 }
 
-const ciliumNode = (node: string) => ({ apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name: node }, spec: { ipam: { podCIDRs: ['10.245.0.0/24'] } } });
+const ciliumNode = (node: string) => ({
+  apiVersion: 'cilium.io/v2',
+  kind: 'CiliumNode',
+  metadata: { name: node },
+  spec: { ipam: { podCIDRs: ['10.245.0.0/24'] } },
+});
 
 /** What the Cilium agent writes first on its node; with its (kwok-Ready) pod there, Cilium is ready. */
 async function registerCiliumNode(node: string) {
@@ -127,7 +132,8 @@ describe('DaemonSets through kubectl apply', () => {
     expect(res.stderr).toContain('Warning: cilium-migration-guard added nodeAffinity cni NotIn [cilium] to kube-system/aws-node (role legacy, rule aws-node)');
     const stored = await getJson(['daemonset', '-n', 'kube-system', 'aws-node']);
     const expressions = stored.spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions;
-    const original = daemonSet('aws-node').spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions;
+    const original =
+      daemonSet('aws-node').spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions;
     expect(expressions).toEqual([...original, { key: 'cni', operator: 'NotIn', values: ['cilium'] }]);
   });
 
@@ -150,14 +156,20 @@ describe('DaemonSets through kubectl apply', () => {
     expect(stored.spec.template.spec.affinity).toBeUndefined();
   });
 
-  it('the DaemonSet controller runs the old CNIs\' agents on legacy nodes only, node-exporter everywhere', async () => {
+  it("the DaemonSet controller runs the old CNIs' agents on legacy nodes only, node-exporter everywhere", async () => {
     for (const agent of LEGACY_AGENTS.slice(1)) {
       const res = await applyDaemonSetFixture(plane(), agent.fixture);
       expect(res.stderr).toContain(`added nodeAffinity cni NotIn [cilium] to ${agent.namespace}/${agent.name}`);
     }
     for (const agent of LEGACY_AGENTS) {
       const pods = await waitForDaemonSetOn(plane(), agent.namespace, agent.name, [LEGACY, LEGACY_2]);
-      expect(pods.map((p) => [p.node, p.phase]), agent.name).toEqual([[LEGACY, 'Running'], [LEGACY_2, 'Running']]);
+      expect(
+        pods.map((p) => [p.node, p.phase]),
+        agent.name,
+      ).toEqual([
+        [LEGACY, 'Running'],
+        [LEGACY_2, 'Running'],
+      ]);
     }
     const exporters = await waitForDaemonSetOn(plane(), 'monitoring', 'node-exporter', ALL_NODES);
     expect(exporters.map((p) => p.node)).toEqual([...ALL_NODES].sort());
@@ -286,7 +298,13 @@ describe('pods placed on a cni=cilium node before Cilium is ready', () => {
     await plane().createNamespace('batch', { 'cilium-migration-guard.io/exempt': 'true' });
     const exempt = await apply(webPod('batch-1', { nodeName: CILIUM_3 }, 'batch'), true);
     expect(exempt.code).toBe(0);
-    const labelled = await apply({ ...webPod('labelled-1', { nodeName: CILIUM_3 }), metadata: { name: 'labelled-1', namespace: 'default', labels: { 'cilium-migration-guard.io/exempt': 'true' } } }, true);
+    const labelled = await apply(
+      {
+        ...webPod('labelled-1', { nodeName: CILIUM_3 }),
+        metadata: { name: 'labelled-1', namespace: 'default', labels: { 'cilium-migration-guard.io/exempt': 'true' } },
+      },
+      true,
+    );
     expect(labelled.code).toBe(0);
     const plain = await apply(webPod('plain-1', { nodeName: CILIUM_3 }), true);
     expect(plain.code).not.toBe(0);
@@ -310,7 +328,10 @@ describe('migrating a node', () => {
     await plane().kubectl(['label', 'node', LEGACY_2, 'cni=cilium']);
     for (const agent of LEGACY_AGENTS) {
       const pods = await waitForDaemonSetOn(plane(), agent.namespace, agent.name, [LEGACY]);
-      expect(pods.map((p) => p.node), agent.name).toEqual([LEGACY]);
+      expect(
+        pods.map((p) => p.node),
+        agent.name,
+      ).toEqual([LEGACY]);
     }
     const agents = await waitForDaemonSetOn(plane(), 'kube-system', 'cilium', [...MIGRATED, LEGACY_2]);
     expect(agents.map((p) => p.node)).toEqual([...MIGRATED, LEGACY_2].sort());

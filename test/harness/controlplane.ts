@@ -351,12 +351,14 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 export async function freePorts(n: number): Promise<number[]> {
   // Hold all listeners open until every port is known so the same port is not handed out twice.
   const servers = await Promise.all(
-    Array.from({ length: n }, () =>
-      new Promise<import('node:net').Server>((res, rej) => {
-        const s = createServer();
-        s.once('error', rej);
-        s.listen(0, '127.0.0.1', () => res(s));
-      }),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<import('node:net').Server>((res, rej) => {
+          const s = createServer();
+          s.once('error', rej);
+          s.listen(0, '127.0.0.1', () => res(s));
+        }),
     ),
   );
   const ports = servers.map((s) => {
@@ -398,7 +400,9 @@ export function httpGet(url: string, timeoutMs = 3000): Promise<{ status: number
   return new Promise((res, rej) => {
     const req = httpRequest(url, { timeout: timeoutMs }, (r) => {
       let body = '';
-      r.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => res({ status: r.statusCode ?? 0, body }));
+      r.setEncoding('utf8')
+        .on('data', (d: string) => (body += d))
+        .on('end', () => res({ status: r.statusCode ?? 0, body }));
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', rej);
@@ -431,7 +435,9 @@ function apiCall(
       },
       (r) => {
         let data = '';
-        r.setEncoding('utf8').on('data', (d: string) => (data += d)).on('end', () => res({ status: r.statusCode ?? 0, body: data }));
+        r.setEncoding('utf8')
+          .on('data', (d: string) => (data += d))
+          .on('end', () => res({ status: r.statusCode ?? 0, body: data }));
       },
     );
     req.on('timeout', () => req.destroy(new Error('timeout')));
@@ -610,17 +616,22 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     log(`starting etcd on ${etcdEndpoint}`);
     const peer = `http://127.0.0.1:${etcdPeerPort}`;
     children.push(
-      startChild('etcd', join(binDir, 'etcd'), [
-        '--name=cmg',
-        `--data-dir=${join(dir, 'etcd')}`,
-        `--listen-client-urls=${etcdEndpoint}`,
-        `--advertise-client-urls=${etcdEndpoint}`,
-        `--listen-peer-urls=${peer}`,
-        `--initial-advertise-peer-urls=${peer}`,
-        `--initial-cluster=cmg=${peer}`,
-        '--unsafe-no-fsync',
-        '--log-level=warn',
-      ], dir),
+      startChild(
+        'etcd',
+        join(binDir, 'etcd'),
+        [
+          '--name=cmg',
+          `--data-dir=${join(dir, 'etcd')}`,
+          `--listen-client-urls=${etcdEndpoint}`,
+          `--advertise-client-urls=${etcdEndpoint}`,
+          `--listen-peer-urls=${peer}`,
+          `--initial-advertise-peer-urls=${peer}`,
+          `--initial-cluster=cmg=${peer}`,
+          '--unsafe-no-fsync',
+          '--log-level=warn',
+        ],
+        dir,
+      ),
     );
     await waitFor(
       'etcd /health',
@@ -647,35 +658,44 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       writeFile(saPriv, saKey.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 }),
       // The admin, and kube-controller-manager as the user its bootstrap ClusterRoleBinding names
       // (system:kube-controller-manager: list/watch everything, create ServiceAccounts and their tokens).
-      writeFile(tokenFile, `${token},cmg-admin,cmg-admin,"system:masters"\n${controllerManagerToken},system:kube-controller-manager,system:kube-controller-manager\n`, { mode: 0o600 }),
+      writeFile(
+        tokenFile,
+        `${token},cmg-admin,cmg-admin,"system:masters"\n${controllerManagerToken},system:kube-controller-manager,system:kube-controller-manager\n`,
+        { mode: 0o600 },
+      ),
       writeFile(auditPolicyPath, opts.auditPolicy ?? DEFAULT_AUDIT_POLICY),
     ]);
     log(`starting kube-apiserver on ${server}`);
     children.push(
-      startChild('kube-apiserver', join(binDir, 'kube-apiserver'), [
-        `--etcd-servers=${etcdEndpoint}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
-        `--secure-port=${apiPort}`,
-        `--cert-dir=${certDir}`,
-        '--service-cluster-ip-range=10.0.0.0/24',
-        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-        `--service-account-key-file=${saPub}`,
-        `--service-account-signing-key-file=${saPriv}`,
-        '--authorization-mode=RBAC',
-        `--token-auth-file=${tokenFile}`,
-        // TaintNodesByCondition puts node.kubernetes.io/not-ready:NoSchedule on every new Node and
-        // only node-lifecycle-controller removes it, which is left to kwok here (see CONTROLLERS).
-        // Without kube-controller-manager nothing creates the "default" ServiceAccount either, so
-        // the ServiceAccount plugin goes off too.
-        `--disable-admission-plugins=${withControllerManager ? 'TaintNodesByCondition' : 'ServiceAccount,TaintNodesByCondition'}`,
-        '--allow-privileged=true',
-        '--endpoint-reconciler-type=none',
-        `--audit-policy-file=${auditPolicyPath}`,
-        `--audit-log-path=${auditLogPath}`,
-        '--profiling=false',
-        ...(opts.extraApiServerArgs ?? []),
-      ], dir),
+      startChild(
+        'kube-apiserver',
+        join(binDir, 'kube-apiserver'),
+        [
+          `--etcd-servers=${etcdEndpoint}`,
+          '--bind-address=127.0.0.1',
+          '--advertise-address=127.0.0.1',
+          `--secure-port=${apiPort}`,
+          `--cert-dir=${certDir}`,
+          '--service-cluster-ip-range=10.0.0.0/24',
+          '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+          `--service-account-key-file=${saPub}`,
+          `--service-account-signing-key-file=${saPriv}`,
+          '--authorization-mode=RBAC',
+          `--token-auth-file=${tokenFile}`,
+          // TaintNodesByCondition puts node.kubernetes.io/not-ready:NoSchedule on every new Node and
+          // only node-lifecycle-controller removes it, which is left to kwok here (see CONTROLLERS).
+          // Without kube-controller-manager nothing creates the "default" ServiceAccount either, so
+          // the ServiceAccount plugin goes off too.
+          `--disable-admission-plugins=${withControllerManager ? 'TaintNodesByCondition' : 'ServiceAccount,TaintNodesByCondition'}`,
+          '--allow-privileged=true',
+          '--endpoint-reconciler-type=none',
+          `--audit-policy-file=${auditPolicyPath}`,
+          `--audit-log-path=${auditLogPath}`,
+          '--profiling=false',
+          ...(opts.extraApiServerArgs ?? []),
+        ],
+        dir,
+      ),
     );
     // The self-signed serving certificate (with its CA appended) is written to --cert-dir at startup.
     const caFile = join(certDir, 'apiserver.crt');
@@ -698,11 +718,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     // --- kube-scheduler
     log('starting kube-scheduler');
     children.push(
-      startChild('kube-scheduler', join(binDir, 'kube-scheduler'), [
-        `--kubeconfig=${kubeconfigPath}`,
-        '--leader-elect=false',
-        '--secure-port=0',
-      ], dir),
+      startChild('kube-scheduler', join(binDir, 'kube-scheduler'), [`--kubeconfig=${kubeconfigPath}`, '--leader-elect=false', '--secure-port=0'], dir),
     );
 
     // --- kube-controller-manager
@@ -712,18 +728,23 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       const kcmKubeconfig = join(dir, 'kube-controller-manager.kubeconfig');
       await writeFile(kcmKubeconfig, kubeconfig(server, caFile, 'system:kube-controller-manager', controllerManagerToken), { mode: 0o600 });
       children.push(
-        startChild('kube-controller-manager', join(binDir, 'kube-controller-manager'), [
-          `--kubeconfig=${kcmKubeconfig}`,
-          `--controllers=${controllers.join(',')}`,
-          // Each controller under its own ServiceAccount in kube-system (tokens by TokenRequest),
-          // with the system:controller:* roles kube-apiserver bootstraps: real RBAC, as kubeadm runs it.
-          '--use-service-account-credentials=true',
-          `--service-account-private-key-file=${saPriv}`,
-          `--root-ca-file=${caFile}`,
-          '--leader-elect=false',
-          '--secure-port=0',
-          ...(opts.extraControllerManagerArgs ?? []),
-        ], dir),
+        startChild(
+          'kube-controller-manager',
+          join(binDir, 'kube-controller-manager'),
+          [
+            `--kubeconfig=${kcmKubeconfig}`,
+            `--controllers=${controllers.join(',')}`,
+            // Each controller under its own ServiceAccount in kube-system (tokens by TokenRequest),
+            // with the system:controller:* roles kube-apiserver bootstraps: real RBAC, as kubeadm runs it.
+            '--use-service-account-credentials=true',
+            `--service-account-private-key-file=${saPriv}`,
+            `--root-ca-file=${caFile}`,
+            '--leader-elect=false',
+            '--secure-port=0',
+            ...(opts.extraControllerManagerArgs ?? []),
+          ],
+          dir,
+        ),
       );
     }
 

@@ -15,10 +15,7 @@ export interface HttpsAnswer {
 }
 
 /** One HTTPS request; body JSON-encoded when given. Rejects on a network error or the timeout. */
-export function https(
-  url: string,
-  opts: { ca: string; method?: string; token?: string; body?: unknown; timeoutMs?: number },
-): Promise<HttpsAnswer> {
+export function https(url: string, opts: { ca: string; method?: string; token?: string; body?: unknown; timeoutMs?: number }): Promise<HttpsAnswer> {
   return new Promise((resolve, reject) => {
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const req = httpsRequest(
@@ -35,7 +32,10 @@ export function https(
       },
       (res) => {
         let body = '';
-        res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res
+          .setEncoding('utf8')
+          .on('data', (d: string) => (body += d))
+          .on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       },
     );
     req.on('timeout', () => req.destroy(new Error('timeout')));
@@ -92,11 +92,15 @@ export async function startPeerApiServer(cp: ControlPlane): Promise<PeerApiServe
   const child = startChild('kube-apiserver-peer', primary.start.bin, args, primary.start.dir, primary.start.env);
   const server = `https://127.0.0.1:${port}`;
   const ca = readFileSync(cp.caFile, 'utf8');
-  await waitFor('the peer kube-apiserver /readyz', async () => ((await https(`${server}/readyz`, { ca, token: cp.token, timeoutMs: 3_000 })).status === 200 ? true : undefined), {
-    timeoutMs: 90_000,
-    intervalMs: 300,
-    children: [child],
-  });
+  await waitFor(
+    'the peer kube-apiserver /readyz',
+    async () => ((await https(`${server}/readyz`, { ca, token: cp.token, timeoutMs: 3_000 })).status === 200 ? true : undefined),
+    {
+      timeoutMs: 90_000,
+      intervalMs: 300,
+      children: [child],
+    },
+  );
   const kubeconfigPath = join(cp.dir, 'kubeconfig-peer');
   await writeFile(
     kubeconfigPath,

@@ -8,11 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  mutatingWebhookConfiguration,
-  validatingWebhookConfiguration,
-  type FailurePolicy,
-} from '../../src/registration.js';
+import { mutatingWebhookConfiguration, validatingWebhookConfiguration, type FailurePolicy } from '../../src/registration.js';
 import { freePorts, httpGet, startChild, stopChild, waitFor, type Child, type ControlPlane } from './controlplane.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -87,7 +83,19 @@ export async function startGuard(cp: ControlPlane, options: GuardOptions = {}): 
   const child = startChild(
     'cilium-migration-guard',
     process.execPath,
-    [CLI, options.command ?? 'serve', '--kubeconfig', cp.kubeconfigPath, '--cert-dir', certDir, '--host', '127.0.0.1', '--port', String(port), ...(options.args ?? [])],
+    [
+      CLI,
+      options.command ?? 'serve',
+      '--kubeconfig',
+      cp.kubeconfigPath,
+      '--cert-dir',
+      certDir,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      ...(options.args ?? []),
+    ],
     dir,
     env,
   );
@@ -142,7 +150,6 @@ export interface ReaperProcess {
   stop(): Promise<void>;
 }
 
-
 /**
  * Runs `node dist/cli.js reaper` against the control plane, in acting mode with leader election on
  * a Lease in the project's namespace (created if missing), and waits until its caches have synced.
@@ -157,7 +164,21 @@ export async function startReaper(cp: ControlPlane, options: { dir?: string; arg
   const child = startChild(
     'reaper',
     process.execPath,
-    [CLI, 'reaper', '--kubeconfig', cp.kubeconfigPath, '--lease-namespace', OWN_NAMESPACE, '--identity', 'local-reaper', '--metrics-host', '127.0.0.1', '--metrics-port', String(port), ...(options.args ?? [])],
+    [
+      CLI,
+      'reaper',
+      '--kubeconfig',
+      cp.kubeconfigPath,
+      '--lease-namespace',
+      OWN_NAMESPACE,
+      '--identity',
+      'local-reaper',
+      '--metrics-host',
+      '127.0.0.1',
+      '--metrics-port',
+      String(port),
+      ...(options.args ?? []),
+    ],
     dir,
     env,
   );

@@ -158,7 +158,9 @@ async function up(): Promise<void> {
   process.on('SIGTERM', () => void stop(0));
 
   try {
-    log('building (first run) or reusing the cached control-plane binaries, then starting etcd, kube-apiserver, kube-scheduler, kube-controller-manager and kwok');
+    log(
+      'building (first run) or reusing the cached control-plane binaries, then starting etcd, kube-apiserver, kube-scheduler, kube-controller-manager and kwok',
+    );
     cp = await startControlPlane({ nodes: NODES, log });
     copyFileSync(cp.kubeconfigPath, KUBECONFIG);
     rmSync(AUDIT_LOG, { force: true });

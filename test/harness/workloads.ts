@@ -70,7 +70,9 @@ export async function applyDaemonSetFixture(
  * do, so that `kubectl apply -f test/fixtures/daemonsets/<any>.yaml` gets pods.
  */
 export async function createFixtureServiceAccounts(cp: ControlPlane): Promise<void> {
-  for (const file of readdirSync(DAEMONSET_FIXTURES).filter((f) => f.endsWith('.yaml')).sort()) {
+  for (const file of readdirSync(DAEMONSET_FIXTURES)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()) {
     const ds = readFixture(file.replace(/\.yaml$/, ''));
     await cp.createNamespace(ds.metadata.namespace);
     const sa = ds.spec.template.spec.serviceAccountName;

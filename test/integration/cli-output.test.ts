@@ -158,7 +158,9 @@ describe('output through a pipe', () => {
     const piped = await runPiped(['report', '--cluster-state', snapshot], SLOW);
     expect(piped.code, piped.stderr).toBe(0);
     expect(same(piped.out, referenceTable)).toBe(true);
-    expect(piped.out.toString('utf8')).toMatch(/Summary: 300 migrated node\(s\), 0 without a ready Cilium; 900 to remove, 900 report-only, 0 waiting, 900 kept\.\n$/);
+    expect(piped.out.toString('utf8')).toMatch(
+      /Summary: 300 migrated node\(s\), 0 without a ready Cilium; 900 to remove, 900 report-only, 0 waiting, 900 kept\.\n$/,
+    );
   }, 120_000);
 
   it('report -o json: whole through a reader that takes everything at once', async () => {

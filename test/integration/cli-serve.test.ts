@@ -228,11 +228,15 @@ describe('node dist/cli.js serve', () => {
     const child = cli('unsynced', ['serve', '--kubeconfig', kubeconfig, '--cert-dir', join(dir, 'certs-unsynced'), '--port', String(port)]);
     try {
       const caFile = join(dir, 'certs-unsynced', 'ca.crt');
-      const ca = await waitFor('ca.crt and /healthz 200', async () => {
-        if (!existsSync(caFile)) return undefined;
-        const pem = readFileSync(caFile, 'utf8');
-        return (await get(`https://127.0.0.1:${port}/healthz`, pem)).status === 200 ? pem : undefined;
-      }, { timeoutMs: 20_000, intervalMs: 100, children: [child] });
+      const ca = await waitFor(
+        'ca.crt and /healthz 200',
+        async () => {
+          if (!existsSync(caFile)) return undefined;
+          const pem = readFileSync(caFile, 'utf8');
+          return (await get(`https://127.0.0.1:${port}/healthz`, pem)).status === 200 ? pem : undefined;
+        },
+        { timeoutMs: 20_000, intervalMs: 100, children: [child] },
+      );
       expect(logOf(child).some((l) => l.msg === 'cluster view: live informers')).toBe(true);
 
       // Stays 503 for about 2 s (bounded: 10 polls), naming every cache that has not synced.

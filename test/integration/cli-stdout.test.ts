@@ -200,9 +200,16 @@ describe('serve start-up with a corrupt tls.crt (issue 9.5)', () => {
     const { writeFile } = await import('node:fs/promises');
     await writeFile(join(certDir, 'tls.crt'), '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n');
     const [port] = (await freePorts(1)) as [number];
-    const result = spawnSync(process.execPath, [CLI, 'serve', '--port', String(port), '--cert-dir', certDir], { cwd: dir, env: cleanEnv(), encoding: 'utf8', timeout: 30_000 });
+    const result = spawnSync(process.execPath, [CLI, 'serve', '--port', String(port), '--cert-dir', certDir], {
+      cwd: dir,
+      env: cleanEnv(),
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     expect(result.status).toBe(1);
-    expect(result.stderr).toMatch(new RegExp(`^error: serving certificate ${certDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/tls\\.crt is not a PEM X\\.509 certificate`));
+    expect(result.stderr).toMatch(
+      new RegExp(`^error: serving certificate ${certDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/tls\\.crt is not a PEM X\\.509 certificate`),
+    );
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
   }, 60_000);
 });

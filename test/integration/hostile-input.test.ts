@@ -178,25 +178,37 @@ describe('clear answers', () => {
     const proto = '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"__proto__":{"allowed":true}}}';
     const res = await h2Request(session, { path: '/validate/pods', method: 'POST', headers: { 'content-type': 'application/json' }, body: proto });
     expect(res.status).toBe(400);
-    expect(JSON.parse(res.body).error).toBe('request body has a "__proto__" or "constructor.prototype" key, which is refused (prototype pollution); no Kubernetes object has one');
+    expect(JSON.parse(res.body).error).toBe(
+      'request body has a "__proto__" or "constructor.prototype" key, which is refused (prototype pollution); no Kubernetes object has one',
+    );
     const ctor = '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"object":{"constructor":{"prototype":{"x":1}}}}}';
     const res2 = await h2Request(session, { path: '/validate/pods', method: 'POST', headers: { 'content-type': 'application/json' }, body: ctor });
     expect(res2.status).toBe(400);
     expect(JSON.parse(res2.body).error).toContain('"constructor.prototype"');
   });
 
-  it('an object where a string belongs in the object\'s metadata is a 400 naming the field', async () => {
+  it("an object where a string belongs in the object's metadata is a 400 naming the field", async () => {
     const p = pod('nginx-pod');
     p.metadata.name = { injected: true };
     p.spec.nodeName = 'node-cilium-pending';
     const request = podRequest(p);
     delete (request as { name?: string }).name;
-    const res = await h2Request(session, { path: '/validate/pods', method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(review(request)) });
+    const res = await h2Request(session, {
+      path: '/validate/pods',
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(review(request)),
+    });
     expect(res.status).toBe(400);
     expect(JSON.parse(res.body).error).toBe('request.object.metadata.name must be a string');
     const ds = daemonSet('aws-node');
     ds.metadata.labels = { 'k8s-app': ['aws-node'] };
-    const res2 = await h2Request(session, { path: '/mutate/daemonsets', method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(review(daemonSetRequest(ds))) });
+    const res2 = await h2Request(session, {
+      path: '/mutate/daemonsets',
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(review(daemonSetRequest(ds))),
+    });
     expect(res2.status).toBe(400);
     expect(JSON.parse(res2.body).error).toBe('request.object.metadata.labels["k8s-app"] must be a string');
   });
@@ -206,7 +218,12 @@ describe('clear answers', () => {
     const full = JSON.stringify(review(podRequest(pod('nginx-pod'))));
     // HTTP/2: headers announce the full length, half the body, then the stream is reset.
     for (let i = 0; i < 5; i++) {
-      const stream = session.request({ ':method': 'POST', ':path': '/validate/pods', 'content-type': 'application/json', 'content-length': String(full.length) });
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': '/validate/pods',
+        'content-type': 'application/json',
+        'content-length': String(full.length),
+      });
       stream.on('error', () => {});
       stream.write(full.slice(0, full.length / 2));
       await new Promise((resolve) => setTimeout(resolve, 30));
@@ -217,7 +234,9 @@ describe('clear answers', () => {
       const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ca: caPem, servername: 'localhost', ALPNProtocols: ['http/1.1'] });
       socket.on('error', () => {});
       await new Promise((resolve) => socket.once('secureConnect', resolve));
-      socket.write(`POST /validate/pods HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${full.length}\r\n\r\n${full.slice(0, 100)}`);
+      socket.write(
+        `POST /validate/pods HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${full.length}\r\n\r\n${full.slice(0, 100)}`,
+      );
       await new Promise((resolve) => setTimeout(resolve, 30));
       socket.destroy();
     }

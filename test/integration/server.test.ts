@@ -201,14 +201,11 @@ describe('admission server', () => {
       expect((res.body as { error: string }).error).toMatch(/request\.uid is missing/);
     });
 
-    it.each(['text/plain', 'application/x-www-form-urlencoded', 'application/yaml'])(
-      'answers Content-Type %s with 415',
-      async (contentType) => {
-        const res = await http1().post(WEBHOOK_PATHS.pods).ca(caPem).set('content-type', contentType).send('apiVersion: v1');
-        expect(res.status).toBe(415);
-        expect((res.body as { error: string }).error).toMatch(/send application\/json/);
-      },
-    );
+    it.each(['text/plain', 'application/x-www-form-urlencoded', 'application/yaml'])('answers Content-Type %s with 415', async (contentType) => {
+      const res = await http1().post(WEBHOOK_PATHS.pods).ca(caPem).set('content-type', contentType).send('apiVersion: v1');
+      expect(res.status).toBe(415);
+      expect((res.body as { error: string }).error).toMatch(/send application\/json/);
+    });
 
     it('refuses a body over 7 MiB with 413', async () => {
       const huge = JSON.stringify(review({ object: { padding: 'x'.repeat(MAX_BODY_BYTES) } }));
@@ -269,10 +266,7 @@ describe('admission server', () => {
   });
 
   describe('TLS', () => {
-    function handshake(
-      options: { minVersion: 'TLSv1' | 'TLSv1.2'; maxVersion: 'TLSv1.1' | 'TLSv1.2' },
-      port = server.port,
-    ): Promise<string> {
+    function handshake(options: { minVersion: 'TLSv1' | 'TLSv1.2'; maxVersion: 'TLSv1.1' | 'TLSv1.2' }, port = server.port): Promise<string> {
       return new Promise((resolve, reject) => {
         const socket = tlsConnect({
           host: '127.0.0.1',
@@ -387,7 +381,11 @@ describe('graceful shutdown', () => {
       const h2Body = review();
       const h1Body = review();
       const h2Reply = postJson(session, '/slow', h2Body);
-      const h1Reply = request(server.url).post('/slow').ca(caPem).send(h1Body).then((res) => res);
+      const h1Reply = request(server.url)
+        .post('/slow')
+        .ca(caPem)
+        .send(h1Body)
+        .then((res) => res);
       await bothEntered;
       const started = Date.now();
       const closed = server.close();

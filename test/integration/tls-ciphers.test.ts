@@ -42,7 +42,11 @@ afterAll(async () => {
 
 type Handshake = { ok: true; version: string; cipher: string } | { ok: false; error: string };
 
-function handshake(options: { ciphers?: string; minVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3'; maxVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3' }): Promise<Handshake> {
+function handshake(options: {
+  ciphers?: string;
+  minVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+  maxVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+}): Promise<Handshake> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port: server.port, servername: 'localhost', ca: ca.cert, ALPNProtocols: ['h2'], ...options });
     const timer = setTimeout(() => socket.destroy(new Error('timeout')), 5_000);
@@ -95,6 +99,9 @@ describe('TLS suites', () => {
     const fingerprint = new X509Certificate(next.cert).fingerprint256;
     expect(await eventually(() => server.certWatcher.current.fingerprint === fingerprint, 15_000)).toBe(true);
     expect((await handshake({ ciphers: 'ECDHE-ECDSA-AES128-SHA', maxVersion: 'TLSv1.2' })).ok).toBe(false);
-    expect(await handshake({ ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256', maxVersion: 'TLSv1.2' })).toMatchObject({ ok: true, cipher: 'ECDHE-ECDSA-AES128-GCM-SHA256' });
+    expect(await handshake({ ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256', maxVersion: 'TLSv1.2' })).toMatchObject({
+      ok: true,
+      cipher: 'ECDHE-ECDSA-AES128-GCM-SHA256',
+    });
   });
 });

@@ -203,9 +203,7 @@ describe('CertWatcher start-up', () => {
     await writeFile(join(dir, 'tls.crt'), a.cert);
     await writeFile(join(dir, 'tls.key'), b.key);
     const watcher = new CertWatcher({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), logger: quiet });
-    await expect(watcher.start()).rejects.toThrow(
-      `serving key ${join(dir, 'tls.key')} does not match serving certificate ${join(dir, 'tls.crt')}`,
-    );
+    await expect(watcher.start()).rejects.toThrow(`serving key ${join(dir, 'tls.key')} does not match serving certificate ${join(dir, 'tls.crt')}`);
   });
 
   it('fails when the certificate is not PEM', async () => {
@@ -278,14 +276,17 @@ describe('unusable pairs swapped in under the running server (issue 9.3)', () =>
     await refused(future, 'not_yet_valid');
   });
 
-  it('refuses a certificate with somebody else\'s key', async () => {
+  it("refuses a certificate with somebody else's key", async () => {
     const a = await generateServing(ca, NAMES, 'a', { notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + DAY) });
     const b = await generateServing(ca, NAMES, 'b', { notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + DAY) });
     await refused({ cert: a.cert, key: b.key }, 'key_mismatch');
   });
 
   it('refuses a pair that does not cover the serving names', async () => {
-    const elsewhere = await generateServing(ca, ['guard.example.invalid'], 'elsewhere', { notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + DAY) });
+    const elsewhere = await generateServing(ca, ['guard.example.invalid'], 'elsewhere', {
+      notBefore: new Date(Date.now() - DAY),
+      notAfter: new Date(Date.now() + DAY),
+    });
     await refused(elsewhere, 'names');
     const refusal = lines.findLast((line) => line.reason === 'names');
     expect(String(refusal?.problem)).toContain('does not cover localhost, 127.0.0.1');
@@ -319,7 +320,17 @@ describe('ensureServingCert', () => {
     expect(ca.ca).toBe(true);
     expect(leaf.ca).toBe(false);
     const sans = leaf.subjectAltName ?? '';
-    for (const name of ['DNS:localhost', 'IP Address:127.0.0.1', 'IP Address:0:0:0:0:0:0:0:1', 'DNS:guard', 'DNS:guard.ops', 'DNS:guard.ops.svc', 'DNS:guard.ops.svc.cluster.local', 'IP Address:10.0.0.7', 'DNS:guard.example']) {
+    for (const name of [
+      'DNS:localhost',
+      'IP Address:127.0.0.1',
+      'IP Address:0:0:0:0:0:0:0:1',
+      'DNS:guard',
+      'DNS:guard.ops',
+      'DNS:guard.ops.svc',
+      'DNS:guard.ops.svc.cluster.local',
+      'IP Address:10.0.0.7',
+      'DNS:guard.example',
+    ]) {
       expect(sans).toContain(name);
     }
   });

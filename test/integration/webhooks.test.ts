@@ -75,12 +75,20 @@ describe('DaemonSet webhook over HTTP/1.1', () => {
   });
 
   it('leaves an unrelated DaemonSet untouched: no patch, no patchType', async () => {
-    const res = await http1().post(WEBHOOK_PATHS.daemonSets).ca(caPem).send(review(daemonSetRequest(daemonSet('node-exporter')))).expect(200);
+    const res = await http1()
+      .post(WEBHOOK_PATHS.daemonSets)
+      .ca(caPem)
+      .send(review(daemonSetRequest(daemonSet('node-exporter'))))
+      .expect(200);
     expect(res.body.response).toEqual({ uid: expect.any(String), allowed: true });
   });
 
   it('answers a Pod review sent to the DaemonSet route with a 400 that says so', async () => {
-    const res = await http1().post(WEBHOOK_PATHS.daemonSets).ca(caPem).send(review(podRequest(pod('nginx-pod')))).expect(400);
+    const res = await http1()
+      .post(WEBHOOK_PATHS.daemonSets)
+      .ca(caPem)
+      .send(review(podRequest(pod('nginx-pod'))))
+      .expect(400);
     expect(res.body.error).toMatch(/handles apps\/v1 DaemonSets, not core\/v1 Pod/);
   });
 });
@@ -95,7 +103,11 @@ describe('pod webhook over HTTP/2', () => {
     expect(response.allowed).toBe(false);
     expect(response.status).toMatchObject({ code: 403, reason: 'Forbidden' });
     expect(response.status.message).toContain('pod default/web-7d4b9c-x2x1z cannot be placed on node node-cilium-pending');
-    expect(response.auditAnnotations).toEqual({ decision: 'denied', node: 'node-cilium-pending', reason: 'agent-not-ready-taint,no-cilium-node,agent-not-ready' });
+    expect(response.auditAnnotations).toEqual({
+      decision: 'denied',
+      node: 'node-cilium-pending',
+      reason: 'agent-not-ready-taint,no-cilium-node,agent-not-ready',
+    });
   });
 
   it('allows the same pod on the node where Cilium is ready', async () => {

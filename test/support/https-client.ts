@@ -77,9 +77,7 @@ export function h2Request(
     const chunks: Buffer[] = [];
     stream.on('response', (h) => (headers = h));
     stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.on('end', () =>
-      resolve({ status: Number(headers[':status']), headers, body: Buffer.concat(chunks).toString('utf8') }),
-    );
+    stream.on('end', () => resolve({ status: Number(headers[':status']), headers, body: Buffer.concat(chunks).toString('utf8') }));
     stream.on('error', reject);
     stream.end(options.body);
   });

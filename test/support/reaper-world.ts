@@ -34,7 +34,9 @@ export function pod(spec: PodSpec): PodInfo {
       ...(spec.labels ? { labels: spec.labels } : {}),
       ...(spec.annotations ? { annotations: spec.annotations } : {}),
       ...(spec.terminating ? { deletionTimestamp: at(500) } : {}),
-      ...(spec.owner === false ? {} : { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${spec.name}-rs`, uid: 'rs-uid', controller: true }] }),
+      ...(spec.owner === false
+        ? {}
+        : { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${spec.name}-rs`, uid: 'rs-uid', controller: true }] }),
     },
     spec: { nodeName: spec.node ?? 'node-a', ...(spec.hostNetwork ? { hostNetwork: true } : {}) },
     status: {

@@ -42,9 +42,30 @@ describe('planAffinity: table', () => {
     ['nodeSelector cni=aws satisfies legacy', { nodeSelector: { cni: 'aws' } }, LEGACY, 'present'],
     ['nodeSelector cni=aws contradicts cilium', { nodeSelector: { cni: 'aws' } }, CILIUM, 'conflict'],
     ['only empty terms place nothing: left alone', required({}), LEGACY, 'present'],
-    ['expressions judged together: In [cilium, aws] + NotIn [aws] conflicts', required(term({ key: 'cni', operator: 'In', values: ['cilium', 'aws'] }, { key: 'cni', operator: 'NotIn', values: ['aws'] })), LEGACY, 'conflict'],
-    ['expressions judged together: NotIn [aws] + Exists narrows for cilium', required(term({ key: 'cni', operator: 'NotIn', values: ['aws'] }, { key: 'cni', operator: 'Exists' })), CILIUM, 'patch'],
-    ['a term no node matches (other key) is left alone', required(term({ key: 'zone', operator: 'In', values: ['a'] }, { key: 'zone', operator: 'NotIn', values: ['a'] }, { key: 'cni', operator: 'In', values: ['cilium'] })), LEGACY, 'present'],
+    [
+      'expressions judged together: In [cilium, aws] + NotIn [aws] conflicts',
+      required(term({ key: 'cni', operator: 'In', values: ['cilium', 'aws'] }, { key: 'cni', operator: 'NotIn', values: ['aws'] })),
+      LEGACY,
+      'conflict',
+    ],
+    [
+      'expressions judged together: NotIn [aws] + Exists narrows for cilium',
+      required(term({ key: 'cni', operator: 'NotIn', values: ['aws'] }, { key: 'cni', operator: 'Exists' })),
+      CILIUM,
+      'patch',
+    ],
+    [
+      'a term no node matches (other key) is left alone',
+      required(
+        term(
+          { key: 'zone', operator: 'In', values: ['a'] },
+          { key: 'zone', operator: 'NotIn', values: ['a'] },
+          { key: 'cni', operator: 'In', values: ['cilium'] },
+        ),
+      ),
+      LEGACY,
+      'present',
+    ],
     ['Gt/Lt on a non-integer value exclude it', required(term({ key: 'cni', operator: 'Gt', values: ['5'] })), LEGACY, 'present'],
     ['affinity not an object', { affinity: 'nope' }, LEGACY, 'invalid'],
     ['no pod spec', undefined, LEGACY, 'invalid'],
@@ -128,7 +149,11 @@ const KEYS = ['cni', 'zone', 'kubernetes.io/os'];
 const VALUES = ['cilium', 'aws', 'linux', 'a', '7'];
 
 const expressionArb = fc.oneof(
-  fc.record({ key: fc.constantFrom(...KEYS), operator: fc.constantFrom('In', 'NotIn'), values: fc.uniqueArray(fc.constantFrom(...VALUES), { minLength: 1, maxLength: 3 }) }),
+  fc.record({
+    key: fc.constantFrom(...KEYS),
+    operator: fc.constantFrom('In', 'NotIn'),
+    values: fc.uniqueArray(fc.constantFrom(...VALUES), { minLength: 1, maxLength: 3 }),
+  }),
   fc.record({ key: fc.constantFrom(...KEYS), operator: fc.constantFrom('Exists', 'DoesNotExist') }),
   fc.record({ key: fc.constantFrom(...KEYS), operator: fc.constantFrom('Gt', 'Lt'), values: fc.constantFrom(['5'], ['9']) }),
 );
@@ -151,7 +176,9 @@ const podSpecArb = fc.record(
         nodeAffinity: fc.record(
           {
             requiredDuringSchedulingIgnoredDuringExecution: fc.record({ nodeSelectorTerms: fc.array(termArb, { minLength: 1, maxLength: 4 }) }),
-            preferredDuringSchedulingIgnoredDuringExecution: fc.constant([{ weight: 5, preference: { matchExpressions: [{ key: 'zone', operator: 'Exists' }] } }]),
+            preferredDuringSchedulingIgnoredDuringExecution: fc.constant([
+              { weight: 5, preference: { matchExpressions: [{ key: 'zone', operator: 'Exists' }] } },
+            ]),
           },
           { requiredKeys: [] },
         ),

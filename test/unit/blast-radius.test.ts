@@ -35,7 +35,7 @@ describe("exemptions of Cilium's own pods: only what must run before Cilium is r
     ['node-init', { app: 'cilium-node-init', 'app.kubernetes.io/name': 'cilium-node-init', 'app.kubernetes.io/part-of': 'cilium' }],
     ['operator', { 'io.cilium/app': 'operator', name: 'cilium-operator', 'app.kubernetes.io/part-of': 'cilium' }],
     ['operator (name label only)', { name: 'cilium-operator' }],
-  ])('%s is exempt in Cilium\'s namespace', (_what, labels) => {
+  ])("%s is exempt in Cilium's namespace", (_what, labels) => {
     expect(exemptionFor(pod('kube-system', 'p', labels), config)).toBe('cilium-pod');
   });
 
@@ -81,7 +81,9 @@ describe('cloud-managed Cilium', () => {
 
   it("recognises GKE's anetd and AKS's managed cilium, and nothing else", () => {
     expect(managedDataplaneDaemonSet(ds('kube-system', 'anetd', { 'k8s-app': 'cilium' }))).toBe('gke-dataplane-v2');
-    expect(managedDataplaneDaemonSet(ds('kube-system', 'cilium', { 'k8s-app': 'cilium' }, { 'kubernetes.azure.com/ebpf-dataplane': 'cilium' }))).toBe('aks-managed-cilium');
+    expect(managedDataplaneDaemonSet(ds('kube-system', 'cilium', { 'k8s-app': 'cilium' }, { 'kubernetes.azure.com/ebpf-dataplane': 'cilium' }))).toBe(
+      'aks-managed-cilium',
+    );
     expect(managedDataplaneDaemonSet(ds('kube-system', 'cilium', { 'k8s-app': 'cilium', 'kubernetes.azure.com/managedby': 'aks' }))).toBe('aks-managed-cilium');
     // AKS labels many of its own DaemonSets managedby=aks; only its Cilium is hands-off.
     expect(managedDataplaneDaemonSet(ds('kube-system', 'azure-cns', { 'k8s-app': 'azure-cns', 'kubernetes.azure.com/managedby': 'aks' }))).toBeUndefined();

@@ -199,7 +199,7 @@ describe('CertController', () => {
       expect(await registry.metrics()).toMatch(new RegExp(`^${GAUGE}\\{fingerprint="${second.fingerprint256}",signing="true"\\} ${expiry(second)}$`, 'm'));
     });
 
-    it("reports the bundle another replica wrote (adopted, not written by this one)", async () => {
+    it('reports the bundle another replica wrote (adopted, not written by this one)', async () => {
       await controller().bootstrap(1); // "replica A", its own registry
       registry = new Registry();
       const b = controller();
@@ -248,7 +248,7 @@ describe('CertController', () => {
       api.addConfig('MutatingWebhookConfiguration', 1);
       const injector = new CaBundleInjector(api.kc, NAME);
       const stale = await injector.read(); // replica B reads ...
-      api.overwrite('MutatingWebhookConfiguration', b64('NEWER'));  // ... replica A injects a newer bundle ...
+      api.overwrite('MutatingWebhookConfiguration', b64('NEWER')); // ... replica A injects a newer bundle ...
       const result = await injector.inject(stale, 'OLDER'); // ... B patches with what it read before
       expect(result).toEqual({ patched: [], conflicts: ['MutatingWebhookConfiguration'] });
       expect(api.caBundlesOf('MutatingWebhookConfiguration')).toEqual(['NEWER']);

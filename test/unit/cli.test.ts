@@ -272,7 +272,9 @@ describe('listen host', () => {
     };
     expect(await listenWithFallback('::', listen, logger)).toBe('0.0.0.0');
     expect(tried).toEqual(['::', '0.0.0.0']);
-    expect(lines).toEqual([expect.objectContaining({ level: 'warn', host: '::', code: 'EAFNOSUPPORT', fallback: '0.0.0.0', msg: expect.stringContaining('IPv6 is unavailable') })]);
+    expect(lines).toEqual([
+      expect.objectContaining({ level: 'warn', host: '::', code: 'EAFNOSUPPORT', fallback: '0.0.0.0', msg: expect.stringContaining('IPv6 is unavailable') }),
+    ]);
   });
 
   it('listenWithFallback: :: that works, or any other failure, does not fall back', async () => {
@@ -280,15 +282,23 @@ describe('listen host', () => {
     const tried: string[] = [];
     expect(await listenWithFallback('::', async (host) => void tried.push(host), logger)).toBe('::');
     await expect(
-      listenWithFallback('::', async () => {
-        throw failure('EADDRINUSE');
-      }, logger),
+      listenWithFallback(
+        '::',
+        async () => {
+          throw failure('EADDRINUSE');
+        },
+        logger,
+      ),
     ).rejects.toMatchObject({ code: 'EADDRINUSE' });
     // Both families unavailable: the 0.0.0.0 error is the one reported.
     await expect(
-      listenWithFallback('::', async (host) => {
-        throw failure(host === '::' ? 'EADDRNOTAVAIL' : 'EACCES');
-      }, logger),
+      listenWithFallback(
+        '::',
+        async (host) => {
+          throw failure(host === '::' ? 'EADDRNOTAVAIL' : 'EACCES');
+        },
+        logger,
+      ),
     ).rejects.toMatchObject({ code: 'EACCES' });
     expect(tried).toEqual(['::']);
     expect(lines.filter((l) => l.level === 'warn')).toHaveLength(1);

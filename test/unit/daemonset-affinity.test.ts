@@ -169,9 +169,7 @@ describe('advisories', () => {
     const decision = decide(daemonSetRequest(daemonSet('netd')), config);
     expect(decision).toMatchObject({ allowed: true, reason: 'no-role', audit: { action: 'advisory' } });
     expect(decision.patch).toBeUndefined();
-    expect(decision.warnings).toEqual([
-      "netd policy routing sets src_valid_mark=1, which breaks Cilium's DNS proxy on migrated nodes (cilium/cilium#48706)",
-    ]);
+    expect(decision.warnings).toEqual(["netd policy routing sets src_valid_mark=1, which breaks Cilium's DNS proxy on migrated nodes (cilium/cilium#48706)"]);
     expect(decision.warnings![0]!.length).toBeLessThanOrEqual(120);
   });
 
@@ -186,7 +184,9 @@ describe('advisories', () => {
   it('says nothing once netd is kept off migrated nodes', () => {
     const ds = daemonSet('netd');
     ds.spec.template.spec.affinity = {
-      nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'cni', operator: 'NotIn', values: ['cilium'] }] }] } },
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'cni', operator: 'NotIn', values: ['cilium'] }] }] },
+      },
     };
     expect(decide(daemonSetRequest(ds), config).warnings).toBeUndefined();
   });

@@ -86,7 +86,12 @@ describe('judging a serving pair', () => {
   it('valid now and covering the names: usable; otherwise the reason', async () => {
     const ca = await generateCa({ notBefore: new Date(now.getTime() - DAY), notAfter: new Date(now.getTime() + 100 * DAY) });
     const pairFor = async (from: number, to: number, sans = ['localhost', '127.0.0.1']) =>
-      validatePair(...(Object.values(await generateServing(ca, sans, 'x', { notBefore: new Date(now.getTime() + from), notAfter: new Date(now.getTime() + to) })) as [string, string]));
+      validatePair(
+        ...(Object.values(await generateServing(ca, sans, 'x', { notBefore: new Date(now.getTime() + from), notAfter: new Date(now.getTime() + to) })) as [
+          string,
+          string,
+        ]),
+      );
     const reasonOf = (fn: () => void): string | undefined => {
       try {
         fn();

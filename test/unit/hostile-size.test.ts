@@ -83,7 +83,11 @@ describe('planAffinity: compiled constraints agree with the node-matching oracle
   const LEGACY: Requirement = { key: 'cni', operator: 'NotIn', values: ['cilium'] };
   const CILIUM: Requirement = { key: 'cni', operator: 'In', values: ['cilium'] };
   const expressionArb = fc.oneof(
-    fc.record({ key: fc.constantFrom(...KEYS), operator: fc.constantFrom('In', 'NotIn'), values: fc.uniqueArray(fc.constantFrom(...VALUES), { minLength: 1, maxLength: 4 }) }),
+    fc.record({
+      key: fc.constantFrom(...KEYS),
+      operator: fc.constantFrom('In', 'NotIn'),
+      values: fc.uniqueArray(fc.constantFrom(...VALUES), { minLength: 1, maxLength: 4 }),
+    }),
     fc.record({ key: fc.constantFrom(...KEYS), operator: fc.constantFrom('Exists', 'DoesNotExist') }),
     fc.record({ key: fc.constantFrom(...KEYS), operator: fc.constantFrom('Gt', 'Lt'), values: fc.constantFrom(['5'], ['9'], ['-3'], ['x'], ['5', '9'], []) }),
     fc.record({ key: fc.constantFrom(...KEYS), operator: fc.constantFrom('Equals', 'in'), values: fc.constant(['cilium']) }),
@@ -94,9 +98,7 @@ describe('planAffinity: compiled constraints agree with the node-matching oracle
     },
   }));
   const options = [undefined, ...VALUES, 'zz', '4', '6', '8', '10', '-2', '-4'];
-  const UNIVERSE = options.flatMap((cni) =>
-    options.map((zone) => ({ ...(cni === undefined ? {} : { cni }), ...(zone === undefined ? {} : { zone }) })),
-  );
+  const UNIVERSE = options.flatMap((cni) => options.map((zone) => ({ ...(cni === undefined ? {} : { cni }), ...(zone === undefined ? {} : { zone }) })));
   const meets = (req: Requirement, labels: Record<string, string>) => (labels[req.key] === req.values[0]) === (req.operator === 'In');
 
   it('present / patch / conflict each mean what they say on every distinguishable node', () => {
@@ -106,9 +108,7 @@ describe('planAffinity: compiled constraints agree with the node-matching oracle
         const plan = planAffinity(spec, req, '/spec');
         const terms = spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms;
         const only = (t: unknown) => ({ affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [t] } } } });
-        const loses = terms.some(
-          (t) => UNIVERSE.some((l) => podSpecAdmits(only(t), l)) && !UNIVERSE.some((l) => podSpecAdmits(only(t), l) && meets(req, l)),
-        );
+        const loses = terms.some((t) => UNIVERSE.some((l) => podSpecAdmits(only(t), l)) && !UNIVERSE.some((l) => podSpecAdmits(only(t), l) && meets(req, l)));
         if (plan.outcome === 'invalid') throw new Error(plan.problem);
         seen[plan.outcome] += 1;
         expect(plan.outcome === 'conflict').toBe(loses);

@@ -95,7 +95,8 @@ class FakeApiServer {
   }
 
   seed(key: string, ...objs: Obj[]): void {
-    for (const obj of objs) this.resource(key).objects.set(`${obj.metadata.namespace ?? ''}/${obj.metadata.name}`, { ...obj, metadata: { ...obj.metadata, resourceVersion: '1' } });
+    for (const obj of objs)
+      this.resource(key).objects.set(`${obj.metadata.namespace ?? ''}/${obj.metadata.name}`, { ...obj, metadata: { ...obj.metadata, resourceVersion: '1' } });
   }
 
   /** Ends the open watches of a resource (ListWatch then re-watches by itself). */
@@ -128,7 +129,12 @@ const agentPod = (name: string, nodeName: string, ready: boolean): Obj => ({
   spec: { nodeName, hostNetwork: true, containers: [{ name: 'cilium-agent', image: 'quay.io/cilium/cilium' }] },
   status: { phase: 'Running', conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: '2025-06-02T09:14:41Z' }] },
 });
-const ciliumNode = (name: string): Obj => ({ apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name }, spec: { ipam: { podCIDRs: ['10.245.1.0/24'] } } });
+const ciliumNode = (name: string): Obj => ({
+  apiVersion: 'cilium.io/v2',
+  kind: 'CiliumNode',
+  metadata: { name },
+  spec: { ipam: { podCIDRs: ['10.245.1.0/24'] } },
+});
 
 let api: FakeApiServer;
 let live: LiveView | undefined;
@@ -261,10 +267,12 @@ describe('startLiveView', () => {
     api.emit(NODES, 'ADDED', node('n9'));
     await expect.poll(() => seen.length, poll).toBe(1);
     api.emit(NODES, 'DELETED', node('n9'));
-    await expect.poll(() => seen, poll).toEqual([
-      ['nodes', true],
-      ['nodes', false],
-    ]);
+    await expect
+      .poll(() => seen, poll)
+      .toEqual([
+        ['nodes', true],
+        ['nodes', false],
+      ]);
   });
 
   it('logs and skips an object without a name instead of crashing', async () => {
@@ -288,12 +296,22 @@ describe('startLiveView', () => {
     expect(warnings[0]!.msg).toContain('CiliumNode CRD (ciliumnodes.cilium.io/v2) is not installed');
 
     // Retries (with backoff) and does not repeat the warning.
-    await expect.poll(afterRestarts(() => api.requests.filter((r) => r.path === CNS).length), poll).toBeGreaterThanOrEqual(3);
+    await expect
+      .poll(
+        afterRestarts(() => api.requests.filter((r) => r.path === CNS).length),
+        poll,
+      )
+      .toBeGreaterThanOrEqual(3);
     expect(logs.filter((l) => l.level === 40 && l.cache === 'ciliumnodes')).toHaveLength(1);
 
     api.seed(CNS, ciliumNode('n1'));
     delete api.resource(CNS).failWith;
-    await expect.poll(afterRestarts(() => view.ciliumNode('n1')), poll).toBeDefined();
+    await expect
+      .poll(
+        afterRestarts(() => view.ciliumNode('n1')),
+        poll,
+      )
+      .toBeDefined();
     expect(logs.some((l) => l.cache === 'ciliumnodes' && String(l.msg).includes('is installed now'))).toBe(true);
   });
 
@@ -307,24 +325,44 @@ describe('startLiveView', () => {
     expect(lv.crdMissing('ciliumnodes')).toBe(false);
     expect(lv.crdMissing('nodes')).toBe(false);
     delete api.resource('/apis/cilium.io/v2/ciliumendpoints').failWith;
-    await expect.poll(afterRestarts(() => lv.crdMissing('ciliumEndpoints')), poll).toBe(false);
+    await expect
+      .poll(
+        afterRestarts(() => lv.crdMissing('ciliumEndpoints')),
+        poll,
+      )
+      .toBe(false);
   });
 
   it('restarts a failed informer with backoff, logging under err, and keeps the last known cache', async () => {
     api.resource(NODES).failWith = 500;
     const lv = start();
     const { view, whenSynced } = lv;
-    await expect.poll(afterRestarts(() => logs.filter((l) => l.cache === 'nodes' && l.level === 50).length), poll).toBeGreaterThanOrEqual(3);
+    await expect
+      .poll(
+        afterRestarts(() => logs.filter((l) => l.cache === 'nodes' && l.level === 50).length),
+        poll,
+      )
+      .toBeGreaterThanOrEqual(3);
     expect(Object.keys(lv.disconnected())).toEqual(['nodes']);
     expect(view.syncState().nodes).toBe(false);
     const failure = logs.find((l) => l.cache === 'nodes' && l.level === 50)!;
     expect(failure.err).toMatchObject({ message: expect.any(String) });
     expect(failure.retryInMs).toBe(20);
-    expect(logs.filter((l) => l.cache === 'nodes' && l.level === 50).map((l) => l.retryInMs).slice(0, 3)).toEqual([20, 40, 80]);
+    expect(
+      logs
+        .filter((l) => l.cache === 'nodes' && l.level === 50)
+        .map((l) => l.retryInMs)
+        .slice(0, 3),
+    ).toEqual([20, 40, 80]);
 
     api.seed(NODES, node('n1'));
     delete api.resource(NODES).failWith;
-    await expect.poll(afterRestarts(() => view.syncState().nodes), poll).toBe(true);
+    await expect
+      .poll(
+        afterRestarts(() => view.syncState().nodes),
+        poll,
+      )
+      .toBe(true);
     await whenSynced();
     expect(view.node('n1')).toBeDefined();
     await expect.poll(() => lv.disconnected(), poll).toEqual({});
@@ -334,7 +372,12 @@ describe('startLiveView', () => {
     api.resource(NODES).failWith = 500;
     api.endWatches(NODES);
     const errorsBefore = logs.filter((l) => l.cache === 'nodes' && l.level === 50).length;
-    await expect.poll(afterRestarts(() => logs.filter((l) => l.cache === 'nodes' && l.level === 50).length), poll).toBeGreaterThan(errorsBefore);
+    await expect
+      .poll(
+        afterRestarts(() => logs.filter((l) => l.cache === 'nodes' && l.level === 50).length),
+        poll,
+      )
+      .toBeGreaterThan(errorsBefore);
     expect(view.node('n1')).toBeDefined();
     expect(view.syncState().nodes).toBe(true);
     // Still synced (the webhook answers from it), but said to be disconnected (the reaper holds back).
@@ -342,7 +385,12 @@ describe('startLiveView', () => {
 
     // Recovery: re-watch from the last resourceVersion and see new events.
     delete api.resource(NODES).failWith;
-    await expect.poll(afterRestarts(() => api.resource(NODES).watches.size), poll).toBe(1);
+    await expect
+      .poll(
+        afterRestarts(() => api.resource(NODES).watches.size),
+        poll,
+      )
+      .toBe(1);
     api.emit(NODES, 'ADDED', node('n3'));
     await expect.poll(() => view.node('n3'), poll).toBeDefined();
     expect(lv.disconnected()).toEqual({});
@@ -357,7 +405,12 @@ describe('startLiveView', () => {
     const port = Number(new URL(api.url).port);
     await api.stop(); // connections reset, then refused: the backoff climbs to its cap (200 ms here)
     const nodeFailures = () => logs.filter((l) => l.cache === 'nodes' && l.level === 50);
-    await expect.poll(afterRestarts(() => nodeFailures().map((l) => l.retryInMs)), poll).toContain(200);
+    await expect
+      .poll(
+        afterRestarts(() => nodeFailures().map((l) => l.retryInMs)),
+        poll,
+      )
+      .toContain(200);
     expect(lv.disconnected().nodes).toBeDefined();
     api.resource(NODES).failWith = 503; // back, but still starting
     await api.start(port);
@@ -365,11 +418,21 @@ describe('startLiveView', () => {
       const err = l.err as { statusCode?: number; code?: number };
       return err.statusCode === 503 || err.code === 503;
     };
-    await expect.poll(afterRestarts(() => nodeFailures().some(is503)), poll).toBe(true);
+    await expect
+      .poll(
+        afterRestarts(() => nodeFailures().some(is503)),
+        poll,
+      )
+      .toBe(true);
     const first503 = nodeFailures().find(is503)!;
     expect(first503.retryInMs).toBe(20);
     delete api.resource(NODES).failWith;
-    await expect.poll(afterRestarts(() => lv.disconnected()), poll).toEqual({});
+    await expect
+      .poll(
+        afterRestarts(() => lv.disconnected()),
+        poll,
+      )
+      .toEqual({});
   });
 
   it('starts the restart backoff over only after a healthy period as long as the longest delay', async () => {
@@ -392,7 +455,12 @@ describe('startLiveView', () => {
 
     api.resource(NODES).failWith = 500;
     const { view } = start();
-    await expect.poll(afterRestarts(() => retries().length), poll).toBeGreaterThanOrEqual(3);
+    await expect
+      .poll(
+        afterRestarts(() => retries().length),
+        poll,
+      )
+      .toBeGreaterThanOrEqual(3);
     expect(retries().slice(0, 3)).toEqual([20, 40, 80]);
 
     // Healthy for less than maxMs: the delays keep growing.
@@ -437,12 +505,27 @@ describe('startLiveView', () => {
   it('keeps container start times for Cilium agent pods only (memory), and derives the migration label time from managedFields', async () => {
     const withStarts = (obj: Obj): Obj => ({
       ...obj,
-      status: { ...(obj.status as object), initContainerStatuses: [{ name: 'config', state: { terminated: { startedAt: '2025-06-02T09:14:05Z' } } }], containerStatuses: [{ name: 'cilium-agent', state: { running: { startedAt: '2025-06-02T09:14:06Z' } } }] },
+      status: {
+        ...(obj.status as object),
+        initContainerStatuses: [{ name: 'config', state: { terminated: { startedAt: '2025-06-02T09:14:05Z' } } }],
+        containerStatuses: [{ name: 'cilium-agent', state: { running: { startedAt: '2025-06-02T09:14:06Z' } } }],
+      },
     });
     const agentObj = withStarts(agentPod('cilium-a', 'n1', true));
     api.seed(AGENTS, agentObj);
-    api.seed('/api/v1/pods', agentObj, withStarts({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', namespace: 'default' }, spec: { nodeName: 'n1' } }));
-    api.seed(NODES, { ...node('n1', { cni: 'cilium' }), metadata: { name: 'n1', labels: { cni: 'cilium' }, managedFields: [{ manager: 'kubectl-label', time: '2025-06-02T09:00:00Z', fieldsV1: { 'f:metadata': { 'f:labels': { 'f:cni': {} } } } }] } });
+    api.seed(
+      '/api/v1/pods',
+      agentObj,
+      withStarts({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', namespace: 'default' }, spec: { nodeName: 'n1' } }),
+    );
+    api.seed(NODES, {
+      ...node('n1', { cni: 'cilium' }),
+      metadata: {
+        name: 'n1',
+        labels: { cni: 'cilium' },
+        managedFields: [{ manager: 'kubectl-label', time: '2025-06-02T09:00:00Z', fieldsV1: { 'f:metadata': { 'f:labels': { 'f:cni': {} } } } }],
+      },
+    });
     const { view, whenSynced } = start({ withReaperCaches: true });
     await whenSynced();
     await expect.poll(() => view.syncState().pods, poll).toBe(true);
@@ -453,7 +536,13 @@ describe('startLiveView', () => {
 
   it("reaper caches: watches only Cilium's ConfigMap (by name) and reads disable-endpoint-crd from it", async () => {
     const CM = '/api/v1/namespaces/kube-system/configmaps?fieldSelector=metadata.name=cilium-config';
-    const cm = (value: string): Obj => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cilium-config', namespace: 'kube-system' }, data: { 'disable-endpoint-crd': value, 'cluster-name': 'x' } } as Obj);
+    const cm = (value: string): Obj =>
+      ({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'cilium-config', namespace: 'kube-system' },
+        data: { 'disable-endpoint-crd': value, 'cluster-name': 'x' },
+      }) as Obj;
     const { view, whenSynced } = start({ withReaperCaches: true });
     await whenSynced();
     await expect.poll(() => view.syncState().ciliumConfig, poll).toBe(true);

@@ -56,7 +56,7 @@ describe('lint at apply time', () => {
     expect(decision.warnings).toBeUndefined();
   });
 
-  it('ignores other ConfigMaps and cilium-config outside Cilium\'s namespace', () => {
+  it("ignores other ConfigMaps and cilium-config outside Cilium's namespace", () => {
     expect(lintAdmission(configMapWrite(BAD, 'other'), facts, options).decision.reason).toBe('lint-not-applicable');
     expect(lintAdmission(configMapWrite(BAD, 'cilium-config', 'default'), facts, options).decision.reason).toBe('lint-not-applicable');
   });
@@ -69,7 +69,12 @@ describe('lint at apply time', () => {
       name: 'native-b',
       namespace: 'kube-system',
       operation: 'CREATE',
-      object: { apiVersion: 'cilium.io/v2', kind: 'CiliumNodeConfig', metadata: { name: 'native-b', namespace: 'kube-system' }, spec: { nodeSelector: { matchLabels }, defaults: { 'routing-mode': 'native' } } },
+      object: {
+        apiVersion: 'cilium.io/v2',
+        kind: 'CiliumNodeConfig',
+        metadata: { name: 'native-b', namespace: 'kube-system' },
+        spec: { nodeSelector: { matchLabels }, defaults: { 'routing-mode': 'native' } },
+      },
     });
     const withConfig = { ...facts, ciliumConfigData: { 'ipv4-native-routing-cidr': '10.244.0.0/16', ipam: 'kubernetes' } };
     const onB = lintAdmission(cnc({ pool: 'b' }), withConfig, options);

@@ -20,14 +20,42 @@ const of = (findings: Finding[], id: string) => findings.filter((f) => f.id === 
 describe.each([
   { id: 'native-routing-cidr', trigger: 'trigger.yaml', severity: 'error', says: ['10.245.7.0/24 (Node pool-b-1)', 'WireGuard', 'ipv4NativeRoutingCIDR'] },
   { id: 'native-routing-cidr', trigger: 'values-trigger.yaml', severity: 'error', says: ['10.0.0.0/8 (cluster-pool-ipv4-cidr)', 'Helm values'] },
-  { id: 'strict-encryption', trigger: 'trigger.yaml', severity: 'error', says: ['encryption-strict-egress-cidr 10.0.0.0/16', 'encryption.strictMode.egress.cidr'], count: 2 },
+  {
+    id: 'strict-encryption',
+    trigger: 'trigger.yaml',
+    severity: 'error',
+    says: ['encryption-strict-egress-cidr 10.0.0.0/16', 'encryption.strictMode.egress.cidr'],
+    count: 2,
+  },
   { id: 'strict-encryption', trigger: 'legacy-trigger.yaml', severity: 'error', says: ['encryption-strict-mode-cidr 10.1.0.0/16'] },
-  { id: 'hubble-cardinality', trigger: 'trigger.yaml', severity: 'warning', says: ['dns uses query: series grow with the distinct DNS names queried', 'hubble.metrics.enabled'], count: 3 },
-  { id: 'aks-fqdn-kube-proxy', trigger: 'trigger.yaml', severity: 'warning', says: ['myaks-dns-1a2b3c4d.hcp.westeurope.azmk8s.io', 'ingress-nginx/ingress-nginx-controller-7d9f8', 'kubeProxyReplacement=true'] },
+  {
+    id: 'hubble-cardinality',
+    trigger: 'trigger.yaml',
+    severity: 'warning',
+    says: ['dns uses query: series grow with the distinct DNS names queried', 'hubble.metrics.enabled'],
+    count: 3,
+  },
+  {
+    id: 'aks-fqdn-kube-proxy',
+    trigger: 'trigger.yaml',
+    severity: 'warning',
+    says: ['myaks-dns-1a2b3c4d.hcp.westeurope.azmk8s.io', 'ingress-nginx/ingress-nginx-controller-7d9f8', 'kubeProxyReplacement=true'],
+  },
   { id: 'eni-masquerade', trigger: 'trigger.yaml', severity: 'warning', says: ['no egress-masquerade-interfaces', 'egressMasqueradeInterfaces'] },
   { id: 'eni-masquerade', trigger: 'pattern-trigger.yaml', severity: 'warning', says: ['eth+ matches none of the interfaces ens5'] },
   { id: 'gke-netd-source-valid-mark', trigger: 'trigger.yaml', severity: 'warning', says: ['enable-policy-routing', 'cilium/cilium#48706'] },
-  { id: 'migration-leftovers', trigger: 'trigger.yaml', severity: 'warning', says: ['cni.customConf=false', 'policyEnforcementMode=default', 'operator.unmanagedPodWatcher.restart=true', 'bpf.hostLegacyRouting=false', 'delete CiliumNodeConfig kube-system/cilium-default'] },
+  {
+    id: 'migration-leftovers',
+    trigger: 'trigger.yaml',
+    severity: 'warning',
+    says: [
+      'cni.customConf=false',
+      'policyEnforcementMode=default',
+      'operator.unmanagedPodWatcher.restart=true',
+      'bpf.hostLegacyRouting=false',
+      'delete CiliumNodeConfig kube-system/cilium-default',
+    ],
+  },
   { id: 'pod-cidr-plan', trigger: 'trigger.yaml', severity: 'info', says: ['ipam kubernetes', 'reaper.target=duplicate-ip'] },
   { id: 'pod-cidr-plan', trigger: 'separate.yaml', severity: 'info', says: ['is separate', 'reaper.target=any-unmanaged'] },
 ])('lint check $id ($trigger)', ({ id, trigger, severity, says, count = 1 }) => {
@@ -53,11 +81,19 @@ describe('lint: the facts behind the checks', () => {
   });
 
   it('flags native routing without a native-routing CIDR, except where the cloud IPAM derives it', () => {
-    const input = (data: Record<string, string>) => ({ ciliumConfig: { data, subject: 'cm' }, nodeConfigs: [], nodes: [], ciliumNodes: new Map(), hostPortPods: [] });
+    const input = (data: Record<string, string>) => ({
+      ciliumConfig: { data, subject: 'cm' },
+      nodeConfigs: [],
+      nodes: [],
+      ciliumNodes: new Map(),
+      hostPortPods: [],
+    });
     expect(lint(input({ tunnel: 'disabled' })).filter((f) => f.id === 'native-routing-cidr')[0]?.severity).toBe('error');
     expect(lint(input({ 'routing-mode': 'native', ipam: 'eni' })).filter((f) => f.id === 'native-routing-cidr')).toEqual([]);
     // Only eni and alibabacloud are exempt in the agent's checkIPv4NativeRoutingCIDR, not azure.
-    expect(lint(input({ 'routing-mode': 'native', ipam: 'azure' })).find((f) => f.id === 'native-routing-cidr')?.message).toContain('the agent refuses to start');
+    expect(lint(input({ 'routing-mode': 'native', ipam: 'azure' })).find((f) => f.id === 'native-routing-cidr')?.message).toContain(
+      'the agent refuses to start',
+    );
     expect(lint(input({ 'routing-mode': 'native', 'enable-ipv4-masquerade': 'false' })).filter((f) => f.id === 'native-routing-cidr')).toEqual([]);
     expect(lint(input({ 'routing-mode': 'native', 'enable-ip-masq-agent': 'true' })).filter((f) => f.id === 'native-routing-cidr')).toEqual([]);
   });
@@ -65,17 +101,24 @@ describe('lint: the facts behind the checks', () => {
   it('is a warning without encryption, and without encrypt-node only an error', () => {
     const base = { 'routing-mode': 'native', 'ipv4-native-routing-cidr': '10.0.0.0/16', ipam: 'cluster-pool', 'cluster-pool-ipv4-cidr': '10.8.0.0/16' };
     const sev = (extra: Record<string, string>) =>
-      lint({ ciliumConfig: { data: { ...base, ...extra }, subject: 'cm' }, nodeConfigs: [], nodes: [], ciliumNodes: new Map(), hostPortPods: [] }).find((f) => f.id === 'native-routing-cidr')?.severity;
+      lint({ ciliumConfig: { data: { ...base, ...extra }, subject: 'cm' }, nodeConfigs: [], nodes: [], ciliumNodes: new Map(), hostPortPods: [] }).find(
+        (f) => f.id === 'native-routing-cidr',
+      )?.severity;
     expect(sev({})).toBe('warning');
     expect(sev({ 'enable-ipsec': 'true' })).toBe('error');
     expect(sev({ 'enable-wireguard': 'true', 'encrypt-node': 'true' })).toBe('warning');
   });
 
-  it("judges each node on cilium-config with its CiliumNodeConfigs merged over, and names the nodes", () => {
+  it('judges each node on cilium-config with its CiliumNodeConfigs merged over, and names the nodes', () => {
     const input = {
       ciliumConfig: { data: { 'routing-mode': 'tunnel' }, subject: 'ConfigMap kube-system/cilium-config' },
       nodeConfigs: [
-        { namespace: 'kube-system', name: 'native', nodeSelector: { matchLabels: { pool: 'b' } }, defaults: { 'routing-mode': 'native', 'ipv4-native-routing-cidr': '10.1.0.0/16' } },
+        {
+          namespace: 'kube-system',
+          name: 'native',
+          nodeSelector: { matchLabels: { pool: 'b' } },
+          defaults: { 'routing-mode': 'native', 'ipv4-native-routing-cidr': '10.1.0.0/16' },
+        },
       ],
       nodes: [
         { name: 'a', labels: { pool: 'a' }, podCIDRs: ['10.2.0.0/24'] },
@@ -114,14 +157,26 @@ describe('lint: the facts behind the checks', () => {
 
   it('reads both spellings of strict egress encryption, the 1.19 one first', () => {
     expect(strictEgress({ 'enable-encryption-strict-mode': 'true', 'encryption-strict-mode-cidr': '10.0.0.0/8' })?.keys).toBe('encryption-strict-mode-cidr');
-    expect(strictEgress({ 'enable-encryption-strict-mode-egress': 'true', 'encryption-strict-egress-cidr': '10.1.0.0/16', 'encryption-strict-mode-cidr': '10.0.0.0/8' })?.cidr).toBe('10.1.0.0/16');
+    expect(
+      strictEgress({
+        'enable-encryption-strict-mode-egress': 'true',
+        'encryption-strict-egress-cidr': '10.1.0.0/16',
+        'encryption-strict-mode-cidr': '10.0.0.0/8',
+      })?.cidr,
+    ).toBe('10.1.0.0/16');
     expect(strictEgress({ 'encryption-strict-egress-cidr': '10.0.0.0/8' })).toBeUndefined();
   });
 
   it('flags an empty strict CIDR (the agent exits) and non-Geneve DSR with node encryption', () => {
     const findings = lint({
       ciliumConfig: {
-        data: { 'enable-wireguard': 'true', 'encrypt-node': 'true', 'enable-encryption-strict-mode-egress': 'true', 'encryption-strict-egress-cidr': '', 'bpf-lb-mode': 'dsr' },
+        data: {
+          'enable-wireguard': 'true',
+          'encrypt-node': 'true',
+          'enable-encryption-strict-mode-egress': 'true',
+          'encryption-strict-egress-cidr': '',
+          'bpf-lb-mode': 'dsr',
+        },
         subject: 'cm',
       },
       nodeConfigs: [],
@@ -142,7 +197,9 @@ describe('lint: the facts behind the checks', () => {
   });
 
   it('parses hubble-metrics: per-pod contexts and _pod/_ip labels only', () => {
-    const metrics = parseHubbleMetrics('dns:query;ignoreAAAA;destinationContext=dns|ip flow:sourceContext=namespace httpV2:labelsContext=source_pod,source_namespace');
+    const metrics = parseHubbleMetrics(
+      'dns:query;ignoreAAAA;destinationContext=dns|ip flow:sourceContext=namespace httpV2:labelsContext=source_pod,source_namespace',
+    );
     expect(metrics.map((m) => [m.name, m.growing, m.sides])).toEqual([
       ['dns', ['query', 'destinationContext=dns|ip'], 1],
       ['httpV2', ['labelsContext=source_pod'], 1],
@@ -168,7 +225,9 @@ describe('lint: the facts behind the checks', () => {
     const withoutConfig = { ...input, netdConfig: undefined };
     const found = lint(withoutConfig).filter((f) => f.id === 'gke-netd-source-valid-mark');
     expect(found[0]?.message).toContain('from ConfigMap netd-config, not given');
-    expect(lint({ ...input, ciliumConfig: { data: { 'enable-l7-proxy': 'false' }, subject: 'cm' } }).filter((f) => f.id === 'gke-netd-source-valid-mark')).toEqual([]);
+    expect(
+      lint({ ...input, ciliumConfig: { data: { 'enable-l7-proxy': 'false' }, subject: 'cm' } }).filter((f) => f.id === 'gke-netd-source-valid-mark'),
+    ).toEqual([]);
   });
 
   it('without pods in the input, says hostPort pods "if any" at info level', () => {
@@ -229,21 +288,35 @@ describe('lint: reading files', () => {
       return text;
     };
     expect(() => loadFiles(['a.yaml'], read({ 'a.yaml': 'a: [1' }))).toThrow(/^a\.yaml is not valid YAML/);
-    expect(() => loadFiles(['b.yaml'], read({ 'b.yaml': '---\nkind: Node\napiVersion: v1\nmetadata: {name: x}\n---\n- 1\n' }))).toThrow('b.yaml: document 1: expected a Kubernetes object');
+    expect(() => loadFiles(['b.yaml'], read({ 'b.yaml': '---\nkind: Node\napiVersion: v1\nmetadata: {name: x}\n---\n- 1\n' }))).toThrow(
+      'b.yaml: document 1: expected a Kubernetes object',
+    );
     expect(() => loadFiles(['c.yaml'], read({ 'c.yaml': 'apiVersion: v1\nkind: Node\nmetadata: {}\n' }))).toThrow('c.yaml: Node has no metadata.name');
     expect(() => loadFiles(['missing.yaml'], read({}))).toThrow('missing.yaml: cannot be read: ENOENT');
-    expect(() => loadFiles(['d.yaml'], read({ 'd.yaml': 'routingMode: native\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cilium-config, namespace: kube-system}\n' }))).toThrow(LintInputError);
+    expect(() =>
+      loadFiles(
+        ['d.yaml'],
+        read({ 'd.yaml': 'routingMode: native\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cilium-config, namespace: kube-system}\n' }),
+      ),
+    ).toThrow(LintInputError);
   });
 
   it('reads only the cilium-config of the given namespace when one is given', () => {
-    const text = ['kube-system', 'cilium'].map((ns) => `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cilium-config, namespace: ${ns}}\ndata: {ipam: ${ns === 'cilium' ? 'eni' : 'kubernetes'}}\n`).join('---\n');
+    const text = ['kube-system', 'cilium']
+      .map(
+        (ns) => `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cilium-config, namespace: ${ns}}\ndata: {ipam: ${ns === 'cilium' ? 'eni' : 'kubernetes'}}\n`,
+      )
+      .join('---\n');
     expect(() => loadFiles(['two.yaml'], () => text)).toThrow('two.yaml: document 1: a second cilium-config (cilium)');
     const { input } = loadFiles(['two.yaml'], () => text, 'cilium');
     expect(input.ciliumConfig).toEqual({ data: { ipam: 'eni' }, subject: 'ConfigMap cilium/cilium-config' });
   });
 
   it('skips other kinds and counts them', () => {
-    const { skipped, input } = loadFiles(['x.yaml'], () => 'apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\n');
+    const { skipped, input } = loadFiles(
+      ['x.yaml'],
+      () => 'apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\n',
+    );
     expect(skipped).toEqual({ 'Service v1': 1, 'ConfigMap v1': 1 });
     expect(input.ciliumConfig).toBeUndefined();
   });
@@ -268,25 +341,33 @@ describe('lint: second findings of the trigger fixtures', () => {
     const flow = found.find((f) => f.message.includes('metric flow'));
     expect(flow?.message).toContain('labelsContext=source_ip,destination_ip');
     expect(flow?.message).not.toContain('source_namespace');
-    expect(found.find((f) => f.message.includes('metric drop'))?.message).toContain('drop uses sourceContext=pod, destinationContext=pod: with 3 pods, up to ~9 series');
+    expect(found.find((f) => f.message.includes('metric drop'))?.message).toContain(
+      'drop uses sourceContext=pod, destinationContext=pod: with 3 pods, up to ~9 series',
+    );
   });
 });
 
 describe('lint: live read errors', () => {
-  it('say which object, the status code and the API server\'s own message', async () => {
+  it("say which object, the status code and the API server's own message", async () => {
     const { ApiException } = await import('@kubernetes/client-node');
     const { LiveReadError } = await import('../../src/lint/live.js');
     const body = JSON.stringify({ kind: 'Status', message: 'pods is forbidden: User "ci" cannot list resource "pods"', code: 403 });
     const err = new LiveReadError('pods', new ApiException(403, 'Unknown API Status Code!', body, {}));
     expect(err.message).toBe('reading pods from the API server failed: HTTP 403: pods is forbidden: User "ci" cannot list resource "pods"');
-    expect(new LiveReadError('nodes', new Error('connect ECONNREFUSED 127.0.0.1:1')).message).toBe('reading nodes from the API server failed: connect ECONNREFUSED 127.0.0.1:1');
+    expect(new LiveReadError('nodes', new Error('connect ECONNREFUSED 127.0.0.1:1')).message).toBe(
+      'reading nodes from the API server failed: connect ECONNREFUSED 127.0.0.1:1',
+    );
   });
 });
 
 describe('lint: flags', () => {
   it('takes single-valued flags from CMG_* variables, a flag winning, and names the variable in errors', async () => {
     const { parseLintArgs } = await import('../../src/commands/lint.js');
-    const parsed = parseLintArgs(['-f', 'a.yaml', '-f', 'b.yaml'], { CMG_OUTPUT: 'json', CMG_NODE_LABEL: 'io.cilium.migration/cilium-default=true', CMG_TIMEOUT: '' });
+    const parsed = parseLintArgs(['-f', 'a.yaml', '-f', 'b.yaml'], {
+      CMG_OUTPUT: 'json',
+      CMG_NODE_LABEL: 'io.cilium.migration/cilium-default=true',
+      CMG_TIMEOUT: '',
+    });
     expect(parsed).toMatchObject({ files: ['a.yaml', 'b.yaml'], output: 'json', timeoutMs: 30_000 });
     expect(parsed.settings.nodeLabel).toEqual({ key: 'io.cilium.migration/cilium-default', value: 'true' });
     expect(parseLintArgs(['-o', 'table'], { CMG_OUTPUT: 'json' }).output).toBe('table');

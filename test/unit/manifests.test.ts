@@ -32,7 +32,9 @@ interface Obj {
 type Any = any;
 
 function readYaml(path: string): Obj[] {
-  return parseAllDocuments(readFileSync(join(root, path), 'utf8')).map((doc) => doc.toJSON() as Obj).filter(Boolean);
+  return parseAllDocuments(readFileSync(join(root, path), 'utf8'))
+    .map((doc) => doc.toJSON() as Obj)
+    .filter(Boolean);
 }
 
 const baseKustomization = parse(readFileSync(join(root, 'manifests/base/kustomization.yaml'), 'utf8')) as Any;
@@ -58,23 +60,20 @@ describe('webhook registrations', () => {
     expect(find('ValidatingWebhookConfiguration', CONFIGURATION_NAME)).toEqual(validatingWebhookConfiguration(registration));
   });
 
-  it.each(['aws', 'azure', 'gke'])(
-    "overlay %s: its patches give the DaemonSet entries the matchConditions its own config's presets need",
-    (cloud) => {
-      const kustomization = parse(readFileSync(join(root, `manifests/overlays/${cloud}/kustomization.yaml`), 'utf8')) as Any;
-      let mutating = structuredClone(find('MutatingWebhookConfiguration', CONFIGURATION_NAME));
-      for (const patch of kustomization.patches ?? []) {
-        if (patch.target?.kind !== 'MutatingWebhookConfiguration') continue;
-        const ops = parse(patch.patch) as jsonpatch.Operation[];
-        mutating = jsonpatch.applyPatch(mutating, ops, true, false).newDocument;
-      }
-      const config = loadConfigFile(join(root, `manifests/overlays/${cloud}/config.yaml`));
-      const expected = mutatingWebhookConfiguration({ ...registration, config });
-      expect(mutating.webhooks).toEqual(expected.webhooks);
-      // And they differ from the base's: the base registration would send the other presets' DaemonSets.
-      expect(mutating.webhooks).not.toEqual(mutatingWebhookConfiguration(registration).webhooks);
-    },
-  );
+  it.each(['aws', 'azure', 'gke'])("overlay %s: its patches give the DaemonSet entries the matchConditions its own config's presets need", (cloud) => {
+    const kustomization = parse(readFileSync(join(root, `manifests/overlays/${cloud}/kustomization.yaml`), 'utf8')) as Any;
+    let mutating = structuredClone(find('MutatingWebhookConfiguration', CONFIGURATION_NAME));
+    for (const patch of kustomization.patches ?? []) {
+      if (patch.target?.kind !== 'MutatingWebhookConfiguration') continue;
+      const ops = parse(patch.patch) as jsonpatch.Operation[];
+      mutating = jsonpatch.applyPatch(mutating, ops, true, false).newDocument;
+    }
+    const config = loadConfigFile(join(root, `manifests/overlays/${cloud}/config.yaml`));
+    const expected = mutatingWebhookConfiguration({ ...registration, config });
+    expect(mutating.webhooks).toEqual(expected.webhooks);
+    // And they differ from the base's: the base registration would send the other presets' DaemonSets.
+    expect(mutating.webhooks).not.toEqual(mutatingWebhookConfiguration(registration).webhooks);
+  });
 
   it('point at the Service in front of the webhook, on its https port', () => {
     const service = find('Service', 'cilium-migration-guard');
@@ -310,7 +309,9 @@ describe('Dockerfile', () => {
   });
 
   it('.dockerignore keeps the build context to what the Dockerfile copies', () => {
-    const ignore = readFileSync(join(root, '.dockerignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+    const ignore = readFileSync(join(root, '.dockerignore'), 'utf8')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'));
     expect(ignore[0]).toBe('*');
     expect(ignore).not.toContain('!node_modules/');
   });
@@ -341,7 +342,7 @@ describe('components/reaper-delete', () => {
 });
 
 describe('the node webhook entry', () => {
-  it("sends only nodes with the label every shipped config.yaml uses (the matchCondition names it; the handler checks it again)", () => {
+  it('sends only nodes with the label every shipped config.yaml uses (the matchCondition names it; the handler checks it again)', () => {
     const entry = (find('MutatingWebhookConfiguration', CONFIGURATION_NAME).webhooks as Any[]).find((w) => w.name === MUTATING_NODES_NAME);
     const files = ['manifests/base/config.yaml', ...readdirSync(join(root, 'manifests/overlays')).map((o) => `manifests/overlays/${o}/config.yaml`)];
     for (const file of files) {

@@ -89,7 +89,12 @@ describe('MemoryClusterView', () => {
     const view = new MemoryClusterView(defaultConfig);
     view.upsertPod(pod('kube-system', 'a', 'n1', AGENT), 'agent');
     view.upsertPod(pod('kube-system', 'b', 'n1', AGENT), 'agent');
-    expect(view.agentPodsOn('n1').map((p) => p.metadata.name).sort()).toEqual(['a', 'b']);
+    expect(
+      view
+        .agentPodsOn('n1')
+        .map((p) => p.metadata.name)
+        .sort(),
+    ).toEqual(['a', 'b']);
     view.upsertPod(pod('kube-system', 'b', 'n2', AGENT), 'agent');
     expect(view.agentPodsOn('n1').map((p) => p.metadata.name)).toEqual(['a']);
     expect(view.agentPodsOn('n2').map((p) => p.metadata.name)).toEqual(['b']);

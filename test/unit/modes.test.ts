@@ -170,7 +170,10 @@ describe('DaemonSet webhook under each mode', () => {
 
 describe('applyMode', () => {
   it('turns a conflict denial (onConflict: deny) into would-deny', () => {
-    const d = applyMode({ allowed: false, reason: 'conflict', message: 'no', code: 403, audit: { action: 'conflict-denied' } }, { mode: 'warn', source: 'config' });
+    const d = applyMode(
+      { allowed: false, reason: 'conflict', message: 'no', code: 403, audit: { action: 'conflict-denied' } },
+      { mode: 'warn', source: 'config' },
+    );
     expect(d).toMatchObject({ allowed: true, wouldBe: 'denied', audit: { action: 'would-deny', mode: 'warn' } });
     expect(d.code).toBeUndefined();
   });

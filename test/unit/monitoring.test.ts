@@ -28,7 +28,14 @@ function exportedNames(): Set<string> {
   guardCounters(webhook);
   const kc = new KubeConfig();
   kc.loadFromClusterAndUser({ name: 'none', server: 'https://127.0.0.1:1', skipTLSVerify: false }, { name: 'none' }); // never called
-  new CertController({ kc, secret: { namespace: 'ns', name: 's' }, certDir: '/nonexistent', sans: [], logger: pino({ level: 'silent' }), registry: webhook.registry });
+  new CertController({
+    kc,
+    secret: { namespace: 'ns', name: 's' },
+    certDir: '/nonexistent',
+    sans: [],
+    logger: pino({ level: 'silent' }),
+    registry: webhook.registry,
+  });
   new StartupTaintMonitor({ view: new MemoryClusterView(config), config, logger: pino({ level: 'silent' }), registry: webhook.registry, synced: () => true });
   const reaper = new Metrics();
   new ReaperMetrics(reaper);
@@ -79,11 +86,26 @@ describe('manifests/monitoring/prometheus-rule.yaml', () => {
   const rule = parse(read('manifests/monitoring/prometheus-rule.yaml'));
   const rules = (rule.spec.groups as any[]).flatMap((g) => g.rules as any[]);
   const runbook = read('docs/runbook.md');
-  const anchors = new Set([...runbook.matchAll(/^## (.+)$/gm)].map((m) => m[1]!.toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-')));
+  const anchors = new Set(
+    [...runbook.matchAll(/^## (.+)$/gm)].map((m) =>
+      m[1]!
+        .toLowerCase()
+        .replace(/[^a-z0-9 -]/g, '')
+        .replace(/ /g, '-'),
+    ),
+  );
 
   it('has the alerts the migration needs', () => {
     expect(rules.map((r) => r.alert)).toEqual(
-      expect.arrayContaining(['CMGMigratedNodeNotReady', 'CMGUnmanagedPodsPresent', 'CMGLegacyAgentsOnMigratedNodes', 'CMGWebhookErrors', 'CMGWebhookSlow', 'CMGCertificateExpiresSoon', 'CMGReaperNotLeading']),
+      expect.arrayContaining([
+        'CMGMigratedNodeNotReady',
+        'CMGUnmanagedPodsPresent',
+        'CMGLegacyAgentsOnMigratedNodes',
+        'CMGWebhookErrors',
+        'CMGWebhookSlow',
+        'CMGCertificateExpiresSoon',
+        'CMGReaperNotLeading',
+      ]),
     );
   });
 
@@ -118,7 +140,16 @@ describe('manifests/monitoring/grafana-dashboard.json', () => {
 
   it('shows every progress metric', () => {
     const all = (dashboard.panels as any[]).flatMap((p) => (p.targets as any[]).map((t) => t.expr)).join('\n');
-    for (const name of ['cmg_migration_nodes', 'cmg_migration_oldest_waiting_node_seconds', 'cmg_migration_node_time_to_ready_seconds_bucket', 'cmg_migration_unmanaged_pods', 'cmg_migration_legacy_agents_on_migrated_nodes', 'cmg_daemonsets_out_of_line', 'cmg_admission_decisions_total', 'cmg_reaper_removals_total']) {
+    for (const name of [
+      'cmg_migration_nodes',
+      'cmg_migration_oldest_waiting_node_seconds',
+      'cmg_migration_node_time_to_ready_seconds_bucket',
+      'cmg_migration_unmanaged_pods',
+      'cmg_migration_legacy_agents_on_migrated_nodes',
+      'cmg_daemonsets_out_of_line',
+      'cmg_admission_decisions_total',
+      'cmg_reaper_removals_total',
+    ]) {
       expect(all).toContain(name);
     }
   });

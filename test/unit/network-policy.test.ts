@@ -13,7 +13,9 @@ import { describe, expect, it } from 'vitest';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const kustomization = parse(readFileSync(join(root, 'manifests/base/kustomization.yaml'), 'utf8')) as any;
 const objects: any[] = (kustomization.resources as string[]).flatMap((file) =>
-  parseAllDocuments(readFileSync(join(root, 'manifests/base', file), 'utf8')).map((d) => d.toJSON()).filter(Boolean),
+  parseAllDocuments(readFileSync(join(root, 'manifests/base', file), 'utf8'))
+    .map((d) => d.toJSON())
+    .filter(Boolean),
 );
 const policies = objects.filter((o) => o.kind === 'NetworkPolicy');
 const deployment = (name: string) => objects.find((o) => o.kind === 'Deployment' && o.metadata.name === name);

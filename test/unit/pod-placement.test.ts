@@ -5,12 +5,7 @@ import { MemoryClusterView } from '../../src/cluster/memory.js';
 import { trimPod } from '../../src/cluster/trim.js';
 import type { PodInfo } from '../../src/cluster/view.js';
 import { parseConfig } from '../../src/config.js';
-import {
-  decidePlacement,
-  placementSubject,
-  podPlacementHandler,
-  type PlacementSubject,
-} from '../../src/webhooks/pod-placement.js';
+import { decidePlacement, placementSubject, podPlacementHandler, type PlacementSubject } from '../../src/webhooks/pod-placement.js';
 import type { ClusterReader } from '../../src/cluster/reader.js';
 import { pod as podFixture } from '../support/fixtures.js';
 import { bindingRequest, podRequest } from '../support/reviews.js';
@@ -151,7 +146,11 @@ describe('placement decision', () => {
         fc.constantFrom('host', 'cilium', 'mirror'),
         (ciliumNode, agent, which) => {
           const pod =
-            which === 'host' ? webPod({ spec: { hostNetwork: true } }) : which === 'cilium' ? podFixture('cilium-agent-pod') : podFixture('kube-proxy-mirror-pod');
+            which === 'host'
+              ? webPod({ spec: { hostNetwork: true } })
+              : which === 'cilium'
+                ? podFixture('cilium-agent-pod')
+                : podFixture('kube-proxy-mirror-pod');
           expect(decide(pod, viewWith({ ciliumNode, agent: agent as State['agent'] })).allowed).toBe(true);
         },
       ),
@@ -188,7 +187,11 @@ describe('placement subject', () => {
   });
   it('refuses what it does not serve', () => {
     expect(() => placementSubject({ ...podRequest(webPod()), operation: 'UPDATE' })).toThrow(BadReview);
-    const other = { ...podRequest(webPod()), resource: { group: '', version: 'v1', resource: 'services' }, kind: { group: '', version: 'v1', kind: 'Service' } };
+    const other = {
+      ...podRequest(webPod()),
+      resource: { group: '', version: 'v1', resource: 'services' },
+      kind: { group: '', version: 'v1', kind: 'Service' },
+    };
     expect(() => placementSubject(other)).toThrow(/not services/);
   });
 });

@@ -28,14 +28,22 @@ describe('migration progress, after a scripted sequence of node and pod changes'
     const view = new MemoryClusterView(config);
     let now = T0 + 600_000; // 10 min in
     const metrics = new Metrics({ defaultMetrics: false });
-    const progress = new ProgressMetrics(metrics, () => migrationProgress(view, config, new Date(now)), () => now);
+    const progress = new ProgressMetrics(
+      metrics,
+      () => migrationProgress(view, config, new Date(now)),
+      () => now,
+    );
 
     view.upsertNode({ metadata: { name: 'legacy-1', creationTimestamp: iso(0) } });
     view.upsertNode({ metadata: { name: 'm-1', labels: { cni: 'cilium' }, creationTimestamp: iso(0) } }); // waiting 600 s
     view.upsertNode({ metadata: { name: 'm-2', labels: { cni: 'cilium' }, creationTimestamp: iso(300) } }); // waiting 300 s
     // An old-CNI agent on m-2 (a pod of DaemonSet aws-node), and a pod with an IP Cilium does not manage.
     view.upsertPod({
-      metadata: { name: 'aws-node-x', namespace: 'kube-system', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'aws-node', uid: 'u', controller: true }] },
+      metadata: {
+        name: 'aws-node-x',
+        namespace: 'kube-system',
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'aws-node', uid: 'u', controller: true }],
+      },
       spec: { nodeName: 'm-2', hostNetwork: true },
     });
     view.upsertPod({

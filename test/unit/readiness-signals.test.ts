@@ -23,9 +23,7 @@ interface NodeOpts {
 }
 
 function node(opts: NodeOpts = {}): NodeInfo {
-  const conditions = opts.ciliumIsUp
-    ? [{ type: 'NetworkUnavailable', status: 'False', reason: 'CiliumIsUp', lastTransitionTime: opts.ciliumIsUp }]
-    : undefined;
+  const conditions = opts.ciliumIsUp ? [{ type: 'NetworkUnavailable', status: 'False', reason: 'CiliumIsUp', lastTransitionTime: opts.ciliumIsUp }] : undefined;
   return {
     metadata: { name: NODE, uid: opts.uid ?? 'node-uid-1', labels: { cni: 'cilium' } },
     ...(opts.taints ? { spec: { taints: opts.taints } } : {}),
@@ -59,7 +57,11 @@ function agent(opts: AgentOpts = {}): PodInfo {
     spec: { nodeName: NODE, hostNetwork: true },
     status: {
       phase: 'Running',
-      conditions: [opts.ready === false ? { type: 'Ready', status: 'False', lastTransitionTime: T(1) } : { type: 'Ready', status: 'True', lastTransitionTime: opts.ready ?? T(1) }],
+      conditions: [
+        opts.ready === false
+          ? { type: 'Ready', status: 'False', lastTransitionTime: T(1) }
+          : { type: 'Ready', status: 'True', lastTransitionTime: opts.ready ?? T(1) },
+      ],
       initContainerStatuses: [{ name: 'config', startedAt: opts.configStarted ?? opts.created ?? T(0) }],
       containerStatuses: [{ name: 'cilium-agent', startedAt: opts.agentStarted ?? opts.configStarted ?? opts.created ?? T(0), running: true }],
     },
@@ -93,7 +95,16 @@ describe("Cilium's startup taint", () => {
     const tainted = view(node({ taints: [{ key, effect: 'NoSchedule' }] }), [agent()], config);
     expect(ciliumReadiness(tainted, NODE, config).gaps).toEqual(['agent-not-ready-taint']);
     // The default key is not Cilium's startup taint any more under this configuration, nor is any other taint.
-    const other = view(node({ taints: [{ key: 'node.cilium.io/agent-not-ready', effect: 'NoExecute' }, { key: 'dedicated', effect: 'NoSchedule' }] }), [agent()], config);
+    const other = view(
+      node({
+        taints: [
+          { key: 'node.cilium.io/agent-not-ready', effect: 'NoExecute' },
+          { key: 'dedicated', effect: 'NoSchedule' },
+        ],
+      }),
+      [agent()],
+      config,
+    );
     expect(ciliumReadiness(other, NODE, config)).toMatchObject({ ready: true, gaps: [] });
   });
 
@@ -108,7 +119,7 @@ describe("Cilium's startup taint", () => {
 });
 
 describe('reboots (status.nodeInfo.bootID changes)', () => {
-  it("not ready after the boot ID changes, until the agent turns Ready again; the message says the node rebooted", () => {
+  it('not ready after the boot ID changes, until the agent turns Ready again; the message says the node rebooted', () => {
     const v = view(node({ bootID: 'boot-1' }));
     expect(ciliumReadiness(v, NODE, defaultConfig).ready).toBe(true);
 
@@ -116,7 +127,9 @@ describe('reboots (status.nodeInfo.bootID changes)', () => {
     v.upsertNode(node({ bootID: 'boot-2' }));
     const r = ciliumReadiness(v, NODE, defaultConfig);
     expect(r).toMatchObject({ ready: false, gaps: ['rebooted'], agentPod: 'kube-system/cilium-abcde', detail: { bootID: 'boot-2', rebootSeenAt: T(1002) } });
-    expect(describeGaps(r, NODE)[0]).toMatch(/^the node rebooted \(boot ID now boot-2\) and Cilium agent pod kube-system\/cilium-abcde has not turned Ready since/);
+    expect(describeGaps(r, NODE)[0]).toMatch(
+      /^the node rebooted \(boot ID now boot-2\) and Cilium agent pod kube-system\/cilium-abcde has not turned Ready since/,
+    );
     const pod: PodInfo = { metadata: { name: 'web', namespace: 'default' }, spec: { nodeName: NODE } };
     const d = decidePlacement({ via: 'binding', namespace: 'default', name: 'web', node: NODE }, { pod, node: v.node(NODE)! }, v, defaultConfig);
     expect(d.message).toContain('the node rebooted (boot ID now boot-2)');
@@ -137,7 +150,7 @@ describe('reboots (status.nodeInfo.bootID changes)', () => {
     expect(ciliumReadiness(v, NODE, defaultConfig)).toMatchObject({ ready: true, agentPod: 'kube-system/cilium-fghij' });
   });
 
-  it("is not fooled by the first boot ID a node reports, a node re-created under the same name, or a status update that keeps the boot ID", () => {
+  it('is not fooled by the first boot ID a node reports, a node re-created under the same name, or a status update that keeps the boot ID', () => {
     const v = view(node({}));
     v.upsertNode(node({ bootID: 'boot-1' })); // the kubelet's first report
     v.upsertNode(node({ bootID: 'boot-1', ciliumIsUp: T(1) })); // a heartbeat-like update
@@ -175,7 +188,11 @@ describe('per-node CNI switch: the agent must be configured after the migration 
 
   it('not ready when the agent pod was created and configured before the label; the message says to restart it', () => {
     const r = ciliumReadiness(view(node({ labelSetAt: label }), [agent({ created: T(0) })]), NODE, defaultConfig);
-    expect(r).toMatchObject({ ready: false, gaps: ['agent-predates-label'], detail: { label: 'cni=cilium', labelSetAt: label, agentCreated: T(0), agentConfiguredAt: T(0) } });
+    expect(r).toMatchObject({
+      ready: false,
+      gaps: ['agent-predates-label'],
+      detail: { label: 'cni=cilium', labelSetAt: label, agentCreated: T(0), agentConfiguredAt: T(0) },
+    });
     expect(describeGaps(r, NODE)).toEqual([
       `Cilium agent pod kube-system/cilium-abcde was configured before the node got the label cni=cilium at ${label} ` +
         `(pod created ${T(0)}, config built ${T(0)}); Cilium applies its per-node CNI config only when its agent pod restarts`,
@@ -201,7 +218,10 @@ describe('per-node CNI switch: the agent must be configured after the migration 
 
   it('an agent without init containers: its container start counts', () => {
     const pod = agent({ created: T(0) });
-    const noInit: PodInfo = { ...pod, status: { ...pod.status!, initContainerStatuses: [], containerStatuses: [{ name: 'cilium-agent', startedAt: T(150), running: true }] } };
+    const noInit: PodInfo = {
+      ...pod,
+      status: { ...pod.status!, initContainerStatuses: [], containerStatuses: [{ name: 'cilium-agent', startedAt: T(150), running: true }] },
+    };
     expect(ciliumReadiness(view(node({ labelSetAt: label }), [noInit]), NODE, defaultConfig).ready).toBe(true);
   });
 
@@ -212,7 +232,9 @@ describe('per-node CNI switch: the agent must be configured after the migration 
     v.upsertNode(node({ labelSetAt: T(160) }));
     expect(ciliumReadiness(v, NODE, defaultConfig).ready).toBe(true);
     // A view started after that cannot tell (per-process memory, documented): it asks for an agent restart.
-    expect(ciliumReadiness(view(node({ labelSetAt: T(160) }), [agent({ created: T(101), ready: T(102) })]), NODE, defaultConfig).gaps).toEqual(['agent-predates-label']);
+    expect(ciliumReadiness(view(node({ labelSetAt: T(160) }), [agent({ created: T(101), ready: T(102) })]), NODE, defaultConfig).gaps).toEqual([
+      'agent-predates-label',
+    ]);
   });
 
   it('skipped when no managedFields entry owns the label (nothing to compare with)', () => {

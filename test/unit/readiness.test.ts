@@ -36,12 +36,26 @@ describe('ciliumReadiness', () => {
     [
       'a Ready agent and a CiliumNode: ready',
       { pods: [agent('cilium-1')] },
-      { ready: true, gaps: [], agentPod: 'kube-system/cilium-1', readySince: '2025-06-02T09:14:41Z', ciliumSince: '2025-06-02T09:14:41Z', ciliumSinceFrom: 'first-ready-seen' },
+      {
+        ready: true,
+        gaps: [],
+        agentPod: 'kube-system/cilium-1',
+        readySince: '2025-06-02T09:14:41Z',
+        ciliumSince: '2025-06-02T09:14:41Z',
+        ciliumSinceFrom: 'first-ready-seen',
+      },
     ],
     [
       'no CiliumNode',
       { ciliumNode: false, pods: [agent('cilium-1')] },
-      { ready: false, gaps: ['no-cilium-node'], agentPod: 'kube-system/cilium-1', readySince: '2025-06-02T09:14:41Z', ciliumSince: '2025-06-02T09:14:41Z', ciliumSinceFrom: 'first-ready-seen' },
+      {
+        ready: false,
+        gaps: ['no-cilium-node'],
+        agentPod: 'kube-system/cilium-1',
+        readySince: '2025-06-02T09:14:41Z',
+        ciliumSince: '2025-06-02T09:14:41Z',
+        ciliumSinceFrom: 'first-ready-seen',
+      },
     ],
     ['no agent pod', { pods: [] }, { ready: false, gaps: ['no-agent-pod'] }],
     ['no CiliumNode and no agent pod', { ciliumNode: false }, { ready: false, gaps: ['no-cilium-node', 'no-agent-pod'] }],
@@ -54,7 +68,14 @@ describe('ciliumReadiness', () => {
     [
       'two agents, one terminating, one Ready: ready',
       { pods: [agent('cilium-old', { terminating: true, readySince: '2025-06-01T00:00:00Z' }), agent('cilium-new', { readySince: '2025-06-02T09:50:00Z' })] },
-      { ready: true, gaps: [], agentPod: 'kube-system/cilium-new', readySince: '2025-06-02T09:50:00Z', ciliumSince: '2025-06-02T09:50:00Z', ciliumSinceFrom: 'first-ready-seen' },
+      {
+        ready: true,
+        gaps: [],
+        agentPod: 'kube-system/cilium-new',
+        readySince: '2025-06-02T09:50:00Z',
+        ciliumSince: '2025-06-02T09:50:00Z',
+        ciliumSinceFrom: 'first-ready-seen',
+      },
     ],
     [
       'two agents, one terminating, one not Ready yet: the live one is reported',

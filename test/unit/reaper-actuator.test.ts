@@ -193,7 +193,9 @@ describe('Actuator', () => {
     await recorder.record(subject, details);
     await recorder.record(subject, details);
     expect(api.events).toHaveLength(1);
-    expect(api.patches).toEqual([{ namespace: 'default', name: api.events[0]!.metadata.name, patch: { count: 2, lastTimestamp: LATER.toISOString(), message: 'm' } }]);
+    expect(api.patches).toEqual([
+      { namespace: 'default', name: api.events[0]!.metadata.name, patch: { count: 2, lastTimestamp: LATER.toISOString(), message: 'm' } },
+    ]);
   });
   // --- audit item 1: a deposed leader never writes ------------------------------------------
 
@@ -287,7 +289,9 @@ describe('Actuator', () => {
     await earlier.record(subject, details);
     await new EventRecorder(api, 'r2', () => LATER, pino({ level: 'silent' })).record(subject, details);
     expect(api.events).toHaveLength(1);
-    expect(api.patches).toEqual([{ namespace: 'default', name: api.events[0]!.metadata.name, patch: { count: 2, lastTimestamp: LATER.toISOString(), message: 'm' } }]);
+    expect(api.patches).toEqual([
+      { namespace: 'default', name: api.events[0]!.metadata.name, patch: { count: 2, lastTimestamp: LATER.toISOString(), message: 'm' } },
+    ]);
   });
 
   it('keeps the in-memory Event counts bounded in size and age', async () => {
@@ -416,7 +420,9 @@ describe('Reaper passes: busy nodes, missing CRDs, liveness', () => {
     expect(await settle(reaper.runPass())).not.toBe('still waiting');
     expect(api.removals.map((r) => r.name)).toEqual(['a1', 'b1']);
     expect(reaper.nextPassAt).toBe(clock.now() + 60_000);
-    expect((await metrics.text()).split('\n').filter((l) => l.startsWith('cmg_reaper_rate_limited_total'))).toEqual(['cmg_reaper_rate_limited_total{scope="node"} 1']);
+    expect((await metrics.text()).split('\n').filter((l) => l.startsWith('cmg_reaper_rate_limited_total'))).toEqual([
+      'cmg_reaper_rate_limited_total{scope="node"} 1',
+    ]);
     // a1 and b1 are gone now (the fake API does not remove them from the view): take them out.
     api.pods.delete('default/a1');
     api.pods.delete('default/b1');

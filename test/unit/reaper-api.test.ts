@@ -29,7 +29,9 @@ afterEach(async () => {
 });
 
 const status = (res: ServerResponse, code: number, body: object, headers: Record<string, string> = {}) =>
-  res.writeHead(code, { 'content-type': 'application/json', ...headers }).end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, ...body }));
+  res
+    .writeHead(code, { 'content-type': 'application/json', ...headers })
+    .end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, ...body }));
 const pre = { uid: 'u1', resourceVersion: '7' };
 
 describe('liveReaperApi.remove (evict): what the answer means', () => {
@@ -44,25 +46,43 @@ describe('liveReaperApi.remove (evict): what the answer means', () => {
   });
 
   it('429 without it (API Priority and Fairness): throttled, with Retry-After', async () => {
-    answer = (_req, res) => status(res, 429, { reason: 'TooManyRequests', message: 'Too many requests, please try again later.', details: { retryAfterSeconds: 3 } }, { 'retry-after': '3' });
-    const err = await liveReaperApi(kc).remove('evict', 'default', 'a', pre).catch((e: unknown) => e);
+    answer = (_req, res) =>
+      status(
+        res,
+        429,
+        { reason: 'TooManyRequests', message: 'Too many requests, please try again later.', details: { retryAfterSeconds: 3 } },
+        { 'retry-after': '3' },
+      );
+    const err = await liveReaperApi(kc)
+      .remove('evict', 'default', 'a', pre)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RemovalThrottledError);
     expect((err as RemovalThrottledError).retryAfterMs).toBe(3_000);
   });
 
   it('500 (e.g. several PodDisruptionBudgets select the pod) is a failure, thrown', async () => {
-    answer = (_req, res) => status(res, 500, { reason: 'InternalError', message: 'This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.' });
-    const err = await liveReaperApi(kc).remove('evict', 'default', 'a', pre).catch((e: unknown) => e);
+    answer = (_req, res) =>
+      status(res, 500, {
+        reason: 'InternalError',
+        message: 'This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.',
+      });
+    const err = await liveReaperApi(kc)
+      .remove('evict', 'default', 'a', pre)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiException);
     expect((err as ApiException<unknown>).code).toBe(500);
   });
 
   it('404 gone, 409 changed, 201 removed', async () => {
-    for (const [code, want] of [[404, 'gone'], [409, 'changed']] as const) {
+    for (const [code, want] of [
+      [404, 'gone'],
+      [409, 'changed'],
+    ] as const) {
       answer = (_req, res) => status(res, code, { reason: 'x', message: 'x' });
       expect(await liveReaperApi(kc).remove('evict', 'default', 'a', pre)).toBe(want);
     }
-    answer = (_req, res) => res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Success' }));
+    answer = (_req, res) =>
+      res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Success' }));
     expect(await liveReaperApi(kc).remove('evict', 'default', 'a', pre)).toBe('removed');
   });
 });

@@ -68,7 +68,15 @@ describe('detect(): one pod, one rule at a time', () => {
   const B = pod({ name: 'b', ip: '10.0.0.7', start: 60 });
   const cepB = cep('default', 'b', ['10.0.0.7']);
 
-  const cases: Array<{ title: string; pods: PodInfo[]; ceps?: ReturnType<typeof cep>[]; nodes?: Parameters<typeof world>[0]['nodes']; config?: Record<string, unknown>; now?: Date; want: string | undefined }> = [
+  const cases: Array<{
+    title: string;
+    pods: PodInfo[];
+    ceps?: ReturnType<typeof cep>[];
+    nodes?: Parameters<typeof world>[0]['nodes'];
+    config?: Record<string, unknown>;
+    now?: Date;
+    want: string | undefined;
+  }> = [
     { title: 'early, unmanaged, duplicate, owned → remove', pods: [pod(A), B], ceps: [cepB], want: 'remove' },
     { title: 'managed by its CEP → not assessed', pods: [pod(A), B], ceps: [cepB, cep('default', 'a', ['10.0.0.7'])], want: undefined },
     { title: 'CEP with another IP → still unmanaged', pods: [pod(A), B], ceps: [cepB, cep('default', 'a', ['10.0.9.9'])], want: 'remove' },
@@ -86,7 +94,14 @@ describe('detect(): one pod, one rule at a time', () => {
     { title: 'no other pod holds the IP (any-unmanaged) → remove', pods: [pod(A)], config: { target: 'any-unmanaged' }, want: 'remove' },
     { title: 'no controller owner → report-only', pods: [pod({ ...A, owner: false }), B], ceps: [cepB], want: 'report-only' },
     { title: 'within the grace period (pod age) → wait', pods: [pod(A), B], ceps: [cepB], now: new Date(T0 + 40_000), want: 'wait' },
-    { title: 'within the grace period (Cilium ready for less) → wait', pods: [pod(A), B], ceps: [cepB], config: { gracePeriodSeconds: 20 }, now: new Date(T0 + 45_000), want: 'wait' },
+    {
+      title: 'within the grace period (Cilium ready for less) → wait',
+      pods: [pod(A), B],
+      ceps: [cepB],
+      config: { gracePeriodSeconds: 20 },
+      now: new Date(T0 + 45_000),
+      want: 'wait',
+    },
     { title: 'agent not Ready now → wait', pods: [pod(A), B], ceps: [cepB], nodes: [{ name: 'node-a', agentReadyAt: undefined }], want: 'wait' },
     { title: 'no CiliumNode → wait', pods: [pod(A), B], ceps: [cepB], nodes: [{ name: 'node-a', ciliumNode: false }], want: 'wait' },
     { title: 'node not migrated → not assessed', pods: [pod(A), B], ceps: [cepB], nodes: [{ name: 'node-a', migrated: false }], want: undefined },
@@ -95,7 +110,12 @@ describe('detect(): one pod, one rule at a time', () => {
     { title: 'host network → not assessed', pods: [pod({ ...A, hostNetwork: true }), B], ceps: [cepB], want: undefined },
     { title: 'mirror pod → not assessed', pods: [pod({ ...A, annotations: { 'kubernetes.io/config.mirror': 'x' } }), B], ceps: [cepB], want: undefined },
     { title: 'exempt label → not assessed', pods: [pod({ ...A, labels: { 'cilium-migration-guard.io/exempt': 'true' } }), B], ceps: [cepB], want: undefined },
-    { title: 'own pod → not assessed', pods: [pod({ ...A, namespace: 'cilium-migration-guard', labels: { 'app.kubernetes.io/name': 'cilium-migration-guard' } }), B], ceps: [cepB], want: undefined },
+    {
+      title: 'own pod → not assessed',
+      pods: [pod({ ...A, namespace: 'cilium-migration-guard', labels: { 'app.kubernetes.io/name': 'cilium-migration-guard' } }), B],
+      ceps: [cepB],
+      want: undefined,
+    },
     { title: 'no IP → not assessed', pods: [pod({ name: 'a', start: 5 }), B], ceps: [cepB], want: undefined },
     { title: 'the other holder is terminating → keep', pods: [pod(A), pod({ name: 'b', ip: '10.0.0.7', start: 60, terminating: true })], want: 'keep' },
   ];
@@ -114,7 +134,10 @@ describe('detect(): one pod, one rule at a time', () => {
       const p = pod({ name, ip: v4, start });
       return { ...p, status: { ...p.status, podIP: v4, podIPs: [{ ip: v4 }, { ip: v6 }] } };
     };
-    const cep6 = (name: string, addressing: Array<{ ipv4?: string; ipv6?: string }>) => ({ metadata: { name, namespace: 'default' }, status: { state: 'ready', networking: { addressing } } });
+    const cep6 = (name: string, addressing: Array<{ ipv4?: string; ipv6?: string }>) => ({
+      metadata: { name, namespace: 'default' },
+      status: { state: 'ready', networking: { addressing } },
+    });
 
     it('a dual-stack pod whose CEP holds both families (ipv4 and ipv6 in one entry) is managed', () => {
       const a = dual('a', '10.0.0.7', 'fd00::7', 5);
@@ -128,7 +151,7 @@ describe('detect(): one pod, one rule at a time', () => {
       expect(d.nodes[0]!.unmanaged.map((x) => x.pod.name)).not.toContain('a');
     });
 
-    it('compares IPs canonically: fd00:0:0::1 in the CEP is the pod\'s fd00::1', () => {
+    it("compares IPs canonically: fd00:0:0::1 in the CEP is the pod's fd00::1", () => {
       const a = dual('a', '10.0.0.7', 'fd00::1', 5);
       const d = detect(world({ pods: [a, B], ceps: [cepB, cep6('a', [{ ipv6: 'fd00:0:0::1' }])] }), defaultConfig, LATER);
       expect(d.nodes[0]!.unmanaged.map((x) => x.pod.name)).not.toContain('a');
@@ -138,7 +161,10 @@ describe('detect(): one pod, one rule at a time', () => {
       const a = pod({ name: 'a', ip: 'fd00:0::a', start: 5 });
       const other = pod({ name: 'b', ip: 'FD00::A', start: 60 });
       const owned = detect(
-        world({ pods: [a], nodes: [{ name: 'node-a', ciliumNode: ciliumNode('node-a', { status: { ipam: { used: { 'fd00:0:0:0::a': { owner: 'default/a' } } } } }) }] }),
+        world({
+          pods: [a],
+          nodes: [{ name: 'node-a', ciliumNode: ciliumNode('node-a', { status: { ipam: { used: { 'fd00:0:0:0::a': { owner: 'default/a' } } } } }) }],
+        }),
         defaultConfig,
         LATER,
       );
@@ -149,7 +175,10 @@ describe('detect(): one pod, one rule at a time', () => {
   });
 
   it('finds duplicates across nodes (overlapping pod CIDRs)', () => {
-    const view = world({ nodes: [{ name: 'node-a' }, { name: 'node-b', migrated: false }], pods: [pod(A), pod({ name: 'b', node: 'node-b', ip: '10.0.0.7', start: 1 })] });
+    const view = world({
+      nodes: [{ name: 'node-a' }, { name: 'node-b', migrated: false }],
+      pods: [pod(A), pod({ name: 'b', node: 'node-b', ip: '10.0.0.7', start: 1 })],
+    });
     const finding = detect(view, defaultConfig, LATER).findings[0]!;
     expect(finding.evidence.sharedWith).toEqual([{ namespace: 'default', name: 'b', node: 'node-b', managedByCilium: false }]);
   });
@@ -174,7 +203,7 @@ describe('property: a Cilium-managed pod is never a victim, whatever else is tru
   const IPS = ['10.0.0.1', '10.0.0.2', '10.0.0.3', 'fd00::1'];
   const NODES = ['n1', 'n2'];
   /** Mostly `usual`, sometimes anything: random worlds must often reach a victim for the property to bite. */
-  const mostly = <T,>(usual: T, others: fc.Arbitrary<T>) => fc.oneof({ arbitrary: fc.constant(usual), weight: 4 }, { arbitrary: others, weight: 1 });
+  const mostly = <T>(usual: T, others: fc.Arbitrary<T>) => fc.oneof({ arbitrary: fc.constant(usual), weight: 4 }, { arbitrary: others, weight: 1 });
   const podArb = fc.record({
     namespace: mostly('default', fc.constantFrom('kube-system', 'cilium-migration-guard')),
     name: fc.constantFrom('p1', 'p2', 'p3', 'p4', 'p5', 'cilium-x'),
@@ -185,7 +214,10 @@ describe('property: a Cilium-managed pod is never a victim, whatever else is tru
     phase: mostly('Running', fc.constantFrom('Pending', 'Succeeded', 'Failed')),
     hostNetwork: mostly(false, fc.boolean()),
     terminating: mostly(false, fc.boolean()),
-    labels: fc.option(fc.constantFrom<Record<string, string>>({ 'k8s-app': 'cilium' }, { 'cilium-migration-guard.io/exempt': 'true' }, { app: 'web' }), { nil: undefined, freq: 2 }),
+    labels: fc.option(fc.constantFrom<Record<string, string>>({ 'k8s-app': 'cilium' }, { 'cilium-migration-guard.io/exempt': 'true' }, { app: 'web' }), {
+      nil: undefined,
+      freq: 2,
+    }),
     cep: fc.constantFrom('none', 'own-ip', 'other-ip', 'empty'),
   });
   const worldArb = fc.record({
@@ -272,7 +304,10 @@ describe('property: a Cilium-managed pod is never a victim, whatever else is tru
         // Oracle, written independently of detect(): the pod's own CEP holds one of its IPs, or its
         // node's CiliumNode records one of its IPs as used by it (plain or restored).
         const managed = (namespace: string, name: string): boolean => {
-          const live = view.podsOn('n1').concat(view.podsOn('n2')).find((p) => p.metadata.namespace === namespace && p.metadata.name === name);
+          const live = view
+            .podsOn('n1')
+            .concat(view.podsOn('n2'))
+            .find((p) => p.metadata.namespace === namespace && p.metadata.name === name);
           const ips = (live?.status?.podIPs ?? []).map((x) => x.ip);
           const held = (view.ciliumEndpoint(namespace, name)?.status?.networking?.addressing ?? []).map((x) => x.ipv4 ?? x.ipv6);
           const used = live?.spec.nodeName ? (view.ciliumNode(live.spec.nodeName)?.status?.ipam?.used ?? {}) : {};

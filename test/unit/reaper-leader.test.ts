@@ -118,8 +118,8 @@ describe('LeaderElector (in-memory Lease, fake clock)', () => {
   });
 
   it('rejects a renew deadline that is not shorter than the lease', () => {
-    expect(() => new LeaderElector({ store: new MemoryLeaseStore(), identity: 'a', clock: new FakeClock(), log: silent, timing: { renewDeadlineMs: 15_000 } })).toThrow(
-      'renewDeadline must be shorter than leaseDuration',
-    );
+    expect(
+      () => new LeaderElector({ store: new MemoryLeaseStore(), identity: 'a', clock: new FakeClock(), log: silent, timing: { renewDeadlineMs: 15_000 } }),
+    ).toThrow('renewDeadline must be shorter than leaseDuration');
   });
 });

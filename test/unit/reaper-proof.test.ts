@@ -14,11 +14,13 @@ function node(extra: Partial<NodeInfo> & { bootID?: string; ciliumIsUp?: number 
   const { bootID, ciliumIsUp, ...rest } = extra;
   return {
     metadata: { name: 'node-a', uid: 'uid-node-a', labels: { cni: 'cilium' } },
-    ...((bootID || ciliumIsUp !== undefined)
+    ...(bootID || ciliumIsUp !== undefined
       ? {
           status: {
             ...(bootID ? { nodeInfo: { bootID } } : {}),
-            ...(ciliumIsUp !== undefined ? { conditions: [{ type: 'NetworkUnavailable', status: 'False', reason: 'CiliumIsUp', lastTransitionTime: at(ciliumIsUp) }] } : {}),
+            ...(ciliumIsUp !== undefined
+              ? { conditions: [{ type: 'NetworkUnavailable', status: 'False', reason: 'CiliumIsUp', lastTransitionTime: at(ciliumIsUp) }] }
+              : {}),
           },
         }
       : {}),
@@ -90,7 +92,10 @@ describe('"started before Cilium" compares with when Cilium FIRST became ready o
     expect(verdictOf(view, 'web')).toMatchObject({ verdict: 'wait' });
     expect(verdictOf(view, 'web')!.why).toContain('the node rebooted (boot ID now boot-2)');
     view.upsertPod(agent('cilium-a', 950, 0));
-    expect(verdictOf(view, 'web')).toMatchObject({ verdict: 'remove', evidence: { ciliumReadySince: at(950), ciliumReadySource: 'the first agent Ready seen after the reboot' } });
+    expect(verdictOf(view, 'web')).toMatchObject({
+      verdict: 'remove',
+      evidence: { ciliumReadySince: at(950), ciliumReadySource: 'the first agent Ready seen after the reboot' },
+    });
   });
 });
 
@@ -98,7 +103,9 @@ describe('IPAM owners of endpoints the agent restored after a restart', () => {
   it('"namespace/name [restored]" (and the older IPv4 spelling without the space) counts as Cilium managing the pod', () => {
     const view = viewWith(node(), [agent('cilium-a', 30)]);
     view.upsertCiliumNode(
-      ciliumNode('node-a', { status: { ipam: { used: { '10.244.1.5': { owner: 'default/web [restored]' }, '10.244.1.6': { owner: 'default/other [restored]' } } } } }),
+      ciliumNode('node-a', {
+        status: { ipam: { used: { '10.244.1.5': { owner: 'default/web [restored]' }, '10.244.1.6': { owner: 'default/other [restored]' } } } },
+      }),
     );
     view.upsertPod(pod({ name: 'web', start: 0, ip: '10.244.1.5' }));
     view.upsertPod(pod({ name: 'web-twin', start: 0, ip: '10.244.1.5' }));
@@ -140,14 +147,20 @@ describe('no CiliumEndpoints (disable-endpoint-crd: "true" in cilium-config)', (
 });
 
 describe('which reaper.target fits (separate-CIDR migrations)', () => {
-  it('pod IPs outside Cilium\'s pod CIDRs on migrated nodes: separate ranges, any-unmanaged fits', () => {
+  it("pod IPs outside Cilium's pod CIDRs on migrated nodes: separate ranges, any-unmanaged fits", () => {
     const view = viewWith(node(), [agent('cilium-a', 30)]);
     view.upsertCiliumNode(ciliumNode('node-a', { spec: { ipam: { podCIDRs: ['10.245.0.0/24'] } } }));
     view.upsertPod(pod({ name: 'old-cni', start: 0, ip: '172.16.3.4' }));
     view.upsertPod(pod({ name: 'cilium-pod', start: 100, ip: '10.245.0.9' }));
     view.upsertPod(pod({ name: 'host', start: 0, ip: '10.0.0.5', hostNetwork: true }));
     const advice = adviseTarget(view, defaultConfig, ['node-a']);
-    expect(advice).toMatchObject({ fits: 'any-unmanaged', configured: 'duplicate-ip', inside: 1, outside: 1, outsideExamples: ['default/old-cni 172.16.3.4 on node-a'] });
+    expect(advice).toMatchObject({
+      fits: 'any-unmanaged',
+      configured: 'duplicate-ip',
+      inside: 1,
+      outside: 1,
+      outsideExamples: ['default/old-cni 172.16.3.4 on node-a'],
+    });
     const text = formatReportTable(buildReport(detect(view, defaultConfig, LATER), defaultConfig, 'test'));
     expect(text).toContain('reaper.target: duplicate-ip; any-unmanaged fits this cluster — consider changing it: 1 pod IP(s) on migrated nodes lie outside');
   });

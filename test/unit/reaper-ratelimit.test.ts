@@ -126,7 +126,8 @@ describe('RemovalRateLimiter is a sliding window: never more than N removals in 
               expect(r.wait.waitMs).toBeGreaterThan(0);
               continue;
             }
-            if (fails) r.slot.release(); // not removed after all (skipped, 409, PDB): refunded
+            if (fails)
+              r.slot.release(); // not removed after all (skipped, 409, PDB): refunded
             else removals.push({ at: time, node });
           }
           for (const start of removals.map((r) => r.at)) {

@@ -15,7 +15,13 @@ describe('report command on a snapshot', () => {
     expect(parsed.source).toBe(`snapshot ${RACE}`);
     expect(parsed.summary).toEqual({ nodes: 1, ciliumNotReady: 0, remove: 1, 'report-only': 1, wait: 0, keep: 1 });
     const node = parsed.nodes[0]!;
-    expect(node).toMatchObject({ node: 'node-gke-cilium-1', ciliumReady: true, notReadyBecause: [], agentPod: 'kube-system/cilium-g5t2w', readySince: '2025-06-03T10:00:30Z' });
+    expect(node).toMatchObject({
+      node: 'node-gke-cilium-1',
+      ciliumReady: true,
+      notReadyBecause: [],
+      agentPod: 'kube-system/cilium-g5t2w',
+      readySince: '2025-06-03T10:00:30Z',
+    });
     expect(node.pods.map((p) => [p.namespace, p.name, p.ip, p.verdict, p.reason ?? null])).toEqual([
       ['default', 'debug-shell', '10.244.3.9', 'report-only', 'DuplicatePodIP'],
       ['default', 'web-7d4b9c-ab12c', '10.244.3.7', 'remove', 'DuplicatePodIP'],
@@ -25,7 +31,12 @@ describe('report command on a snapshot', () => {
   });
 
   it('table: readable, and says why a node is not ready', async () => {
-    const { text } = await runReport(['--cluster-state', fileURLToPath(new URL('../../examples/cluster-state.yaml', import.meta.url)), '--log-level', 'silent']);
+    const { text } = await runReport([
+      '--cluster-state',
+      fileURLToPath(new URL('../../examples/cluster-state.yaml', import.meta.url)),
+      '--log-level',
+      'silent',
+    ]);
     expect(text).toMatch(
       /node-cilium-pending\s+NOT READY\s+the node still has Cilium's startup taint node\.cilium\.io\/agent-not-ready \(cilium-operator removes it once the agent is Ready\); no CiliumNode "node-cilium-pending" exists yet; Cilium agent pod kube-system\/cilium-q9z4m is not Ready/,
     );
@@ -34,7 +45,16 @@ describe('report command on a snapshot', () => {
   });
 
   it('applies --node-label', async () => {
-    const { report } = await runReport(['--cluster-state', RACE, '--node-label', 'cloud.google.com/gke-nodepool=default-pool', '-o', 'json', '--log-level', 'silent']);
+    const { report } = await runReport([
+      '--cluster-state',
+      RACE,
+      '--node-label',
+      'cloud.google.com/gke-nodepool=default-pool',
+      '-o',
+      'json',
+      '--log-level',
+      'silent',
+    ]);
     expect(report.nodes).toEqual([]);
   });
 
@@ -60,7 +80,13 @@ describe('probe server', () => {
   it('serves /healthz, /readyz (503 until synced) and /metrics', async () => {
     let ready = false;
     const metrics = new Metrics({ defaultMetrics: false });
-    const server = await startProbeServer({ host: '127.0.0.1', port: 0, metrics, readiness: () => ({ ready, detail: { pods: ready } }), log: pino({ level: 'silent' }) });
+    const server = await startProbeServer({
+      host: '127.0.0.1',
+      port: 0,
+      metrics,
+      readiness: () => ({ ready, detail: { pods: ready } }),
+      log: pino({ level: 'silent' }),
+    });
     try {
       expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
       const notReady = await fetch(`${server.url}/readyz`);

@@ -22,7 +22,10 @@ describe('components/reconciler', () => {
   it('is opt-in: the base grants no one a write to DaemonSets', () => {
     for (const file of ['manifests/base/rbac-reaper.yaml', 'manifests/base/rbac-webhook.yaml']) {
       const rules = readYaml(file).flatMap((o) => (o.rules ?? []) as any[]);
-      expect(rules.filter((r) => (r.resources as string[]).includes('daemonsets')), file).toEqual([]);
+      expect(
+        rules.filter((r) => (r.resources as string[]).includes('daemonsets')),
+        file,
+      ).toEqual([]);
     }
     expect(readFileSync(join(root, 'manifests/base/kustomization.yaml'), 'utf8')).not.toContain('reconciler');
   });

@@ -28,7 +28,9 @@ const conflicting = () =>
   listed('kube-flannel-ds', '11', (ds) => {
     ds.metadata.namespace = 'kube-system';
     ds.spec.template.spec.affinity = {
-      nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'cni', operator: 'In', values: ['cilium'] }] }] } },
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'cni', operator: 'In', values: ['cilium'] }] }] },
+      },
     };
   });
 
@@ -39,7 +41,15 @@ describe('daemonSetFindings', () => {
     const aws = listed('aws-node');
     const [finding, ...rest] = daemonSetFindings([aws], view, config);
     expect(rest).toEqual([]);
-    expect(finding).toMatchObject({ namespace: 'kube-system', name: 'aws-node', state: 'out-of-line', role: 'legacy', rule: 'aws-node', requirement: 'cni NotIn [cilium]', resourceVersion: '10' });
+    expect(finding).toMatchObject({
+      namespace: 'kube-system',
+      name: 'aws-node',
+      state: 'out-of-line',
+      role: 'legacy',
+      rule: 'aws-node',
+      requirement: 'cni NotIn [cilium]',
+      resourceVersion: '10',
+    });
     const webhook = decideDaemonSetAffinity(daemonSetRequest(aws, 'UPDATE'), view, config);
     expect(finding!.state === 'out-of-line' && finding!.patch).toEqual(webhook.patch);
   });
@@ -59,10 +69,15 @@ describe('daemonSetFindings', () => {
     expect(daemonSetFindings([fixed, listed('node-exporter'), optedOut], view, config)).toEqual([]);
   });
 
-  it('lists nothing where a cloud runs the cluster\'s Cilium (GKE anetd seen among the agent pods): the webhook would patch nothing', () => {
+  it("lists nothing where a cloud runs the cluster's Cilium (GKE anetd seen among the agent pods): the webhook would patch nothing", () => {
     const managed = new MemoryClusterView(config);
     managed.upsertPod({
-      metadata: { name: 'anetd-x', namespace: 'kube-system', labels: { 'k8s-app': 'cilium' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'anetd', uid: 'u', controller: true }] },
+      metadata: {
+        name: 'anetd-x',
+        namespace: 'kube-system',
+        labels: { 'k8s-app': 'cilium' },
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'anetd', uid: 'u', controller: true }],
+      },
       spec: { nodeName: 'n1', hostNetwork: true },
     });
     expect(daemonSetFindings([listed('calico-node'), listed('aws-node')], managed, config)).toEqual([]);
@@ -83,7 +98,12 @@ describe('agentPlacement', () => {
     view.upsertNode({ metadata: { name: 'migrated-2', labels: { cni: 'cilium' } } });
     view.upsertNode({ metadata: { name: 'legacy-1', labels: {} } });
     const dsPod = (name: string, node: string, owner: string, labels: Record<string, string> = {}) => ({
-      metadata: { name, namespace: 'kube-system', labels, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: owner, uid: 'u', controller: true }] },
+      metadata: {
+        name,
+        namespace: 'kube-system',
+        labels,
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: owner, uid: 'u', controller: true }],
+      },
       spec: { nodeName: node },
     });
     view.upsertPod(dsPod('aws-node-abc', 'migrated-1', 'aws-node'));
@@ -93,7 +113,10 @@ describe('agentPlacement', () => {
     view.upsertPod(dsPod('renamed-calico-1', 'migrated-2', 'renamed-calico', { 'k8s-app': 'calico-node' }));
     view.upsertPod(dsPod('cilium-1', 'migrated-2', 'cilium', { 'k8s-app': 'cilium' }));
     const found = agentPlacement(view, [listed('aws-node')], config);
-    expect(found.legacyOnMigrated.map((p) => `${p.node}:${p.name}:${p.rule}`)).toEqual(['migrated-1:aws-node-abc:aws-node', 'migrated-2:renamed-calico-1:calico-node-labels']);
+    expect(found.legacyOnMigrated.map((p) => `${p.node}:${p.name}:${p.rule}`)).toEqual([
+      'migrated-1:aws-node-abc:aws-node',
+      'migrated-2:renamed-calico-1:calico-node-labels',
+    ]);
     expect(found.ciliumMissing).toEqual(['migrated-1']);
   });
 });
@@ -153,7 +176,11 @@ describe('DaemonSetReconciler.pass', () => {
     expect(patch[0]).toEqual({ op: 'test', path: '/metadata/resourceVersion', value: '42' });
     expect(patch.slice(1).every((op) => op.op === 'add')).toBe(true);
     const byObject = Object.fromEntries(api.events.map((e) => [e.involvedObject.name, e]));
-    expect(byObject['aws-node']).toMatchObject({ type: 'Normal', reason: 'AffinityReconciled', involvedObject: { apiVersion: 'apps/v1', kind: 'DaemonSet', namespace: 'kube-system' } });
+    expect(byObject['aws-node']).toMatchObject({
+      type: 'Normal',
+      reason: 'AffinityReconciled',
+      involvedObject: { apiVersion: 'apps/v1', kind: 'DaemonSet', namespace: 'kube-system' },
+    });
     expect(byObject['kube-flannel-ds']).toMatchObject({ type: 'Warning', reason: 'AffinityConflict' });
   });
 

@@ -86,8 +86,16 @@ const CONFIGS: Record<string, Config> = {
 
 // Every name, namespace and label any rule, preset, advisory or managed-dataplane test looks at,
 // plus bystanders, so generated DaemonSets hit every branch.
-const allRules: PresetRule[] = [...ciliumRules('kube-system'), ...ciliumRules('cilium'), ...Object.values(LEGACY_PRESETS).flat(), ...KUBE_PROXY_RULES, ...CUSTOM_RULES];
-const NAMES = [...new Set([...allRules.flatMap((r) => r.match.names ?? []), ...ADVISORIES.flatMap((a) => a.match.names ?? []), 'anetd', 'node-exporter', 'fluent-bit'])];
+const allRules: PresetRule[] = [
+  ...ciliumRules('kube-system'),
+  ...ciliumRules('cilium'),
+  ...Object.values(LEGACY_PRESETS).flat(),
+  ...KUBE_PROXY_RULES,
+  ...CUSTOM_RULES,
+];
+const NAMES = [
+  ...new Set([...allRules.flatMap((r) => r.match.names ?? []), ...ADVISORIES.flatMap((a) => a.match.names ?? []), 'anetd', 'node-exporter', 'fluent-bit']),
+];
 const NAMESPACES = ['kube-system', 'cilium', 'monitoring', 'calico-system', 'kube-flannel', 'default'];
 const LABELS: Array<[string, string]> = [
   ...allRules.flatMap((r) => Object.entries(r.match.labels ?? {})),
@@ -179,8 +187,14 @@ describe('on the upstream manifests (default config)', () => {
   });
 
   it("a cloud's own Cilium is never sent: GKE's anetd (k8s-app=cilium) and AKS's managed cilium", () => {
-    const anetd = { metadata: { namespace: 'kube-system', name: 'anetd', labels: { 'k8s-app': 'cilium' } }, spec: { template: { metadata: { labels: { 'k8s-app': 'cilium' } } } } };
-    const aks = { metadata: { namespace: 'kube-system', name: 'cilium', labels: { 'k8s-app': 'cilium', 'kubernetes.azure.com/managedby': 'aks' } }, spec: { template: { metadata: { labels: { 'k8s-app': 'cilium', 'kubernetes.azure.com/ebpf-dataplane': 'cilium' } } } } };
+    const anetd = {
+      metadata: { namespace: 'kube-system', name: 'anetd', labels: { 'k8s-app': 'cilium' } },
+      spec: { template: { metadata: { labels: { 'k8s-app': 'cilium' } } } },
+    };
+    const aks = {
+      metadata: { namespace: 'kube-system', name: 'cilium', labels: { 'k8s-app': 'cilium', 'kubernetes.azure.com/managedby': 'aks' } },
+      spec: { template: { metadata: { labels: { 'k8s-app': 'cilium', 'kubernetes.azure.com/ebpf-dataplane': 'cilium' } } } },
+    };
     expect(roleEntry(anetd)).toBe(false);
     expect(roleEntry(aks)).toBe(false);
     // Other AKS-managed DaemonSets keep their preset role (azure-cns is the old CNI's IPAM).

@@ -68,7 +68,11 @@ describe('parseReview', () => {
     ['null', null, /JSON AdmissionReview object/],
     ['an array', [realReview()], /JSON AdmissionReview object/],
     ['a string', 'AdmissionReview', /JSON AdmissionReview object/],
-    ['admission.k8s.io/v1beta1', mutated((b) => (b.apiVersion = 'admission.k8s.io/v1beta1')), /apiVersion "admission\.k8s\.io\/v1beta1".*admission\.k8s\.io\/v1/],
+    [
+      'admission.k8s.io/v1beta1',
+      mutated((b) => (b.apiVersion = 'admission.k8s.io/v1beta1')),
+      /apiVersion "admission\.k8s\.io\/v1beta1".*admission\.k8s\.io\/v1/,
+    ],
     ['no apiVersion', mutated((b) => delete b.apiVersion), /unsupported apiVersion undefined/],
     ['another kind', mutated((b) => (b.kind = 'ConversionReview')), /kind "ConversionReview".*expected AdmissionReview/],
     ['no request', mutated((b) => delete b.request), /has no request/],

@@ -25,7 +25,12 @@ describe('the example snapshot (examples/cluster-state.yaml)', () => {
   });
 
   it('has the three nodes, labelled as described', () => {
-    expect(view.nodes().map((n) => n.metadata.name).sort()).toEqual(['node-cilium-pending', 'node-cilium-ready', 'node-legacy-1']);
+    expect(
+      view
+        .nodes()
+        .map((n) => n.metadata.name)
+        .sort(),
+    ).toEqual(['node-cilium-pending', 'node-cilium-ready', 'node-legacy-1']);
     expect(view.node('node-legacy-1')?.metadata.labels?.cni).toBeUndefined();
     expect(view.node('node-cilium-ready')?.metadata.labels?.cni).toBe('cilium');
     expect(view.node('node-cilium-pending')?.metadata.labels?.cni).toBe('cilium');
@@ -57,7 +62,12 @@ describe('the example snapshot (examples/cluster-state.yaml)', () => {
   });
 
   it('has every bound pod by node', () => {
-    expect(view.podsOn('node-cilium-ready').map((p) => p.metadata.name).sort()).toEqual(['api-5f6d8b-m4v7c', 'cilium-7xk2p']);
+    expect(
+      view
+        .podsOn('node-cilium-ready')
+        .map((p) => p.metadata.name)
+        .sort(),
+    ).toEqual(['api-5f6d8b-m4v7c', 'cilium-7xk2p']);
     expect(view.podsOn('node-legacy-1').map((p) => p.metadata.name)).toEqual(['web-7d4b9c-8kq2n']);
   });
 
@@ -189,15 +199,27 @@ spec: { nodeName: n1 }
   describe('errors', () => {
     it.each([
       ['malformed YAML in the 2nd document', `${node('n1')}---\nkind: Node\nmetadata: { name: [oops\n`, /^state\.yaml: document 1 is not valid YAML: /],
-      ['a document that is not an object', `${node('n1')}---\n- just\n- a list\n`, /^state\.yaml: document 1: expected a Kubernetes object or List, got an array/],
+      [
+        'a document that is not an object',
+        `${node('n1')}---\n- just\n- a list\n`,
+        /^state\.yaml: document 1: expected a Kubernetes object or List, got an array/,
+      ],
       [
         'an item without a name',
         `apiVersion: v1\nkind: List\nitems:\n- ${'{ apiVersion: v1, kind: Node, metadata: { name: n1 } }'}\n- { apiVersion: v1, kind: Pod, metadata: { namespace: default } }\n`,
         /^state\.yaml: document 0, item 1: Pod in namespace "default": metadata\.name is missing or empty$/,
       ],
-      ['an item without a kind', `apiVersion: v1\nkind: List\nitems:\n- { apiVersion: v1, metadata: { name: x } }\n`, /^state\.yaml: document 0, item 0: apiVersion and kind are required/],
+      [
+        'an item without a kind',
+        `apiVersion: v1\nkind: List\nitems:\n- { apiVersion: v1, metadata: { name: x } }\n`,
+        /^state\.yaml: document 0, item 0: apiVersion and kind are required/,
+      ],
       ['an item that is not an object', `apiVersion: v1\nkind: List\nitems:\n- 42\n`, /^state\.yaml: document 0, item 0: expected an object, got number/],
-      ['a single object without metadata', `${node('n1')}---\napiVersion: cilium.io/v2\nkind: CiliumNode\n`, /^state\.yaml: document 1: CiliumNode: metadata is missing/],
+      [
+        'a single object without metadata',
+        `${node('n1')}---\napiVersion: cilium.io/v2\nkind: CiliumNode\n`,
+        /^state\.yaml: document 1: CiliumNode: metadata is missing/,
+      ],
     ])('%s → an error naming the file and index', (_label, text, message) => {
       expect(() => parseSnapshot(text, defaultConfig, 'state.yaml')).toThrow(SnapshotError);
       expect(() => parseSnapshot(text, defaultConfig, 'state.yaml')).toThrow(message);

@@ -93,7 +93,15 @@ describe('startupTaintStatus', () => {
   });
 
   it('formatDuration', () => {
-    expect([0, 42, 65, 3600, 3725 + 3600, 47 * 3600, 3 * 86_400 + 4 * 3600 + 5].map(formatDuration)).toEqual(['0s', '42s', '1m05s', '1h00m', '2h02m', '47h00m', '3d04h']);
+    expect([0, 42, 65, 3600, 3725 + 3600, 47 * 3600, 3 * 86_400 + 4 * 3600 + 5].map(formatDuration)).toEqual([
+      '0s',
+      '42s',
+      '1m05s',
+      '1h00m',
+      '2h02m',
+      '47h00m',
+      '3d04h',
+    ]);
   });
 });
 
@@ -214,9 +222,13 @@ items:
 
     const { text } = await runReport(['--cluster-state', file, '--log-level', 'silent']);
     expect(text).toContain("Nodes waiting on Cilium's startup taint node.cilium.io/agent-not-ready (stuck after 600s of a Ready agent):");
-    expect(text).toMatch(/node-new\s+waiting\s+\S+\s+2025-06-03T10:00:00Z \(creationTimestamp\)\s+tainted for \S+, waiting for a Ready Cilium agent pod on the node/);
+    expect(text).toMatch(
+      /node-new\s+waiting\s+\S+\s+2025-06-03T10:00:00Z \(creationTimestamp\)\s+tainted for \S+, waiting for a Ready Cilium agent pod on the node/,
+    );
     expect(text).toMatch(/node-pool-tainted\s+waiting\s+\S+\s+2025-06-03T09:30:00Z \(timeAdded\)/);
-    expect(text).toMatch(/node-stuck\s+STUCK\s+.*after agent kube-system\/cilium-stuck turned Ready.*kubectl taint node node-stuck node.cilium.io\/agent-not-ready-/);
+    expect(text).toMatch(
+      /node-stuck\s+STUCK\s+.*after agent kube-system\/cilium-stuck turned Ready.*kubectl taint node node-stuck node.cilium.io\/agent-not-ready-/,
+    );
     expect(text).not.toMatch(/^node-done\s+(waiting|STUCK)/m);
 
     const { report } = await runReport(['--cluster-state', file, '-o', 'json', '--log-level', 'silent']);

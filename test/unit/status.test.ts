@@ -59,7 +59,9 @@ describe('buildStatus', () => {
     const s = buildStatus(
       inputs({
         webhooks: {
-          registered: [{ configuration: 'c', kind: 'Validating', name: 'pods.x', failurePolicy: 'Ignore', caBundle: good, url: 'https://127.0.0.1:1/validate/pods' }],
+          registered: [
+            { configuration: 'c', kind: 'Validating', name: 'pods.x', failurePolicy: 'Ignore', caBundle: good, url: 'https://127.0.0.1:1/validate/pods' },
+          ],
           reachable: { 'pods.x': 'ok' },
           missing: [],
         },
@@ -67,7 +69,9 @@ describe('buildStatus', () => {
       NOW,
     );
     expect(s.attention).toEqual([]);
-    expect(s.webhooks).toEqual([{ name: 'pods.x', kind: 'Validating', failurePolicy: 'Ignore', caBundle: 'ok', caExpires: expect.any(String), reachable: 'ok' }]);
+    expect(s.webhooks).toEqual([
+      { name: 'pods.x', kind: 'Validating', failurePolicy: 'Ignore', caBundle: 'ok', caExpires: expect.any(String), reachable: 'ok' },
+    ]);
     const text = formatStatus(s);
     expect(text).toContain('Nothing needs attention.');
     expect(text).toMatch(/Modes: pods enforce, daemonsets warn; no namespace overrides/);
@@ -139,6 +143,8 @@ describe('runStatus on a snapshot', () => {
 
   it('refuses bad flags with a usage error naming them', async () => {
     await expect(runStatus(['--cluster-state', 'examples/cluster-state.yaml', '-o', 'yaml'], {})).rejects.toThrow(UsageError);
-    await expect(runStatus(['--cluster-state', 'examples/cluster-state.yaml', '--stuck-after', 'soon'], {})).rejects.toThrow(/--stuck-after must be a positive number/);
+    await expect(runStatus(['--cluster-state', 'examples/cluster-state.yaml', '--stuck-after', 'soon'], {})).rejects.toThrow(
+      /--stuck-after must be a positive number/,
+    );
   });
 });

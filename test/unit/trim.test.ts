@@ -47,10 +47,25 @@ const fullPod = {
     qosClass: 'Burstable',
     conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: '2025-06-02T09:14:41Z', lastProbeTime: null }],
     initContainerStatuses: [
-      { name: 'config', ready: true, restartCount: 0, image: 'quay.io/cilium/cilium:v1.17.4', state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: '2025-06-02T09:14:05Z', finishedAt: '2025-06-02T09:14:06Z' } } },
+      {
+        name: 'config',
+        ready: true,
+        restartCount: 0,
+        image: 'quay.io/cilium/cilium:v1.17.4',
+        state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: '2025-06-02T09:14:05Z', finishedAt: '2025-06-02T09:14:06Z' } },
+      },
     ],
     containerStatuses: [
-      { name: 'cilium-agent', ready: true, restartCount: 2, image: 'quay.io/cilium/cilium:v1.17.4', imageID: 'x', containerID: 'containerd://1', state: { running: { startedAt: '2025-06-02T09:30:00Z' } }, lastState: { terminated: { exitCode: 1, startedAt: '2025-06-02T09:14:10Z' } } },
+      {
+        name: 'cilium-agent',
+        ready: true,
+        restartCount: 2,
+        image: 'quay.io/cilium/cilium:v1.17.4',
+        imageID: 'x',
+        containerID: 'containerd://1',
+        state: { running: { startedAt: '2025-06-02T09:30:00Z' } },
+        lastState: { terminated: { exitCode: 1, startedAt: '2025-06-02T09:14:10Z' } },
+      },
     ],
   },
 };
@@ -104,7 +119,10 @@ describe('trimPod', () => {
     const typed = {
       metadata: { name: 'p', namespace: 'ns', creationTimestamp: new Date('2025-06-02T09:14:02Z') },
       spec: {},
-      status: { startTime: new Date('2025-06-02T09:14:03.250Z'), conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: new Date('2025-06-02T09:14:41Z') }] },
+      status: {
+        startTime: new Date('2025-06-02T09:14:03.250Z'),
+        conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: new Date('2025-06-02T09:14:41Z') }],
+      },
     };
     const pod = trimPod(typed);
     expect(pod.metadata.creationTimestamp).toBe('2025-06-02T09:14:02Z');
@@ -132,7 +150,11 @@ describe('trimNode', () => {
         podCIDR: '10.244.0.0/24',
         podCIDRs: ['10.244.0.0/24'],
         providerID: 'kwok://node-a',
-        taints: [{ key: 'k', effect: 'NoSchedule' }, { key: 'node.cilium.io/agent-not-ready', value: 'true', effect: 'NoExecute', timeAdded: '2025-06-02T09:14:41Z' }, { effect: 'NoSchedule' }],
+        taints: [
+          { key: 'k', effect: 'NoSchedule' },
+          { key: 'node.cilium.io/agent-not-ready', value: 'true', effect: 'NoExecute', timeAdded: '2025-06-02T09:14:41Z' },
+          { effect: 'NoSchedule' },
+        ],
       },
       status: {
         conditions: [{ type: 'Ready', status: 'True' }],
@@ -143,7 +165,10 @@ describe('trimNode', () => {
     expect(node).toEqual({
       metadata: { name: 'node-a', labels: { cni: 'cilium' }, uid: 'u1' },
       spec: {
-        taints: [{ key: 'k', effect: 'NoSchedule' }, { key: 'node.cilium.io/agent-not-ready', value: 'true', effect: 'NoExecute', timeAdded: '2025-06-02T09:14:41Z' }],
+        taints: [
+          { key: 'k', effect: 'NoSchedule' },
+          { key: 'node.cilium.io/agent-not-ready', value: 'true', effect: 'NoExecute', timeAdded: '2025-06-02T09:14:41Z' },
+        ],
         podCIDRs: ['10.244.0.0/24'],
       },
       status: { nodeInfo: { bootID: 'b1' } },
@@ -160,18 +185,46 @@ describe('trimNode', () => {
       status: {
         conditions: [
           { type: 'Ready', status: 'True', lastHeartbeatTime: '2025-06-02T10:00:00Z', lastTransitionTime: '2025-06-01T00:00:00Z' },
-          { type: 'NetworkUnavailable', status: 'False', reason: 'CiliumIsUp', message: 'Cilium is running on this node', lastHeartbeatTime: '2025-06-02T09:14:41Z', lastTransitionTime: '2025-06-02T09:14:41Z' },
+          {
+            type: 'NetworkUnavailable',
+            status: 'False',
+            reason: 'CiliumIsUp',
+            message: 'Cilium is running on this node',
+            lastHeartbeatTime: '2025-06-02T09:14:41Z',
+            lastTransitionTime: '2025-06-02T09:14:41Z',
+          },
         ],
       },
     });
-    expect(node.status).toEqual({ conditions: [{ type: 'NetworkUnavailable', status: 'False', reason: 'CiliumIsUp', lastTransitionTime: '2025-06-02T09:14:41Z' }] });
+    expect(node.status).toEqual({
+      conditions: [{ type: 'NetworkUnavailable', status: 'False', reason: 'CiliumIsUp', lastTransitionTime: '2025-06-02T09:14:41Z' }],
+    });
   });
 
   it('derives when the migration label was set from managedFields, and keeps nothing else of them', () => {
     const fields = [
-      { manager: 'kubelet', operation: 'Update', time: '2025-06-01T08:00:00Z', fieldsType: 'FieldsV1', fieldsV1: { 'f:metadata': { 'f:labels': { '.': {}, 'f:kubernetes.io/hostname': {} } } } },
-      { manager: 'kubectl-label', operation: 'Update', time: '2025-06-02T09:00:00Z', fieldsType: 'FieldsV1', fieldsV1: { 'f:metadata': { 'f:labels': { 'f:cni': {} } } } },
-      { manager: 'kubelet', operation: 'Update', subresource: 'status', time: '2025-06-02T11:00:00Z', fieldsType: 'FieldsV1', fieldsV1: { 'f:status': { 'f:nodeInfo': { 'f:bootID': {} } } } },
+      {
+        manager: 'kubelet',
+        operation: 'Update',
+        time: '2025-06-01T08:00:00Z',
+        fieldsType: 'FieldsV1',
+        fieldsV1: { 'f:metadata': { 'f:labels': { '.': {}, 'f:kubernetes.io/hostname': {} } } },
+      },
+      {
+        manager: 'kubectl-label',
+        operation: 'Update',
+        time: '2025-06-02T09:00:00Z',
+        fieldsType: 'FieldsV1',
+        fieldsV1: { 'f:metadata': { 'f:labels': { 'f:cni': {} } } },
+      },
+      {
+        manager: 'kubelet',
+        operation: 'Update',
+        subresource: 'status',
+        time: '2025-06-02T11:00:00Z',
+        fieldsType: 'FieldsV1',
+        fieldsV1: { 'f:status': { 'f:nodeInfo': { 'f:bootID': {} } } },
+      },
     ];
     const node = trimNode({ metadata: { name: 'n', labels: { cni: 'cilium' }, managedFields: fields } }, { labelKeys: ['cni'] });
     expect(node).toEqual({ metadata: { name: 'n', labels: { cni: 'cilium' } }, labelSetAt: { cni: '2025-06-02T09:00:00Z' } });
@@ -182,10 +235,17 @@ describe('trimNode', () => {
 
   it('takes the earliest of several owners of the label (shared ownership), and ignores bad entries', () => {
     const owns = (time: unknown) => ({ time, fieldsV1: { 'f:metadata': { 'f:labels': { 'f:io.cilium.migration/cilium-default': {} } } } });
-    expect(labelTimesFromManagedFields([owns('2025-06-02T10:00:00Z'), owns('2025-06-02T09:30:00Z'), owns('garbage'), owns(undefined), 'x', { fieldsV1: 3 }], ['io.cilium.migration/cilium-default'])).toEqual({
+    expect(
+      labelTimesFromManagedFields(
+        [owns('2025-06-02T10:00:00Z'), owns('2025-06-02T09:30:00Z'), owns('garbage'), owns(undefined), 'x', { fieldsV1: 3 }],
+        ['io.cilium.migration/cilium-default'],
+      ),
+    ).toEqual({
       'io.cilium.migration/cilium-default': '2025-06-02T09:30:00Z',
     });
-    expect(labelTimesFromManagedFields([owns(new Date('2025-06-02T09:30:00Z'))], ['io.cilium.migration/cilium-default'])).toEqual({ 'io.cilium.migration/cilium-default': '2025-06-02T09:30:00Z' });
+    expect(labelTimesFromManagedFields([owns(new Date('2025-06-02T09:30:00Z'))], ['io.cilium.migration/cilium-default'])).toEqual({
+      'io.cilium.migration/cilium-default': '2025-06-02T09:30:00Z',
+    });
     expect(labelTimesFromManagedFields(undefined, ['cni'])).toBeUndefined();
     expect(labelTimesFromManagedFields([owns('2025-06-02T10:00:00Z')], ['cni'])).toBeUndefined();
   });
