@@ -91,14 +91,22 @@ afterAll(async () => {
 });
 
 describe('a cluster with DaemonSets written before the webhook', () => {
+  // The DaemonSet controller writes each DaemonSet's status, which moves its resourceVersion at any
+  // time: what the reconciler and the owner change (or must not) is the spec, seen in the
+  // generation and the spec itself.
   let routerRv: string;
-  let flannelRv: string;
+  let routerSpec: string;
+  let flannelGeneration: number;
+  let flannelSpec: string;
+  const specOf = (ds: any) => JSON.stringify({ labels: ds.metadata.labels, spec: ds.spec });
 
   it('report lists the out-of-line and the conflicting DaemonSet, the legacy agent on the migrated node, and the node with no Cilium agent', async () => {
     const router = await getJson(['ds', '-n', 'kube-system', 'kube-router']);
     expect(stored(router)).not.toContain('"cilium"');
     routerRv = router.metadata.resourceVersion;
-    flannelRv = (await getJson(['ds', '-n', 'kube-system', 'kube-flannel-ds'])).metadata.resourceVersion;
+    const flannel = await getJson(['ds', '-n', 'kube-system', 'kube-flannel-ds']);
+    flannelGeneration = flannel.metadata.generation;
+    flannelSpec = specOf(flannel);
 
     const json = await runCli(['report', '--kubeconfig', cp.kubeconfigPath, '-o', 'json']);
     expect(json.code, json.stderr).toBe(0);
@@ -134,13 +142,15 @@ describe('a cluster with DaemonSets written before the webhook', () => {
       { timeoutMs: 30_000, intervalMs: 500 },
     );
     expect(fixed.metadata.resourceVersion).not.toBe(routerRv);
-    routerRv = fixed.metadata.resourceVersion;
+    routerSpec = specOf(fixed);
 
     const events = await waitFor(
       'the Event on kube-router',
       async () => {
+        // Only the reconciler's Events: the DaemonSet controller records its own (SuccessfulCreate, ...).
         const list = await getJson(['events', '-n', 'kube-system', '--field-selector', 'involvedObject.kind=DaemonSet']);
-        return list.items.length >= 3 ? list.items : undefined;
+        const mine = list.items.filter((e: any) => e.reason === 'AffinityReconciled' || e.reason === 'AffinityConflict');
+        return mine.length >= 3 ? mine : undefined;
       },
       { timeoutMs: 15_000 },
     );
@@ -152,7 +162,9 @@ describe('a cluster with DaemonSets written before the webhook', () => {
     });
     expect(byName['kube-router'].message).toContain('added nodeAffinity cni NotIn [cilium] (role legacy, rule kube-router)');
     expect(byName['kube-flannel-ds']).toMatchObject({ type: 'Warning', reason: 'AffinityConflict' });
-    expect((await getJson(['ds', '-n', 'kube-system', 'kube-flannel-ds'])).metadata.resourceVersion).toBe(flannelRv);
+    const flannelNow = await getJson(['ds', '-n', 'kube-system', 'kube-flannel-ds']);
+    expect(flannelNow.metadata.generation).toBe(flannelGeneration);
+    expect(specOf(flannelNow)).toBe(flannelSpec);
     // Cilium's envoy gets its affinity back too.
     await waitFor(
       'the reconciler to patch cilium-envoy',
@@ -179,10 +191,29 @@ describe('a cluster with DaemonSets written before the webhook', () => {
     expect(metrics).toMatch(/cmg_daemonsets_out_of_line\{state="conflict"\} 1\b/);
   });
 
-  it("the owner's next kubectl apply is a no-op: resourceVersion unchanged", async () => {
+  it("the owner's next kubectl apply is a no-op: nothing sent, spec unchanged", async () => {
+    // Writes of kube-router itself (not its status, which the DaemonSet controller keeps writing).
+    const specWrites = async () =>
+      (await readFile(cp.auditLogPath, 'utf8'))
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+        .filter(
+          (e) =>
+            ['create', 'update', 'patch'].includes(e.verb) &&
+            e.stage === 'ResponseComplete' &&
+            e.objectRef?.resource === 'daemonsets' &&
+            e.objectRef?.name === 'kube-router' &&
+            !e.objectRef?.subresource,
+        ).length;
+    const before = await specWrites();
+    expect(before).toBeGreaterThan(0); // the owner's create and the reconciler's patch are there
     const res = await cp.kubectl(['apply', '-f', '-'], { input: KUBE_ROUTER });
+    // "unchanged": kubectl found nothing to patch and sent no write.
     expect(res.stdout).toContain('daemonset.apps/kube-router unchanged');
-    expect((await getJson(['ds', '-n', 'kube-system', 'kube-router'])).metadata.resourceVersion).toBe(routerRv);
+    expect(specOf(await getJson(['ds', '-n', 'kube-system', 'kube-router']))).toBe(routerSpec);
+    await new Promise((r) => setTimeout(r, 1_000)); // the audit log is written asynchronously
+    expect(await specWrites()).toBe(before);
   });
 
   it('a stale resourceVersion makes the reconciler leave the DaemonSet for its next pass (the test op fails)', async () => {
@@ -197,6 +228,8 @@ describe('a cluster with DaemonSets written before the webhook', () => {
     expect(r.code).not.toBe(0);
     // A failed JSON-patch test op is 422 Unprocessable Entity (api.ts maps it to "changed").
     expect(r.stderr).toMatch(/verb="PATCH" url="[^"]+kube-flannel-ds[^"]*" status="422 Unprocessable Entity"/);
-    expect((await getJson(['ds', '-n', 'kube-system', 'kube-flannel-ds'])).metadata.resourceVersion).toBe(flannelRv);
+    const after = await getJson(['ds', '-n', 'kube-system', 'kube-flannel-ds']);
+    expect(after.metadata.generation).toBe(flannelGeneration);
+    expect(specOf(after)).toBe(flannelSpec);
   });
 });
