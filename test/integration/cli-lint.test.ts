@@ -7,18 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDist, CLI, ROOT } from '../harness/guard.js';
+import { cleanEnv } from '../support/clean-env.js';
 
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'lint');
-
-/** The environment of a machine with no cluster configured. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (key === 'KUBECONFIG' || key.startsWith('KUBERNETES_') || key.startsWith('CMG_')) continue;
-    env[key] = value;
-  }
-  return env;
-}
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDist, CLI, ROOT } from '../harness/guard.js';
 import { bigSnapshot } from '../support/big-snapshot.js';
+import { cleanEnv } from '../support/clean-env.js';
 
 let dir = '';
 let snapshot = '';
@@ -41,16 +42,6 @@ for (;;) {
   if (pauseMs > 0) Atomics.wait(sleeper, 0, 0, pauseMs);
 }
 `;
-
-/** The environment of a machine with no cluster configured and no CMG_* settings. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (key === 'KUBECONFIG' || key.startsWith('KUBERNETES_') || key.startsWith('CMG_')) continue;
-    env[key] = value;
-  }
-  return env;
-}
 
 interface Piped {
   /** The CLI's exit code, as the shell saw it. */

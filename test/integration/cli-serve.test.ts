@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePorts, sleep, startChild, stopChild, waitFor, type Child } from '../harness/controlplane.js';
 import { buildDist, CLI, ROOT } from '../harness/guard.js';
 import { h2Session, postJson } from '../support/https-client.js';
+import { cleanEnv } from '../support/clean-env.js';
 
 type LogLine = Record<string, unknown> & { msg?: string };
 
@@ -22,16 +23,6 @@ const EXAMPLE_STATE = join(ROOT, 'examples', 'cluster-state.yaml');
 let dir = '';
 let certDir = ''; // filled by the quick-start case; later cases reuse the pair
 const children: Child[] = [];
-
-/** The environment of a machine with no cluster configured and no CMG_* settings, plus `extra`. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (key === 'KUBECONFIG' || key.startsWith('KUBERNETES_') || key.startsWith('CMG_')) continue;
-    env[key] = value;
-  }
-  return { ...env, ...extra };
-}
 
 let spawned = 0;
 function cli(name: string, args: string[], env: NodeJS.ProcessEnv = cleanEnv()): Child {

@@ -18,21 +18,13 @@ import { pod } from '../support/fixtures.js';
 import { podRequest, review } from '../support/reviews.js';
 import { eventually, h2Session, postJson } from '../support/https-client.js';
 import { WEBHOOK_PATHS } from '../../src/webhooks/routes.js';
+import { cleanEnv } from '../support/clean-env.js';
 
 /** Kubernetes' default terminationGracePeriodSeconds: SIGTERM must end the process well within it. */
 const EXIT_BOUND_MS = 10_000;
 
 let dir = '';
 const started: ChildProcess[] = [];
-
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (key === 'KUBECONFIG' || key.startsWith('KUBERNETES_') || key.startsWith('CMG_')) continue;
-    env[key] = value;
-  }
-  return env;
-}
 
 interface Served {
   proc: ChildProcess;
