@@ -21,7 +21,7 @@ type Command = (args: string[]) => Promise<number | 'running'>;
 
 const COMMANDS: Record<string, { summary: string; run: Command; usage: string }> = {
   serve: {
-    summary: 'Serve the admission webhooks (POST /mutate/daemonsets, POST /validate/pods)',
+    summary: 'Serve the admission webhooks (POST /mutate/daemonsets, /validate/pods, /mutate/nodes, /validate/cilium-config)',
     run: async (args) => (await serveCommand(args), 'running'),
     usage: SERVE_USAGE,
   },

@@ -8,6 +8,7 @@ import { REPORT_USAGE, runReport } from '../../src/commands/report.js';
 import { parseServeFlags, SERVE_USAGE } from '../../src/commands/serve.js';
 import { onShutdownSignal, ShuttingDown } from '../../src/commands/signals.js';
 import { main } from '../../src/main.js';
+import { WEBHOOK_PATHS } from '../../src/webhooks/routes.js';
 import { fallbackHost, listenWithFallback } from '../../src/server/listen.js';
 import { capturingLogger } from '../support/https-client.js';
 
@@ -62,6 +63,8 @@ describe('cli', () => {
     }
     expect(io.out).toContain('Usage: cilium-migration-guard <command>');
     expect(io.out).toContain('--cluster-state FILE');
+    // The summary names every path the server answers (the route table is the source).
+    for (const path of Object.values(WEBHOOK_PATHS)) expect(io.out).toContain(path);
   });
 
   it.each([
