@@ -12,14 +12,14 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { openView } from '../src/commands/common.js';
 import { defaultConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { detect } from '../src/reaper/detect.js';
-import { startControlPlane, type ControlPlane } from '../test/harness/controlplane.js';
+import { apiCall, startControlPlane, type ControlPlane } from '../test/harness/controlplane.js';
 import { CLI, installCiliumCrds, startGuard, startReaper } from '../test/harness/guard.js';
 import { bindingRequest, review } from '../test/support/reviews.js';
 import { NODE, ensureH2load, peakRssMb, rssMb } from './floor.js';
@@ -33,34 +33,11 @@ interface Api {
 }
 
 export function apiClient(cp: ControlPlane): Api {
-  const agent = new Agent({ keepAlive: true, maxSockets: 32, ca: readFileSync(cp.caFile) });
+  const ca = readFileSync(cp.caFile);
+  const agent = new Agent({ keepAlive: true, maxSockets: 32, ca });
   return {
     call: (method, path, body, contentType = 'application/json') =>
-      new Promise((res, rej) => {
-        const payload = body === undefined ? undefined : JSON.stringify(body);
-        const req = request(
-          new URL(path, cp.server),
-          {
-            method,
-            agent,
-            timeout: 30_000,
-            headers: {
-              authorization: `Bearer ${cp.token}`,
-              accept: 'application/json',
-              ...(payload ? { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) } : {}),
-            },
-          },
-          (r) => {
-            let data = '';
-            r.setEncoding('utf8')
-              .on('data', (d: string) => (data += d))
-              .on('end', () => res({ status: r.statusCode ?? 0, body: data }));
-          },
-        );
-        req.on('timeout', () => req.destroy(new Error('timeout')));
-        req.on('error', rej);
-        req.end(payload);
-      }),
+      apiCall(cp.server, cp.token, ca, method, path, body, { agent, timeoutMs: 30_000, contentType }),
     close: () => agent.destroy(),
   };
 }

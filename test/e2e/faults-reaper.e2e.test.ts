@@ -10,6 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTROLLERS, POD_CIDR, sleep, startControlPlane, waitFor, type ControlPlane } from '../harness/controlplane.js';
+import { ciliumManages } from '../harness/cilium.js';
 import { installCiliumCrds, OWN_NAMESPACE, startReaper, type ReaperProcess } from '../harness/guard.js';
 import { kill, metricValue, reaperMetrics } from '../harness/faults.js';
 
@@ -142,23 +143,7 @@ describe('faults: the reaper leader killed mid-run', () => {
       const name = `${pod.metadata.name}-cilium`;
       const node = pod.metadata.name === 'debug-early' ? NODES[2]! : VICTIMS.find(([n]) => n === pod.metadata.name)![1];
       await runPod(name, node, { owned: true });
-      await cp.kubectl([
-        'patch',
-        'pod',
-        name,
-        '-n',
-        'default',
-        '--subresource=status',
-        '--type=merge',
-        '-p',
-        JSON.stringify({ status: { podIP: ip, podIPs: [{ ip }] } }),
-      ]);
-      await apply({
-        apiVersion: 'cilium.io/v2',
-        kind: 'CiliumEndpoint',
-        metadata: { name, namespace: 'default' },
-        status: { id: id++, state: 'ready', networking: { node: '10.255.0.1', addressing: [{ ipv4: ip }] } },
-      });
+      await ciliumManages(cp, { name }, ip, id++);
       keep.set(name, (await getPod('default', name))!);
     }
   }, 40 * 60_000);

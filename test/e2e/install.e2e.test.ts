@@ -37,6 +37,7 @@ import { servingCertSans } from '../../src/certs/local.js';
 import { daemonSetAffinityHandler } from '../../src/webhooks/daemonset-affinity.js';
 import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
 import { POD_CIDR, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { ciliumManages } from '../harness/cilium.js';
 import { applyDaemonSetFixture, waitForDaemonSetOn } from '../harness/workloads.js';
 import { daemonSetRequest, review } from '../support/reviews.js';
 
@@ -431,23 +432,7 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
     const ip = early.status.podIP as string;
     await apply(deployment('web-after'));
     const after = await podOf('web-after');
-    await kubectl([
-      'patch',
-      'pod',
-      after.metadata.name,
-      '-n',
-      'default',
-      '--subresource=status',
-      '--type=merge',
-      '-p',
-      JSON.stringify({ status: { podIP: ip, podIPs: [{ ip }] } }),
-    ]);
-    await apply({
-      apiVersion: 'cilium.io/v2',
-      kind: 'CiliumEndpoint',
-      metadata: { name: after.metadata.name, namespace: 'default' },
-      status: { id: 1001, state: 'ready', networking: { node: '10.255.0.1', addressing: [{ ipv4: ip }] } },
-    });
+    await ciliumManages(plane(), after.metadata, ip, 1001);
 
     // The shipped config, with the grace period and resync shortened for the test; default action (evict).
     const configFile = join(work, 'reaper-config.yaml');

@@ -25,6 +25,7 @@ import { CONFIGURATION_NAME } from '../../src/registration.js';
 import { detect } from '../../src/reaper/detect.js';
 import { startReaperService, type ReaperService } from '../../src/reaper/service.js';
 import { CONTROLLERS, POD_CIDR, sleep, startControlPlane, waitFor, type ControlPlane } from '../harness/controlplane.js';
+import { ciliumManages } from '../harness/cilium.js';
 import { installCiliumCrds, startGuard, type Guard } from '../harness/guard.js';
 
 const TAINTED = 'rd-taint';
@@ -191,23 +192,7 @@ async function setCiliumIsUp(node: string, at: number) {
 /** A pod that "Cilium" started with the same IP as `ip`, and its CiliumEndpoint. */
 async function ciliumTwin(name: string, node: string, ip: string) {
   await runPod(name, node);
-  await kubectl([
-    'patch',
-    'pod',
-    name,
-    '-n',
-    'default',
-    '--subresource=status',
-    '--type=merge',
-    '-p',
-    JSON.stringify({ status: { podIP: ip, podIPs: [{ ip }] } }),
-  ]);
-  await apply({
-    apiVersion: 'cilium.io/v2',
-    kind: 'CiliumEndpoint',
-    metadata: { name, namespace: 'default' },
-    status: { id: 4000, state: 'ready', networking: { node: '10.255.0.1', addressing: [{ ipv4: ip }] } },
-  });
+  await ciliumManages(cp, { name }, ip, 4000);
 }
 
 /** The placement webhook's answer for a pod created on `node`, without creating it (server-side dry run). */

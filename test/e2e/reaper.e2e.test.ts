@@ -24,6 +24,7 @@ import { runReport } from '../../src/commands/report.js';
 import { parseConfig, type Config } from '../../src/config.js';
 import { startReaperService, type ReaperService } from '../../src/reaper/service.js';
 import { POD_CIDR, waitFor as harnessWaitFor, type ControlPlane } from '../harness/controlplane.js';
+import { ciliumManages } from '../harness/cilium.js';
 import { sharedControlPlane } from '../harness/shared.js';
 import { applyDaemonSetFixture, podsOwnedBy } from '../harness/workloads.js';
 
@@ -159,15 +160,6 @@ describe('reaper against kube-apiserver + kwok', () => {
   }
 
   /** The Cilium agent writes a CiliumEndpoint for every pod it manages, with the pod's IP. */
-  async function ciliumEndpointFor(pod: PodJson, id: number) {
-    await apply({
-      apiVersion: 'cilium.io/v2',
-      kind: 'CiliumEndpoint',
-      metadata: { name: pod.metadata.name, namespace: 'default' },
-      status: { id, state: 'ready', networking: { node: '10.255.0.1', addressing: [{ ipv4: pod.status!.podIP! }] } },
-    });
-  }
-
   let endpointIds = 1000;
 
   /**
@@ -204,19 +196,8 @@ describe('reaper against kube-apiserver + kwok', () => {
       const pod = await deploymentPod(name);
       // kwok stands in for the CNI and gave it an IP of its own; Cilium's IPAM handed it the early
       // pod's IP, which is what the kubelet would report.
-      await plane().kubectl([
-        'patch',
-        'pod',
-        pod.metadata.name,
-        '-n',
-        'default',
-        '--subresource=status',
-        '--type=merge',
-        '-p',
-        JSON.stringify({ status: { podIP: ip, podIPs: [{ ip }] } }),
-      ]);
+      await ciliumManages(plane(), pod.metadata, ip, endpointIds++);
       const patched = (await getPod('default', pod.metadata.name))!;
-      await ciliumEndpointFor(patched, endpointIds++);
       managed.push(patched);
     }
     return { victims, managed, readySince, agent };
@@ -406,7 +387,7 @@ describe('reaper against kube-apiserver + kwok', () => {
     expect(replacement.metadata.ownerReferences?.[0]?.name).toBe(webEarly.metadata.ownerReferences![0]!.name);
     // Started after Cilium was ready: Cilium gives it its IP and writes its CiliumEndpoint.
     expect(Date.parse(replacement.status!.startTime!)).toBeGreaterThan(Date.parse(race1.readySince));
-    await ciliumEndpointFor(replacement, endpointIds++);
+    await ciliumManages(plane(), replacement.metadata, replacement.status!.podIP!, endpointIds++);
     const base = await metricValue(leader, 'cmg_reaper_evaluations_total');
     await waitFor('two more evaluations on the leader', async () =>
       (await metricValue(leader, 'cmg_reaper_evaluations_total')) >= base + 2 ? true : undefined,

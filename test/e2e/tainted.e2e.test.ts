@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MUTATING_NODES_NAME } from '../../src/registration.js';
-import { KWOK_NODE_ANNOTATION, startControlPlane, waitFor, type ControlPlane } from '../harness/controlplane.js';
+import { apiCall, KWOK_NODE_ANNOTATION, startControlPlane, waitFor, type ControlPlane } from '../harness/controlplane.js';
 import { CLI, installCiliumCrds, startGuard, type Guard } from '../harness/guard.js';
 
 const KEY = 'node.cilium.io/agent-not-ready';
@@ -31,32 +31,9 @@ async function getJson(args: string[]): Promise<any> {
 
 /** A raw API call as the kubelet of `node` makes it: the admin token impersonating system:node:<node> in group system:nodes. */
 function asKubelet(node: string, method: string, path: string, body?: unknown, timeoutMs = 15_000): Promise<{ status: number; body: string }> {
-  return new Promise((res, rej) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = httpsRequest(
-      new URL(path, plane().server),
-      {
-        method,
-        ca: readFileSync(plane().caFile, 'utf8'),
-        timeout: timeoutMs,
-        headers: {
-          authorization: `Bearer ${plane().token}`,
-          'impersonate-user': `system:node:${node}`,
-          'impersonate-group': 'system:nodes',
-          accept: 'application/json',
-          ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
-        },
-      },
-      (r) => {
-        let data = '';
-        r.setEncoding('utf8')
-          .on('data', (d: string) => (data += d))
-          .on('end', () => res({ status: r.statusCode ?? 0, body: data }));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', rej);
-    req.end(payload);
+  return apiCall(plane().server, plane().token, readFileSync(plane().caFile, 'utf8'), method, path, body, {
+    timeoutMs,
+    headers: { 'impersonate-user': `system:node:${node}`, 'impersonate-group': 'system:nodes' },
   });
 }
 

@@ -21,7 +21,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, fstatSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
-import { request as httpsRequest } from 'node:https';
+import { request as httpsRequest, type Agent } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -410,14 +410,23 @@ export function httpGet(url: string, timeoutMs = 3000): Promise<{ status: number
   });
 }
 
-function apiCall(
+/** Options of a raw API call: extra headers (e.g. impersonation), a pooled agent, a timeout. */
+export interface ApiCallOptions {
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+  agent?: Agent;
+  contentType?: string;
+}
+
+/** One raw API call with a bearer token; the body is JSON-encoded when given. */
+export function apiCall(
   server: string,
   token: string,
-  ca: string,
+  ca: string | Buffer,
   method: string,
   path: string,
   body?: unknown,
-  timeoutMs = 10_000,
+  opts: ApiCallOptions = {},
 ): Promise<{ status: number; body: string }> {
   return new Promise((res, rej) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -426,11 +435,13 @@ function apiCall(
       {
         method,
         ca,
-        timeout: timeoutMs,
+        timeout: opts.timeoutMs ?? 10_000,
+        ...(opts.agent ? { agent: opts.agent } : {}),
         headers: {
           authorization: `Bearer ${token}`,
           accept: 'application/json',
-          ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+          ...opts.headers,
+          ...(payload !== undefined ? { 'content-type': opts.contentType ?? 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
         },
       },
       (r) => {
@@ -706,7 +717,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     await waitFor(
       'kube-apiserver /readyz',
       async () => {
-        const r = await apiCall(server, token, ca, 'GET', '/readyz', undefined, 3000);
+        const r = await apiCall(server, token, ca, 'GET', '/readyz', undefined, { timeoutMs: 3000 });
         return r.status === 200 ? true : undefined;
       },
       { timeoutMs: readyTimeoutMs, children },
