@@ -2,9 +2,10 @@
 // judged against a Node's name and labels the way the DaemonSet controller and the scheduler do
 // (kubernetes staging/src/k8s.io/component-helpers/scheduling/corev1/nodeaffinity/nodeaffinity.go:
 // nodeSelector pairs must all match, nodeSelectorTerms are ORed, a term's requirements ANDed, and
-// a null or empty term matches no node; matchFields select only metadata.name). Taints and
-// tolerations are not judged: a DaemonSet that tolerates nothing may still be counted as placed.
-// Pure.
+// a null or empty term matches no node; matchFields select only metadata.name), for specs the API
+// server accepts (its validation fixes operators and value counts; a malformed requirement here
+// matches nothing, as a term that fails to parse does there). Taints and tolerations are not
+// judged: a DaemonSet that tolerates nothing may still be counted as placed. Pure.
 
 import type { LintPlacement } from './types.js';
 
