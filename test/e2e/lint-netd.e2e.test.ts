@@ -1,6 +1,6 @@
-// GKE's netd on the local control plane (test/harness), where it replaced the webhook's
-// DaemonSet-time warning: the lint check gke-netd-source-valid-mark sees the upstream netd
-// DaemonSet (test/fixtures/daemonsets/netd.yaml, policy routing from ConfigMap netd-config) that
+// GKE's netd on the local control plane (test/harness), judged by the lint check
+// gke-netd-source-valid-mark that replaced the webhook's DaemonSet-time warning: it sees the
+// upstream netd DaemonSet (test/fixtures/daemonsets/netd.yaml, policy routing from ConfigMap netd-config) that
 // the DaemonSet controller runs on a migrated node, in `lint` and in `report`; it falls silent when
 // policy routing is off, and when a rule keeps netd off migrated nodes (the webhook adds the
 // affinity, the controller moves the pod). And an upgrade: a registration from before, with the
