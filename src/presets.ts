@@ -94,30 +94,3 @@ export const KUBE_PROXY_RULES: readonly PresetRule[] = [
   { name: 'kube-proxy', role: 'legacy', match: { namespace: 'kube-system', names: ['kube-proxy'] } },
   { name: 'kube-proxy-labels', role: 'legacy', match: { labels: { 'k8s-app': 'kube-proxy' } } },
 ];
-
-export interface Advisory {
-  name: string;
-  match: { namespace?: string; names?: string[] };
-  /** Warn when any container command or argument matches. */
-  argPattern: RegExp;
-  /** The kubectl warning. */
-  warning: string;
-}
-
-/**
- * DaemonSets that are not the old CNI (so they are not kept off migrated nodes) but that are known
- * to hurt Cilium there in one configuration. They are answered with a warning, never changed, and
- * only while they can still run on migrated nodes.
- */
-export const ADVISORIES: readonly Advisory[] = [
-  {
-    // GKE's netd: its policy routing sets net.ipv4.conf.all.src_valid_mark=1 (netd
-    // pkg/config/config_policy_routing.go), which breaks Cilium's DNS proxy (cilium/cilium#48706).
-    // The value usually comes from ConfigMap netd-config, so anything but an explicit "false" warns.
-    name: 'gke-netd-policy-routing',
-    match: { namespace: 'kube-system', names: ['netd'] },
-    argPattern: /^--enable-policy-routing(=(?!false$).*)?$/,
-    // Kept under kubectl's 120 characters whatever the configured node label.
-    warning: "netd policy routing sets src_valid_mark=1, which breaks Cilium's DNS proxy on migrated nodes (cilium/cilium#48706)",
-  },
-];

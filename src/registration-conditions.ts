@@ -1,8 +1,8 @@
 // The DaemonSet webhook's matchConditions, generated from the configured rules: the API server
-// sends a DaemonSet write to the webhook only when some rule could give it a role (or, for the
-// advisory entry, an advisory could warn about it). Every other DaemonSet write — kube-system
-// add-ons, cloud agents, monitoring — never reaches the webhook, so it never waits on it and never
-// fails because the webhook is down (the DaemonSet entry is failurePolicy: Fail).
+// sends a DaemonSet write to the webhook only when some rule could give it a role. Every other
+// DaemonSet write — kube-system add-ons, cloud agents, monitoring — never reaches the webhook, so
+// it never waits on it and never fails because the webhook is down (the DaemonSet entry is
+// failurePolicy: Fail).
 //
 // The expressions mirror src/webhooks/roles.ts exactly (test/unit/registration-conditions.test.ts
 // checks them against it on generated DaemonSets with a CEL evaluator). What the API server does
@@ -21,7 +21,7 @@
 //   what the patch is about.
 
 import type { Config } from './config.js';
-import { ADVISORIES, type PresetRule } from './presets.js';
+import type { PresetRule } from './presets.js';
 import { AKS_EBPF_DATAPLANE, AKS_MANAGED_BY, GKE_ANETD, MANAGED_DATAPLANE_NAMESPACE } from './cluster/managed-dataplane.js';
 import { rulesFor } from './webhooks/roles.js';
 
@@ -127,15 +127,6 @@ export function managedDataplaneExpression(): string {
   );
 }
 
-/** DaemonSets an advisory (presets.ts ADVISORIES) may warn about; 'false' when there are none. */
-export function advisoryExpression(): string {
-  const parts = ADVISORIES.filter((a) => a.match.names !== undefined).map((a) => {
-    const conds = [...(a.match.namespace !== undefined ? [namespaceIs(a.match.namespace)] : []), nameIn(a.match.names!)];
-    return `(${conds.join(' && ')})`;
-  });
-  return parts.length > 0 ? parts.join(' || ') : 'false';
-}
-
 const NOT_MANAGED: (expr: string) => MatchCondition = (expr) => ({ name: 'not-a-cloud-managed-cilium', expression: `!(${expr})` });
 
 /**
@@ -144,18 +135,6 @@ const NOT_MANAGED: (expr: string) => MatchCondition = (expr) => ({ name: 'not-a-
  */
 export function daemonSetMatchConditions(config: Config): MatchCondition[] {
   return [NOT_MANAGED(managedDataplaneExpression()), { name: 'a-rule-can-match', expression: anyRuleExpression(config) }];
-}
-
-/**
- * Conditions of the advisory entry (fail-open): DaemonSets that no rule matches but an advisory
- * may warn about (GKE's netd). Disjoint from the role entries, so no write is sent twice.
- */
-export function advisoryMatchConditions(config: Config): MatchCondition[] {
-  return [
-    NOT_MANAGED(managedDataplaneExpression()),
-    { name: 'an-advisory-can-match', expression: advisoryExpression() },
-    { name: 'no-rule-can-match', expression: `!(${anyRuleExpression(config)})` },
-  ];
 }
 
 /**
@@ -171,4 +150,15 @@ export function matchConditionDrift(registered: unknown, expected: { webhooks: A
     a.length === b.length &&
     a.every((c: { name?: unknown; expression?: unknown }, i) => c?.name === b[i]!.name && c?.expression === b[i]!.expression);
   return expected.webhooks.filter((w) => byName.has(w.name) && !same(byName.get(w.name), w.matchConditions)).map((w) => w.name);
+}
+
+/**
+ * Registered entries this version no longer generates, by name: left by an older registration
+ * that was not replaced (such as `advisory-daemonsets…`, retired with the DaemonSet-time netd
+ * warning: docs/install.md "Upgrading"). Harmless while their path is one this server answers.
+ */
+export function staleEntries(registered: unknown, expected: { webhooks: Array<{ name: string }> }): string[] {
+  const webhooks = (registered as { webhooks?: Array<{ name?: unknown }> } | undefined)?.webhooks;
+  const wanted = new Set(expected.webhooks.map((w) => w.name));
+  return (Array.isArray(webhooks) ? webhooks : []).map((w) => w?.name).filter((n): n is string => typeof n === 'string' && !wanted.has(n));
 }

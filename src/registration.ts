@@ -20,14 +20,12 @@
 // registration --config FILE`; manifests/ carries it for the base config and each cloud overlay).
 
 import { defaultConfig, PROJECT_DOMAIN, type Config } from './config.js';
-import { advisoryMatchConditions, daemonSetMatchConditions, type MatchCondition } from './registration-conditions.js';
+import { daemonSetMatchConditions, type MatchCondition } from './registration-conditions.js';
 import { DAEMONSET_WEBHOOK_TIMEOUT_SECONDS, NODE_WEBHOOK_TIMEOUT_SECONDS, POD_WEBHOOK_TIMEOUT_SECONDS } from './timeouts.js';
 import { WEBHOOK_PATHS } from './webhooks/routes.js';
 
 export const MUTATING_NAME = `daemonsets.${PROJECT_DOMAIN}`;
 export const MUTATING_CILIUM_NAME = `cilium-daemonsets.${PROJECT_DOMAIN}`;
-/** DaemonSets no rule matches but an advisory may warn about (GKE's netd): fail-open, warnings only. */
-export const MUTATING_ADVISORY_NAME = `advisory-daemonsets.${PROJECT_DOMAIN}`;
 /** The label Cilium's chart puts on all its DaemonSets; it splits the two DaemonSet entries. */
 export const CILIUM_PART_OF = { key: 'app.kubernetes.io/part-of', value: 'cilium' } as const;
 export const VALIDATING_NAME = `pods.${PROJECT_DOMAIN}`;
@@ -110,12 +108,11 @@ export function mutatingWebhookConfiguration(options: RegistrationOptions) {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'MutatingWebhookConfiguration',
     metadata: metadata(),
-    // Three entries, one endpoint: a DaemonSet is sent to at most one of them, and only when a
-    // rule (or an advisory) could apply to it.
+    // Two DaemonSet entries, one endpoint: a DaemonSet is sent to at most one of them, and only
+    // when a rule could apply to it.
     webhooks: [
       entry(MUTATING_NAME, options.failurePolicy?.daemonsets ?? 'Fail', notCilium, daemonSetMatchConditions(config)),
       entry(MUTATING_CILIUM_NAME, options.failurePolicy?.ciliumDaemonsets ?? 'Ignore', { matchLabels: { [key]: value } }, daemonSetMatchConditions(config)),
-      entry(MUTATING_ADVISORY_NAME, 'Ignore', notCilium, advisoryMatchConditions(config)),
       nodesEntry(options),
     ],
   };

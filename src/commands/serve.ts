@@ -6,7 +6,7 @@ import { parseSecretRef, type SecretRef } from '../certs/secret.js';
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
 import { describeManagedDataplane, managedDataplaneIn } from '../cluster/managed-dataplane.js';
 import { mutatingWebhookConfiguration } from '../registration.js';
-import { matchConditionDrift } from '../registration-conditions.js';
+import { matchConditionDrift, staleEntries } from '../registration-conditions.js';
 import { isSynced, webhookSyncState } from '../cluster/view.js';
 import { createLogger, stdoutLineSink } from '../logger.js';
 import { lintFindingsCounter } from '../lint/metrics.js';
@@ -240,6 +240,15 @@ export async function serveCommand(args: string[]): Promise<void> {
               log.warn(
                 { webhookConfig: name, entries: drifted },
                 'the registered DaemonSet matchConditions were generated from another config: DaemonSets this config matches may never reach the webhook; apply `cilium-migration-guard registration --config FILE`',
+              );
+            }
+            // Such as advisory-daemonsets… (retired): it still calls a path this server answers
+            // (allowed, no patch), so it is harmless, but the registration is not the one in force.
+            const stale = staleEntries(registered, expected);
+            if (stale.length > 0) {
+              log.warn(
+                { webhookConfig: name, entries: stale },
+                'the MutatingWebhookConfiguration has entries this version no longer registers: re-apply the manifests (or `cilium-migration-guard registration`) to remove them; docs/install.md "Upgrading"',
               );
             }
           },

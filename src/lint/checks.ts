@@ -4,6 +4,7 @@
 // check, and where they were read, are in docs/lint.md (one entry per id).
 
 import { parseCidr, parseCidrs, coveredBy, overlaps, type Cidr } from './cidr.js';
+import { keptOffLabel, mayRunOn } from './placement.js';
 import {
   bool,
   encryptionName,
@@ -389,6 +390,11 @@ export function netdSetting(netd: LintDaemonSet, config: Readonly<Record<string,
   return false;
 }
 
+/**
+ * Replaces the DaemonSet-time netd warning the webhook gave before (docs/lint.md): judged on
+ * netd's spec and the Nodes, so it also sees a netd that is already running, and falls silent once
+ * netd is kept off the migrated nodes (its nodeSelector or required node affinity).
+ */
 export const gkeNetdSourceValidMark: Check = {
   id: 'gke-netd-source-valid-mark',
   scope: 'cluster',
@@ -399,18 +405,29 @@ export const gkeNetdSourceValidMark: Check = {
       .map((flag) => ({ flag, on: netdSetting(netd, ctx.input.netdConfig, flag) }))
       .filter((s) => s.on !== false);
     if (settings.length === 0) return [];
-    const migrated = ctx.input.nodes.filter((n) => isMigrated(n, ctx.settings));
-    if (ctx.input.nodes.length > 0 && migrated.length === 0) return [];
     if (!l7Proxy(ctx.options)) return [];
+    const { key, value } = ctx.settings.nodeLabel;
+    let where: string;
+    if (ctx.input.nodes.length > 0) {
+      const reached = ctx.input.nodes.filter((n) => isMigrated(n, ctx.settings) && mayRunOn(netd.placement, n)).map((n) => n.name);
+      if (reached.length === 0) return [];
+      const shown = reached.slice(0, 3).join(', ');
+      where = `may run on ${reached.length} migrated node${reached.length === 1 ? '' : 's'} (${shown}${reached.length > 3 ? ', …' : ''})`;
+    } else {
+      // No Nodes given: a migrated node is known only by the label.
+      if (keptOffLabel(netd.placement, key, value)) return [];
+      where = `is not kept off ${key}=${value} nodes`;
+    }
     const described = settings.map((s) => (s.on === 'unknown' ? `${s.flag} (from ConfigMap netd-config, not given)` : s.flag)).join(' and ');
     return [
       {
         severity: 'warning',
         subject: `DaemonSet ${netd.namespace}/${netd.name}`,
         message:
-          `netd runs with ${described}, which sets src_valid_mark=1, while Cilium's L7 proxy is on: on migrated nodes Cilium's DNS ` +
+          `netd ${where} with ${described}, which sets src_valid_mark=1, while Cilium's L7 proxy is on: there Cilium's DNS ` +
           'proxy packets are dropped, breaking DNS for pods under FQDN policies (cilium/cilium#48706). Keep netd off migrated ' +
-          'nodes or turn policy routing off (GKE: intranode visibility); else Helm l7Proxy=false.',
+          `nodes (a \`rules\` entry giving kube-system/netd the legacy role adds ${key} NotIn [${value}]) or turn policy routing ` +
+          'off (GKE: intranode visibility); else Helm l7Proxy=false.',
       },
     ];
   },

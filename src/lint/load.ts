@@ -7,7 +7,16 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { helmToConfig } from './helm.js';
-import { emptyInput, type LabelSelector, type LintDaemonSet, type LintInput, type LintNode, type LintNodeConfig, type LintPod } from './types.js';
+import {
+  emptyInput,
+  type LabelSelector,
+  type LintDaemonSet,
+  type LintInput,
+  type LintNode,
+  type LintNodeConfig,
+  type LintPlacement,
+  type LintPod,
+} from './types.js';
 
 export class LintInputError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -80,7 +89,23 @@ function daemonSetOf(meta: Obj, spec: Obj): LintDaemonSet {
     envFromConfigMap,
     args,
     podAnnotations: stringMap(obj(template.metadata).annotations),
+    placement: placementOf(podSpec),
   };
+}
+
+function requirements(v: unknown): { key: string; operator: string; values: string[] }[] {
+  return arr(v)
+    .map(obj)
+    .map((e) => ({ key: String(e.key ?? ''), operator: String(e.operator ?? ''), values: strings(e.values) }));
+}
+
+/** The pod spec's nodeSelector and required node affinity (lint/placement.ts judges them). */
+export function placementOf(podSpec: Obj): LintPlacement {
+  const required = obj(obj(obj(podSpec.affinity).nodeAffinity).requiredDuringSchedulingIgnoredDuringExecution);
+  const terms = Array.isArray(required.nodeSelectorTerms)
+    ? required.nodeSelectorTerms.map(obj).map((t) => ({ matchExpressions: requirements(t.matchExpressions), matchFields: requirements(t.matchFields) }))
+    : undefined;
+  return { nodeSelector: stringMap(podSpec.nodeSelector), ...(terms ? { requiredTerms: terms } : {}) };
 }
 
 /** ip-masq-agent's config: YAML or JSON under data.config (the agent's and Cilium's chart's key). */

@@ -50,6 +50,19 @@ export interface LintDaemonSet {
   args: readonly string[];
   /** spec.template.metadata.annotations. */
   podAnnotations: Readonly<Record<string, string>>;
+  /** Where its pods may run (pod template nodeSelector and required node affinity). */
+  placement?: LintPlacement;
+}
+
+export interface LintNodeSelectorTerm {
+  matchExpressions: readonly { key: string; operator: string; values?: readonly string[] }[];
+  matchFields: readonly { key: string; operator: string; values?: readonly string[] }[];
+}
+
+export interface LintPlacement {
+  nodeSelector: Readonly<Record<string, string>>;
+  /** requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms; undefined when there is none. */
+  requiredTerms?: readonly LintNodeSelectorTerm[];
 }
 
 export interface LintPod {

@@ -21,10 +21,11 @@ export const SHAPES = [
   'many-terms',
   /** aws-node with `count` terms, each pinned to the migrated nodes (In [cilium]): `count` conflicting terms. */
   'many-conflicts',
-  /** A DaemonSet of no role (netd, the advisory path) with `count` NotIn expressions and `count` args. */
-  'advisory',
-  /** netd with one argument of about `count` × 50 bytes that almost matches the advisory's pattern. */
-  'long-arg',
+  /**
+   * A DaemonSet of no role (GKE's netd, which only a registration from before the lint check
+   * gke-netd-source-valid-mark still sends) with `count` NotIn expressions and `count` args.
+   */
+  'no-role',
 ] as const;
 export type Shape = (typeof SHAPES)[number];
 
@@ -50,20 +51,16 @@ function terms(shape: Shape, count: number, labelKey: string): unknown[] {
   if (shape === 'many-conflicts') {
     return Array.from({ length: count }, () => ({ matchExpressions: [{ key: labelKey, operator: 'In', values: ['cilium'] }] }));
   }
-  if (shape === 'long-arg') return [{ matchExpressions: [{ key: 'kubernetes.io/os', operator: 'In', values: ['linux'] }] }];
   return [{ matchExpressions: Array.from({ length: count }, (_, i) => expression(shape, i, count, labelKey)) }];
 }
 
 function args(shape: Shape, count: number): string[] {
-  if (shape === 'advisory') return Array.from({ length: count }, (_, i) => `--flag-${i}=x`);
-  // Newlines defeat `.` in the advisory's pattern; the value is never "false": worst case for a backtracking engine.
-  if (shape === 'long-arg') return [`--enable-policy-routing=${'x\n'.repeat(count * 25)}false`];
+  if (shape === 'no-role') return Array.from({ length: count }, (_, i) => `--flag-${i}=x`);
   return [];
 }
 
 export function adversarialDaemonSet(shape: Shape, count: number, labelKey = 'cni'): Record<string, unknown> {
-  const noRole = shape === 'advisory' || shape === 'long-arg';
-  const name = noRole ? 'netd' : 'aws-node';
+  const name = shape === 'no-role' ? 'netd' : 'aws-node';
   return {
     apiVersion: 'apps/v1',
     kind: 'DaemonSet',

@@ -33,8 +33,7 @@ const EXPECTED: Record<Shape, string> = {
   unsatisfiable: 'already-present',
   'many-terms': 'injected',
   'many-conflicts': 'conflict',
-  advisory: 'no-role',
-  'long-arg': 'no-role',
+  'no-role': 'no-role',
 };
 
 describe('a 3 MiB adversarial DaemonSet is decided in linear time', () => {

@@ -8,11 +8,10 @@ import fc from 'fast-check';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { managedDataplaneDaemonSet } from '../../src/cluster/managed-dataplane.js';
 import { parseConfig, type Config } from '../../src/config.js';
-import { ADVISORIES, LEGACY_PRESETS, KUBE_PROXY_RULES, ciliumRules, type PresetRule } from '../../src/presets.js';
-import { MUTATING_ADVISORY_NAME, MUTATING_CILIUM_NAME, MUTATING_NAME, mutatingWebhookConfiguration } from '../../src/registration.js';
-import { celString, MAX_MATCH_CONDITIONS } from '../../src/registration-conditions.js';
+import { LEGACY_PRESETS, KUBE_PROXY_RULES, ciliumRules, type PresetRule } from '../../src/presets.js';
+import { MUTATING_CILIUM_NAME, MUTATING_NAME, MUTATING_NODES_NAME, mutatingWebhookConfiguration } from '../../src/registration.js';
+import { celString, MAX_MATCH_CONDITIONS, staleEntries } from '../../src/registration-conditions.js';
 import { resolveRole, rulesFor } from '../../src/webhooks/roles.js';
 import { daemonSet } from '../support/fixtures.js';
 
@@ -84,7 +83,7 @@ const CONFIGS: Record<string, Config> = {
   'custom rules': parseConfig({ rules: CUSTOM_RULES }),
 };
 
-// Every name, namespace and label any rule, preset, advisory or managed-dataplane test looks at,
+// Every name, namespace and label any rule, preset or managed-dataplane test looks at,
 // plus bystanders, so generated DaemonSets hit every branch.
 const allRules: PresetRule[] = [
   ...ciliumRules('kube-system'),
@@ -93,9 +92,7 @@ const allRules: PresetRule[] = [
   ...KUBE_PROXY_RULES,
   ...CUSTOM_RULES,
 ];
-const NAMES = [
-  ...new Set([...allRules.flatMap((r) => r.match.names ?? []), ...ADVISORIES.flatMap((a) => a.match.names ?? []), 'anetd', 'node-exporter', 'fluent-bit']),
-];
+const NAMES = [...new Set([...allRules.flatMap((r) => r.match.names ?? []), 'netd', 'anetd', 'node-exporter', 'fluent-bit'])];
 const NAMESPACES = ['kube-system', 'cilium', 'monitoring', 'calico-system', 'kube-flannel', 'default'];
 const LABELS: Array<[string, string]> = [
   ...allRules.flatMap((r) => Object.entries(r.match.labels ?? {})),
@@ -128,7 +125,6 @@ describe.each(Object.entries(CONFIGS))('matchConditions for config: %s', (_label
   const byName = entries(config);
   const roleEntry = compile(byName[MUTATING_NAME]!);
   const ciliumEntry = compile(byName[MUTATING_CILIUM_NAME]!);
-  const advisoryEntry = compile(byName[MUTATING_ADVISORY_NAME]!);
   const rules = rulesFor(config);
 
   it('send a DaemonSet exactly when a rule gives it a role, never a cloud-managed Cilium, and never error', () => {
@@ -139,10 +135,6 @@ describe.each(Object.entries(CONFIGS))('matchConditions for config: %s', (_label
         expect(roleEntry(object)).toBe(role);
         // Cilium's own entry (objectSelector part-of=cilium) uses the same conditions.
         expect(ciliumEntry(object)).toBe(role);
-        const advisory = ADVISORIES.some(
-          (a) => (a.match.names?.includes(shape.name ?? '') ?? false) && (a.match.namespace === undefined || a.match.namespace === shape.namespace),
-        );
-        expect(advisoryEntry(object)).toBe(advisory && !role && managedDataplaneDaemonSet(identityOf(shape)) === undefined);
       }),
       { numRuns: 3000 },
     );
@@ -160,7 +152,6 @@ describe.each(Object.entries(CONFIGS))('matchConditions for config: %s', (_label
 describe('on the upstream manifests (default config)', () => {
   const config = CONFIGS.default!;
   const roleEntry = compile(entries(config)[MUTATING_NAME]!);
-  const advisoryEntry = compile(entries(config)[MUTATING_ADVISORY_NAME]!);
   const files = readdirSync(fileURLToPath(new URL('../fixtures/daemonsets/', import.meta.url))).map((f) => f.replace(/\.yaml$/, ''));
 
   it.each(files)('%s reaches the webhook exactly when a rule gives it a role', (file) => {
@@ -176,14 +167,17 @@ describe('on the upstream manifests (default config)', () => {
     expect(roleEntry(object)).toBe(resolveRole(rulesFor(config), identityOf(shape)) !== undefined);
   });
 
-  it('node-exporter is never sent; aws-node and the Cilium agent are; netd only to the fail-open advisory entry', () => {
+  it('node-exporter and netd are never sent; aws-node and the Cilium agent are', () => {
     const obj = (name: string) => daemonSet(name);
     expect(roleEntry({ ...obj('node-exporter') })).toBe(false);
-    expect(advisoryEntry({ ...obj('node-exporter') })).toBe(false);
     expect(roleEntry(obj('aws-node'))).toBe(true);
     expect(roleEntry(obj('cilium'))).toBe(true);
+    // GKE's netd is judged by the lint check gke-netd-source-valid-mark, not at DaemonSet admission.
     expect(roleEntry(obj('netd'))).toBe(false);
-    expect(advisoryEntry(obj('netd'))).toBe(true);
+  });
+
+  it('registers two DaemonSet entries and the node entry, in that order (the overlays patch them by index)', () => {
+    expect(Object.keys(entries(config))).toEqual([MUTATING_NAME, MUTATING_CILIUM_NAME, MUTATING_NODES_NAME]);
   });
 
   it("a cloud's own Cilium is never sent: GKE's anetd (k8s-app=cilium) and AKS's managed cilium", () => {
@@ -216,10 +210,28 @@ describe('matchConditionDrift (serve warns when the registration was made for an
     const registeredDefault = mutatingWebhookConfiguration(options);
     const forAws = mutatingWebhookConfiguration({ ...options, config: CONFIGS.aws! });
     expect(matchConditionDrift(registeredDefault, mutatingWebhookConfiguration(options))).toEqual([]);
-    expect(matchConditionDrift(registeredDefault, forAws)).toEqual([MUTATING_NAME, MUTATING_CILIUM_NAME, MUTATING_ADVISORY_NAME]);
+    expect(matchConditionDrift(registeredDefault, forAws)).toEqual([MUTATING_NAME, MUTATING_CILIUM_NAME]);
     // A registration from before matchConditions existed, or garbage: every entry it has differs, none it lacks.
     const old = { webhooks: [{ name: MUTATING_NAME }] };
     expect(matchConditionDrift(old, forAws)).toEqual([MUTATING_NAME]);
     expect(matchConditionDrift(undefined, forAws)).toEqual([]);
+  });
+});
+
+describe('staleEntries (serve warns about entries an older registration left behind)', () => {
+  const options = { endpoint: { url: 'https://127.0.0.1:8443' }, ownNamespace: 'cilium-migration-guard' };
+  const current = mutatingWebhookConfiguration(options);
+
+  it("names the retired advisory entry of an older registration, and nothing in this version's own", () => {
+    const retired = 'advisory-daemonsets.cilium-migration-guard.io';
+    const older = { webhooks: [...current.webhooks.slice(0, 2), { ...current.webhooks[0]!, name: retired }, current.webhooks[2]!] };
+    expect(staleEntries(older, current)).toEqual([retired]);
+    expect(staleEntries(current, current)).toEqual([]);
+  });
+
+  it('reads garbage as no entries', () => {
+    expect(staleEntries(undefined, current)).toEqual([]);
+    expect(staleEntries({ webhooks: 'x' }, current)).toEqual([]);
+    expect(staleEntries({ webhooks: [null, { name: 3 }] }, current)).toEqual([]);
   });
 });
