@@ -1,9 +1,9 @@
 // Smoke test of the local control plane harness: real kube-apiserver/etcd/kube-scheduler/
 // kube-controller-manager plus kwok. Runs on the shared control plane (test/harness/shared.ts),
 // so it looks only at its own nodes and objects.
-import { readFile } from 'node:fs/promises';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readPinnedVersions, waitFor, POD_CIDR, type ControlPlane } from '../harness/controlplane.js';
+import { auditEvents, type AuditEvent } from '../harness/audit.js';
 import { sharedControlPlane } from '../harness/shared.js';
 import { podsOwnedBy } from '../harness/workloads.js';
 
@@ -11,15 +11,6 @@ const LABEL = { 'e2e-file': 'controlplane' };
 const NODES = ['smoke-legacy', 'smoke-cilium'];
 const NS = 'smoke';
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-interface AuditEvent {
-  verb: string;
-  stage: string;
-  user?: { username?: string };
-  objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
-  requestObject?: { metadata?: { generateName?: string } };
-  responseStatus?: { code?: number };
-}
 
 describe('local control plane', () => {
   let cp: ControlPlane | undefined;
@@ -29,11 +20,7 @@ describe('local control plane', () => {
   };
   const apply = (obj: unknown) => plane().kubectl(['apply', '-f', '-'], { input: JSON.stringify(obj) });
   const getJson = async (args: string[]): Promise<any> => JSON.parse((await plane().kubectl(['get', ...args, '-o', 'json'])).stdout);
-  const audit = async (): Promise<AuditEvent[]> =>
-    (await readFile(plane().auditLogPath, 'utf8'))
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as AuditEvent);
+  const audit = async (): Promise<AuditEvent[]> => auditEvents(plane());
 
   beforeAll(async () => {
     cp = await sharedControlPlane({ log: (l) => process.stderr.write(`[controlplane] ${l}\n`) });

@@ -10,6 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTROLLERS, POD_CIDR, sleep, startControlPlane, waitFor, type ControlPlane } from '../harness/controlplane.js';
+import { auditEvents, type AuditEvent } from '../harness/audit.js';
 import { ciliumManages } from '../harness/cilium.js';
 import { installCiliumCrds, OWN_NAMESPACE, startReaper, type ReaperProcess } from '../harness/guard.js';
 import { kill, metricValue, reaperMetrics } from '../harness/faults.js';
@@ -27,13 +28,6 @@ const VICTIMS: Array<[string, string]> = [
 interface PodJson {
   metadata: { name: string; namespace: string; uid: string; deletionTimestamp?: string };
   status?: { podIP?: string; startTime?: string; conditions?: Array<{ type: string; status: string; lastTransitionTime?: string }> };
-}
-interface AuditEvent {
-  verb: string;
-  userAgent?: string;
-  objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
-  responseStatus?: { code?: number };
-  requestObject?: { deleteOptions?: { preconditions?: { uid?: string } }; preconditions?: { uid?: string } };
 }
 
 let cp: ControlPlane;
@@ -78,10 +72,7 @@ async function runPod(name: string, node: string, opts: { owned: boolean; namesp
 
 /** Every eviction or delete request for pods, by anyone but kwok (which finishes deletions on its nodes). */
 function removals(): AuditEvent[] {
-  return readFileSync(cp.auditLogPath, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as AuditEvent)
+  return auditEvents(cp)
     .filter((e) => e.objectRef?.resource === 'pods' && !/kwok/i.test(e.userAgent ?? ''))
     .filter((e) => (e.verb === 'create' && e.objectRef?.subresource === 'eviction') || (e.verb === 'delete' && !e.objectRef?.subresource));
 }

@@ -3,7 +3,6 @@
 // overlay's config); namespaces labelled cilium-migration-guard.io/mode switch to enforce or audit.
 
 import { readFileSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -11,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODE_LABEL } from '../../src/modes/mode.js';
 import { MUTATING_NAME, VALIDATING_NAME } from '../../src/registration.js';
 import { startControlPlane, waitFor, type ControlPlane } from '../harness/controlplane.js';
+import { findAudit } from '../harness/audit.js';
 import { installCiliumCrds, startGuard, type Guard } from '../harness/guard.js';
 
 const CILIUM_1 = 'kwok-cilium-1';
@@ -34,17 +34,7 @@ const warningsOf = (stderr: string) =>
     .filter((l) => l.startsWith('Warning: '))
     .map((l) => l.slice('Warning: '.length));
 
-async function auditEvents(): Promise<any[]> {
-  const text = await readFile(cp.auditLogPath, 'utf8');
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line));
-}
-
-function findAudit(predicate: (e: any) => boolean): Promise<any> {
-  return waitFor('the audit event', async () => (await auditEvents()).find(predicate), { timeoutMs: 15_000 });
-}
+const findEvent = (predicate: (e: any) => unknown): Promise<any> => findAudit<any>(cp, predicate);
 
 function metricsText(): Promise<string> {
   return new Promise((res, rej) => {
@@ -98,7 +88,7 @@ describe('pod webhook, configured mode warn', () => {
     for (const w of warnings) expect(w.length).toBeLessThanOrEqual(120);
     expect(warnings.join(' ')).toContain('To exempt a pod, label it cilium-migration-guard.io/exempt=true.');
 
-    const event = await findAudit((e) => e.objectRef?.name === 'warned' && e.verb === 'create' && e.annotations?.[`${VALIDATING_NAME}/decision`]);
+    const event = await findEvent((e) => e.objectRef?.name === 'warned' && e.verb === 'create' && e.annotations?.[`${VALIDATING_NAME}/decision`]);
     expect(event.annotations).toMatchObject({
       [`${VALIDATING_NAME}/decision`]: 'would-deny',
       [`${VALIDATING_NAME}/mode`]: 'warn',
@@ -111,7 +101,7 @@ describe('pod webhook, configured mode warn', () => {
     const res = await apply(webPod('refused', 'team-enforce'));
     expect(res.code).not.toBe(0);
     expect(res.stderr).toContain(`admission webhook "${VALIDATING_NAME}" denied the request: pod team-enforce/refused cannot be placed`);
-    const event = await findAudit((e) => e.objectRef?.name === 'refused' && e.annotations?.[`${VALIDATING_NAME}/decision`]);
+    const event = await findEvent((e) => e.objectRef?.name === 'refused' && e.annotations?.[`${VALIDATING_NAME}/decision`]);
     expect(event.annotations).toMatchObject({ [`${VALIDATING_NAME}/decision`]: 'denied', [`${VALIDATING_NAME}/mode`]: 'enforce' });
   });
 
@@ -119,7 +109,7 @@ describe('pod webhook, configured mode warn', () => {
     const res = await apply(webPod('silent', 'team-audit'));
     expect(res.code).toBe(0);
     expect(warningsOf(res.stderr)).toEqual([]);
-    const event = await findAudit((e) => e.objectRef?.name === 'silent' && e.verb === 'create' && e.annotations?.[`${VALIDATING_NAME}/decision`]);
+    const event = await findEvent((e) => e.objectRef?.name === 'silent' && e.verb === 'create' && e.annotations?.[`${VALIDATING_NAME}/decision`]);
     expect(event.annotations).toMatchObject({ [`${VALIDATING_NAME}/decision`]: 'would-deny', [`${VALIDATING_NAME}/mode`]: 'audit' });
   });
 
@@ -152,7 +142,7 @@ describe('DaemonSet webhook, configured mode warn', () => {
     const stored = JSON.parse((await cp.kubectl(['get', 'ds', '-n', 'kube-system', 'aws-node', '-o', 'json'])).stdout);
     expect(JSON.stringify(stored.spec.template.spec.affinity)).not.toContain('"cilium"');
     // register()'s probes are server-side dry runs of a DaemonSet of the same name: not this write.
-    const event = await findAudit(
+    const event = await findEvent(
       (e) => e.objectRef?.resource === 'daemonsets' && e.objectRef?.name === 'aws-node' && e.verb === 'create' && !e.requestURI.includes('dryRun'),
     );
     expect(event.annotations).toMatchObject({

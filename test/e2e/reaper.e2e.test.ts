@@ -13,7 +13,7 @@
 // webhook here, its own nodes, and it deletes its nodes and its Cilium DaemonSet when done.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,7 @@ import { runReport } from '../../src/commands/report.js';
 import { parseConfig, type Config } from '../../src/config.js';
 import { startReaperService, type ReaperService } from '../../src/reaper/service.js';
 import { POD_CIDR, waitFor as harnessWaitFor, type ControlPlane } from '../harness/controlplane.js';
+import { auditEvents, type AuditEvent } from '../harness/audit.js';
 import { ciliumManages } from '../harness/cilium.js';
 import { sharedControlPlane } from '../harness/shared.js';
 import { applyDaemonSetFixture, podsOwnedBy } from '../harness/workloads.js';
@@ -59,13 +60,6 @@ interface EventJson {
   involvedObject: { kind: string; name: string; uid?: string };
   related?: { kind: string; namespace?: string; name: string; uid?: string };
 }
-interface AuditEvent {
-  verb: string;
-  userAgent?: string;
-  objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
-  responseStatus?: { code?: number };
-  requestObject?: { preconditions?: { uid?: string; resourceVersion?: string }; deleteOptions?: { preconditions?: { uid?: string } } };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -96,10 +90,7 @@ describe('reaper against kube-apiserver + kwok', () => {
 
   /** Audit events of writes to one pod by anyone but kwok (which finishes deletions on its nodes). */
   function audit(name: string): AuditEvent[] {
-    return readFileSync(plane().auditLogPath, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as AuditEvent)
+    return auditEvents(plane())
       .filter((e) => e.objectRef?.resource === 'pods' && e.objectRef.name === name && !/kwok/i.test(e.userAgent ?? ''))
       .filter((e) => (e.verb === 'create' && e.objectRef?.subresource === 'eviction') || (e.verb === 'delete' && !e.objectRef?.subresource));
   }

@@ -7,12 +7,12 @@
 
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MUTATING_NAME } from '../../src/registration.js';
 import { startControlPlane, waitFor, type ControlPlane } from '../harness/controlplane.js';
+import { auditEvents } from '../harness/audit.js';
 import { CLI, installCiliumCrds, startGuard, startReaper, type Guard, type ReaperProcess } from '../harness/guard.js';
 
 const LEGACY = 'kwok-legacy-1';
@@ -176,10 +176,7 @@ describe('a cluster with DaemonSets written before the webhook', () => {
     );
 
     // The patch went through the mutating webhook like any write, which found the requirement present.
-    const audit = (await readFile(cp.auditLogPath, 'utf8'))
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l));
+    const audit = auditEvents<any>(cp);
     const patch = audit.find(
       (e) => e.verb === 'patch' && e.objectRef?.resource === 'daemonsets' && e.objectRef?.name === 'kube-router' && e.stage === 'ResponseComplete',
     );
@@ -194,18 +191,14 @@ describe('a cluster with DaemonSets written before the webhook', () => {
   it("the owner's next kubectl apply is a no-op: nothing sent, spec unchanged", async () => {
     // Writes of kube-router itself (not its status, which the DaemonSet controller keeps writing).
     const specWrites = async () =>
-      (await readFile(cp.auditLogPath, 'utf8'))
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l))
-        .filter(
-          (e) =>
-            ['create', 'update', 'patch'].includes(e.verb) &&
-            e.stage === 'ResponseComplete' &&
-            e.objectRef?.resource === 'daemonsets' &&
-            e.objectRef?.name === 'kube-router' &&
-            !e.objectRef?.subresource,
-        ).length;
+      auditEvents<any>(cp).filter(
+        (e) =>
+          ['create', 'update', 'patch'].includes(e.verb) &&
+          e.stage === 'ResponseComplete' &&
+          e.objectRef?.resource === 'daemonsets' &&
+          e.objectRef?.name === 'kube-router' &&
+          !e.objectRef?.subresource,
+      ).length;
     const before = await specWrites();
     expect(before).toBeGreaterThan(0); // the owner's create and the reconciler's patch are there
     const res = await cp.kubectl(['apply', '-f', '-'], { input: KUBE_ROUTER });

@@ -13,6 +13,7 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MUTATING_NODES_NAME } from '../../src/registration.js';
 import { apiCall, KWOK_NODE_ANNOTATION, startControlPlane, waitFor, type ControlPlane } from '../harness/controlplane.js';
+import { findAudit } from '../harness/audit.js';
 import { CLI, installCiliumCrds, startGuard, type Guard } from '../harness/guard.js';
 
 const KEY = 'node.cilium.io/agent-not-ready';
@@ -214,15 +215,10 @@ describe('a node registering with the migration label', () => {
 
     // The audit log: the kubelet's create, our auditAnnotations under the webhook's name, and the
     // API server's own record that this webhook mutated the object.
-    const event = await waitFor(
-      'the audit event of the registration',
-      async () =>
-        readFileSync(plane().auditLogPath, 'utf8')
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => JSON.parse(l))
-          .find((e) => e.verb === 'create' && e.objectRef?.resource === 'nodes' && e.objectRef?.name === 'kwok-cilium-1' && e.stage === 'ResponseComplete'),
-      { timeoutMs: 10_000 },
+    const event = await findAudit<any>(
+      plane(),
+      (e) => e.verb === 'create' && e.objectRef?.resource === 'nodes' && e.objectRef?.name === 'kwok-cilium-1' && e.stage === 'ResponseComplete',
+      10_000,
     );
     // The request is the kubelet's identity (impersonated by the test's admin, as the audit log records).
     expect(event.impersonatedUser).toMatchObject({ username: 'system:node:kwok-cilium-1', groups: expect.arrayContaining(['system:nodes']) });

@@ -9,11 +9,11 @@
 
 import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { readFile } from 'node:fs/promises';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MUTATING_NAME, VALIDATING_NAME } from '../../src/registration.js';
 import { startControlPlane, waitFor, type ControlPlane } from '../harness/controlplane.js';
+import { auditEvents } from '../harness/audit.js';
 import { installCiliumCrds, startGuard, type Guard } from '../harness/guard.js';
 import { applyDaemonSetFixture, podsOwnedBy, waitForDaemonSetOn } from '../harness/workloads.js';
 import { daemonSet } from '../support/fixtures.js';
@@ -83,13 +83,7 @@ async function rolloutState(namespace: string, name: string, selector: string) {
 
 const fixtureText = (name: string) => readFileSync(new URL(`../fixtures/daemonsets/${name}.yaml`, import.meta.url), 'utf8');
 
-async function auditEvents(): Promise<any[]> {
-  const text = await readFile(plane().auditLogPath, 'utf8');
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line));
-}
+const auditLog = async (): Promise<any[]> => auditEvents<any>(plane());
 
 function metricsText(): Promise<string> {
   return new Promise((res, rej) => {
@@ -207,7 +201,7 @@ describe('pods placed on a cni=cilium node before Cilium is ready', () => {
     // kube-scheduler bound each of them to a node where Cilium is not ready (no CiliumNode yet):
     // the webhook let them through (host-network is the first exemption that applies to Cilium's
     // agent; it is also one of Cilium's own pods).
-    const audits = await auditEvents();
+    const audits = await auditLog();
     for (const agent of agents) {
       const bind = audits.find((e) => e.objectRef?.subresource === 'binding' && e.objectRef?.name === agent.name && e.responseStatus?.code === 201);
       expect(bind?.annotations, agent.name).toMatchObject({
@@ -347,7 +341,7 @@ describe('audit log', () => {
     const events = await waitFor(
       'audit events',
       async () => {
-        const all = await auditEvents();
+        const all = await auditLog();
         return all.some((e) => e.annotations?.[`${VALIDATING_NAME}/decision`] === 'denied') ? all : undefined;
       },
       { timeoutMs: 15_000 },
