@@ -128,6 +128,8 @@ const reconcilerSchema = z
     dryRun: z.boolean().default(false),
     /** Patches per minute across the cluster (also the burst size). */
     perMinute: z.number().int().min(1).max(600).default(10),
+    /** Seconds between passes (a pass also runs once the caches have synced). */
+    intervalSeconds: z.number().int().min(5).max(3600).default(60),
   })
   .strict();
 

@@ -38,8 +38,6 @@ export interface ReaperServiceOptions {
   api?: ReaperApi;
   /** Replaces the reconciler's API calls (tests). */
   reconcilerApi?: ReconcilerApi;
-  /** The reconciler's pass period (default 60 s). */
-  reconcilerIntervalMs?: number;
 }
 
 export interface ReaperService {
@@ -165,7 +163,7 @@ export async function startReaperService(options: ReaperServiceOptions): Promise
         isLeader: () => leadership.isLeader(),
         synced: () => isSynced(live.view),
         metrics: new ReconcilerMetrics(metrics),
-        ...(options.reconcilerIntervalMs ? { intervalMs: options.reconcilerIntervalMs } : {}),
+        intervalMs: config.reconciler.intervalSeconds * 1000,
       })
     : undefined;
   reconciler?.start();

@@ -11,6 +11,7 @@ describe('config', () => {
     expect(defaultConfig.onConflict).toBe('warn');
     expect(defaultConfig.cilium.agentLabels).toEqual({ 'k8s-app': 'cilium' });
     expect(defaultConfig.exemptions.label).toBe('cilium-migration-guard.io/exempt');
+    expect(defaultConfig.reconciler).toMatchObject({ enabled: false, perMinute: 10, intervalSeconds: 60 });
   });
 
   it("takes Cilium's migration-guide label as one setting", () => {
@@ -37,6 +38,8 @@ describe('config', () => {
     [{ cilium: { agentLabels: {} } }, 'cilium.agentLabels: needs at least one label'],
     [{ self: { labels: {} } }, 'self.labels: needs at least one label'],
     [{ cilium: { ownPodLabels: [{}] } }, 'cilium.ownPodLabels.0: needs at least one label'],
+    [{ reconciler: { intervalSeconds: 0 } }, 'reconciler.intervalSeconds'],
+    [{ reconciler: { intervalSeconds: 1.5 } }, 'reconciler.intervalSeconds'],
   ])('rejects %j naming the field', (input, fragment) => {
     expect(() => parseConfig(input)).toThrow(ConfigError);
     expect(() => parseConfig(input)).toThrow(fragment);
