@@ -233,7 +233,7 @@ function add(a: Histogram | undefined, b: Histogram): Histogram {
   return { buckets: new Map([...b.buckets].map(([le, n]) => [le, n + (a.buckets.get(le) ?? 0)])), sum: a.sum + b.sum, count: a.count + b.count };
 }
 
-/** The names of Kyverno's registered mutating webhooks whose rules cover DaemonSets. */
+/** The names of Kyverno's registered mutating webhooks whose rules cover DaemonSets (and the CA they trust). */
 async function kyvernoDaemonSetWebhooks(cp: ControlPlane): Promise<{ names: string[]; caPem: string }> {
   const r = await cp.api('GET', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations');
   const names: string[] = [];
@@ -241,7 +241,10 @@ async function kyvernoDaemonSetWebhooks(cp: ControlPlane): Promise<{ names: stri
   for (const cfg of (JSON.parse(r.body) as { items: any[] }).items) {
     if (cfg.metadata.name === CONFIGURATION_NAME) continue;
     for (const wh of cfg.webhooks ?? []) {
-      if ((wh.rules ?? []).some((rule: any) => (rule.resources ?? []).includes('daemonsets'))) {
+      const covers = (rule: any) =>
+        (rule.apiGroups ?? []).some((g: string) => g === 'apps' || g === '*') &&
+        (rule.resources ?? []).some((r: string) => ['daemonsets', '*', '*/*'].includes(r));
+      if ((wh.rules ?? []).some(covers)) {
         names.push(wh.name);
         caPem = Buffer.from(wh.clientConfig?.caBundle ?? '', 'base64').toString('utf8');
       }
@@ -275,18 +278,21 @@ export async function runPeer(options: PeerOptions): Promise<void> {
     guard = await startGuard(cp);
     kyverno = await startKyverno(cp, bin);
     const children = [guard.child, kyverno.child];
-    // Kyverno is ready when its cert renewer has written the CA and serving Secrets and its
-    // webhook controller has registered its configurations.
+    // Kyverno is ready for its policy when its cert renewer has written the CA and serving Secrets
+    // and its webhook controller has registered the webhook that validates policies.
     await waitFor(
       'Kyverno to register its webhooks',
       async () => {
-        const r = await cp.api('GET', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/kyverno-resource-mutating-webhook-cfg');
+        const r = await cp.api('GET', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/kyverno-policy-validating-webhook-cfg');
         return r.status === 200 ? true : undefined;
       },
       { timeoutMs: 240_000, intervalMs: 1000, children },
     );
 
     console.log(`  Kyverno ${kyvernoVersion()} (cmd/kyverno, out of cluster, ${bin}); this webhook: dist/cli.js serve --kubeconfig`);
+    // Without its policy, Kyverno must not be in the DaemonSet path, or the first two phases would include it.
+    const early = (await kyvernoDaemonSetWebhooks(cp)).names;
+    if (early.length > 0) throw new Error(`Kyverno registered ${early.join(', ')} for DaemonSets before its policy was applied`);
     const none = await phase(cp, 'none', options.n, [MUTATING_NAME]);
 
     await guard.register();
@@ -294,7 +300,12 @@ export async function runPeer(options: PeerOptions): Promise<void> {
     await cp.kubectl(['delete', 'mutatingwebhookconfiguration,validatingwebhookconfiguration', CONFIGURATION_NAME]);
     await waitPatched(cp, false, 'the API server to stop calling this webhook', children);
 
-    await cp.kubectl(['apply', '-f', join(PEER_DIR, 'policy.yaml')]);
+    // Applied through Kyverno's own policy webhook, which may take a moment to answer after registering.
+    await waitFor(
+      'Kyverno to accept its ClusterPolicy',
+      async () => ((await cp.kubectl(['apply', '-f', join(PEER_DIR, 'policy.yaml')], { allowFail: true })).code === 0 ? true : undefined),
+      { timeoutMs: 60_000, intervalMs: 1000, children },
+    );
     await waitPatched(cp, true, 'Kyverno to patch DaemonSets (policy ready, webhook rules updated)', children, 120_000);
     const { names: kyvernoNames, caPem: kyvernoCa } = await kyvernoDaemonSetWebhooks(cp);
     const theirs = await phase(cp, 'kyverno', options.n, kyvernoNames, { pid: kyverno.child.proc.pid! });
