@@ -208,7 +208,7 @@ interface Server {
   proc: Proc;
 }
 
-async function startFloor(dir: string, cert: string, key: string): Promise<Server> {
+export async function startFloor(dir: string, cert: string, key: string): Promise<Server> {
   const child = startChild('floor', NODE, [join(ROOT, 'bench', 'floor-server.mjs'), cert, key], dir);
   const port = await waitFor(
     'the floor server',

@@ -26,7 +26,8 @@ import { freePorts, startChild, startControlPlane, stopChild, waitFor, type Chil
 import { ROOT, startGuard, type Guard } from '../test/harness/guard.js';
 import { daemonSet } from '../test/support/fixtures.js';
 import { apiMetrics, bucketBound, minus, webhookHistogram, type Histogram } from './apiserver.js';
-import { cpuSeconds, ensureH2load, h2load, outcome, peakRssMb, post, resetPeak, scenarios } from './floor.js';
+import { cpuSeconds, ensureH2load, h2load, outcome, peakRssMb, post, resetPeak, scenarios, startFloor } from './floor.js';
+import { CERT_FILE, KEY_FILE } from '../src/certs/local.js';
 import { fmt, median, percentile, table } from './stats.js';
 
 const NAMESPACE = 'bench';
@@ -102,6 +103,8 @@ export async function ensureKyverno(log: (line: string) => void = console.log): 
 
 interface Kyverno {
   child: Child;
+  /** The command line, for the record. */
+  command: string;
   url: string;
   stop(): Promise<void>;
 }
@@ -154,7 +157,8 @@ async function startKyverno(cp: ControlPlane, bin: string): Promise<Kyverno> {
     INIT_CONFIG: 'kyverno',
     METRICS_CONFIG: 'kyverno-metrics',
   });
-  return { child, url: `https://127.0.0.1:${port}`, stop: () => stopChild(child) };
+  const command = `KYVERNO_NAMESPACE=${KYVERNO_NAMESPACE} KYVERNO_SERVICEACCOUNT_NAME=kyverno KYVERNO_DEPLOYMENT=kyverno KYVERNO_POD_NAME=kyverno-bench KYVERNO_SVC=kyverno-svc INIT_CONFIG=kyverno METRICS_CONFIG=kyverno-metrics kyverno ${args.join(' ')}`;
+  return { child, command, url: `https://127.0.0.1:${port}`, stop: () => stopChild(child) };
 }
 
 /** The fixture aws-node DaemonSet (test/fixtures/daemonsets/aws-node.yaml), renamed into the bench namespace. */
@@ -187,22 +191,31 @@ interface Phase {
   latencies: number[];
   /** The API server's histogram over the measured creates, for the webhook names of this phase. */
   histogram?: Histogram;
-  /** CPU seconds the webhook process used over the measured creates. */
-  cpu?: number;
+  /** CPU seconds each webhook process used over the measured creates (both run in every phase). */
+  cpu: { guard: number; kyverno: number };
+  /** Wall time of the measured creates, s. */
+  seconds: number;
   /** The affinity of a DaemonSet created in this phase, read back from the API server. */
   affinity: unknown;
   patchedAll: boolean;
 }
 
 /** Warm-up, then N creates one at a time (timed), then one read back. */
-async function phase(cp: ControlPlane, tag: string, n: number, webhookNames: string[], proc?: { pid: number }): Promise<Phase> {
+async function phase(
+  cp: ControlPlane,
+  tag: string,
+  n: number,
+  webhookNames: string[],
+  procs: { guard: { pid: number }; kyverno: { pid: number } },
+): Promise<Phase> {
   for (let i = 0; i < Math.min(20, n); i++) {
     const r = await cp.api('POST', dsPath, awsNode(`${tag}-warm-${i}`));
     if (r.status !== 201) throw new Error(`create ${tag}-warm-${i}: ${r.status} ${r.body.slice(0, 300)}`);
   }
   const sum = (m: string) => webhookNames.reduce<Histogram | undefined>((acc, name) => add(acc, webhookHistogram(m, name)), undefined);
   const before = sum(await apiMetrics(cp));
-  const cpu0 = proc ? cpuSeconds(proc) : 0;
+  const cpu0 = { guard: cpuSeconds(procs.guard), kyverno: cpuSeconds(procs.kyverno) };
+  const t00 = performance.now();
   const latencies: number[] = [];
   let patched = 0;
   for (let i = 0; i < n; i++) {
@@ -212,7 +225,8 @@ async function phase(cp: ControlPlane, tag: string, n: number, webhookNames: str
     if (r.status !== 201) throw new Error(`create ${tag}-${i}: ${r.status} ${r.body.slice(0, 300)}`);
     if (hasRequirement(JSON.parse(r.body))) patched++;
   }
-  const cpu = proc ? cpuSeconds(proc) - cpu0 : undefined;
+  const seconds = (performance.now() - t00) / 1000;
+  const cpu = { guard: cpuSeconds(procs.guard) - cpu0.guard, kyverno: cpuSeconds(procs.kyverno) - cpu0.kyverno };
   const after = sum(await apiMetrics(cp));
   const read = await cp.api('GET', `${dsPath}/${tag}-0`);
   if (read.status !== 200) throw new Error(`GET ${tag}-0: ${read.status}`);
@@ -222,7 +236,8 @@ async function phase(cp: ControlPlane, tag: string, n: number, webhookNames: str
     label: tag,
     latencies,
     ...(after && before ? { histogram: minus(after, before) } : {}),
-    ...(cpu !== undefined ? { cpu } : {}),
+    cpu,
+    seconds,
     affinity,
     patchedAll: patched === n,
   };
@@ -271,11 +286,13 @@ export async function runPeer(options: PeerOptions): Promise<void> {
   const cp = await startControlPlane({}); // no nodes: the DaemonSet controller makes no pods
   let guard: Guard | undefined;
   let kyverno: Kyverno | undefined;
+  let floor: Awaited<ReturnType<typeof startFloor>> | undefined;
   const dir = await mkdtemp(join(tmpdir(), 'cmg-bench-peer-'));
   try {
     await cp.kubectl(['create', 'namespace', NAMESPACE]);
     // Both processes run through every phase (same background); only one is registered at a time.
     guard = await startGuard(cp);
+    const kyvernoStarted = performance.now();
     kyverno = await startKyverno(cp, bin);
     const children = [guard.child, kyverno.child];
     // Kyverno is ready for its policy when its cert renewer has written the CA and serving Secrets
@@ -288,18 +305,22 @@ export async function runPeer(options: PeerOptions): Promise<void> {
       },
       { timeoutMs: 240_000, intervalMs: 1000, children },
     );
+    const kyvernoReadySeconds = (performance.now() - kyvernoStarted) / 1000;
 
     console.log(`  Kyverno ${kyvernoVersion()} (cmd/kyverno, out of cluster, ${bin}); this webhook: dist/cli.js serve --kubeconfig`);
+    console.log(`  Kyverno's command: ${kyverno.command}`);
     // Without its policy, Kyverno must not be in the DaemonSet path, or the first two phases would include it.
     const early = (await kyvernoDaemonSetWebhooks(cp)).names;
     if (early.length > 0) throw new Error(`Kyverno registered ${early.join(', ')} for DaemonSets before its policy was applied`);
-    const none = await phase(cp, 'none', options.n, [MUTATING_NAME]);
+    const procs = { guard: { pid: guard.child.proc.pid! }, kyverno: { pid: kyverno.child.proc.pid! } };
+    const none = await phase(cp, 'none', options.n, [MUTATING_NAME], procs);
 
     await guard.register();
-    const ours = await phase(cp, 'guard', options.n, [MUTATING_NAME], { pid: guard.child.proc.pid! });
+    const ours = await phase(cp, 'guard', options.n, [MUTATING_NAME], procs);
     await cp.kubectl(['delete', 'mutatingwebhookconfiguration,validatingwebhookconfiguration', CONFIGURATION_NAME]);
     await waitPatched(cp, false, 'the API server to stop calling this webhook', children);
 
+    const policyStarted = performance.now();
     // Applied through Kyverno's own policy webhook, which may take a moment to answer after registering.
     await waitFor(
       'Kyverno to accept its ClusterPolicy',
@@ -307,8 +328,9 @@ export async function runPeer(options: PeerOptions): Promise<void> {
       { timeoutMs: 60_000, intervalMs: 1000, children },
     );
     await waitPatched(cp, true, 'Kyverno to patch DaemonSets (policy ready, webhook rules updated)', children, 120_000);
+    const policyReadySeconds = (performance.now() - policyStarted) / 1000;
     const { names: kyvernoNames, caPem: kyvernoCa } = await kyvernoDaemonSetWebhooks(cp);
-    const theirs = await phase(cp, 'kyverno', options.n, kyvernoNames, { pid: kyverno.child.proc.pid! });
+    const theirs = await phase(cp, 'kyverno', options.n, kyvernoNames, procs);
 
     // ---- the figures through the API server
     const p = (xs: number[], q: number) => fmt(percentile(xs, q), 2);
@@ -316,14 +338,17 @@ export async function runPeer(options: PeerOptions): Promise<void> {
       ph.histogram
         ? `${ph.histogram.count} / ${fmt((ph.histogram.sum / ph.histogram.count) * 1000, 2)} / ${bucketBound(ph.histogram, 50)} / ${bucketBound(ph.histogram, 99)}`
         : '–';
-    const row = (name: string, ph: Phase) => [
+    // What each process spends while nobody calls it (informers, leases, Kyverno's watchdog), per
+    // second, from the phase with no webhook registered: subtracted from its CPU time when called.
+    const background = { guard: none.cpu.guard / none.seconds, kyverno: none.cpu.kyverno / none.seconds };
+    const row = (name: string, ph: Phase, who?: 'guard' | 'kyverno') => [
       name,
       p(ph.latencies, 50),
       p(ph.latencies, 99),
       fmt(percentile(ph.latencies, 50) - percentile(none.latencies, 50), 2),
       fmt(percentile(ph.latencies, 99) - percentile(none.latencies, 99), 2),
       hist(ph),
-      ph.cpu !== undefined ? fmt((ph.cpu / options.n) * 1e6, 0) : '–',
+      who ? fmt(((ph.cpu[who] - background[who] * ph.seconds) / options.n) * 1e6, 0) : '–',
       ph === none ? (ph.patchedAll ? 'yes?!' : 'no') : ph.patchedAll ? 'all' : 'NOT ALL',
     ];
     console.log(
@@ -335,10 +360,10 @@ export async function runPeer(options: PeerOptions): Promise<void> {
           'added p50',
           'added p99',
           'API server webhook histogram: calls / mean ms / p50 / p99',
-          'webhook CPU µs/req',
+          'webhook CPU µs/create (idle rate subtracted)',
           'patched',
         ],
-        [row('no webhook', none), row(`this webhook (${MUTATING_NAME})`, ours), row(`Kyverno (${kyvernoNames.join(', ')})`, theirs)],
+        [row('no webhook', none), row(`this webhook (${MUTATING_NAME})`, ours, 'guard'), row(`Kyverno (${kyvernoNames.join(', ')})`, theirs, 'kyverno')],
       ),
     );
     const same = isDeepStrictEqual(ours.affinity, theirs.affinity);
@@ -352,7 +377,16 @@ export async function runPeer(options: PeerOptions): Promise<void> {
     const body = scenarios()[0]!;
     const bodyFile = join(dir, 'mutate.json');
     writeFileSync(bodyFile, body.body);
+    floor = await startFloor(cp.dir, join(guard.certDir, CERT_FILE), join(guard.certDir, KEY_FILE));
     const targets = [
+      {
+        name: 'floor (minimal Node h2)',
+        url: `${floor.url}/mutate/daemonsets`,
+        base: floor.url,
+        path: '/mutate/daemonsets',
+        ca: guard.caPem,
+        proc: floor.proc,
+      },
       {
         name: 'this webhook',
         url: `${guard.url}/mutate/daemonsets`,
@@ -363,7 +397,7 @@ export async function runPeer(options: PeerOptions): Promise<void> {
       },
       { name: 'Kyverno', url: `${kyverno.url}/mutate/fail`, base: kyverno.url, path: '/mutate/fail', ca: kyvernoCa, proc: { pid: kyverno.child.proc.pid! } },
     ];
-    for (const t of targets) {
+    for (const t of targets.slice(1)) {
       const { status, review } = await post(t.base, t.ca, t.path, body.body);
       const got = outcome(review?.response);
       if (status !== 200 || got !== 'patched') throw new Error(`${t.name} answered the aws-node review ${status} ${got}, expected patched`);
@@ -433,9 +467,12 @@ export async function runPeer(options: PeerOptions): Promise<void> {
     console.log(table(['endpoint', 'load', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'CPU µs/req', 'peak RSS MB', 'failed'], rows));
     const load1 = loadavg();
     console.log(
-      `  load average at start ${load0.map((l) => l.toFixed(2)).join(' ')}, at end ${load1.map((l) => l.toFixed(2)).join(' ')}; part 4 took ${fmt((performance.now() - started) / 1000, 0)} s`,
+      `  Kyverno: ${fmt(kyvernoReadySeconds, 1)} s from its CRDs to its policy webhook registered (certificates written), ` +
+        `${fmt(policyReadySeconds, 1)} s from applying the policy to DaemonSets patched; ` +
+        `load average at start ${load0.map((l) => l.toFixed(2)).join(' ')}, at end ${load1.map((l) => l.toFixed(2)).join(' ')}; part 4 took ${fmt((performance.now() - started) / 1000, 0)} s`,
     );
   } finally {
+    if (floor) await stopChild(floor.child);
     await kyverno?.stop();
     await guard?.stop();
     await cp.stop();
