@@ -25,6 +25,7 @@ const { values } = parseArgs({
     compare: { type: 'string' },
     n: { type: 'string' },
     sizes: { type: 'string' },
+    'peer-profile': { type: 'string' },
   },
 });
 const parts = new Set((values.only ?? 'decisions,floor,api,scale,peer').split(','));
@@ -64,5 +65,6 @@ if (parts.has('scale')) {
 if (parts.has('peer')) {
   const n = Number(values.n ?? (quick ? 50 : 200));
   console.log(`\n## 4. A peer: Kyverno doing the same DaemonSet mutation, through the same API server (${n} DaemonSet creates per phase, one at a time)`);
-  await runPeer({ n, runs: quick ? 1 : 3, seconds: quick ? 2 : 3, warmupSeconds: 1 });
+  const profileDir = values['peer-profile'];
+  await runPeer({ n, runs: quick ? 1 : 3, seconds: quick ? 2 : 3, warmupSeconds: 1, ...(profileDir ? { profileDir } : {}) });
 }

@@ -44,6 +44,8 @@ export interface PeerOptions {
   runs: number;
   seconds: number;
   warmupSeconds: number;
+  /** A directory: Kyverno serves pprof on loopback and a CPU profile of its first saturating h2load run is written there. */
+  profileDir?: string;
 }
 
 function cacheDir(): string {
@@ -106,11 +108,13 @@ interface Kyverno {
   /** The command line, for the record. */
   command: string;
   url: string;
+  /** Its pprof server (with --profile). */
+  pprof: string;
   stop(): Promise<void>;
 }
 
 /** Kyverno's CRDs (from the module's config/crds), its namespace and config maps, then cmd/kyverno out of cluster. */
-async function startKyverno(cp: ControlPlane, bin: string): Promise<Kyverno> {
+async function startKyverno(cp: ControlPlane, bin: string, profile: boolean): Promise<Kyverno> {
   const mod = spawnSync('go', ['mod', 'download', '-json', `github.com/kyverno/kyverno@${kyvernoVersion()}`], { cwd: PEER_DIR, encoding: 'utf8' });
   if (mod.status !== 0) throw new Error(`go mod download github.com/kyverno/kyverno: ${mod.stderr}`);
   const moduleDir = (JSON.parse(mod.stdout) as { Dir: string }).Dir;
@@ -125,7 +129,7 @@ async function startKyverno(cp: ControlPlane, bin: string): Promise<Kyverno> {
   // excludes kube-system) and no namespace selector apply.
   await cp.kubectl(['create', 'configmap', 'kyverno', '-n', KYVERNO_NAMESPACE]);
   await cp.kubectl(['create', 'configmap', 'kyverno-metrics', '-n', KYVERNO_NAMESPACE]);
-  const [port, metricsPort] = (await freePorts(2)) as [number, number];
+  const [port, metricsPort, pprofPort] = (await freePorts(3)) as [number, number, number];
   const { KUBERNETES_SERVICE_HOST: _inCluster, ...env } = process.env;
   const svc = `kyverno-svc.${KYVERNO_NAMESPACE}.svc`;
   // The flags the Helm chart gives the admission controller (templates/admission-controller/
@@ -146,6 +150,7 @@ async function startKyverno(cp: ControlPlane, bin: string): Promise<Kyverno> {
     '--autoMemLimitEnabled=false',
     '--disableLogColor',
     '-v=2',
+    ...(profile ? ['--profile', '--profileAddress=127.0.0.1', `--profilePort=${pprofPort}`] : []),
   ];
   const child = startChild('kyverno', bin, args, cp.dir, {
     ...env,
@@ -158,7 +163,7 @@ async function startKyverno(cp: ControlPlane, bin: string): Promise<Kyverno> {
     METRICS_CONFIG: 'kyverno-metrics',
   });
   const command = `KYVERNO_NAMESPACE=${KYVERNO_NAMESPACE} KYVERNO_SERVICEACCOUNT_NAME=kyverno KYVERNO_DEPLOYMENT=kyverno KYVERNO_POD_NAME=kyverno-bench KYVERNO_SVC=kyverno-svc INIT_CONFIG=kyverno METRICS_CONFIG=kyverno-metrics kyverno ${args.join(' ')}`;
-  return { child, command, url: `https://127.0.0.1:${port}`, stop: () => stopChild(child) };
+  return { child, command, url: `https://127.0.0.1:${port}`, pprof: `http://127.0.0.1:${pprofPort}`, stop: () => stopChild(child) };
 }
 
 /** The fixture aws-node DaemonSet (test/fixtures/daemonsets/aws-node.yaml), renamed into the bench namespace. */
@@ -281,6 +286,7 @@ interface DirectSample {
 export async function runPeer(options: PeerOptions): Promise<void> {
   const started = performance.now();
   const h2 = ensureH2load();
+  if (options.profileDir) mkdirSync(options.profileDir, { recursive: true });
   const bin = await ensureKyverno();
   const load0 = loadavg();
   const cp = await startControlPlane({}); // no nodes: the DaemonSet controller makes no pods
@@ -293,7 +299,7 @@ export async function runPeer(options: PeerOptions): Promise<void> {
     // Both processes run through every phase (same background); only one is registered at a time.
     guard = await startGuard(cp);
     const kyvernoStarted = performance.now();
-    kyverno = await startKyverno(cp, bin);
+    kyverno = await startKyverno(cp, bin, options.profileDir !== undefined);
     const children = [guard.child, kyverno.child];
     // Kyverno is ready for its policy when its cert renewer has written the CA and serving Secrets
     // and its webhook controller has registered the webhook that validates policies.
@@ -411,6 +417,13 @@ export async function runPeer(options: PeerOptions): Promise<void> {
       for (const [mode, args] of Object.entries(modes)) {
         for (const t of run % 2 === 0 ? targets : [...targets].reverse()) {
           resetPeak(t.proc);
+          // A CPU profile of Kyverno's first saturating run, taken by curl while h2load runs (spawnSync blocks this process).
+          const profiling =
+            options.profileDir && run === 0 && mode === '10×10' && t.name === 'Kyverno'
+              ? spawn('curl', ['-sS', '-o', join(options.profileDir, 'kyverno.cpu.pprof'), `${kyverno.pprof}/debug/pprof/profile?seconds=${options.seconds}`], {
+                  stdio: 'ignore',
+                })
+              : undefined;
           const cpu0 = cpuSeconds(t.proc);
           const r = h2load(
             h2,
@@ -422,6 +435,10 @@ export async function runPeer(options: PeerOptions): Promise<void> {
             (options.seconds + options.warmupSeconds + 30) * 1000,
           );
           const cpu = cpuSeconds(t.proc) - cpu0;
+          if (profiling) {
+            await new Promise((res) => (profiling.exitCode !== null ? res(null) : profiling.on('close', res)));
+            console.log(`  Kyverno CPU profile: ${join(options.profileDir!, 'kyverno.cpu.pprof')} (go tool pprof -top ${bin} FILE)`);
+          }
           const k = `${mode}|${t.name}`;
           samples.set(k, [...(samples.get(k) ?? []), { ...r, cpuPerReq: (cpu / r.answered) * 1e6, rss: peakRssMb(t.proc) }]);
         }
