@@ -15,9 +15,8 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { homedir, loadavg, tmpdir } from 'node:os';
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { isDeepStrictEqual } from 'node:util';
@@ -293,7 +292,6 @@ export async function runPeer(options: PeerOptions): Promise<void> {
   let guard: Guard | undefined;
   let kyverno: Kyverno | undefined;
   let floor: Awaited<ReturnType<typeof startFloor>> | undefined;
-  const dir = await mkdtemp(join(tmpdir(), 'cmg-bench-peer-'));
   try {
     await cp.kubectl(['create', 'namespace', NAMESPACE]);
     // Both processes run through every phase (same background); only one is registered at a time.
@@ -381,6 +379,8 @@ export async function runPeer(options: PeerOptions): Promise<void> {
 
     // ---- h2load straight at each endpoint, same body, interleaved
     const body = scenarios()[0]!;
+    // In the control plane's temp dir: removed with it, on a signal too.
+    const dir = cp.dir;
     const bodyFile = join(dir, 'mutate.json');
     writeFileSync(bodyFile, body.body);
     floor = await startFloor(cp.dir, join(guard.certDir, CERT_FILE), join(guard.certDir, KEY_FILE));
@@ -493,6 +493,5 @@ export async function runPeer(options: PeerOptions): Promise<void> {
     await kyverno?.stop();
     await guard?.stop();
     await cp.stop();
-    rmSync(dir, { recursive: true, force: true });
   }
 }
