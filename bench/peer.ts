@@ -83,7 +83,7 @@ export async function ensureKyverno(log: (line: string) => void = console.log): 
       cwd: wrapper,
       stdio: ['ignore', 'pipe', 'pipe'],
       // The wrapper's go.sum is committed: nothing is resolved anew, only downloaded and checked.
-      env: { ...process.env, GOFLAGS: '-mod=readonly' },
+      env: { ...process.env, GOFLAGS: `${process.env.GOFLAGS ?? ''} -mod=readonly`.trim() },
     });
     child.stdout.pipe(out);
     child.stderr.pipe(out);
