@@ -15,14 +15,14 @@ import { fmt, percentile, table } from './stats.js';
 const NAMESPACE = 'bench';
 const NODE = 'bench-node-legacy';
 
-interface Histogram {
+export interface Histogram {
   buckets: Map<number, number>; // le → cumulative count
   sum: number;
   count: number;
 }
 
 /** The API server's webhook admission histogram for one webhook and operation, summed over `rejected`. */
-function webhookHistogram(metrics: string, webhook: string): Histogram {
+export function webhookHistogram(metrics: string, webhook: string): Histogram {
   const h: Histogram = { buckets: new Map(), sum: 0, count: 0 };
   for (const line of metrics.split('\n')) {
     if (!line.startsWith('apiserver_admission_webhook_admission_duration_seconds') || !line.includes(`name="${webhook}"`)) continue;
@@ -38,18 +38,18 @@ function webhookHistogram(metrics: string, webhook: string): Histogram {
   return h;
 }
 
-function minus(a: Histogram, b: Histogram): Histogram {
+export function minus(a: Histogram, b: Histogram): Histogram {
   return { buckets: new Map([...a.buckets].map(([le, n]) => [le, n - (b.buckets.get(le) ?? 0)])), sum: a.sum - b.sum, count: a.count - b.count };
 }
 
 /** The upper bound of the bucket holding the p-th percentile ("≤ 5 ms"): the API server's buckets are coarse. */
-function bucketBound(h: Histogram, p: number): string {
+export function bucketBound(h: Histogram, p: number): string {
   const target = (p / 100) * h.count;
   for (const [le, n] of [...h.buckets].sort((x, y) => x[0] - y[0])) if (n >= target) return le === Infinity ? '> last bucket' : `≤ ${le * 1000} ms`;
   return '–';
 }
 
-async function apiMetrics(cp: ControlPlane): Promise<string> {
+export async function apiMetrics(cp: ControlPlane): Promise<string> {
   const r = await cp.api('GET', '/metrics');
   if (r.status !== 200) throw new Error(`GET /metrics: ${r.status}`);
   return r.body;

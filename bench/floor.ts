@@ -100,7 +100,7 @@ export function scenarios(): Scenario[] {
 }
 
 /** One POST over HTTP/2; the parsed AdmissionReview response. */
-async function post(url: string, ca: string, path: string, body: string): Promise<{ status: number; review: any }> {
+export async function post(url: string, ca: string, path: string, body: string): Promise<{ status: number; review: any }> {
   const session = connect(url, { ca });
   try {
     return await new Promise((res, rej) => {
@@ -126,7 +126,7 @@ async function post(url: string, ca: string, path: string, body: string): Promis
   }
 }
 
-function outcome(response: any): string {
+export function outcome(response: any): string {
   if (!response?.allowed) return 'denied';
   return response.patch ? 'patched' : 'allowed';
 }
@@ -153,7 +153,7 @@ export function rssMb(p: Proc): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 /** Resets VmHWM to the current RSS (Linux ≥ 4.0, "5" > clear_refs), so each scenario has its own peak. */
-function resetPeak(p: Proc): void {
+export function resetPeak(p: Proc): void {
   try {
     writeFileSync(`/proc/${p.pid}/clear_refs`, '5');
   } catch {
@@ -174,7 +174,7 @@ interface Sample {
 }
 
 /** Runs h2load once; latencies from its per-request log, after the warm-up. */
-function h2load(
+export function h2load(
   h2: string,
   url: string,
   bodyFile: string,
@@ -208,7 +208,7 @@ interface Server {
   proc: Proc;
 }
 
-async function startFloor(dir: string, cert: string, key: string): Promise<Server> {
+export async function startFloor(dir: string, cert: string, key: string): Promise<Server> {
   const child = startChild('floor', NODE, [join(ROOT, 'bench', 'floor-server.mjs'), cert, key], dir);
   const port = await waitFor(
     'the floor server',

@@ -2,7 +2,8 @@
 //   0. the pure decisions in-process;
 //   1. server floor vs. this webhook (h2load over HTTP/2 + TLS on 127.0.0.1);
 //   2. through the real API server (local control plane): the latency the webhook adds;
-//   3. scale: nodes / pods in the API server; the webhook's and the reaper's sync, memory, latency.
+//   3. scale: nodes / pods in the API server; the webhook's and the reaper's sync, memory, latency;
+//   4. a peer (Kyverno, built from the Go module proxy) doing the same DaemonSet mutation, side by side.
 // Only loopback is contacted; every loop is bounded; every process started is stopped.
 
 import { cpus } from 'node:os';
@@ -11,6 +12,7 @@ import { runDecisions } from './admission.js';
 import { runApiServer } from './apiserver.js';
 import { passCurve } from './detect-pass.js';
 import { FULL, QUICK, runFloor } from './floor.js';
+import { runPeer } from './peer.js';
 import { runScale } from './scale.js';
 
 const { values } = parseArgs({
@@ -23,9 +25,10 @@ const { values } = parseArgs({
     compare: { type: 'string' },
     n: { type: 'string' },
     sizes: { type: 'string' },
+    'peer-profile': { type: 'string' },
   },
 });
-const parts = new Set((values.only ?? 'decisions,floor,api,scale').split(','));
+const parts = new Set((values.only ?? 'decisions,floor,api,scale,peer').split(','));
 const quick = values.quick ?? false;
 
 console.log(`node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), ${new Date().toISOString()}${quick ? ', --quick' : ''}`);
@@ -58,4 +61,10 @@ if (parts.has('scale')) {
   await runScale(sizes, quick ? 2 : 4);
   console.log('\n  The full pass alone over an in-memory view of the same objects (no API server), further out:');
   passCurve([...sizes, ...(quick ? [] : [{ nodes: 5000, pods: 50000 }])]);
+}
+if (parts.has('peer')) {
+  const n = Number(values.n ?? (quick ? 50 : 200));
+  console.log(`\n## 4. A peer: Kyverno doing the same DaemonSet mutation, through the same API server (${n} DaemonSet creates per phase, one at a time)`);
+  const profileDir = values['peer-profile'];
+  await runPeer({ n, runs: quick ? 1 : 3, seconds: quick ? 2 : 3, warmupSeconds: 1, ...(profileDir ? { profileDir } : {}) });
 }
