@@ -22,8 +22,10 @@ const RULES: Array<[RegExp, string]> = [
   [/modules\/(cjs|esm)|\/yaml\/|asn1js|jose|reflect-metadata|avvio|package_json/, STARTUP],
   [/secure-json-parse/, 'JSON parse (fastify: secure-json-parse)'],
   [/prom-client/, 'prom-client'],
-  [/\/dist\/(webhooks|cluster|admission)\//, 'the decision and the envelope (dist/webhooks, cluster, admission)'],
-  [/\/dist\/server\//, 'route handler (dist/server/app.js)'],
+  [/\/dist\/(webhooks|cluster|admission|modes)\//, 'the decision and the envelope (dist/webhooks, modes, cluster, admission)'],
+  // JSON.parse and JSON.stringify are builtins V8 charges to their caller: here, mostly this module.
+  [/\/dist\/server\/admission-route/, 'admission route (dist/server/admission-route.js: body, JSON.parse, reply)'],
+  [/\/dist\/server\//, 'server (dist/server)'],
   [/fastify|find-my-way|toad-cache/, 'fastify (and what it calls)'],
 ];
 
