@@ -58,7 +58,14 @@ try {
   const rows: Array<[string, number]> = [
     ['JSON.stringify of the fields (the least a JSON line costs)', await cpuPerCall(n, () => nothing.write(JSON.stringify(LINE())))],
     ['pino, the decision line, destination keeps nothing', await cpuPerCall(n, () => pinoOnly.info(LINE(), 'admission decision'))],
-    ['pino + LineSink to a file, batched per event-loop turn (now)', await cpuPerCall(n, () => toFileBatched.info(LINE(), 'admission decision'), async () => (batched.flush(), await drained()))],
+    [
+      'pino + LineSink to a file, batched per event-loop turn (now)',
+      await cpuPerCall(
+        n,
+        () => toFileBatched.info(LINE(), 'admission decision'),
+        async () => (batched.flush(), await drained()),
+      ),
+    ],
     ['pino + LineSink to a file, one write per line (before)', await cpuPerCall(n, () => toFilePerLine.info(LINE(), 'admission decision'), drained)],
     [
       'prom-client: requests counter, duration histogram, decisions counter',
