@@ -1,5 +1,6 @@
-// All HTTP concerns in one place: routes, the AdmissionReview envelope, body limits, errors,
-// the decision log line and the metrics. Handlers (src/webhooks) never see HTTP.
+// The HTTP server: the admission routes (answered by admission-route.ts, in front of fastify for
+// the common case and through fastify's routes otherwise), health, readiness, metrics, 404s, and
+// the one error handler for what fastify's parser refuses. Handlers (src/webhooks) never see HTTP.
 // buildApp() returns a fastify instance that is not listening: start.ts listens on it, tests
 // either inject() or listen on port 0.
 
