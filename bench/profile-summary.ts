@@ -42,6 +42,9 @@ export function summarise(file: string, requests?: number, top = 20): string {
     if (first.functionName === '(idle)') return '(idle)';
     if (first.functionName === '(garbage collector)') return 'garbage collector';
     if (first.functionName === 'compileSourceTextModule') return STARTUP;
+    // node's own code (HTTP/2, TLS, streams) is charged to node even when the project called it
+    // (writeHead, end): that is the part the floor pays too.
+    if (/^node:/.test(first.url) && !/^node:internal\/(modules|fs)/.test(first.url)) return 'node: HTTP/2, TLS, streams';
     for (let cur: number | undefined = id, i = 0; cur !== undefined && i < 80; cur = parent.get(cur), i++) {
       const { url } = byId.get(cur)!.callFrame;
       for (const [re, name] of RULES) if (re.test(url)) return name;
