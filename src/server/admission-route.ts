@@ -230,9 +230,16 @@ export class AdmissionRoutes {
         this.bodyProblem(path, handler.name, res, startedAt, 400, (err as Error).message);
         return;
       }
-      const answer = this.answer(path, handler, body, startedAt);
-      if (isThenable(answer)) void answer.then((a) => this.send(req, res, a));
-      else this.send(req, res, answer);
+      // answer() turns every handler outcome into an Answer; what escapes it anyway (a logger or a
+      // serialiser throwing) is answered 500 as fastify's error handler does, never a crash.
+      const unhandled = (err: unknown): void => this.unhandled(path, handler.name, res, startedAt, err);
+      try {
+        const answer = this.answer(path, handler, body, startedAt);
+        if (isThenable(answer)) answer.then((a) => this.send(req, res, a)).catch(unhandled);
+        else this.send(req, res, answer);
+      } catch (err) {
+        unhandled(err);
+      }
     };
     // A stream reset or a closed connection before the body was read: nobody is left to answer,
     // and it is not a bad request; counted, and logged at info within the client-error budget.
@@ -256,6 +263,12 @@ export class AdmissionRoutes {
     this.observe(webhook, startedAt, 'unknown', 'bad_request');
     // The client may still be sending: an HTTP/1.1 connection is closed after the answer (fastify does the same).
     this.write(res, errorAnswer(status, problem), true);
+  }
+
+  private unhandled(path: string, webhook: string, res: RawResponse, startedAt: number, err: unknown): void {
+    this.options.logger.error({ err, url: path }, 'unhandled error');
+    this.observe(webhook, startedAt, 'unknown', 'error');
+    if (!res.headersSent && !res.destroyed) this.write(res, errorAnswer(500, 'internal error; see the webhook logs'), false);
   }
 
   private send(req: RawRequest, res: RawResponse, answer: Answer): void {
@@ -332,6 +345,8 @@ export class AdmissionRoutes {
       return this.failed(handler, review, startedAt, new TypeError(`handler ${handler.name} returned ${typeof result}, not a Decision`));
     }
     const decision = result;
+    // Serialised first: a decision that cannot be sent is not logged or counted as one.
+    const body = `${REVIEW_HEAD}${JSON.stringify(toResponse(review.uid, decision))}}`;
     const outcome = outcomeOf(decision);
     const latencyMs = since(startedAt);
     // One object, written in the line's key order, no spreads: the audit trail, one line per admission.
@@ -360,7 +375,7 @@ export class AdmissionRoutes {
       reason: decision.reason,
     });
     this.options.metrics.observeAdmission({ webhook: handler.name, operation: review.operation, decision: outcome }, latencyMs / 1000);
-    return { status: 200, body: `${REVIEW_HEAD}${JSON.stringify(toResponse(review.uid, decision))}}` };
+    return { status: 200, body };
   }
 
   private failed(handler: AdmissionHandler, review: AdmissionRequest, startedAt: number, err: unknown): Answer {

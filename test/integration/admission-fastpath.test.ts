@@ -44,6 +44,20 @@ beforeAll(async () => {
       { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(defaultConfig, view) },
       { path: '/validate/pods', handler: podPlacementHandler(defaultConfig, view) },
       { path: '/throws', handler: { name: 'throws', handle: () => Promise.reject(new Error('boom')) } },
+      // A decision that cannot be serialised: what escapes answer() is a 500, never a crash.
+      {
+        path: '/bad-decision',
+        handler: {
+          name: 'bad-decision',
+          handle: () => ({
+            allowed: true,
+            reason: 'x',
+            get audit(): Record<string, string> {
+              throw new Error('unserialisable');
+            },
+          }),
+        },
+      },
     ],
     readiness: () => ({ ready: isSynced(view), detail: webhookSyncState(view) }),
     metrics,
@@ -80,44 +94,59 @@ function http1Post(path: string, body: string, contentType: string): Promise<{ s
 const nginx = pod('nginx-pod');
 nginx.spec.nodeName = 'node-cilium-pending';
 const ds = daemonSet('aws-node');
-const BODIES: Array<{ name: string; path: string; body: string }> = [
-  { name: 'a binding (denied)', path: '/validate/pods', body: JSON.stringify(review(bindingRequest('default', 'web-7d4b9c-x2x1z', 'node-cilium-pending'))) },
-  { name: 'a pod CREATE with nodeName', path: '/validate/pods', body: JSON.stringify(review(podRequest(nginx))) },
+const BODIES: Array<{ name: string; path: string; body: string; status: number }> = [
+  {
+    name: 'a binding (denied)',
+    path: '/validate/pods',
+    body: JSON.stringify(review(bindingRequest('default', 'web-7d4b9c-x2x1z', 'node-cilium-pending'))),
+    status: 200,
+  },
+  { name: 'a pod CREATE with nodeName', path: '/validate/pods', body: JSON.stringify(review(podRequest(nginx))), status: 200 },
   {
     name: 'a DaemonSet to patch (with a query, as the API server sends)',
     path: '/mutate/daemonsets?timeout=10s',
     body: JSON.stringify(review(daemonSetRequest(ds))),
+    status: 200,
   },
-  { name: 'malformed JSON', path: '/validate/pods', body: '{"apiVersion": "admission.k8s.io/v1", ' },
-  { name: 'an empty body', path: '/validate/pods', body: '' },
-  { name: 'a __proto__ key', path: '/validate/pods', body: '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"__proto__":{"x":1}}}' },
-  { name: 'a \\u-escaped __proto__ key', path: '/validate/pods', body: '{"a":{"\\u005f_proto__":{"x":1}}}' },
-  { name: 'a constructor.prototype key', path: '/validate/pods', body: '{"a":[{"constructor":{"prototype":{"x":1}}}]}' },
+  { name: 'malformed JSON', path: '/validate/pods', body: '{"apiVersion": "admission.k8s.io/v1", ', status: 400 },
+  { name: 'an empty body', path: '/validate/pods', body: '', status: 400 },
+  {
+    name: 'a __proto__ key',
+    path: '/validate/pods',
+    body: '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"__proto__":{"x":1}}}',
+    status: 400,
+  },
+  { name: 'a \\u-escaped __proto__ key', path: '/validate/pods', body: '{"a":{"\\u005f_proto__":{"x":1}}}', status: 400 },
+  { name: 'a constructor.prototype key', path: '/validate/pods', body: '{"a":[{"constructor":{"prototype":{"x":1}}}]}', status: 400 },
   {
     name: 'a "constructor" that is harmless',
     path: '/validate/pods',
     body: '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"constructor":"x"}}',
+    status: 400,
   },
   {
     name: 'a wrong apiVersion',
     path: '/validate/pods',
     body: JSON.stringify({ ...review(bindingRequest('default', 'p', 'n')), apiVersion: 'admission.k8s.io/v1beta1' }),
+    status: 400,
   },
   {
     name: 'a wrongly typed metadata field',
     path: '/mutate/daemonsets',
     body: JSON.stringify(review(daemonSetRequest({ ...ds, metadata: { ...ds.metadata, name: 7 } } as never))),
+    status: 400,
   },
-  { name: 'a resource the webhook does not serve', path: '/mutate/daemonsets', body: JSON.stringify(review(bindingRequest('default', 'p', 'n'))) },
-  { name: 'a handler that fails', path: '/throws', body: JSON.stringify(review(bindingRequest('default', 'p', 'n'))) },
-  { name: 'a body over 7 MiB', path: '/validate/pods', body: `{"x":"${'a'.repeat(7 * 1024 * 1024)}"}` },
+  { name: 'a resource the webhook does not serve', path: '/mutate/daemonsets', body: JSON.stringify(review(bindingRequest('default', 'p', 'n'))), status: 400 },
+  { name: 'a handler that fails', path: '/throws', body: JSON.stringify(review(bindingRequest('default', 'p', 'n'))), status: 500 },
+  { name: 'a decision that cannot be serialised', path: '/bad-decision', body: JSON.stringify(review(bindingRequest('default', 'p', 'n'))), status: 500 },
+  { name: 'a body over 7 MiB', path: '/validate/pods', body: `{"x":"${'a'.repeat(7 * 1024 * 1024)}"}`, status: 413 },
 ];
 
 /** The answer with the request's uid-free parts only (every body here is the same both times). */
 const normalise = (text: string) => text.replace(/"latencyMs":[0-9.e-]+/g, '');
 
 describe('the fast path and fastify answer alike', () => {
-  it.each(BODIES)('$name: same status and body over HTTP/2 and HTTP/1.1, and the same log lines', async ({ path, body }) => {
+  it.each(BODIES)('$name: $status, the same body over HTTP/2 and HTTP/1.1 and the same log lines both ways', async ({ path, body, status }) => {
     const answers = [];
     for (const contentType of [FAST, FASTIFY]) {
       const before = lines.length;
@@ -137,7 +166,8 @@ describe('the fast path and fastify answer alike', () => {
     }
     expect(answers[0]).toEqual(answers[1]);
     expect(answers[0]!.h2.type).toBe('application/json; charset=utf-8');
-    expect(answers[0]!.h2.status).toBe(answers[0]!.h1.status);
+    expect(answers[0]!.h2.status).toBe(status);
+    expect(answers[0]!.h1.status).toBe(status);
   });
 
   it('counts both paths alike in cmg_admission_requests_total', async () => {
