@@ -22,8 +22,10 @@ const RULES: Array<[RegExp, string]> = [
   [/modules\/(cjs|esm)|\/yaml\/|asn1js|jose|reflect-metadata|avvio|package_json/, STARTUP],
   [/secure-json-parse/, 'JSON parse (fastify: secure-json-parse)'],
   [/prom-client/, 'prom-client'],
-  [/\/dist\/(webhooks|cluster|admission)\//, 'the decision and the envelope (dist/webhooks, cluster, admission)'],
-  [/\/dist\/server\//, 'route handler (dist/server/app.js)'],
+  [/\/dist\/(webhooks|cluster|admission|modes)\//, 'the decision and the envelope (dist/webhooks, modes, cluster, admission)'],
+  // JSON.parse and JSON.stringify are builtins V8 charges to their caller: here, mostly this module.
+  [/\/dist\/server\/admission-route/, 'admission route (dist/server/admission-route.js: body, JSON.parse, reply)'],
+  [/\/dist\/server\//, 'server (dist/server)'],
   [/fastify|find-my-way|toad-cache/, 'fastify (and what it calls)'],
 ];
 
@@ -40,6 +42,9 @@ export function summarise(file: string, requests?: number, top = 20): string {
     if (first.functionName === '(idle)') return '(idle)';
     if (first.functionName === '(garbage collector)') return 'garbage collector';
     if (first.functionName === 'compileSourceTextModule') return STARTUP;
+    // node's own code (HTTP/2, TLS, streams) is charged to node even when the project called it
+    // (writeHead, end): that is the part the floor pays too.
+    if (/^node:/.test(first.url) && !/^node:internal\/(modules|fs)/.test(first.url)) return 'node: HTTP/2, TLS, streams';
     for (let cur: number | undefined = id, i = 0; cur !== undefined && i < 80; cur = parent.get(cur), i++) {
       const { url } = byId.get(cur)!.callFrame;
       for (const [re, name] of RULES) if (re.test(url)) return name;

@@ -54,7 +54,11 @@ export class Metrics {
   readonly admissionDuration: Histogram<AdmissionLabelName>;
   /** Serving pairs found on disk and refused (the pair in use kept), by reason. */
   readonly certificateRejected: Counter<'reason'>;
-  /** Requests whose client went away before its body arrived: never answered, so not a decision. */
+  /**
+   * Requests whose client went away (HTTP/2 stream reset, connection closed) before its body
+   * arrived: never answered, so not a decision, and not logged one by one. The one abort counter
+   * (webhook "none": a request to no webhook path).
+   */
   readonly admissionAborted: Counter<'webhook'>;
   /**
    * Decisions by webhook, enforcement mode, outcome (allowed, denied, patched, would-deny,
@@ -93,7 +97,7 @@ export class Metrics {
     });
     this.admissionAborted = new Counter({
       name: `${METRIC_PREFIX}admission_requests_aborted_total`,
-      help: 'Admission requests whose client closed the connection before the body was read (not answered, not a decision).',
+      help: 'Admission requests whose client reset the stream or closed the connection before the body was read (not answered, not a decision; webhook="none": no webhook path).',
       labelNames: ['webhook'],
       registers,
     });

@@ -4,6 +4,8 @@
 // process.exit() itself: it returns its exit code, and the entry point (cli.ts) exits only once
 // both streams have handed everything to the kernel, however slowly the reader reads.
 
+import { flushLogLines } from '../logger.js';
+
 /** The exit code when the reader closed the pipe before the output was written: 128 + SIGPIPE, what a shell reports for `cat big | head`. */
 export const EXIT_READER_GONE = 141;
 
@@ -43,6 +45,7 @@ export async function exitWhenFlushed(
   exit: (code: number) => void = (c) => process.exit(c),
   timeoutMs?: number,
 ): Promise<void> {
+  flushLogLines(); // the last log lines may still be in the logger's batch (logger.ts)
   // Keep a late EPIPE from becoming an uncaught 'error' between the flush and the exit.
   for (const stream of [streams.stdout, streams.stderr]) stream.on('error', () => {});
   const flushing = Promise.all([flushed(streams.stdout), flushed(streams.stderr)]);

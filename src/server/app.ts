@@ -1,5 +1,6 @@
-// All HTTP concerns in one place: routes, the AdmissionReview envelope, body limits, errors,
-// the decision log line and the metrics. Handlers (src/webhooks) never see HTTP.
+// The HTTP server: the admission routes (answered by admission-route.ts, in front of fastify for
+// the common case and through fastify's routes otherwise), health, readiness, metrics, 404s, and
+// the one error handler for what fastify's parser refuses. Handlers (src/webhooks) never see HTTP.
 // buildApp() returns a fastify instance that is not listening: start.ts listens on it, tests
 // either inject() or listen on port 0.
 
@@ -12,30 +13,16 @@ import Fastify, {
   type RawRequestDefaultExpression,
   type RawServerBase,
 } from 'fastify';
-import type { Decision } from '../admission/decision.js';
-import type { AdmissionHandler } from '../admission/handler.js';
-import { BadReview, parseReview, toReview } from '../admission/review.js';
-import type { AdmissionRequest } from '../admission/types.js';
 import type { Logger } from '../logger.js';
 import type { AdmissionOutcome, Metrics } from '../metrics.js';
 import type { Pair } from '../certs/x509.js';
 import { TLS_SETTINGS } from './tls.js';
-import { clientGaveUp, guardCounters, http2ServerLimits } from './limits.js';
+import { clientGaveUp, http2ServerLimits } from './limits.js';
 import { LogBudget } from './log-budget.js';
 import { HANDLER_TIMEOUT_MS } from '../timeouts.js';
+import { AdmissionRoutes, BODY_MESSAGES, MAX_BODY_BYTES, invalidJsonMessage, parseJsonBody, type WebhookRoute } from './admission-route.js';
 
-/**
- * The API server sends at most two objects (object and oldObject), each capped at 3 MiB by etcd's
- * request limit, plus the envelope; controller-runtime caps webhook bodies at 7 MiB for the same
- * reason. Fastify's 1 MiB default would turn a large ConfigMap-bearing pod update into a failure.
- */
-export const MAX_BODY_BYTES = 7 * 1024 * 1024;
-
-export interface WebhookRoute {
-  /** e.g. "/mutate/daemonsets" */
-  path: string;
-  handler: AdmissionHandler;
-}
+export { MAX_BODY_BYTES, parseJsonBody, type WebhookRoute };
 
 export interface Readiness {
   ready: boolean;
@@ -76,15 +63,6 @@ export interface AppOptions {
 /** The app whatever its transport; start.ts narrows `server` to a tls.Server. */
 export type App = FastifyInstance<RawServerBase, RawRequestDefaultExpression<RawServerBase>, RawReplyDefaultExpression<RawServerBase>, FastifyBaseLogger>;
 
-function outcomeOf(decision: Decision): AdmissionOutcome {
-  if (!decision.allowed) return 'denied';
-  return decision.patch && decision.patch.length > 0 ? 'patched' : 'allowed';
-}
-
-function isDecision(value: unknown): value is Decision {
-  return typeof value === 'object' && value !== null && typeof (value as Decision).allowed === 'boolean';
-}
-
 function createFastify(options: AppOptions): App {
   const timeouts = options.timeouts ?? {};
   const common = {
@@ -120,58 +98,6 @@ function createFastify(options: AppOptions): App {
   return Fastify(common) as unknown as App;
 }
 
-const TIMED_OUT: unique symbol = Symbol('timed out');
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
-}
-
-/** The handler's result, or TIMED_OUT after `ms`; the timer is cleared either way. */
-function withinDeadline<T>(pending: PromiseLike<T>, ms: number): Promise<T | typeof TIMED_OUT> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(resolve, ms, TIMED_OUT);
-  });
-  return Promise.race([pending, deadline]).finally(() => clearTimeout(timer));
-}
-
-const PROTOTYPE_KEYS = 'request body has a "__proto__" or "constructor.prototype" key, which is refused (prototype pollution); no Kubernetes object has one';
-
-function clientError(message: string, code: string): Error {
-  return Object.assign(new Error(message), { statusCode: 400, code });
-}
-
-/**
- * JSON.parse, then refuse what fastify's parser refuses: an own "__proto__" key, or a
- * "constructor" object with a "prototype" key, anywhere (walked without recursion, so nesting
- * depth cannot overflow the stack).
- */
-export function parseJsonBody(body: string): unknown {
-  if (body.length === 0) throw clientError('request body is empty: expected a JSON AdmissionReview', 'CMG_EMPTY_BODY');
-  let value: unknown;
-  try {
-    value = JSON.parse(body);
-  } catch (err) {
-    const position = /position (\d+)/.exec((err as Error).message)?.[1];
-    throw clientError(`request body is not valid JSON${position ? ` (at byte ${position})` : ''}`, 'CMG_INVALID_JSON');
-  }
-  const stack: unknown[] = [value];
-  for (let node = stack.pop(); stack.length > 0 || node !== undefined; node = stack.pop()) {
-    if (node === null || typeof node !== 'object') continue;
-    if (Array.isArray(node)) {
-      for (const item of node) if (item !== null && typeof item === 'object') stack.push(item);
-      continue;
-    }
-    if (Object.hasOwn(node, '__proto__')) throw clientError(PROTOTYPE_KEYS, 'CMG_PROTOTYPE_KEY');
-    const ctor = (node as Record<string, unknown>).constructor;
-    if (Object.hasOwn(node, 'constructor') && ctor !== null && typeof ctor === 'object' && Object.hasOwn(ctor, 'prototype')) {
-      throw clientError(PROTOTYPE_KEYS, 'CMG_PROTOTYPE_KEY');
-    }
-    for (const child of Object.values(node)) if (child !== null && typeof child === 'object') stack.push(child);
-  }
-  return value;
-}
-
 export const NO_CONTENT_TYPE = 'no Content-Type header: send the AdmissionReview as application/json';
 
 /**
@@ -189,20 +115,17 @@ function clientErrorMessage(error: FastifyError, contentType: string | undefined
       if (contentType === undefined || contentType.trim() === '') return NO_CONTENT_TYPE;
       return `unsupported Content-Type ${JSON.stringify(contentType.slice(0, 100))}: send application/json`;
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return `request body is larger than ${MAX_BODY_BYTES} bytes (7 MiB), the most an AdmissionReview can need`;
+      return BODY_MESSAGES.tooLarge;
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return 'request body is empty: expected a JSON AdmissionReview';
+      return BODY_MESSAGES.empty;
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return 'Content-Length does not match the body that was sent';
+      return BODY_MESSAGES.lengthMismatch;
     default:
       // Our parser's messages (parseJsonBody) name no content and are meant to be read.
       if (error.code?.startsWith('CMG_')) return error.message;
       // A parser's message may quote the body; only where it broke is kept (no object bodies in
       // replies or logs).
-      if (error instanceof SyntaxError || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
-        const position = /position (\d+)/.exec(error.message)?.[1];
-        return `request body is not valid JSON${position ? ` (at byte ${position})` : ''}`;
-      }
+      if (error instanceof SyntaxError || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') return invalidJsonMessage(error);
       return error.message;
   }
 }
@@ -211,11 +134,28 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const { metrics } = options;
   const app = createFastify(options);
   const handlerMs = options.timeouts?.handlerMs ?? HANDLER_TIMEOUT_MS;
-  const webhookByPath = new Map(options.handlers.map((route) => [route.path, route.handler.name]));
-
-  metrics.trackCaches(() => options.readiness().detail);
   // Lines a client causes by sending bad requests are budgeted; decisions are always logged.
   const clientErrorLog = new LogBudget(options.logger);
+  const routes = new AdmissionRoutes({ handlers: options.handlers, metrics, logger: options.logger, handlerMs, clientErrorLog });
+  metrics.trackCaches(() => options.readiness().detail);
+
+  // The admission POSTs skip fastify: the server's request listener (fastify's router) is put
+  // behind AdmissionRoutes.serveRaw, which answers the common case (POST, webhook path, plain
+  // application/json) itself and hands everything else to fastify unchanged. The server keeps
+  // every setting fastify gave it (TLS, HTTP/2 limits, timeouts).
+  const server = app.server as unknown as NodeJS.EventEmitter;
+  const [route] = server.listeners('request') as ((req: unknown, res: unknown) => void)[];
+  if (route) {
+    server.removeListener('request', route);
+    server.on('request', (req: Parameters<AdmissionRoutes['serveRaw']>[0], res: Parameters<AdmissionRoutes['serveRaw']>[1]) => {
+      if (!routes.serveRaw(req, res)) route(req, res);
+    });
+  }
+  // While draining, HTTP/1.1 answers say "Connection: close" (fastify does the same for its routes).
+  app.addHook('preClose', (done) => {
+    routes.closing = true;
+    done();
+  });
 
   // JSON only: fastify's text/plain parser goes, and its application/json one is replaced by
   // parseJsonBody, which refuses __proto__ / constructor.prototype keys with a message saying so
@@ -232,10 +172,12 @@ export async function buildApp(options: AppOptions): Promise<App> {
   // Counts only requests to webhook routes; `route` is the matched route pattern, `elapsedMs` the
   // time since fastify received the request (reply.elapsedTime).
   const observe = (route: string | undefined, elapsedMs: number, operation: string, decision: AdmissionOutcome): void => {
-    const webhook = webhookByPath.get(route ?? '');
-    if (webhook) metrics.observeAdmission({ webhook, operation, decision }, elapsedMs / 1000);
+    const webhook = routes.webhookAt(route);
+    if (webhook) routes.observe(webhook, performance.now() - elapsedMs, operation, decision);
   };
 
+  // The same routes in fastify, for what the fast path leaves to it (a content type with other
+  // parameters, a missing one: 415) and for inject(): the same answer(), lines and metrics.
   for (const { path, handler } of options.handlers) {
     // A POST without Content-Type would reach the handler with no body (and a misleading 400);
     // the README promises 415 for anything that is not JSON.
@@ -249,89 +191,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
       return reply.code(415).send({ error: NO_CONTENT_TYPE });
     };
     app.post(path, { onRequest: requireContentType }, async (request, reply) => {
-      let review: AdmissionRequest;
-      try {
-        review = parseReview(request.body);
-      } catch (err) {
-        if (!(err instanceof BadReview)) throw err;
-        if (clientErrorLog.take()) request.log.warn({ webhook: handler.name, status: err.statusCode, problem: err.message }, 'bad admission review');
-        observe(request.routeOptions.url, reply.elapsedTime, 'unknown', 'bad_request');
-        return reply.code(err.statusCode).send({ error: err.message });
-      }
-
-      // The fields every line about this request carries. One object per request, merged into the
-      // line at write time: a pino child logger per request (fastify's reqId child, then ours)
-      // serialised its bindings on every request and cost more than the decision (docs/benchmarks.md).
-      const fields = {
-        webhook: handler.name,
-        uid: review.uid,
-        kind: review.kind.kind,
-        namespace: review.namespace,
-        name: review.name,
-        operation: review.operation,
-        subResource: review.subResource,
-        dryRun: review.dryRun ?? false,
-        user: review.userInfo?.username,
-      };
-      const log = request.log;
-
-      let decision: Decision;
-      try {
-        const pending = handler.handle(review);
-        // A decision from the caches comes back synchronously; only a pending one (an API read)
-        // gets the deadline, so the common path arms no timer (fastify's handlerTimeout armed a
-        // timer, an AbortController and a close listener per request: docs/benchmarks.md).
-        const result: unknown = isThenable(pending) ? await withinDeadline(pending, handlerMs) : pending;
-        if (result === TIMED_OUT) {
-          // Answered 503 now (the API server applies the failurePolicy); whatever comes later is dropped.
-          (pending as Promise<unknown>).then(
-            () => log.warn({ ...fields, latencyMs: reply.elapsedTime }, 'admission decision arrived after the handler timeout; dropped'),
-            (err: unknown) => log.warn({ ...fields, err, latencyMs: reply.elapsedTime }, 'admission handler failed after the handler timeout'),
-          );
-          log.error({ ...fields, url: request.routeOptions.url, latencyMs: reply.elapsedTime }, 'handler timed out');
-          observe(request.routeOptions.url, reply.elapsedTime, review.operation, 'error');
-          return reply.code(503).send({ error: 'the webhook did not decide in time' });
-        }
-        if (!isDecision(result)) throw new TypeError(`handler ${handler.name} returned ${typeof result}, not a Decision`);
-        decision = result;
-      } catch (err) {
-        // A request this webhook does not serve (wrong resource or operation) is the caller's
-        // mistake: a 4xx that names it, like a malformed envelope.
-        if (err instanceof BadReview) {
-          if (clientErrorLog.take()) log.warn({ ...fields, status: err.statusCode, problem: err.message }, 'admission request not served by this webhook');
-          observe(request.routeOptions.url, reply.elapsedTime, review.operation, 'bad_request');
-          return reply.code(err.statusCode).send({ error: err.message });
-        }
-        // A handler failure is ours, not the request's: answer 500 so the API server applies the
-        // webhook's failurePolicy (Fail → the request is refused with "failed calling webhook";
-        // Ignore → it goes through). An `allowed: false` review here would instead deny regardless
-        // of the policy the operator chose. The uid is in the log line, the stack only in the log.
-        log.error({ ...fields, err, latencyMs: reply.elapsedTime }, 'admission handler failed');
-        observe(request.routeOptions.url, reply.elapsedTime, review.operation, 'error');
-        return reply.code(500).send({ error: `webhook ${handler.name} failed internally (request uid ${review.uid}); see its logs` });
-      }
-
-      const outcome = outcomeOf(decision);
-      log.info(
-        {
-          ...fields,
-          node: decision.node,
-          decision: outcome,
-          reason: decision.reason,
-          ...(decision.mode ? { mode: decision.mode } : {}),
-          ...(decision.wouldBe ? { wouldBe: decision.wouldBe } : {}),
-          latencyMs: Number(reply.elapsedTime.toFixed(3)),
-        },
-        'admission decision',
-      );
-      metrics.decisions.inc({
-        webhook: handler.name,
-        mode: decision.mode ?? 'none',
-        decision: decision.wouldBe ? (decision.wouldBe === 'denied' ? 'would-deny' : 'would-patch') : outcome,
-        reason: decision.reason,
-      });
-      observe(request.routeOptions.url, reply.elapsedTime, review.operation, outcome);
-      return reply.code(200).send(toReview(review.uid, decision));
+      const answer = await routes.answer(path, handler, request.body, performance.now() - reply.elapsedTime);
+      return reply.code(answer.status).type('application/json; charset=utf-8').send(answer.body);
     });
   }
 
@@ -356,9 +217,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
       // Counted apart, and logged at info within the client-error budget (a rapid-reset client
       // would otherwise write a line per stream): a client that hung up is neither a bad request
       // nor our failure.
-      const webhook = webhookByPath.get(request.routeOptions.url ?? '');
-      if (webhook) metrics.admissionAborted.inc({ webhook });
-      guardCounters(metrics).aborted.inc({ route: request.routeOptions.url ?? 'none' });
+      routes.countAborted(routes.webhookAt(request.routeOptions.url));
       if (clientErrorLog.take())
         request.log.info({ url: request.routeOptions.url, latencyMs: reply.elapsedTime }, 'client went away before its request was read');
       reply.hijack(); // nothing can be sent; fastify must not try (and log "Reply was already sent")

@@ -75,7 +75,7 @@ interface RawRequest {
 /**
  * Did the client give up on this request (reset the HTTP/2 stream, or closed the connection)
  * before it was answered? Such a request is nobody's mistake worth a log line: a rapid-reset
- * client makes thousands a second. It is counted instead (cmg_requests_aborted_total).
+ * client makes thousands a second. It is counted instead (cmg_admission_requests_aborted_total).
  */
 export function clientGaveUp(raw: RawRequest): boolean {
   if (raw.aborted === true || raw.readableAborted === true) return true;
@@ -84,8 +84,6 @@ export function clientGaveUp(raw: RawRequest): boolean {
 }
 
 export interface GuardCounters {
-  /** Requests whose client reset the stream or hung up before the answer, by route ("none": no route matched). */
-  aborted: Counter<'route'>;
   /** Connections closed on arrival because MAX_CONNECTIONS were open. */
   dropped: Counter;
 }
@@ -98,12 +96,6 @@ export function guardCounters(metrics: Metrics): GuardCounters {
   if (!counters) {
     const registers = [metrics.registry];
     counters = {
-      aborted: new Counter({
-        name: `${METRIC_PREFIX}requests_aborted_total`,
-        help: 'Requests the client abandoned (HTTP/2 stream reset, or connection closed) before they were answered; not logged one by one.',
-        labelNames: ['route'],
-        registers,
-      }),
       dropped: new Counter({
         name: `${METRIC_PREFIX}connections_dropped_total`,
         help: 'Connections closed on arrival because the connection limit (default 256) was reached.',

@@ -39,7 +39,7 @@ export class LogBudget {
       if (this.suppressed > 0) {
         this.logger.warn(
           { suppressed: this.suppressed, windowMs: this.windowMs },
-          `${this.suppressed} more client errors in ${this.windowMs / 1000} s were not logged (counted in cmg_admission_requests_total and cmg_requests_aborted_total)`,
+          `${this.suppressed} more client errors in ${this.windowMs / 1000} s were not logged (counted in cmg_admission_requests_total and cmg_admission_requests_aborted_total)`,
         );
       }
       this.windowStart = now;

@@ -229,7 +229,7 @@ describe('a rapid-reset client', () => {
       const worst = latencies.at(-1)!;
       const p90 = latencies[Math.floor(latencies.length * 0.9)]!;
       const abandoned =
-        (await metricValue(metrics, 'cmg_requests_aborted_total')) +
+        (await metricValue(metrics, 'cmg_admission_requests_aborted_total')) +
         (await metricValue(metrics, 'cmg_admission_requests_total{webhook="pod-placement",operation="unknown",decision="bad_request"}'));
       const attackStreams = perSession.reduce((a, b) => a + b, 0) - latencies.length - failures - 1;
       const summary = `${mode}: ${stats.opened} streams opened by the attacker, ${attackStreams} reached the server over ${stats.sessions} sessions (largest ${Math.max(...perSession)}, at most ${mostOpen} open at once), ${abandoned} abandoned or bad; victim ${latencies.length} ok / ${failures} failed, median ${median.toFixed(0)} ms, p90 ${p90.toFixed(0)} ms, worst ${worst.toFixed(0)} ms; ${logLines.length} log lines`;

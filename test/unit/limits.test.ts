@@ -26,7 +26,9 @@ describe('limits', () => {
   it('registers its counters once per Metrics', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
     expect(guardCounters(metrics)).toBe(guardCounters(metrics));
-    guardCounters(metrics).aborted.inc({ route: '/validate/pods' });
-    expect(await metrics.text()).toContain('cmg_requests_aborted_total{route="/validate/pods"} 1');
+    guardCounters(metrics).dropped.inc();
+    expect(await metrics.text()).toContain('cmg_connections_dropped_total 1');
+    // One abort counter, the admission one (cmg_requests_aborted_total{route} counted the same requests).
+    expect(await metrics.text()).not.toContain('cmg_requests_aborted_total');
   });
 });

@@ -42,4 +42,24 @@ describe('LineSink', () => {
     sink.write('second\n');
     expect(sink.dropped).toBe(1);
   });
+
+  it('hands the lines of one turn of the event loop to the stream in one write, and all of them on flush()', async () => {
+    const writes: string[] = [];
+    const output = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        writes.push(chunk.toString());
+        callback();
+      },
+    });
+    const sink = new LineSink(output, 10_000);
+    for (let i = 0; i < 5; i++) sink.write(`line ${i}\n`);
+    expect(writes).toEqual([]);
+    expect(sink.queuedBytes).toBe(35);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes).toEqual(['line 0\nline 1\nline 2\nline 3\nline 4\n']);
+    sink.write('last\n');
+    sink.flush();
+    expect(writes.at(-1)).toBe('last\n');
+    expect(sink.dropped).toBe(0);
+  });
 });
