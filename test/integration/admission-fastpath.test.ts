@@ -4,28 +4,19 @@
 // body goes through both, over HTTP/2 and HTTP/1.1. "application/json; charset=UTF-8" is a JSON
 // content type the fast path leaves to fastify (only exact forms are taken), so it picks the path.
 
-import { mkdtemp, rm } from 'node:fs/promises';
 import type { ClientHttp2Session } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXAMPLE_SNAPSHOT } from '../../src/main.js';
-import { loadSnapshot } from '../../src/cluster/snapshot.js';
-import { isSynced, webhookSyncState } from '../../src/cluster/view.js';
-import { defaultConfig } from '../../src/config.js';
 import { Metrics } from '../../src/metrics.js';
 import { AdmissionRoutes } from '../../src/server/admission-route.js';
 import { LogBudget } from '../../src/server/log-budget.js';
-import { startServer, type ServerHandle } from '../../src/server/start.js';
-import { ensureServingCert } from '../../src/certs/local.js';
-import { daemonSetAffinityHandler } from '../../src/webhooks/daemonset-affinity.js';
-import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
+import type { ServerHandle } from '../../src/server/start.js';
 import { daemonSet, pod } from '../support/fixtures.js';
 import { bindingRequest, daemonSetRequest, podRequest, review } from '../support/reviews.js';
 import { capturingLogger, h2Request, h2Session } from '../support/https-client.js';
+import { startExampleServer, type ExampleServer } from '../support/example-server.js';
 
-let dir: string;
+let example: ExampleServer;
 let caPem: string;
 let server: ServerHandle;
 let session: ClientHttp2Session;
@@ -36,13 +27,10 @@ const FAST = 'application/json';
 const FASTIFY = 'application/json; charset=UTF-8';
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cmg-fastpath-'));
-  caPem = (await ensureServingCert(dir)).caPem ?? '';
-  const { view } = loadSnapshot(EXAMPLE_SNAPSHOT, defaultConfig);
-  server = await startServer({
+  example = await startExampleServer({
+    logger,
+    metrics,
     handlers: [
-      { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(defaultConfig, view) },
-      { path: '/validate/pods', handler: podPlacementHandler(defaultConfig, view) },
       { path: '/throws', handler: { name: 'throws', handle: () => Promise.reject(new Error('boom')) } },
       // A decision that cannot be serialised: what escapes answer() is a 500, never a crash.
       {
@@ -59,20 +47,14 @@ beforeAll(async () => {
         },
       },
     ],
-    readiness: () => ({ ready: isSynced(view), detail: webhookSyncState(view) }),
-    metrics,
-    logger,
-    certDir: dir,
-    host: '127.0.0.1',
-    port: 0,
   });
+  ({ server, caPem } = example);
   session = await h2Session(server.url, caPem);
 });
 
 afterAll(async () => {
   session?.close();
-  await server?.close();
-  await rm(dir, { recursive: true, force: true });
+  await example?.close();
 });
 
 function http1Post(path: string, body: string, contentType: string): Promise<{ status: number; body: string; connection: string | undefined }> {

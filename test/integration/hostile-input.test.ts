@@ -2,28 +2,19 @@
 // the quick start serves): every answer is a clear 4xx or a decision, never a 500, never an
 // error-level log line or a `decision="error"` count for what is the client's doing.
 
-import { mkdtemp, rm } from 'node:fs/promises';
 import type { ClientHttp2Session } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allowed } from '../../src/admission/decision.js';
-import { EXAMPLE_SNAPSHOT } from '../../src/main.js';
-import { loadSnapshot } from '../../src/cluster/snapshot.js';
-import { isSynced, webhookSyncState } from '../../src/cluster/view.js';
-import { defaultConfig } from '../../src/config.js';
 import { Metrics } from '../../src/metrics.js';
-import { startServer, type ServerHandle } from '../../src/server/start.js';
-import { ensureServingCert } from '../../src/certs/local.js';
-import { daemonSetAffinityHandler } from '../../src/webhooks/daemonset-affinity.js';
-import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
+import type { ServerHandle } from '../../src/server/start.js';
 import { daemonSet, pod } from '../support/fixtures.js';
 import { bindingRequest, daemonSetRequest, podRequest, review } from '../support/reviews.js';
 import { capturingLogger, eventually, h2Request, h2Session } from '../support/https-client.js';
+import { startExampleServer, type ExampleServer } from '../support/example-server.js';
 
-let dir: string;
+let example: ExampleServer;
 let caPem: string;
 let server: ServerHandle;
 let session: ClientHttp2Session;
@@ -31,30 +22,19 @@ const metrics = new Metrics({ defaultMetrics: false });
 const { logger, lines, raw } = capturingLogger();
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cmg-hostile-'));
-  caPem = (await ensureServingCert(dir)).caPem ?? '';
-  const { view } = loadSnapshot(EXAMPLE_SNAPSHOT, defaultConfig);
-  server = await startServer({
-    handlers: [
-      { path: '/mutate/daemonsets', handler: daemonSetAffinityHandler(defaultConfig, view) },
-      { path: '/validate/pods', handler: podPlacementHandler(defaultConfig, view) },
-      // Decides after 300 ms: time for a client to hang up while its request is being decided.
-      { path: '/slow', handler: { name: 'slow', handle: () => new Promise((resolve) => setTimeout(() => resolve(allowed('slow')), 300)) } },
-    ],
-    readiness: () => ({ ready: isSynced(view), detail: webhookSyncState(view) }),
-    metrics,
+  example = await startExampleServer({
     logger,
-    certDir: dir,
-    host: '127.0.0.1',
-    port: 0,
+    metrics,
+    // Decides after 300 ms: time for a client to hang up while its request is being decided.
+    handlers: [{ path: '/slow', handler: { name: 'slow', handle: () => new Promise((resolve) => setTimeout(() => resolve(allowed('slow')), 300)) } }],
   });
+  ({ server, caPem } = example);
   session = await h2Session(server.url, caPem);
 });
 
 afterAll(async () => {
   session?.close();
-  await server?.close();
-  await rm(dir, { recursive: true, force: true });
+  await example?.close();
 });
 
 const errorLines = () => lines.filter((line) => line.level === 'error' || line.level === 'fatal');

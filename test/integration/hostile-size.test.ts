@@ -6,24 +6,14 @@
 // machine cannot inflate; the wall-clock bounds are generous for a loaded 2-core machine and still
 // far below what the quadratic planner took.
 
-import { mkdtemp, rm } from 'node:fs/promises';
 import type { ClientHttp2Session } from 'node:http2';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadSnapshot } from '../../src/cluster/snapshot.js';
-import { isSynced, webhookSyncState } from '../../src/cluster/view.js';
-import { defaultConfig } from '../../src/config.js';
-import { EXAMPLE_SNAPSHOT } from '../../src/main.js';
-import { Metrics } from '../../src/metrics.js';
-import { startServer, type ServerHandle } from '../../src/server/start.js';
-import { ensureServingCert } from '../../src/certs/local.js';
-import { daemonSetAffinityHandler } from '../../src/webhooks/daemonset-affinity.js';
-import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
+import type { ServerHandle } from '../../src/server/start.js';
 import { adversarialDaemonSet, countFor, type Shape } from '../support/adversarial.js';
 import { bindingRequest, daemonSetRequest, review } from '../support/reviews.js';
 import { capturingLogger, h2Request, h2Session } from '../support/https-client.js';
+import { startExampleServer, type ExampleServer } from '../support/example-server.js';
 import { WEBHOOK_PATHS } from '../../src/webhooks/routes.js';
 
 /** CPU this process may spend on the big request, end to end; the quadratic planner needed 15 s and more. */
@@ -33,28 +23,15 @@ const BIG_MS = 4000;
 /** No small request sent while the big one is in flight may take longer than this. */
 const SMALL_MS = 2000;
 
-let dir: string;
+let example: ExampleServer;
 let caPem: string;
 let server: ServerHandle;
 let big: ClientHttp2Session;
 let small: ClientHttp2Session;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cmg-hostile-size-'));
-  caPem = (await ensureServingCert(dir)).caPem ?? '';
-  const { view } = loadSnapshot(EXAMPLE_SNAPSHOT, defaultConfig);
-  server = await startServer({
-    handlers: [
-      { path: WEBHOOK_PATHS.daemonSets, handler: daemonSetAffinityHandler(defaultConfig, view) },
-      { path: WEBHOOK_PATHS.pods, handler: podPlacementHandler(defaultConfig, view) },
-    ],
-    readiness: () => ({ ready: isSynced(view), detail: webhookSyncState(view) }),
-    metrics: new Metrics({ defaultMetrics: false }),
-    logger: capturingLogger().logger,
-    certDir: dir,
-    host: '127.0.0.1',
-    port: 0,
-  });
+  example = await startExampleServer({ logger: capturingLogger().logger });
+  ({ server, caPem } = example);
   // Two connections, as two API server clients would have.
   big = await h2Session(server.url, caPem);
   small = await h2Session(server.url, caPem);
@@ -63,8 +40,7 @@ beforeAll(async () => {
 afterAll(async () => {
   big?.close();
   small?.close();
-  await server?.close();
-  await rm(dir, { recursive: true, force: true });
+  await example?.close();
 });
 
 const timed = async <T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> => {

@@ -1,56 +1,32 @@
 // The real webhooks behind the real HTTPS server, fed real-world manifests, over HTTP/1.1 and
 // HTTP/2, deciding from the example snapshot that the quick start serves.
 
-import { mkdtemp, rm } from 'node:fs/promises';
 import type { ClientHttp2Session } from 'node:http2';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import jsonpatch from 'fast-json-patch';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXAMPLE_SNAPSHOT } from '../../src/main.js';
-import { loadSnapshot } from '../../src/cluster/snapshot.js';
-import { isSynced, webhookSyncState } from '../../src/cluster/view.js';
-import { defaultConfig } from '../../src/config.js';
-import { Metrics } from '../../src/metrics.js';
-import { startServer, type ServerHandle } from '../../src/server/start.js';
-import { ensureServingCert } from '../../src/certs/local.js';
-import { daemonSetAffinityHandler } from '../../src/webhooks/daemonset-affinity.js';
-import { podPlacementHandler } from '../../src/webhooks/pod-placement.js';
+import type { ServerHandle } from '../../src/server/start.js';
 import { daemonSet, pod } from '../support/fixtures.js';
 import { bindingRequest, daemonSetRequest, podRequest, review } from '../support/reviews.js';
 import { capturingLogger, h2Session, postJson } from '../support/https-client.js';
+import { startExampleServer, type ExampleServer } from '../support/example-server.js';
 import { WEBHOOK_PATHS } from '../../src/webhooks/routes.js';
 
-let dir: string;
+let example: ExampleServer;
 let caPem: string;
 let server: ServerHandle;
 let session: ClientHttp2Session;
 const { logger, lines } = capturingLogger();
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cmg-webhooks-'));
-  caPem = (await ensureServingCert(dir)).caPem ?? '';
-  const { view } = loadSnapshot(EXAMPLE_SNAPSHOT, defaultConfig);
-  server = await startServer({
-    handlers: [
-      { path: WEBHOOK_PATHS.daemonSets, handler: daemonSetAffinityHandler(defaultConfig, view) },
-      { path: WEBHOOK_PATHS.pods, handler: podPlacementHandler(defaultConfig, view) },
-    ],
-    readiness: () => ({ ready: isSynced(view), detail: webhookSyncState(view) }),
-    metrics: new Metrics({ defaultMetrics: false }),
-    logger,
-    certDir: dir,
-    host: '127.0.0.1',
-    port: 0,
-  });
+  example = await startExampleServer({ logger });
+  ({ server, caPem } = example);
   session = await h2Session(server.url, caPem);
 });
 
 afterAll(async () => {
   session?.close();
-  await server?.close();
-  await rm(dir, { recursive: true, force: true });
+  await example?.close();
 });
 
 const http1 = () => request(server.url);
