@@ -19,7 +19,7 @@ const { default: js } = await import('@eslint/js');
 const { default: tseslint } = await import('typescript-eslint');
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', 'test/tools/'] },
+  { ignores: ['dist/', 'node_modules/', 'coverage/', 'test/tools/', '.local/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -28,12 +28,15 @@ export class ApiStatusError extends Error {
   readonly statusCode: number;
   readonly code: number;
   readonly reason: string | undefined;
-  constructor(status: number, message: string, reason?: string) {
+  /** The answer's body (a Status, as JSON text), as client-node's ApiException keeps it. */
+  readonly body: string;
+  constructor(status: number, message: string, reason: string | undefined, body: string) {
     super(message);
     this.name = 'ApiStatusError';
     this.statusCode = status;
     this.code = status;
     this.reason = reason;
+    this.body = body;
   }
 }
 
@@ -97,7 +100,7 @@ function statusError(status: number, text: string, path: string): ApiStatusError
   } catch {
     // not a Status: keep the generic message
   }
-  return new ApiStatusError(status, message, reason);
+  return new ApiStatusError(status, message, reason, text);
 }
 
 /** The whole body as a string (utf-8); rejects past `max` bytes when given. */
@@ -110,6 +113,30 @@ export async function readAll(body: Readable, max?: number): Promise<string> {
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, size).toString('utf8');
+}
+
+/**
+ * Every item of a list, page by page (`limit`/`continue`, with the query given), handing each
+ * page's items to `onPage` as it arrives, so a caller can keep only what it needs of each.
+ * Each page has its own deadline. An expired continue token (410) is not retried here.
+ */
+export async function listAllPages(
+  kc: KubeConfig,
+  path: string,
+  params: Record<string, string | undefined>,
+  options: { pageSize: number; pageTimeoutMs: number; signal?: AbortSignal },
+  onPage: (items: RawObject[]) => void,
+): Promise<{ resourceVersion: string }> {
+  let cont: string | undefined;
+  let resourceVersion = '';
+  do {
+    const signal = options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(options.pageTimeoutMs)]) : AbortSignal.timeout(options.pageTimeoutMs);
+    const page = await listPage(kc, path + query({ ...params, limit: options.pageSize, continue: cont }), { signal });
+    onPage(page.items);
+    resourceVersion = page.resourceVersion || resourceVersion;
+    cont = page.continue;
+  } while (cont !== undefined);
+  return { resourceVersion };
 }
 
 /** One page of a list. */
