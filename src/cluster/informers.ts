@@ -177,6 +177,8 @@ class CacheRunner {
   private watchAbort: AbortController | undefined;
   private watchEnd: WatchEnd;
   private inactivity: Timer | undefined;
+  /** Bounds the wait for a watch request's answer. */
+  private connectTimer: Timer | undefined;
 
   get name(): CacheName | ReaperCacheName {
     return this.spec.name;
@@ -288,6 +290,15 @@ class CacheRunner {
   }
 
   private event(event: WatchEvent): void {
+    try {
+      this.applyEvent(event);
+    } catch (err) {
+      // A failure applying one event (in the view or a subscriber) must not take the process down.
+      this.log.error({ err, type: event.type }, 'failed to apply a watch event; continuing');
+    }
+  }
+
+  private applyEvent(event: WatchEvent): void {
     const obj = event.object;
     switch (event.type) {
       case 'ADDED':
@@ -368,7 +379,18 @@ class CacheRunner {
           allowWatchBookmarks: true,
           timeoutSeconds,
         });
-      body = await get(this.kc, path, { signal: AbortSignal.any([abort.signal, this.stopSignal.signal]), gzip: this.gzip });
+      // A server that takes the connection but sends no answer: give up after the inactivity timeout.
+      this.connectTimer = this.clock.setTimeout(
+        () => abort.abort(new DOMException('the watch request got no answer within the inactivity timeout', 'TimeoutError')),
+        WATCH_INACTIVITY_MS,
+        { unref: true },
+      );
+      try {
+        body = await get(this.kc, path, { signal: AbortSignal.any([abort.signal, this.stopSignal.signal]), gzip: this.gzip });
+      } finally {
+        this.connectTimer.clear();
+        this.connectTimer = undefined;
+      }
     } catch (err) {
       if (this.stopped) return;
       // 410 on the watch request itself: the resourceVersion is too old; relist at once.
@@ -504,6 +526,8 @@ class CacheRunner {
     this.timer = undefined;
     this.inactivity?.clear();
     this.inactivity = undefined;
+    this.connectTimer?.clear();
+    this.connectTimer = undefined;
     this.stopSignal.abort();
     this.watchAbort?.abort();
   }

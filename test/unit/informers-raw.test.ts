@@ -23,6 +23,8 @@ class ScriptedServer {
   list: (path: string, query: Record<string, string>) => { status?: number; body: unknown } = () => ({
     body: { items: [], metadata: { resourceVersion: '1' } },
   });
+  /** While true, watch requests get no answer at all (a hung server). */
+  hangWatches = false;
   private server!: Server;
   url = '';
 
@@ -41,6 +43,7 @@ class ScriptedServer {
     const url = new URL(req.url ?? '/', 'http://x');
     const query = Object.fromEntries(url.searchParams);
     this.requests.push({ path: url.pathname, query, headers: req.headers });
+    if (query.watch === 'true' && this.hangWatches) return; // closed by stop()'s closeAllConnections
     if (query.watch === 'true') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.flushHeaders();
@@ -193,6 +196,21 @@ describe('informers: raw list and watch', () => {
     await expect.poll(() => api.watchRequests(NODES).length, poll).toBe(2);
     expect(api.listRequests(NODES)).toHaveLength(1);
     expect(live!.disconnected()).toEqual({});
+  });
+
+  it('gives up on a watch request that gets no answer within 30 s (the clock), says so, and retries', async () => {
+    api.hangWatches = true;
+    const lv = start();
+    await lv.whenSynced();
+    await expect.poll(() => api.watchRequests(NODES).length, poll).toBe(1);
+    await clock.advance(29_000);
+    expect(lv.disconnected()).toEqual({});
+    await clock.advance(1_000);
+    await expect.poll(() => lv.disconnected().nodes, poll).toBeDefined();
+    api.hangWatches = false;
+    await clock.advance(200); // the backoff (initialMs 20 here)
+    await expect.poll(() => api.open(NODES), poll).toBe(1);
+    await expect.poll(() => lv.disconnected(), poll).toEqual({});
   });
 
   it('reaper caches keep only what the reaper reads of a pod and a CiliumEndpoint', async () => {
