@@ -41,6 +41,8 @@
 //   its last known cache while the API server is away. Whether each cache is connected NOW is
 //   tracked apart (disconnected()): from the first failure until a restart of it lists (if it
 //   must) and gets its watch's response headers again. The reaper does not act meanwhile.
+// - No periodic resync: client-go's only re-delivers cached objects to handlers; the reaper runs
+//   its own periodic pass over the view.
 // - stop() aborts the list or watch in flight and cancels pending restarts.
 // Every timer (backoff, inactivity, short-watch pause) goes through the injected clock.
 
