@@ -44,7 +44,8 @@
 // - No periodic resync: client-go's only re-delivers cached objects to handlers; the reaper runs
 //   its own periodic pass over the view.
 // - stop() aborts the list or watch in flight and cancels pending restarts.
-// Every timer (backoff, inactivity, short-watch pause) goes through the injected clock.
+// Every timer (backoff, inactivity, short-watch pause) goes through the injected clock; the
+// deadlines of a list page and of a watch request's answer (listTimeoutMs) are real time.
 
 import type { Readable } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -78,7 +79,7 @@ export interface LiveViewOptions {
   withoutUnscheduledPods?: boolean;
   /** Restart delays after an informer error: doubles from initialMs up to maxMs. */
   backoff?: { initialMs?: number; maxMs?: number };
-  /** Deadline of each list request (one page). */
+  /** Deadline of each list request (one page), and of a watch request's answer (its headers). */
   listTimeoutMs?: number;
   /** Page size of list requests. */
   pageSize?: number;
@@ -179,8 +180,6 @@ class CacheRunner {
   private watchAbort: AbortController | undefined;
   private watchEnd: WatchEnd;
   private inactivity: Timer | undefined;
-  /** Bounds the wait for a watch request's answer. */
-  private connectTimer: Timer | undefined;
 
   get name(): CacheName | ReaperCacheName {
     return this.spec.name;
@@ -381,17 +380,18 @@ class CacheRunner {
           allowWatchBookmarks: true,
           timeoutSeconds,
         });
-      // A server that takes the connection but sends no answer: give up after the inactivity timeout.
-      this.connectTimer = this.clock.setTimeout(
-        () => abort.abort(new DOMException('the watch request got no answer within the inactivity timeout', 'TimeoutError')),
-        WATCH_INACTIVITY_MS,
-        { unref: true },
+      // A server that takes the connection but sends no answer: give up after the list deadline
+      // (real time, like the list pages' AbortSignal.timeout; the signal stays on the request, so
+      // the deadline is a timer cleared once the answer has come, not a timeout signal).
+      const deadline = setTimeout(
+        () => abort.abort(new DOMException(`the watch request got no answer within ${this.listTimeoutMs} ms`, 'TimeoutError')),
+        this.listTimeoutMs,
       );
+      deadline.unref();
       try {
         body = await get(this.kc, path, { signal: AbortSignal.any([abort.signal, this.stopSignal.signal]), gzip: this.gzip });
       } finally {
-        this.connectTimer.clear();
-        this.connectTimer = undefined;
+        clearTimeout(deadline);
       }
     } catch (err) {
       if (this.stopped) return;
@@ -528,8 +528,6 @@ class CacheRunner {
     this.timer = undefined;
     this.inactivity?.clear();
     this.inactivity = undefined;
-    this.connectTimer?.clear();
-    this.connectTimer = undefined;
     this.stopSignal.abort();
     this.watchAbort?.abort();
   }

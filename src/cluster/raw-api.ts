@@ -61,6 +61,26 @@ export function query(params: Record<string, string | number | boolean | undefin
   return s ? `?${s}` : '';
 }
 
+/**
+ * client-node's agent for a direct connection (http.Agent / https.Agent, as KubeConfig.createAgent
+ * makes them) does not keep connections alive: every list page would pay a TLS handshake. The
+ * same options with keepAlive, one per agent (an idle kept socket is unref'd: it does not hold
+ * the process). Proxy agents (subclasses) are used as they are.
+ */
+const keptAlive = new WeakMap<object, http.Agent>();
+function keepAlive(agent: unknown): unknown {
+  if (!(agent instanceof http.Agent)) return agent;
+  const proto = Object.getPrototypeOf(agent) as object;
+  if (proto !== http.Agent.prototype && proto !== https.Agent.prototype) return agent;
+  let kept = keptAlive.get(agent);
+  if (!kept) {
+    const options = { ...(agent as unknown as { options: http.AgentOptions }).options, keepAlive: true };
+    kept = proto === https.Agent.prototype ? new https.Agent(options) : new http.Agent(options);
+    keptAlive.set(agent, kept);
+  }
+  return kept;
+}
+
 /** Sends a GET and resolves with the response body stream once the answer is 200; rejects otherwise. */
 export async function get(kc: KubeConfig, pathAndQuery: string, options: RequestOptions): Promise<Readable> {
   const cluster = kc.getCurrentCluster();
@@ -68,6 +88,7 @@ export async function get(kc: KubeConfig, pathAndQuery: string, options: Request
   const url = new URL(cluster.server.replace(/\/+$/, '') + pathAndQuery);
   const opts: https.RequestOptions = { method: 'GET', headers: {} };
   await kc.applyToHTTPSOptions(opts);
+  opts.agent = keepAlive(opts.agent) as http.Agent;
   options.signal.throwIfAborted();
   const headers = { ...(opts.headers as Record<string, string>), Accept: 'application/json', ...(options.gzip ? { 'Accept-Encoding': 'gzip' } : {}) };
   const request = url.protocol === 'http:' ? http.request : https.request;
