@@ -29,6 +29,8 @@
 // - A watch the server ends cleanly without an event within 1 s is reopened after initialMs
 //   (client-go treats it as an error: "very short watch"), so a server that ends every watch at
 //   once is not hammered.
+// - A 429 (a CRD's storage initializing, priority and fairness) is waited out and retried after
+//   its Retry-After, up to 10 times, as client-go's rest client does, before it counts as a failure.
 // - Any other failure (list or watch refused, reset, timed out, answered non-200) is retried with
 //   capped exponential backoff (1 s → 5 s by default), keeping the last known cache.
 //   The cap is 5 s, not client-go's 30 s: a failing attempt costs the API server one refused
@@ -119,6 +121,12 @@ const WATCH_INACTIVITY_MS = 30_000;
 const SHORT_WATCH_MS = 1_000;
 /** A continue token that expires (410) restarts the list; this many times at most per attempt. */
 const LIST_RESTARTS = 3;
+/**
+ * A 429 (a CRD's storage initializing, priority and fairness) is retried after its Retry-After
+ * (details.retryAfterSeconds, 1 s if none, at most 10 s), this many times, before it counts as a
+ * failure: client-go's rest client does the same (request.go, maxRetries 10 for Retry-After).
+ */
+const TOO_MANY_REQUESTS_RETRIES = 10;
 
 interface CacheSpec {
   name: CacheName | ReaperCacheName;
@@ -226,6 +234,21 @@ class CacheRunner {
     }
   }
 
+  /** Runs a request, waiting out and retrying 429 answers (TOO_MANY_REQUESTS_RETRIES). */
+  private async patiently<T>(request: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await request();
+      } catch (err) {
+        const e = err as { statusCode?: unknown; retryAfterSeconds?: unknown } | null;
+        if (e?.statusCode !== 429 || attempt >= TOO_MANY_REQUESTS_RETRIES || this.stopped) throw err;
+        const seconds = typeof e.retryAfterSeconds === 'number' && e.retryAfterSeconds > 0 ? Math.min(e.retryAfterSeconds, 10) : 1;
+        this.log.debug({ retryInMs: seconds * 1000, attempt }, `${this.spec.what}: the API server asked to retry later (429)`);
+        await this.clock.sleep(seconds * 1000, this.stopSignal.signal);
+      }
+    }
+  }
+
   private removeKey(key: string): void {
     const slash = key.indexOf('/');
     this.spec.remove(key.slice(0, slash) || undefined, key.slice(slash + 1));
@@ -238,12 +261,13 @@ class CacheRunner {
     let resourceVersion = '';
     let cont: string | undefined;
     for (;;) {
-      const signal = AbortSignal.any([AbortSignal.timeout(this.listTimeoutMs), this.stopSignal.signal]);
       const path =
         this.spec.path + query({ labelSelector: this.spec.labelSelector, fieldSelector: this.spec.fieldSelector, limit: this.pageSize, continue: cont });
       let page;
       try {
-        page = await listPage(this.kc, path, { signal, gzip: this.gzip });
+        page = await this.patiently(() =>
+          listPage(this.kc, path, { signal: AbortSignal.any([AbortSignal.timeout(this.listTimeoutMs), this.stopSignal.signal]), gzip: this.gzip }),
+        );
       } catch (err) {
         // The continue token expired between pages: start the list over (client-go's pager does the same).
         if (cont !== undefined && answerStatus(err) === 410 && restarts < LIST_RESTARTS) {
@@ -389,7 +413,7 @@ class CacheRunner {
       );
       deadline.unref();
       try {
-        body = await get(this.kc, path, { signal: AbortSignal.any([abort.signal, this.stopSignal.signal]), gzip: this.gzip });
+        body = await this.patiently(() => get(this.kc, path, { signal: AbortSignal.any([abort.signal, this.stopSignal.signal]), gzip: this.gzip }));
       } finally {
         clearTimeout(deadline);
       }

@@ -30,13 +30,16 @@ export class ApiStatusError extends Error {
   readonly reason: string | undefined;
   /** The answer's body (a Status, as JSON text), as client-node's ApiException keeps it. */
   readonly body: string;
-  constructor(status: number, message: string, reason: string | undefined, body: string) {
+  /** The Status's details.retryAfterSeconds (429 "storage is (re)initializing", priority and fairness). */
+  readonly retryAfterSeconds: number | undefined;
+  constructor(status: number, message: string, reason: string | undefined, body: string, retryAfterSeconds?: number) {
     super(message);
     this.name = 'ApiStatusError';
     this.statusCode = status;
     this.code = status;
     this.reason = reason;
     this.body = body;
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 
@@ -114,14 +117,16 @@ export async function get(kc: KubeConfig, pathAndQuery: string, options: Request
 function statusError(status: number, text: string, path: string): ApiStatusError {
   let message = `${http.STATUS_CODES[status] ?? 'HTTP error'} (${status}) from GET ${path}`;
   let reason: string | undefined;
+  let retryAfter: number | undefined;
   try {
-    const parsed = JSON.parse(text) as { message?: unknown; reason?: unknown };
+    const parsed = JSON.parse(text) as { message?: unknown; reason?: unknown; details?: { retryAfterSeconds?: unknown } };
     if (typeof parsed.message === 'string') message = `${parsed.message} (${status})`;
     if (typeof parsed.reason === 'string') reason = parsed.reason;
+    if (typeof parsed.details?.retryAfterSeconds === 'number') retryAfter = parsed.details.retryAfterSeconds;
   } catch {
     // not a Status: keep the generic message
   }
-  return new ApiStatusError(status, message, reason, text);
+  return new ApiStatusError(status, message, reason, text, retryAfter);
 }
 
 /** The whole body as a string (utf-8); rejects past `max` bytes when given. */

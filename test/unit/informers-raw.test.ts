@@ -209,11 +209,37 @@ describe('informers: raw list and watch', () => {
     await lv.whenSynced();
     await expect.poll(() => api.watchRequests(NODES).length, poll).toBe(1);
     expect(lv.disconnected()).toEqual({});
-    await expect.poll(() => lv.disconnected().nodes, poll).toBeDefined();
+    // All four watches hang and give up, each on its own real-time deadline: wait for the last.
+    await expect.poll(() => Object.keys(lv.disconnected()).sort(), poll).toEqual(['agentPods', 'ciliumnodes', 'nodes', 'unscheduledPods']);
     api.hangWatches = false;
     await clock.advance(200); // the backoff (initialMs 20 here)
     await expect.poll(() => api.open(NODES), poll).toBe(1);
     await expect.poll(() => lv.disconnected(), poll).toEqual({});
+  });
+
+  it('waits out a 429 (storage initializing) after its retryAfterSeconds, on the clock, without a failure', async () => {
+    let refusals = 0;
+    api.list = (path) => {
+      if (path === NODES && refusals < 2) {
+        refusals += 1;
+        return {
+          status: 429,
+          body: { kind: 'Status', code: 429, reason: 'TooManyRequests', message: 'storage is (re)initializing', details: { retryAfterSeconds: 2 } },
+        };
+      }
+      return { body: { items: path === NODES ? [node('a')] : [], metadata: { resourceVersion: '1' } } };
+    };
+    const lv = start();
+    await expect.poll(() => api.listRequests(NODES).length, poll).toBe(1);
+    await clock.advance(1_999);
+    expect(api.listRequests(NODES)).toHaveLength(1);
+    await clock.advance(1);
+    await expect.poll(() => api.listRequests(NODES).length, poll).toBe(2);
+    await clock.advance(2_000);
+    await lv.whenSynced();
+    expect(lv.view.node('a')).toBeDefined();
+    expect(api.listRequests(NODES)).toHaveLength(3);
+    expect(lv.disconnected()).toEqual({});
   });
 
   it('reaper caches keep only what the reaper reads of a pod and a CiliumEndpoint', async () => {
