@@ -58,7 +58,7 @@ if (parts.has('scale')) {
     return { nodes, pods };
   });
   console.log(`\n## 3. Scale (${sizes.map((s) => `${s.nodes} nodes / ${s.pods} pods`).join(', then ')}; half the nodes labelled)`);
-  await runScale(sizes, quick ? 2 : 4);
+  await runScale(sizes, quick ? 2 : 4, values.compare);
   console.log('\n  The full pass alone over an in-memory view of the same objects (no API server), further out:');
   passCurve([...sizes, ...(quick ? [] : [{ nodes: 5000, pods: 50000 }])]);
 }

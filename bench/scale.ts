@@ -15,14 +15,18 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { openView } from '../src/commands/common.js';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { KubeConfig } from '@kubernetes/client-node';
+import { startLiveView } from '../src/cluster/informers.js';
+import { isReaperSynced } from '../src/cluster/view.js';
 import { defaultConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { detect } from '../src/reaper/detect.js';
 import { apiCall, startControlPlane, type ControlPlane } from '../test/harness/controlplane.js';
 import { CLI, installCiliumCrds, startGuard, startReaper } from '../test/harness/guard.js';
 import { bindingRequest, review } from '../test/support/reviews.js';
-import { NODE, ensureH2load, peakRssMb, rssMb } from './floor.js';
+import { NODE, buildRevision, ensureH2load, peakRssMb, rssMb } from './floor.js';
 import { fmt, median, percentile, table } from './stats.js';
 
 const NS = 'scale';
@@ -165,7 +169,54 @@ interface SizeResult {
   reportS: number;
   reportPeakRss: number;
   syncInProcessS: number;
+  /** Heap the reaper's caches keep (after GC), MB, in this process. */
+  heapMb: number;
+  syncGzipS: number;
   passMs: number;
+  /** The --compare revision at the same size, close in time. */
+  before?: {
+    webhookReadyS: number;
+    webhookRss: number;
+    reaperReadyS: number;
+    reaperRss: number;
+    reportS: number;
+    reportPeakRss: number;
+    syncInProcessS: number;
+    heapMb: number;
+  };
+}
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+const heapMbNow = (): number => {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed / 1e6;
+};
+
+type StartLiveView = typeof startLiveView;
+
+/**
+ * The reaper's caches (all of them, webhook's and reaper's, without unscheduled pods) opened in
+ * this process with `impl` (this checkout's startLiveView or the --compare build's): seconds until
+ * every one has synced, and the heap they keep once synced (after GC). The view is returned
+ * stopped, for the pass to be timed on.
+ */
+async function syncInProcess(cp: ControlPlane, impl: StartLiveView, options: { gzip?: boolean } = {}) {
+  const kc = new KubeConfig();
+  kc.loadFromFile(cp.kubeconfigPath);
+  const heapBefore = heapMbNow();
+  const t0 = performance.now();
+  const live = impl(kc, defaultConfig, createLogger({ level: 'silent' }), { withReaperCaches: true, withoutUnscheduledPods: true, ...options });
+  try {
+    await live.whenSynced();
+    for (let i = 0; i < 6000 && !isReaperSynced(live.view); i++) await new Promise((r) => setTimeout(r, 10));
+    if (!isReaperSynced(live.view)) throw new Error('the reaper caches did not sync within 60 s');
+    const seconds = (performance.now() - t0) / 1000;
+    return { seconds, heapMb: heapMbNow() - heapBefore, view: live.view };
+  } finally {
+    await live.stop();
+  }
 }
 
 /** h2load at 1,000 req/s for `seconds` against the webhook; latencies (ms) from its per-request log. */
@@ -189,11 +240,11 @@ function rate(url: string, body: string, dir: string, seconds: number): number[]
 }
 
 /** `report` as a user runs it: process start, list everything, one pass, print, exit. Wall seconds and peak RSS (MB). */
-function timeReport(cp: ControlPlane): Promise<{ seconds: number; peakRss: number }> {
+function timeReport(cp: ControlPlane, cli = CLI): Promise<{ seconds: number; peakRss: number }> {
   return new Promise((res, rej) => {
     const t0 = performance.now();
     const { KUBERNETES_SERVICE_HOST: _inCluster, ...env } = process.env;
-    const child = spawn('/usr/bin/time', ['-f', 'maxrss_kb=%M', NODE, CLI, 'report', '--kubeconfig', cp.kubeconfigPath, '--timeout', '300'], {
+    const child = spawn('/usr/bin/time', ['-f', 'maxrss_kb=%M', NODE, cli, 'report', '--kubeconfig', cp.kubeconfigPath, '--timeout', '300'], {
       env,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -210,7 +261,33 @@ function timeReport(cp: ControlPlane): Promise<{ seconds: number; peakRss: numbe
   });
 }
 
-async function measure(cp: ControlPlane, size: { nodes: number; pods: number }, populateS: number, rateSeconds: number): Promise<SizeResult> {
+/** The webhook (ready, idle RSS) and the reaper (ready, RSS after its first pass) of one build. */
+async function processes(cp: ControlPlane, cli: string): Promise<{ webhookReadyS: number; webhookRss: number; reaperReadyS: number; reaperRss: number }> {
+  let t0 = performance.now();
+  const guard = await startGuard(cp, { cli });
+  const webhookReadyS = (performance.now() - t0) / 1000;
+  const webhookRss = rssMb({ pid: guard.child.proc.pid! });
+  await guard.stop();
+  t0 = performance.now();
+  const reaper = await startReaper(cp, { args: ['--dry-run'], cli });
+  const reaperReadyS = (performance.now() - t0) / 1000;
+  await new Promise((r) => setTimeout(r, 2_000)); // its first pass
+  const reaperRss = peakRssMb({ pid: reaper.child.proc.pid! });
+  await reaper.stop();
+  return { webhookReadyS, webhookRss, reaperReadyS, reaperRss };
+}
+
+async function measure(
+  cp: ControlPlane,
+  size: { nodes: number; pods: number },
+  populateS: number,
+  rateSeconds: number,
+  base?: { cli: string; startLiveView: StartLiveView },
+): Promise<SizeResult> {
+  // The --compare build first, then this one, close in time.
+  const beforeProcs = base ? await processes(cp, base.cli) : undefined;
+  const beforeReport = base ? await timeReport(cp, base.cli) : undefined;
+
   // The webhook.
   let t0 = performance.now();
   const guard = await startGuard(cp);
@@ -233,27 +310,15 @@ async function measure(cp: ControlPlane, size: { nodes: number; pods: number }, 
 
   const report = await timeReport(cp);
 
-  // detect(), the reaper's full pass, over live caches in this process.
-  t0 = performance.now();
-  const source = await openView({ kubeconfig: cp.kubeconfigPath }, defaultConfig, createLogger({ level: 'silent' }), {
-    withReaperCaches: true,
-    withoutUnscheduledPods: true,
-    exampleIfNoCluster: false,
-  });
-  let passMs: number;
-  let syncInProcessS: number;
-  try {
-    await source.whenSynced();
-    syncInProcessS = (performance.now() - t0) / 1000;
-    const times: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const s = performance.now();
-      detect(source.view, defaultConfig, new Date());
-      times.push(performance.now() - s);
-    }
-    passMs = median(times);
-  } finally {
-    await source.stop();
+  // In this process: every reaper cache synced (before / this / this with gzip), then detect(), the full pass.
+  const beforeSync = base ? await syncInProcess(cp, base.startLiveView) : undefined;
+  const gzipSync = await syncInProcess(cp, startLiveView, { gzip: true });
+  const synced = await syncInProcess(cp, startLiveView);
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const s = performance.now();
+    detect(synced.view, defaultConfig, new Date());
+    times.push(performance.now() - s);
   }
   return {
     ...size,
@@ -268,13 +333,32 @@ async function measure(cp: ControlPlane, size: { nodes: number; pods: number }, 
     reaperRss,
     reportS: report.seconds,
     reportPeakRss: report.peakRss,
-    syncInProcessS,
-    passMs,
+    syncInProcessS: synced.seconds,
+    heapMb: synced.heapMb,
+    syncGzipS: gzipSync.seconds,
+    passMs: median(times),
+    ...(beforeProcs && beforeReport && beforeSync
+      ? {
+          before: {
+            ...beforeProcs,
+            reportS: beforeReport.seconds,
+            reportPeakRss: beforeReport.peakRss,
+            syncInProcessS: beforeSync.seconds,
+            heapMb: beforeSync.heapMb,
+          },
+        }
+      : {}),
   };
 }
 
-export async function runScale(sizes: Array<{ nodes: number; pods: number }>, rateSeconds: number): Promise<void> {
+export async function runScale(sizes: Array<{ nodes: number; pods: number }>, rateSeconds: number, compare?: string): Promise<void> {
   ensureH2load();
+  let base: { cli: string; startLiveView: StartLiveView } | undefined;
+  if (compare) {
+    const cli = buildRevision(compare);
+    const mod = (await import(join(cli, '..', 'cluster', 'informers.js'))) as { startLiveView: StartLiveView };
+    base = { cli, startLiveView: mod.startLiveView };
+  }
   const cp = await startControlPlane({});
   const api = apiClient(cp);
   const results: SizeResult[] = [];
@@ -296,16 +380,16 @@ export async function runScale(sizes: Array<{ nodes: number; pods: number }>, ra
       const populateS = await populate(api, done, size);
       process.stdout.write(` ${fmt(populateS, 0)} s; measuring\n`);
       done = size;
-      results.push(await measure(cp, size, populateS, rateSeconds));
+      results.push(await measure(cp, size, populateS, rateSeconds, base));
     }
   } finally {
     api.close();
-    if (results.length > 0) printScale(results);
+    if (results.length > 0) printScale(results, compare);
     await cp.stop();
   }
 }
 
-function printScale(results: SizeResult[]): void {
+function printScale(results: SizeResult[], compare?: string): void {
   console.log(
     table(
       [
@@ -316,7 +400,8 @@ function printScale(results: SizeResult[]): void {
         'reaper ready s',
         'reaper RSS MB',
         'report s / peak RSS MB',
-        'sync in-process s',
+        'sync in-process s (gzip)',
+        'caches heap MB',
         'full pass ms',
         'written in s',
       ],
@@ -328,7 +413,8 @@ function printScale(results: SizeResult[]): void {
         fmt(r.reaperReadyS, 1),
         fmt(r.reaperRss, 0),
         `${fmt(r.reportS, 1)} / ${fmt(r.reportPeakRss, 0)}`,
-        fmt(r.syncInProcessS, 2),
+        `${fmt(r.syncInProcessS, 2)} (${fmt(r.syncGzipS, 2)})`,
+        fmt(r.heapMb, 0),
         fmt(r.passMs, 1),
         fmt(r.populateS, 0),
       ]),
@@ -340,6 +426,40 @@ function printScale(results: SizeResult[]): void {
     console.log(
       `  growth from ${a.nodes}/${a.pods} to ${b.nodes}/${b.pods} (objects ×${fmt(b.pods / a.pods, 0)}): webhook RSS ${growth(a.webhookRss, b.webhookRss)}, ` +
         `reaper RSS ${growth(a.reaperRss, b.reaperRss)}, webhook ready ${growth(a.webhookReadyS, b.webhookReadyS)}, full pass ${growth(a.passMs, b.passMs)}`,
+    );
+  }
+  const ab = results.filter((r) => r.before);
+  if (ab.length > 0) {
+    console.log(`\n  A/B at each size, close in time: "before" (--compare ${compare}) / this checkout`);
+    console.log(
+      table(
+        [
+          'nodes / pods',
+          'webhook ready s',
+          'webhook RSS MB (idle)',
+          'reaper ready s',
+          'reaper RSS MB',
+          'report s',
+          'report peak RSS MB',
+          'sync in-process s',
+          'caches heap MB',
+        ],
+        ab.map((r) => {
+          const b = r.before!;
+          const pair = (x: number, y: number, d: number) => `${fmt(x, d)} / ${fmt(y, d)}`;
+          return [
+            `${r.nodes} / ${r.pods}`,
+            pair(b.webhookReadyS, r.webhookReadyS, 1),
+            pair(b.webhookRss, r.webhookRss, 0),
+            pair(b.reaperReadyS, r.reaperReadyS, 1),
+            pair(b.reaperRss, r.reaperRss, 0),
+            pair(b.reportS, r.reportS, 1),
+            pair(b.reportPeakRss, r.reportPeakRss, 0),
+            pair(b.syncInProcessS, r.syncInProcessS, 2),
+            pair(b.heapMb, r.heapMb, 0),
+          ];
+        }),
+      ),
     );
   }
 }

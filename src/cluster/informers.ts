@@ -1,5 +1,5 @@
-// The live ClusterView: one client-node informer per cache, each listing/watching as little as
-// the API server can filter for us, feeding trimmed objects into a MemoryClusterView.
+// The live ClusterView: one list-and-watch per cache, each listing/watching as little as the API
+// server can filter for us, feeding trimmed objects into a MemoryClusterView.
 //
 //   nodes            /api/v1/nodes                                  (all)
 //   ciliumnodes      /apis/cilium.io/v2/ciliumnodes                 (all; CRD may be missing)
@@ -11,20 +11,28 @@
 //   ciliumConfig     /api/v1/namespaces/<cilium ns>/configmaps      fieldSelector = metadata.name=cilium-config
 //                    (one object; RBAC limited to it by resourceNames, which list/watch honour with this selector)
 //
-// How client-node 2.0.1 behaves (read in dist/cache.js, dist/informer.js, dist/watch.js):
-// - makeInformer(kc, path, listFn, labelSelector) has no fieldSelector parameter; it only does
-//   `new ListWatch(path, new Watch(kc), listFn, false, labelSelector)`. ListWatch's constructor
-//   takes a fieldSelector after the labelSelector, so we construct ListWatch directly.
-// - The selectors are applied to the WATCH only; the list function must apply the same ones.
-// - start() resolves after the list and once the watch request got its response headers, and it
-//   resolves (never rejects) when the list fails: failures go to the `error` callbacks. `connect`
-//   fires before the list. So "synced" is decided by our own list function: it resolved, and
-//   ListWatch has applied its items (synchronously after the await; we flip the flag in the next
-//   macrotask with setImmediate, by which time every add/update/delete callback has run).
-// - On 410 Gone it relists by itself, on a client-side inactivity timeout (30 s) it re-watches by
-//   itself; on any other error it fires `error` and stops. We restart it with capped exponential
-//   backoff (1 s → 5 s by default), keeping the last known cache (ListWatch keeps its objects
-//   and resourceVersion across start(), and a relist diffs against them, firing deletes).
+// Lists and watches are raw JSON (raw-api.ts), trimmed straight from the parsed JSON: no
+// client-node model objects, and no second copy of each object in an informer cache (the view
+// holds the trimmed objects; the runner keeps only their keys, to find deletions on a relist).
+// How it follows the API server (as client-go's reflector and client-node's ListWatch 2.0.1 do,
+// read in client-go tools/cache/reflector.go and client-node dist/cache.js, dist/watch.js):
+// - List all pages (`limit`, `continue`) with the cache's selectors; a cache is "synced" once its
+//   first list has been applied. Then watch from the list's resourceVersion, with bookmarks
+//   (allowWatchBookmarks: kube-apiserver's cacher sends one every minute and one before the
+//   watch's deadline, cacher.go defaultBookmarkFrequency) and a server-side timeoutSeconds
+//   (5–10 min, as client-go's reflector): the watch then ends cleanly and is reopened from the
+//   last resourceVersion seen, at once.
+// - 410 Gone (on the watch request, or an ERROR event with code 410: the resourceVersion was
+//   compacted) → relist at once; the relist diffs against the keys held and removes what is gone.
+// - A watch that sends nothing for 30 s (client-node's inactivity timeout, kept) is reopened at
+//   once from its resourceVersion: a half-open connection cannot leave a cache silently stale.
+// - A watch the server ends cleanly without an event within 1 s is reopened after initialMs
+//   (client-go treats it as an error: "very short watch"), so a server that ends every watch at
+//   once is not hammered.
+// - A 429 (a CRD's storage initializing, priority and fairness) is waited out and retried after
+//   its Retry-After, up to 10 times, as client-go's rest client does, before it counts as a failure.
+// - Any other failure (list or watch refused, reset, timed out, answered non-200) is retried with
+//   capped exponential backoff (1 s → 5 s by default), keeping the last known cache.
 //   The cap is 5 s, not client-go's 30 s: a failing attempt costs the API server one refused
 //   connection or one error answer, and after an API server restart the caches are current again
 //   within seconds rather than up to half a minute later (measured: docs/reliability.md, "Faults").
@@ -33,22 +41,35 @@
 //   spent on a server that was not there would add up to the cap again.
 // - "Synced" means "has completed a first list" and stays true: the webhook keeps answering from
 //   its last known cache while the API server is away. Whether each cache is connected NOW is
-//   tracked apart (disconnected()): from the first error until a restart of it lists (if it
+//   tracked apart (disconnected()): from the first failure until a restart of it lists (if it
 //   must) and gets its watch's response headers again. The reaper does not act meanwhile.
-// - stop() aborts the watch, which reports an AbortError through `error`: ignored once stopped.
-//   A list in flight is not aborted by ListWatch.stop(): ours is aborted via its own signal.
-//
-// ListWatch stores, and hands to the callbacks, the very object it received. We trim it and
-// shrink that object in place to its trimmed fields, so its cache holds trimmed objects too.
+// - No periodic resync: client-go's only re-delivers cached objects to handlers; the reaper runs
+//   its own periodic pass over the view.
+// - stop() aborts the list or watch in flight and cancels pending restarts.
+// Every timer (backoff, inactivity, short-watch pause) goes through the injected clock; the
+// deadlines of a list page and of a watch request's answer (listTimeoutMs) are real time.
 
-import { CoreV1Api, CustomObjectsApi, ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import type { Readable } from 'node:stream';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import type { Config } from '../config.js';
-import { abortOptions, isNotFound } from './kube-client.js';
+import { isNotFound } from './kube-client.js';
 import { MemoryClusterView, type PodFeed } from './memory.js';
-import { trimCiliumConfig, trimCiliumEndpoint, trimCiliumNode, trimNode, trimPod } from './trim.js';
-import { CACHE_NAMES, isSynced, type CacheName, type FullClusterView, type PodInfo, type ReaperCacheName } from './view.js';
+import { listPage, get, query, readEvents, type RawObject, type WatchEvent } from './raw-api.js';
+import { trimCiliumConfig, trimCiliumNode, trimNode, trimPod, trimPodForReaper, trimCiliumEndpointForReaper } from './trim.js';
+import {
+  CACHE_NAMES,
+  isSynced,
+  type CacheName,
+  type CiliumConfigInfo,
+  type CiliumEndpointInfo,
+  type CiliumNodeInfo,
+  type FullClusterView,
+  type NodeInfo,
+  type PodInfo,
+  type ReaperCacheName,
+} from './view.js';
 
 export interface LiveViewOptions {
   /** Also cache all pods (podsOn) and CiliumEndpoints, for the reaper. Off by default. */
@@ -60,10 +81,12 @@ export interface LiveViewOptions {
   withoutUnscheduledPods?: boolean;
   /** Restart delays after an informer error: doubles from initialMs up to maxMs. */
   backoff?: { initialMs?: number; maxMs?: number };
-  /** Deadline of each list request (one page). */
+  /** Deadline of each list request (one page), and of a watch request's answer (its headers). */
   listTimeoutMs?: number;
   /** Page size of list requests. */
   pageSize?: number;
+  /** Ask the API server for gzip (off by default: on a near network it costs more CPU than it saves; docs/benchmarks.md). */
+  gzip?: boolean;
   /** Called after every change applied to the view (add, update or delete), with the cache's name. */
   onChange?: (cache: CacheName | ReaperCacheName) => void;
   /** Restart timers and the healthy-period measure of the backoff; injectable for tests. */
@@ -92,9 +115,18 @@ export interface LiveView {
 const DEFAULT_BACKOFF = { initialMs: 1_000, maxMs: 5_000 };
 const DEFAULT_LIST_TIMEOUT_MS = 60_000;
 const DEFAULT_PAGE_SIZE = 500;
-
-type RawList = { items: KubernetesObject[]; metadata?: { resourceVersion?: string; _continue?: string; continue?: string } };
-type PageFn = (page: { limit: number; _continue?: string }, options: ReturnType<typeof abortOptions>) => Promise<RawList>;
+/** A watch silent this long is reopened (client-node's Watch used the same). */
+const WATCH_INACTIVITY_MS = 30_000;
+/** A watch ended by the server sooner than this, without an event, is reopened after a pause. */
+const SHORT_WATCH_MS = 1_000;
+/** A continue token that expires (410) restarts the list; this many times at most per attempt. */
+const LIST_RESTARTS = 3;
+/**
+ * A 429 (a CRD's storage initializing, priority and fairness) is retried after its Retry-After
+ * (details.retryAfterSeconds, 1 s if none, at most 10 s), this many times, before it counts as a
+ * failure: client-go's rest client does the same (request.go, maxRetries 10 for Retry-After).
+ */
+const TOO_MANY_REQUESTS_RETRIES = 10;
 
 interface CacheSpec {
   name: CacheName | ReaperCacheName;
@@ -103,10 +135,12 @@ interface CacheSpec {
   path: string;
   labelSelector?: string;
   fieldSelector?: string;
-  page: PageFn;
   /** A CRD that may not be installed: a 404 means "none yet", not a failure. */
   optionalCrd?: string;
-  upsert(raw: KubernetesObject): object;
+  /** The parsed JSON object → what the view stores (throws TrimError on an object it cannot key). */
+  trim(raw: RawObject): unknown;
+  /** Puts a trimmed object into the view. */
+  store(trimmed: unknown): void;
   remove(namespace: string | undefined, name: string): void;
 }
 
@@ -115,30 +149,30 @@ export function labelSelector(labels: Record<string, string>): string | undefine
   return parts.length > 0 ? parts.join(',') : undefined;
 }
 
-function withoutContainerStarts(pod: PodInfo): PodInfo {
-  if (!pod.status?.containerStatuses && !pod.status?.initContainerStatuses) return pod;
-  const { containerStatuses: _c, initContainerStatuses: _i, ...status } = pod.status;
-  return { ...pod, status };
-}
-
-/** The HTTP status of a failed list (ApiException.code) or watch (Error.statusCode), if the server answered. */
+/** The HTTP status of a failed list or watch (ApiStatusError's statusCode), if the server answered. */
 function answerStatus(err: unknown): number | undefined {
   const e = err as { code?: unknown; statusCode?: unknown } | null;
   const status = typeof e?.statusCode === 'number' ? e.statusCode : typeof e?.code === 'number' ? e.code : undefined;
   return status !== undefined && status >= 100 && status < 600 ? status : undefined;
 }
 
-/** Replaces the object's own fields with the trimmed ones (apiVersion/kind are kept). */
-function shrinkInPlace(raw: KubernetesObject, trimmed: object): void {
-  const target = raw as Record<string, unknown>;
-  for (const field of Object.keys(target)) {
-    if (field !== 'apiVersion' && field !== 'kind') delete target[field];
-  }
-  Object.assign(target, trimmed);
+/** "namespace/name" ("/name" for cluster-scoped objects), the key a relist diffs on. */
+function keyOf(raw: RawObject): string | undefined {
+  const meta = raw.metadata;
+  const name = typeof meta?.name === 'string' ? meta.name : '';
+  if (!name) return undefined;
+  return `${typeof meta?.namespace === 'string' ? meta.namespace : ''}/${name}`;
 }
 
+function resourceVersionOf(raw: RawObject): string | undefined {
+  const rv = raw.metadata?.resourceVersion;
+  return typeof rv === 'string' && rv !== '' ? rv : undefined;
+}
+
+/** Why a watch was ended from our side (the body then errors; this says what to do next). */
+type WatchEnd = 'relist' | 'inactive' | undefined;
+
 class CacheRunner {
-  private readonly informer: ListWatch<KubernetesObject>;
   private readonly log: Logger;
   private readonly stopSignal = new AbortController();
   private delayMs: number;
@@ -146,6 +180,14 @@ class CacheRunner {
   private stopped = false;
   private synced = false;
   private crdMissing = false;
+  /** The resourceVersion to watch from; '' → list first. */
+  private resourceVersion = '';
+  /** Keys of the objects this cache put into the view (to remove on a relist what has gone). */
+  private known = new Set<string>();
+  /** The watch in flight, to end it from our side. */
+  private watchAbort: AbortController | undefined;
+  private watchEnd: WatchEnd;
+  private inactivity: Timer | undefined;
 
   get name(): CacheName | ReaperCacheName {
     return this.spec.name;
@@ -155,7 +197,6 @@ class CacheRunner {
   get missingCrd(): boolean {
     return this.crdMissing;
   }
-  private failedThisRun = false;
   private healthySince: number | undefined;
   /** When the list or watch first failed since it last ran fine; undefined while connected. */
   private failedSince: number | undefined;
@@ -169,54 +210,94 @@ class CacheRunner {
 
   constructor(
     private readonly spec: CacheSpec,
-    kc: KubeConfig,
+    private readonly kc: KubeConfig,
     private readonly view: MemoryClusterView,
     logger: Logger,
     private readonly backoff: { initialMs: number; maxMs: number },
     private readonly listTimeoutMs: number,
     private readonly pageSize: number,
+    private readonly gzip: boolean,
     private readonly onSynced: () => void,
     private readonly clock: Clock,
   ) {
     this.log = logger.child({ cache: spec.name });
     this.delayMs = backoff.initialMs;
-    // ListWatch's own pause before re-watching a watch that ended cleanly goes through the clock too.
-    this.informer = new ListWatch(spec.path, new Watch(kc), () => this.list(), false, spec.labelSelector, spec.fieldSelector, {
-      delayFn: (ms) => this.clock.sleep(ms),
-    });
-    const apply = (raw: KubernetesObject): void => {
-      try {
-        shrinkInPlace(raw, this.spec.upsert(raw));
-      } catch (err) {
-        this.log.warn({ err, name: raw?.metadata?.name, namespace: raw?.metadata?.namespace }, 'ignoring an object that cannot be trimmed');
-      }
-    };
-    this.informer.on('add', apply);
-    this.informer.on('update', apply);
-    this.informer.on('delete', (raw) => {
-      const name = raw?.metadata?.name;
-      if (name) this.spec.remove(raw.metadata?.namespace || undefined, name);
-    });
-    this.informer.on('error', (err) => this.failed(err));
   }
 
-  /** The list function handed to ListWatch: all pages, with the informer's selectors. */
-  private async list(): Promise<KubernetesListObject<KubernetesObject>> {
-    const items: KubernetesObject[] = [];
+  private trim(raw: RawObject): unknown {
+    try {
+      return this.spec.trim(raw);
+    } catch (err) {
+      const meta = raw?.metadata;
+      this.log.warn({ err, name: meta?.name, namespace: meta?.namespace }, 'ignoring an object that cannot be trimmed');
+      return undefined;
+    }
+  }
+
+  /** Runs a request, waiting out and retrying 429 answers (TOO_MANY_REQUESTS_RETRIES). */
+  private async patiently<T>(request: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await request();
+      } catch (err) {
+        const e = err as { statusCode?: unknown; retryAfterSeconds?: unknown } | null;
+        if (e?.statusCode !== 429 || attempt >= TOO_MANY_REQUESTS_RETRIES || this.stopped) throw err;
+        const seconds = typeof e.retryAfterSeconds === 'number' && e.retryAfterSeconds > 0 ? Math.min(e.retryAfterSeconds, 10) : 1;
+        this.log.debug({ retryInMs: seconds * 1000, attempt }, `${this.spec.what}: the API server asked to retry later (429)`);
+        await this.clock.sleep(seconds * 1000, this.stopSignal.signal);
+      }
+    }
+  }
+
+  private removeKey(key: string): void {
+    const slash = key.indexOf('/');
+    this.spec.remove(key.slice(0, slash) || undefined, key.slice(slash + 1));
+  }
+
+  /** Lists every page (trimming page by page), then replaces the cache's contents with the result. */
+  private async relist(): Promise<void> {
+    let restarts = 0;
+    let objects: Array<{ key: string; trimmed: unknown }> = [];
     let resourceVersion = '';
     let cont: string | undefined;
-    do {
-      const options = abortOptions(() => AbortSignal.any([AbortSignal.timeout(this.listTimeoutMs), this.stopSignal.signal]));
-      const page = await this.spec.page({ limit: this.pageSize, ...(cont ? { _continue: cont } : {}) }, options);
+    for (;;) {
+      const path =
+        this.spec.path + query({ labelSelector: this.spec.labelSelector, fieldSelector: this.spec.fieldSelector, limit: this.pageSize, continue: cont });
+      let page;
+      try {
+        page = await this.patiently(() =>
+          listPage(this.kc, path, { signal: AbortSignal.any([AbortSignal.timeout(this.listTimeoutMs), this.stopSignal.signal]), gzip: this.gzip }),
+        );
+      } catch (err) {
+        // The continue token expired between pages: start the list over (client-go's pager does the same).
+        if (cont !== undefined && answerStatus(err) === 410 && restarts < LIST_RESTARTS) {
+          restarts += 1;
+          objects = [];
+          cont = undefined;
+          continue;
+        }
+        throw err;
+      }
       if (this.stopped) throw new Error('informer stopped during its list');
-      items.push(...(page.items ?? []));
-      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
-      cont = page.metadata?._continue || page.metadata?.continue || undefined;
-    } while (cont);
-    // ListWatch applies the items right after this promise resolves, synchronously; the next
-    // macrotask sees the cache complete.
-    setImmediate(() => this.listed(items.length));
-    return { items, metadata: { resourceVersion } };
+      for (const raw of page.items) {
+        const key = keyOf(raw);
+        const trimmed = this.trim(raw);
+        if (key !== undefined && trimmed !== undefined) objects.push({ key, trimmed });
+      }
+      resourceVersion = page.resourceVersion || resourceVersion;
+      cont = page.continue;
+      if (cont === undefined) break;
+    }
+
+    const seen = new Set<string>();
+    for (const { key, trimmed } of objects) {
+      seen.add(key);
+      this.spec.store(trimmed);
+    }
+    for (const key of this.known) if (!seen.has(key)) this.removeKey(key);
+    this.known = seen;
+    this.resourceVersion = resourceVersion;
+    this.listed(objects.length);
   }
 
   private listed(count: number): void {
@@ -233,32 +314,198 @@ class CacheRunner {
     }
   }
 
+  private event(event: WatchEvent): void {
+    try {
+      this.applyEvent(event);
+    } catch (err) {
+      // A failure applying one event (in the view or a subscriber) must not take the process down.
+      this.log.error({ err, type: event.type }, 'failed to apply a watch event; continuing');
+    }
+  }
+
+  private applyEvent(event: WatchEvent): void {
+    const obj = event.object;
+    switch (event.type) {
+      case 'ADDED':
+      case 'MODIFIED': {
+        const key = keyOf(obj);
+        const trimmed = this.trim(obj);
+        if (key !== undefined && trimmed !== undefined) {
+          this.known.add(key);
+          this.spec.store(trimmed);
+        }
+        break;
+      }
+      case 'DELETED': {
+        const key = keyOf(obj);
+        if (key !== undefined) {
+          this.known.delete(key);
+          this.removeKey(key);
+        }
+        break;
+      }
+      case 'BOOKMARK':
+        break;
+      case 'ERROR': {
+        // A Status. 410: our resourceVersion is too old: relist. Anything else ends the watch as a failure.
+        const code = typeof obj.code === 'number' ? obj.code : undefined;
+        if (code === 410) {
+          this.resourceVersion = '';
+          this.endWatch('relist');
+        } else {
+          this.watchFailure = Object.assign(
+            new Error(`watch error event: ${typeof obj.message === 'string' ? obj.message : JSON.stringify(obj).slice(0, 200)}`),
+            {
+              ...(code !== undefined ? { statusCode: code } : {}),
+            },
+          );
+          this.endWatch(undefined);
+        }
+        return;
+      }
+      default:
+        return;
+    }
+    this.resourceVersion = resourceVersionOf(obj) ?? this.resourceVersion;
+  }
+
+  /** An ERROR event other than 410, reported once the watch has ended. */
+  private watchFailure: Error | undefined;
+
+  private endWatch(why: WatchEnd): void {
+    this.watchEnd = why;
+    this.watchAbort?.abort();
+  }
+
   start(): void {
     void this.run();
   }
 
+  /** Lists if it must, opens the watch; on success the watch is read in the background. */
   private async run(): Promise<void> {
     if (this.stopped) return;
-    this.failedThisRun = false;
+    let body: Readable;
+    const abort = new AbortController();
     try {
-      await this.informer.start();
+      if (!this.resourceVersion) await this.relist();
+      if (this.stopped) return;
+      this.watchAbort = abort;
+      this.watchEnd = undefined;
+      this.watchFailure = undefined;
+      // client-go's reflector: a random server-side timeout between 5 and 10 minutes.
+      const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
+      const path =
+        this.spec.path +
+        query({
+          labelSelector: this.spec.labelSelector,
+          fieldSelector: this.spec.fieldSelector,
+          watch: true,
+          resourceVersion: this.resourceVersion,
+          allowWatchBookmarks: true,
+          timeoutSeconds,
+        });
+      // A server that takes the connection but sends no answer: give up after the list deadline
+      // (real time, like the list pages' AbortSignal.timeout; the signal stays on the request, so
+      // the deadline is a timer cleared once the answer has come, not a timeout signal).
+      const deadline = setTimeout(
+        () => abort.abort(new DOMException(`the watch request got no answer within ${this.listTimeoutMs} ms`, 'TimeoutError')),
+        this.listTimeoutMs,
+      );
+      deadline.unref();
+      try {
+        body = await this.patiently(() => get(this.kc, path, { signal: AbortSignal.any([abort.signal, this.stopSignal.signal]), gzip: this.gzip }));
+      } finally {
+        clearTimeout(deadline);
+      }
     } catch (err) {
-      // start() itself throws only before any request (no current cluster, credential plugin failure).
+      if (this.stopped) return;
+      // 410 on the watch request itself: the resourceVersion is too old; relist at once.
+      if (answerStatus(err) === 410 && this.resourceVersion) {
+        this.resourceVersion = '';
+        void this.run();
+        return;
+      }
       this.failed(err);
       return;
     }
-    if (!this.failedThisRun && !this.stopped) {
-      this.healthySince = this.clock.now();
-      if (this.failedSince !== undefined) {
-        this.log.info({ disconnectedMs: this.healthySince - this.failedSince }, `${this.spec.what} watch re-established`);
-        this.failedSince = undefined;
-      }
+    if (this.stopped) {
+      body.destroy();
+      return;
     }
+    if (this.healthySince === undefined) this.healthySince = this.clock.now();
+    if (this.failedSince !== undefined) {
+      this.log.info({ disconnectedMs: this.clock.now() - this.failedSince }, `${this.spec.what} watch re-established`);
+      this.failedSince = undefined;
+    }
+    void this.consume(body);
+  }
+
+  /** Reads the watch until it ends, then decides what comes next. */
+  private async consume(body: Readable): Promise<void> {
+    const openedAt = this.clock.now();
+    let lastData = openedAt;
+    let events = 0;
+    const arm = (ms: number): void => {
+      this.inactivity = this.clock.setTimeout(
+        () => {
+          const silent = this.clock.now() - lastData;
+          if (silent >= WATCH_INACTIVITY_MS) this.endWatch('inactive');
+          else arm(WATCH_INACTIVITY_MS - silent);
+        },
+        ms,
+        { unref: true },
+      );
+    };
+    arm(WATCH_INACTIVITY_MS);
+    let error: unknown;
+    try {
+      await readEvents(
+        body,
+        (event) => {
+          events += 1;
+          this.event(event);
+        },
+        () => {
+          lastData = this.clock.now();
+        },
+        (line) => this.log.warn({ line }, 'ignoring a watch line that is not a JSON event'),
+      );
+    } catch (err) {
+      error = err;
+    } finally {
+      this.inactivity?.clear();
+      this.inactivity = undefined;
+      this.watchAbort = undefined;
+    }
+    if (this.stopped) return;
+    const why = this.watchEnd;
+    this.watchEnd = undefined;
+    if (why === 'relist' || why === 'inactive') {
+      void this.run();
+      return;
+    }
+    if (this.watchFailure || error !== undefined) {
+      this.failed(this.watchFailure ?? error);
+      return;
+    }
+    // A clean end (the server's timeoutSeconds, or it shutting down): reopen from the last resourceVersion.
+    if (events === 0 && this.clock.now() - openedAt < SHORT_WATCH_MS) this.schedule(this.backoff.initialMs);
+    else void this.run();
+  }
+
+  private schedule(delay: number): void {
+    this.timer = this.clock.setTimeout(
+      () => {
+        this.timer = undefined;
+        void this.run();
+      },
+      delay,
+      { unref: true },
+    );
   }
 
   private failed(err: unknown): void {
-    if (this.stopped) return; // stop() aborts the watch, which reports the abort as an error
-    this.failedThisRun = true;
+    if (this.stopped) return;
     if (this.timer) return; // a restart is already scheduled
     if (this.healthySince !== undefined && this.clock.now() - this.healthySince >= this.backoff.maxMs) {
       this.delayMs = this.backoff.initialMs; // it had been running fine: start the backoff over
@@ -295,14 +542,7 @@ class CacheRunner {
     } else {
       this.log.error({ err, retryInMs: delay }, `${this.spec.what} informer failed; serving the last known cache and restarting`);
     }
-    this.timer = this.clock.setTimeout(
-      () => {
-        this.timer = undefined;
-        void this.run();
-      },
-      delay,
-      { unref: true },
-    );
+    this.schedule(delay);
   }
 
   async stop(): Promise<void> {
@@ -310,8 +550,10 @@ class CacheRunner {
     this.stopped = true;
     this.timer?.clear();
     this.timer = undefined;
+    this.inactivity?.clear();
+    this.inactivity = undefined;
     this.stopSignal.abort();
-    await this.informer.stop();
+    this.watchAbort?.abort();
   }
 }
 
@@ -320,34 +562,26 @@ export const CILIUM_CONFIGMAP = 'cilium-config';
 
 export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium' | 'nodeLabel'>, logger: Logger, options: LiveViewOptions = {}): LiveView {
   const view = new MemoryClusterView(config, { synced: false });
-  const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
   const log = logger.child({ component: 'cluster-view' });
   const backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
   const ns = config.cilium.namespace;
   const agentSelector = labelSelector(config.cilium.agentLabels);
 
-  // The pod caches differ only in what they list and which index of the view they feed.
+  // The pod caches differ only in what they list, how much of a pod they keep, and which index of the view they feed.
   const podCache = (
     name: CacheSpec['name'],
     what: string,
     path: string,
     feed: PodFeed,
-    page: PageFn,
+    trim: (raw: unknown) => PodInfo,
     selectors: { labelSelector?: string; fieldSelector?: string } = {},
   ): CacheSpec => ({
     name,
     what,
     path,
     ...selectors,
-    page,
-    upsert: (raw) => {
-      const trimmed = trimPod(raw);
-      // Container start times are read for Cilium agent pods only: not kept for every other pod.
-      const pod = feed === 'agent' ? trimmed : withoutContainerStarts(trimmed);
-      view.upsertPod(pod, feed);
-      return pod;
-    },
+    trim,
+    store: (pod) => view.upsertPod(pod as PodInfo, feed),
     remove: (podNs, podName) => view.deletePod(podNs, podName, feed),
   });
 
@@ -356,12 +590,8 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium' | 'n
       name: 'nodes',
       what: 'Nodes',
       path: '/api/v1/nodes',
-      page: (p, o) => core.listNode(p, o),
-      upsert: (raw) => {
-        const node = trimNode(raw, { labelKeys: [config.nodeLabel.key] });
-        view.upsertNode(node);
-        return node;
-      },
+      trim: (raw) => trimNode(raw, { labelKeys: [config.nodeLabel.key] }),
+      store: (node) => view.upsertNode(node as NodeInfo),
       remove: (_ns, name) => view.deleteNode(name),
     },
     {
@@ -369,12 +599,8 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium' | 'n
       what: 'CiliumNodes',
       path: '/apis/cilium.io/v2/ciliumnodes',
       optionalCrd: 'the CiliumNode CRD (ciliumnodes.cilium.io/v2)',
-      page: (p, o) => custom.listClusterCustomObject({ group: 'cilium.io', version: 'v2', plural: 'ciliumnodes', ...p }, o),
-      upsert: (raw) => {
-        const cn = trimCiliumNode(raw);
-        view.upsertCiliumNode(cn);
-        return cn;
-      },
+      trim: (raw) => trimCiliumNode(raw),
+      store: (cn) => view.upsertCiliumNode(cn as CiliumNodeInfo),
       remove: (_ns, name) => view.deleteCiliumNode(name),
     },
     podCache(
@@ -382,7 +608,8 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium' | 'n
       `Cilium agent pods (${ns}, ${agentSelector ?? 'all labels'})`,
       `/api/v1/namespaces/${encodeURIComponent(ns)}/pods`,
       'agent',
-      (p, o) => core.listNamespacedPod({ namespace: ns, ...(agentSelector ? { labelSelector: agentSelector } : {}), ...p }, o),
+      // Container start times are read for Cilium agent pods only.
+      (raw) => trimPod(raw),
       agentSelector ? { labelSelector: agentSelector } : {},
     ),
   ];
@@ -391,31 +618,23 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium' | 'n
     view.setSynced('unscheduledPods', true);
   } else {
     specs.push(
-      podCache(
-        'unscheduledPods',
-        'unscheduled pods',
-        '/api/v1/pods',
-        'unscheduled',
-        (p, o) => core.listPodForAllNamespaces({ fieldSelector: 'spec.nodeName=', ...p }, o),
-        { fieldSelector: 'spec.nodeName=' },
-      ),
+      podCache('unscheduledPods', 'unscheduled pods', '/api/v1/pods', 'unscheduled', (raw) => trimPod(raw, { containerStarts: false }), {
+        fieldSelector: 'spec.nodeName=',
+      }),
     );
   }
 
   if (options.withReaperCaches) {
     specs.push(
-      podCache('pods', 'pods', '/api/v1/pods', 'all', (p, o) => core.listPodForAllNamespaces(p, o)),
+      // Every pod, trimmed to what the reaper's decisions read (trimPodForReaper).
+      podCache('pods', 'pods', '/api/v1/pods', 'all', trimPodForReaper),
       {
         name: 'ciliumEndpoints',
         what: 'CiliumEndpoints',
         path: '/apis/cilium.io/v2/ciliumendpoints',
         optionalCrd: 'the CiliumEndpoint CRD (ciliumendpoints.cilium.io/v2)',
-        page: (p, o) => custom.listCustomObjectForAllNamespaces({ group: 'cilium.io', version: 'v2', resourcePlural: 'ciliumendpoints', ...p }, o),
-        upsert: (raw) => {
-          const cep = trimCiliumEndpoint(raw);
-          view.upsertCiliumEndpoint(cep);
-          return cep;
-        },
+        trim: trimCiliumEndpointForReaper,
+        store: (cep) => view.upsertCiliumEndpoint(cep as CiliumEndpointInfo),
         remove: (cepNs, name) => view.deleteCiliumEndpoint(cepNs, name),
       },
       {
@@ -423,13 +642,8 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium' | 'n
         what: `ConfigMap ${ns}/${CILIUM_CONFIGMAP}`,
         path: `/api/v1/namespaces/${encodeURIComponent(ns)}/configmaps`,
         fieldSelector: `metadata.name=${CILIUM_CONFIGMAP}`,
-        page: (p, o) => core.listNamespacedConfigMap({ namespace: ns, fieldSelector: `metadata.name=${CILIUM_CONFIGMAP}`, ...p }, o),
-        upsert: (raw) => {
-          const info = trimCiliumConfig(raw);
-          view.setCiliumConfig(info);
-          // Keep only the name in the informer's own cache: the ConfigMap's data is large.
-          return { metadata: { name: raw.metadata?.name, namespace: raw.metadata?.namespace } };
-        },
+        trim: (raw) => trimCiliumConfig(raw),
+        store: (info) => view.setCiliumConfig(info as CiliumConfigInfo),
         remove: () => view.setCiliumConfig(undefined),
       },
     );
@@ -456,10 +670,9 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium' | 'n
   const observed = notify
     ? specs.map((spec) => ({
         ...spec,
-        upsert: (raw: KubernetesObject) => {
-          const trimmed = spec.upsert(raw);
+        store: (trimmed: unknown) => {
+          spec.store(trimmed);
           notify(spec.name);
-          return trimmed;
         },
         remove: (namespace: string | undefined, name: string) => {
           spec.remove(namespace, name);
@@ -478,6 +691,7 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium' | 'n
         backoff,
         options.listTimeoutMs ?? DEFAULT_LIST_TIMEOUT_MS,
         options.pageSize ?? DEFAULT_PAGE_SIZE,
+        options.gzip ?? false,
         onSynced,
         options.clock ?? systemClock,
       ),

@@ -58,7 +58,10 @@ export async function withDeadline<T>(promise: Promise<T>, ms: number, what: str
 
 /** The HTTP status the API server answered with; undefined when it did not answer (network, timeout, abort). */
 export function httpStatus(err: unknown): number | undefined {
-  return err instanceof ApiException ? (err.code as number) : undefined;
+  if (err instanceof ApiException) return err.code as number;
+  // raw-api.ts's ApiStatusError (not imported here: raw-api imports nothing of ours).
+  const e = err as { name?: unknown; statusCode?: unknown } | null;
+  return e?.name === 'ApiStatusError' && typeof e.statusCode === 'number' ? e.statusCode : undefined;
 }
 
 export function isNotFound(err: unknown): boolean {

@@ -173,7 +173,12 @@ function containerStarts(value: unknown): ContainerStart[] | undefined {
   });
 }
 
-export function trimPod(raw: unknown): PodInfo {
+export interface TrimPodOptions {
+  /** Keep status.(init)containerStatuses' start times (read for Cilium agent pods only). Default true. */
+  containerStarts?: boolean;
+}
+
+export function trimPod(raw: unknown, options: TrimPodOptions = {}): PodInfo {
   const metadata = trimMeta(raw, 'Pod');
   const obj = raw as Obj;
   const spec: PodInfo['spec'] = {};
@@ -190,12 +195,12 @@ export function trimPod(raw: unknown): PodInfo {
     const status: NonNullable<PodInfo['status']> = {};
     put(status, 'phase', str(s.phase));
     put(status, 'podIP', str(s.podIP));
-    if (Array.isArray(s.podIPs)) {
-      status.podIPs = s.podIPs.flatMap((entry) => (isObj(entry) && typeof entry.ip === 'string' ? [{ ip: entry.ip }] : []));
-    }
+    put(status, 'podIPs', podIPsOf(s.podIPs));
     put(status, 'startTime', timestamp(s.startTime));
-    put(status, 'initContainerStatuses', containerStarts(s.initContainerStatuses));
-    put(status, 'containerStatuses', containerStarts(s.containerStatuses));
+    if (options.containerStarts !== false) {
+      put(status, 'initContainerStatuses', containerStarts(s.initContainerStatuses));
+      put(status, 'containerStatuses', containerStarts(s.containerStatuses));
+    }
     if (Array.isArray(s.conditions)) {
       status.conditions = s.conditions.flatMap((c): PodCondition[] => {
         if (!isObj(c) || typeof c.type !== 'string' || typeof c.status !== 'string') return [];
@@ -204,6 +209,57 @@ export function trimPod(raw: unknown): PodInfo {
         return [out];
       });
     }
+    pod.status = status;
+  }
+  return pod;
+}
+
+/**
+ * Annotations the reaper reads on any pod: the static-pod mirror annotation (an exemption,
+ * policy/exemptions.ts MIRROR_POD_ANNOTATION; test/unit/trim.test.ts checks they agree).
+ */
+export const REAPER_POD_ANNOTATIONS: ReadonlySet<string> = new Set(['kubernetes.io/config.mirror']);
+
+function podIPsOf(value: unknown): Array<{ ip: string }> | undefined {
+  if (!Array.isArray(value)) return undefined;
+  return value.flatMap((entry) => (isObj(entry) && typeof entry.ip === 'string' ? [{ ip: entry.ip }] : []));
+}
+
+/**
+ * Every pod, for the reaper's all-pods index (podsOn): what its decisions and the agent-placement
+ * report read, and no more, because the reaper holds one per pod in the cluster. Kept: name,
+ * namespace, uid, resourceVersion (the removal's preconditions), labels (exemptions, agent roles),
+ * the mirror annotation, deletionTimestamp, ownerReferences (the controller); spec.nodeName,
+ * hostNetwork; status.phase, podIP(s), startTime. Left out (kept by trimPod): other annotations,
+ * creationTimestamp, schedulerName, priorityClassName, conditions, container statuses.
+ */
+export function trimPodForReaper(raw: unknown): PodInfo {
+  const full = trimMeta(raw, 'Pod');
+  const metadata: ObjectMeta = { name: full.name };
+  put(metadata, 'namespace', full.namespace);
+  put(metadata, 'uid', full.uid);
+  put(metadata, 'resourceVersion', full.resourceVersion);
+  put(metadata, 'labels', full.labels);
+  if (full.annotations) {
+    const kept = Object.entries(full.annotations).filter(([key]) => REAPER_POD_ANNOTATIONS.has(key));
+    if (kept.length > 0) metadata.annotations = Object.fromEntries(kept);
+  }
+  put(metadata, 'deletionTimestamp', full.deletionTimestamp);
+  put(metadata, 'ownerReferences', full.ownerReferences);
+  const obj = raw as Obj;
+  const spec: PodInfo['spec'] = {};
+  if (isObj(obj.spec)) {
+    put(spec, 'nodeName', str(obj.spec.nodeName) || undefined);
+    if (typeof obj.spec.hostNetwork === 'boolean') spec.hostNetwork = obj.spec.hostNetwork;
+  }
+  const pod: PodInfo = { metadata, spec };
+  if (isObj(obj.status)) {
+    const s = obj.status;
+    const status: NonNullable<PodInfo['status']> = {};
+    put(status, 'phase', str(s.phase));
+    put(status, 'podIP', str(s.podIP));
+    put(status, 'podIPs', podIPsOf(s.podIPs));
+    put(status, 'startTime', timestamp(s.startTime));
     pod.status = status;
   }
   return pod;
@@ -260,6 +316,18 @@ export function trimCiliumEndpoint(raw: unknown): CiliumEndpointInfo {
     cep.status = status;
   }
   return cep;
+}
+
+/**
+ * A CiliumEndpoint for the reaper's cache (one per pod in the cluster): its key (name, namespace)
+ * and status (state, networking), which is all isManagedByCilium and the evidence read; not its
+ * labels (a copy of the pod's), annotations, owner references or uid.
+ */
+export function trimCiliumEndpointForReaper(raw: unknown): CiliumEndpointInfo {
+  const cep = trimCiliumEndpoint(raw);
+  const metadata: ObjectMeta = { name: cep.metadata.name };
+  put(metadata, 'namespace', cep.metadata.namespace);
+  return { ...cep, metadata };
 }
 
 /** Cilium's ConfigMap (cilium-config): only disable-endpoint-crd is read. */

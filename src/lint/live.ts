@@ -4,7 +4,8 @@
 
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { httpStatus, isNotFound, timeoutOptions, withDeadline } from '../cluster/kube-client.js';
-import { addObject, finish, newCollector } from './load.js';
+import { listAllPages } from '../cluster/raw-api.js';
+import { addObject, finish, LintInputError, newCollector, type Collector } from './load.js';
 import type { LintInput } from './types.js';
 
 type Obj = Record<string, unknown>;
@@ -50,6 +51,7 @@ export async function readLiveInput(kc: KubeConfig, options: LiveOptions): Promi
       try {
         return await withDeadline(run(), ms, what);
       } catch (err) {
+        if (err instanceof LintInputError) throw err;
         if (isNotFound(err)) return undefined;
         const status = httpStatus(err);
         if (status !== undefined && RETRYABLE.has(status) && attempt < MAX_ATTEMPTS) {
@@ -61,9 +63,19 @@ export async function readLiveInput(kc: KubeConfig, options: LiveOptions): Promi
     }
   };
   const o = () => timeoutOptions(ms);
+  // Nodes and pods: raw JSON, page by page, each page folded into a collector of its own at once
+  // (the checks keep a count and the host-port pods), never every pod as a typed object at once:
+  // at 20,000 pods that was most of `report`'s peak memory (docs/benchmarks.md, "Scale").
+  const paged = (path: string, kind: string, where: string) => async (): Promise<Collector> => {
+    const scratch = newCollector();
+    await listAllPages(kc, path, {}, { pageSize: 500, pageTimeoutMs: ms }, (items) => {
+      for (const item of items) addObject(scratch, { ...item, apiVersion: 'v1', kind }, where, ns);
+    });
+    return scratch;
+  };
   const [nodes, pods, ciliumConfig, netdConfig, masq, agent, netd, ciliumNodes, nodeConfigs] = await Promise.all([
-    call('nodes', () => core.listNode({}, o())),
-    call('pods', () => core.listPodForAllNamespaces({}, o())),
+    call('nodes', paged('/api/v1/nodes', 'Node', 'live Node')),
+    call('pods', paged('/api/v1/pods', 'Pod', 'live Pod')),
     call(`configmap ${ns}/cilium-config`, () => core.readNamespacedConfigMap({ namespace: ns, name: 'cilium-config' }, o())),
     call('configmap kube-system/netd-config', () => core.readNamespacedConfigMap({ namespace: 'kube-system', name: 'netd-config' }, o())),
     call(`configmap ${ns}/ip-masq-agent`, () => core.readNamespacedConfigMap({ namespace: ns, name: 'ip-masq-agent' }, o())),
@@ -84,8 +96,9 @@ export async function readLiveInput(kc: KubeConfig, options: LiveOptions): Promi
   const add = (raw: unknown, apiVersion: string, kind: string, where: string) => {
     if (raw) addObject(c, { ...(raw as Obj), apiVersion, kind }, where, ns);
   };
-  for (const n of nodes?.items ?? []) add(n, 'v1', 'Node', 'live Node');
-  for (const p of pods?.items ?? []) add(p, 'v1', 'Pod', 'live Pod');
+  c.nodes.push(...(nodes?.nodes ?? []));
+  c.pods += pods?.pods ?? 0;
+  c.hostPortPods.push(...(pods?.hostPortPods ?? []));
   add(ciliumConfig, 'v1', 'ConfigMap', `live ConfigMap ${ns}/cilium-config`);
   add(netdConfig, 'v1', 'ConfigMap', 'live ConfigMap kube-system/netd-config');
   add(masq, 'v1', 'ConfigMap', `live ConfigMap ${ns}/ip-masq-agent`);

@@ -71,6 +71,8 @@ export interface GuardOptions {
   args?: string[];
   /** Which command to run (default serve). */
   command?: string;
+  /** Another build's cli.js (the bench's A/B); default dist/cli.js. */
+  cli?: string;
 }
 
 export async function startGuard(cp: ControlPlane, options: GuardOptions = {}): Promise<Guard> {
@@ -84,7 +86,7 @@ export async function startGuard(cp: ControlPlane, options: GuardOptions = {}): 
     'cilium-migration-guard',
     process.execPath,
     [
-      CLI,
+      options.cli ?? CLI,
       options.command ?? 'serve',
       '--kubeconfig',
       cp.kubeconfigPath,
@@ -154,7 +156,7 @@ export interface ReaperProcess {
  * Runs `node dist/cli.js reaper` against the control plane, in acting mode with leader election on
  * a Lease in the project's namespace (created if missing), and waits until its caches have synced.
  */
-export async function startReaper(cp: ControlPlane, options: { dir?: string; args?: string[] } = {}): Promise<ReaperProcess> {
+export async function startReaper(cp: ControlPlane, options: { dir?: string; args?: string[]; cli?: string } = {}): Promise<ReaperProcess> {
   await buildDist();
   const dir = options.dir ?? cp.dir;
   await mkdir(join(dir, 'logs'), { recursive: true });
@@ -165,7 +167,7 @@ export async function startReaper(cp: ControlPlane, options: { dir?: string; arg
     'reaper',
     process.execPath,
     [
-      CLI,
+      options.cli ?? CLI,
       'reaper',
       '--kubeconfig',
       cp.kubeconfigPath,

@@ -1,5 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { labelTimesFromManagedFields, TrimError, trimCiliumConfig, trimCiliumEndpoint, trimCiliumNode, trimNode, trimPod } from '../../src/cluster/trim.js';
+import {
+  labelTimesFromManagedFields,
+  REAPER_POD_ANNOTATIONS,
+  TrimError,
+  trimCiliumConfig,
+  trimCiliumEndpoint,
+  trimCiliumNode,
+  trimNode,
+  trimPod,
+  trimPodForReaper,
+} from '../../src/cluster/trim.js';
+import { defaultConfig } from '../../src/config.js';
+import { exemptionFor, MIRROR_POD_ANNOTATION } from '../../src/policy/exemptions.js';
 
 const managedFields = [
   { apiVersion: 'v1', fieldsType: 'FieldsV1', fieldsV1: { 'f:metadata': {} }, manager: 'kubelet', operation: 'Update', time: '2025-06-02T09:14:41Z' },
@@ -332,5 +344,17 @@ describe('malformed objects', () => {
   it('names the kind in the error', () => {
     expect(() => trimCiliumNode({ metadata: {} })).toThrow(/^CiliumNode: metadata\.name/);
     expect(() => trimNode({})).toThrow(/^Node: metadata is missing/);
+  });
+});
+
+describe('trimPodForReaper', () => {
+  it('keeps the annotations the exemptions read (the static-pod mirror annotation)', () => {
+    expect([...REAPER_POD_ANNOTATIONS]).toEqual([MIRROR_POD_ANNOTATION]);
+    const pod = trimPodForReaper({
+      metadata: { name: 'etcd-n1', namespace: 'kube-system', annotations: { [MIRROR_POD_ANNOTATION]: 'abc', other: 'x' } },
+      spec: { nodeName: 'n1' },
+    });
+    expect(exemptionFor(pod, defaultConfig)).toBe('mirror-pod');
+    expect(pod.metadata.annotations).toEqual({ [MIRROR_POD_ANNOTATION]: 'abc' });
   });
 });
