@@ -221,6 +221,10 @@ export class MemoryClusterView implements FullClusterView {
     return this.allPods.on(nodeName);
   }
 
+  pods(): PodInfo[] {
+    return this.allPods.all();
+  }
+
   ciliumEndpoint(namespace: string, name: string): CiliumEndpointInfo | undefined {
     return this.cepMap.get(key(namespace, name));
   }

@@ -173,6 +173,21 @@ function containerStarts(value: unknown): ContainerStart[] | undefined {
   });
 }
 
+/**
+ * The hostPort values a pod's containers declare (ports[].hostPort > 0), or undefined when there
+ * are none or the pod is on the host network (no port mapping then). The lint reads the same
+ * through this function (lint/load.ts), so a list and the caches give the same host-port pods.
+ */
+export function hostPortsOf(spec: unknown): number[] | undefined {
+  if (!isObj(spec) || spec.hostNetwork === true || !Array.isArray(spec.containers)) return undefined;
+  const out: number[] = [];
+  for (const container of spec.containers) {
+    if (!isObj(container) || !Array.isArray(container.ports)) continue;
+    for (const port of container.ports) if (isObj(port) && typeof port.hostPort === 'number' && port.hostPort > 0) out.push(port.hostPort);
+  }
+  return out.length > 0 ? out : undefined;
+}
+
 export interface TrimPodOptions {
   /** Keep status.(init)containerStatuses' start times (read for Cilium agent pods only). Default true. */
   containerStarts?: boolean;
@@ -188,6 +203,7 @@ export function trimPod(raw: unknown, options: TrimPodOptions = {}): PodInfo {
     if (typeof s.hostNetwork === 'boolean') spec.hostNetwork = s.hostNetwork;
     put(spec, 'schedulerName', str(s.schedulerName));
     put(spec, 'priorityClassName', str(s.priorityClassName));
+    put(spec, 'hostPorts', hostPortsOf(s));
   }
   const pod: PodInfo = { metadata, spec };
   if (isObj(obj.status)) {
@@ -230,7 +246,7 @@ function podIPsOf(value: unknown): Array<{ ip: string }> | undefined {
  * report read, and no more, because the reaper holds one per pod in the cluster. Kept: name,
  * namespace, uid, resourceVersion (the removal's preconditions), labels (exemptions, agent roles),
  * the mirror annotation, deletionTimestamp, ownerReferences (the controller); spec.nodeName,
- * hostNetwork; status.phase, podIP(s), startTime. Left out (kept by trimPod): other annotations,
+ * hostNetwork, hostPorts (hostPortsOf: for report's lint section, absent on most pods); status.phase, podIP(s), startTime. Left out (kept by trimPod): other annotations,
  * creationTimestamp, schedulerName, priorityClassName, conditions, container statuses.
  */
 export function trimPodForReaper(raw: unknown): PodInfo {
@@ -251,6 +267,7 @@ export function trimPodForReaper(raw: unknown): PodInfo {
   if (isObj(obj.spec)) {
     put(spec, 'nodeName', str(obj.spec.nodeName) || undefined);
     if (typeof obj.spec.hostNetwork === 'boolean') spec.hostNetwork = obj.spec.hostNetwork;
+    put(spec, 'hostPorts', hostPortsOf(obj.spec));
   }
   const pod: PodInfo = { metadata, spec };
   if (isObj(obj.status)) {

@@ -86,6 +86,12 @@ export interface PodInfo {
     hostNetwork?: boolean;
     schedulerName?: string;
     priorityClassName?: string;
+    /**
+     * The containers' ports' hostPort values, only when the pod is not on the host network and
+     * declares one (the lint's aks-fqdn-kube-proxy check reads them; report builds that input from
+     * the cache instead of listing every pod again). Absent on almost every pod.
+     */
+    hostPorts?: number[];
   };
   status?: {
     phase?: string;
@@ -145,6 +151,8 @@ export interface ClusterView {
 export interface ClusterViewExtras {
   /** Every known pod bound to this node (needs the reaper caches in live mode). */
   podsOn(nodeName: string): PodInfo[];
+  /** Every known pod, bound or not (needs the reaper caches in live mode). */
+  pods(): PodInfo[];
   ciliumEndpoint(namespace: string, name: string): CiliumEndpointInfo | undefined;
   nodes(): NodeInfo[];
   /** Cilium's ConfigMap as far as the reaper reads it; undefined when there is none (or it is not watched). */

@@ -13,7 +13,8 @@ import { detect } from '../reaper/detect.js';
 import { buildReport, formatReportTable, type Report } from '../reaper/report-format.js';
 import { loadFiles } from '../lint/load.js';
 import { DEFAULT_LINT_OPTIONS, formatLintSection, lint } from '../lint/run.js';
-import type { Finding } from '../lint/types.js';
+import { lintPodsOf } from '../lint/from-view.js';
+import type { Finding, LintInput } from '../lint/types.js';
 import { daemonSetReport, formatDaemonSetReport, readDaemonSets, type DaemonSetReport } from '../reconciler/report.js';
 import {
   COMMON_FLAGS,
@@ -75,21 +76,34 @@ function sourceOf(flags: ReportFlags, kc: KubeConfig | undefined): string {
 /** The report, plus what a cloud-run Cilium means for it (the migration does not apply there), DaemonSets out of line, and the lint findings. */
 export type ReportWithDataplane = Report & { managedDataplane?: string; daemonSets?: DaemonSetReport; lint?: Finding[]; lintError?: string };
 
-/** The lint checks (docs/lint.md) over the same cluster or snapshot; a read failure is said, not fatal. */
-async function lintFindings(
-  flags: ReportFlags,
-  kc: KubeConfig | undefined,
-  config: ReturnType<typeof loadConfig>,
-  timeoutMs: number,
-): Promise<Pick<ReportWithDataplane, 'lint' | 'lintError'>> {
-  const settings = { ...DEFAULT_LINT_OPTIONS, nodeLabel: config.nodeLabel };
+/** What the lint section reads before the caches sync: a LintInput, or the reason it could not be read. */
+type LintRead = { input?: LintInput; fromCluster: boolean } | { error: string };
+
+/**
+ * Starts the lint section's read (never rejects). Against a cluster it reads everything but pods:
+ * those come from the report's own pod cache once synced (lintSection), not a second list of
+ * every pod (docs/benchmarks.md "Scale").
+ */
+async function readLint(flags: ReportFlags, kc: KubeConfig | undefined, config: ReturnType<typeof loadConfig>, timeoutMs: number): Promise<LintRead> {
   try {
     if (kc) {
       const { readLiveInput } = await import('../lint/live.js');
-      return { lint: lint(await readLiveInput(kc, { ciliumNamespace: config.cilium.namespace, timeoutMs }), settings) };
+      return { input: await readLiveInput(kc, { ciliumNamespace: config.cilium.namespace, timeoutMs, withoutPods: true }), fromCluster: true };
     }
-    if (flags['cluster-state']) return { lint: lint(loadFiles([flags['cluster-state']], undefined, config.cilium.namespace).input, settings) };
-    return {};
+    if (flags['cluster-state']) return { input: loadFiles([flags['cluster-state']], undefined, config.cilium.namespace).input, fromCluster: false };
+    return { fromCluster: false };
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
+
+/** The lint checks (docs/lint.md) over the same cluster or snapshot; a read failure is said, not fatal. */
+function lintSection(read: LintRead, view: FullClusterView, config: ReturnType<typeof loadConfig>): Pick<ReportWithDataplane, 'lint' | 'lintError'> {
+  if ('error' in read) return { lintError: read.error };
+  if (!read.input) return {};
+  const settings = { ...DEFAULT_LINT_OPTIONS, nodeLabel: config.nodeLabel };
+  try {
+    return { lint: lint(read.fromCluster ? { ...read.input, ...lintPodsOf(view.pods()) } : read.input, settings) };
   } catch (err) {
     return { lintError: (err as Error).message };
   }
@@ -101,9 +115,9 @@ export async function runReport(args: string[], env: NodeJS.ProcessEnv = process
   const log = createLogger({ level, destination: process.stderr });
   // A report about the example snapshot, mistaken for one about the user's cluster, would mislead.
   const source = await openView(flags, config, log, { withReaperCaches: true, withoutUnscheduledPods: true, exampleIfNoCluster: false });
-  // The lint section reads the cluster on its own (never rejects): started now, its lists overlap
-  // the caches' instead of following them (about 2 s at 20,000 pods, docs/benchmarks.md "Scale").
-  const linting = lintFindings(flags, source.kc, config, timeoutMs);
+  // The lint section reads the rest of the cluster on its own (never rejects): started now, its
+  // reads overlap the caches' instead of following them; its pods come from the caches.
+  const linting = readLint(flags, source.kc, config, timeoutMs);
   try {
     await waitForCaches(source.view, timeoutMs);
     const now = new Date();
@@ -115,7 +129,7 @@ export async function runReport(args: string[], env: NodeJS.ProcessEnv = process
       ...buildReport(detect(source.view, config, now), config, sourceOf(flags, source.kc), tainted),
       ...(note ? { managedDataplane: note } : {}),
       daemonSets,
-      ...(await linting),
+      ...lintSection(await linting, source.view, config),
     };
     // Sections print before the summary line, which stays last.
     const sections = [formatDaemonSetReport(daemonSets), ...(report.lint || report.lintError ? [formatLintSection(report.lint, report.lintError)] : [])];

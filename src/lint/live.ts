@@ -37,9 +37,14 @@ const MAX_ATTEMPTS = 5;
 export interface LiveOptions {
   ciliumNamespace: string;
   timeoutMs: number;
+  /**
+   * Leave pods out (no podCount, no hostPortPods): for a caller that holds every pod already
+   * (report, through lint/from-view.ts) and adds them itself.
+   */
+  withoutPods?: boolean;
 }
 
-/** Reads the objects the checks need; the same LintInput the files give. */
+/** Reads the objects the checks need; the same LintInput the files give (without pods, with `withoutPods`). */
 export async function readLiveInput(kc: KubeConfig, options: LiveOptions): Promise<LintInput> {
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
@@ -75,7 +80,7 @@ export async function readLiveInput(kc: KubeConfig, options: LiveOptions): Promi
   };
   const [nodes, pods, ciliumConfig, netdConfig, masq, agent, netd, ciliumNodes, nodeConfigs] = await Promise.all([
     call('nodes', paged('/api/v1/nodes', 'Node', 'live Node')),
-    call('pods', paged('/api/v1/pods', 'Pod', 'live Pod')),
+    options.withoutPods ? Promise.resolve(undefined) : call('pods', paged('/api/v1/pods', 'Pod', 'live Pod')),
     call(`configmap ${ns}/cilium-config`, () => core.readNamespacedConfigMap({ namespace: ns, name: 'cilium-config' }, o())),
     call('configmap kube-system/netd-config', () => core.readNamespacedConfigMap({ namespace: 'kube-system', name: 'netd-config' }, o())),
     call(`configmap ${ns}/ip-masq-agent`, () => core.readNamespacedConfigMap({ namespace: ns, name: 'ip-masq-agent' }, o())),

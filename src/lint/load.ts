@@ -6,6 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { hostPortsOf } from '../cluster/trim.js';
 import { helmToConfig } from './helm.js';
 import {
   emptyInput,
@@ -180,15 +181,8 @@ export function addObject(c: Collector, item: Obj, where: string, ciliumNamespac
   }
   if (apiVersion === 'v1' && kind === 'Pod') {
     c.pods += 1;
-    const podSpec = spec;
-    const hostPorts = arr(podSpec.containers)
-      .map(obj)
-      .flatMap((ct) => arr(ct.ports).map(obj))
-      .map((p) => p.hostPort)
-      .filter((p): p is number => typeof p === 'number' && p > 0);
-    if (hostPorts.length > 0 && podSpec.hostNetwork !== true) {
-      c.hostPortPods.push({ namespace: namespace ?? 'default', name, ...(typeof podSpec.nodeName === 'string' ? { node: podSpec.nodeName } : {}), hostPorts });
-    }
+    const hostPorts = hostPortsOf(spec);
+    if (hostPorts) c.hostPortPods.push({ namespace: namespace ?? 'default', name, ...(typeof spec.nodeName === 'string' ? { node: spec.nodeName } : {}), hostPorts });
     return;
   }
   skip();

@@ -120,6 +120,11 @@ describe('lint on the live cluster', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/Cilium configuration \(lint\): 1 error\(s\), 1 warning\(s\), 1 info/);
     expect(r.stdout).toContain('  ERROR    native-routing-cidr (ConfigMap kube-system/cilium-config (every node))');
+    // report takes the pods from its own caches, lint lists them: the same findings (the pod count too).
+    const [reportJson, lintJson] = await Promise.all([lintCli(['-o', 'json'], 'report'), lintCli(['-o', 'json'])]);
+    const fromCaches = (JSON.parse(reportJson.stdout) as { lint: { id: string; message: string }[] }).lint;
+    expect(fromCaches.find((f) => f.id === 'hubble-cardinality')?.message).toContain('with 4 pods, up to ~16 series');
+    expect(fromCaches).toEqual((JSON.parse(lintJson.stdout) as { findings: unknown[] }).findings);
   });
 
   it('a fixed cilium-config clears the error, exit 0', async () => {

@@ -68,6 +68,14 @@ describe('readLiveInput: nodes and pods as raw, paged lists', () => {
     ]);
   });
 
+  it('withoutPods (report: pods come from its caches) lists no pods and leaves the pod facts out', async () => {
+    const input = await readLiveInput(kubeConfig(), { ciliumNamespace: 'kube-system', timeoutMs: 5_000, withoutPods: true });
+    expect(seen.filter((r) => r.path === '/api/v1/pods')).toEqual([]);
+    expect(input.podCount).toBeUndefined();
+    expect(input.hostPortPods).toEqual([]);
+    expect(input.nodes).toEqual([{ name: 'n1', labels: { cni: 'cilium' }, podCIDRs: ['10.0.0.0/24'] }]);
+  });
+
   it("retries a 503 and says the server's own message when it refuses", async () => {
     let calls = 0;
     podsAnswer = () =>
