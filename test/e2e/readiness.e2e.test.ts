@@ -394,10 +394,13 @@ describe("the reaper's proof", () => {
     expect(Date.parse(second.status!.conditions!.find((c) => c.type === 'Ready')!.lastTransitionTime!)).toBeGreaterThan(Date.parse(pod.status!.startTime!));
 
     const assessed = await waitFor(
-      'the reaper to see the new agent',
+      'the reaper to see the new agent Ready',
       async () => {
+        // The agent pod's creation and its Ready status arrive as two watch events: wait for both.
         const n = detect(dry.view, parseConfig({ reaper: REAPER }), new Date()).nodes.find((x) => x.node === UPGRADED);
-        return n?.readiness.agentPod === 'kube-system/cilium-up-2' ? n.unmanaged.find((a) => a.pod.name === 'started-by-cilium') : undefined;
+        return n?.readiness.agentPod === 'kube-system/cilium-up-2' && n.readiness.ready
+          ? n.unmanaged.find((a) => a.pod.name === 'started-by-cilium')
+          : undefined;
       },
       within,
     );
