@@ -246,8 +246,8 @@ function podIPsOf(value: unknown): Array<{ ip: string }> | undefined {
  * report read, and no more, because the reaper holds one per pod in the cluster. Kept: name,
  * namespace, uid, resourceVersion (the removal's preconditions), labels (exemptions, agent roles),
  * the mirror annotation, deletionTimestamp, ownerReferences (the controller); spec.nodeName,
- * hostNetwork, hostPorts (hostPortsOf: for report's lint section, absent on most pods); status.phase, podIP(s), startTime. Left out (kept by trimPod): other annotations,
- * creationTimestamp, schedulerName, priorityClassName, conditions, container statuses.
+ * hostNetwork, hostPorts (hostPortsOf: for report's lint section, absent on most pods);
+ * status.phase, podIP(s), startTime. Left out (kept by trimPod): other annotations, creationTimestamp, schedulerName, priorityClassName, conditions, container statuses.
  */
 export function trimPodForReaper(raw: unknown): PodInfo {
   const full = trimMeta(raw, 'Pod');

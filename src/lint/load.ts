@@ -182,7 +182,8 @@ export function addObject(c: Collector, item: Obj, where: string, ciliumNamespac
   if (apiVersion === 'v1' && kind === 'Pod') {
     c.pods += 1;
     const hostPorts = hostPortsOf(spec);
-    if (hostPorts) c.hostPortPods.push({ namespace: namespace ?? 'default', name, ...(typeof spec.nodeName === 'string' ? { node: spec.nodeName } : {}), hostPorts });
+    if (hostPorts)
+      c.hostPortPods.push({ namespace: namespace ?? 'default', name, ...(typeof spec.nodeName === 'string' ? { node: spec.nodeName } : {}), hostPorts });
     return;
   }
   skip();

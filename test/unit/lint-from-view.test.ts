@@ -66,11 +66,20 @@ describe('lint pods from the view = lint pods from a list', () => {
     const pods: Obj[] = [
       { metadata: { name: 'hostnet', namespace: 'a' }, spec: { hostNetwork: true, containers: [{ name: 'c', ports: [{ containerPort: 9, hostPort: 9 }] }] } },
       { metadata: { name: 'zero', namespace: 'a' }, spec: { containers: [{ name: 'c', ports: [{ containerPort: 80, hostPort: 0 }] }] } },
-      { metadata: { name: 'init', namespace: 'a' }, spec: { initContainers: [{ name: 'i', ports: [{ containerPort: 1, hostPort: 1 }] }], containers: [{ name: 'c' }] } },
+      {
+        metadata: { name: 'init', namespace: 'a' },
+        spec: { initContainers: [{ name: 'i', ports: [{ containerPort: 1, hostPort: 1 }] }], containers: [{ name: 'c' }] },
+      },
       { metadata: { name: 'pending', namespace: 'b' }, spec: { containers: [{ name: 'c', ports: [{ containerPort: 80, hostPort: 8080 }] }] } },
       {
         metadata: { name: 'two', namespace: 'c' },
-        spec: { nodeName: 'n1', containers: [{ name: 'c', ports: [{ containerPort: 80, hostPort: 80 }] }, { name: 'd', ports: [{ containerPort: 443, hostPort: 443 }, { containerPort: 5 }] }] },
+        spec: {
+          nodeName: 'n1',
+          containers: [
+            { name: 'c', ports: [{ containerPort: 80, hostPort: 80 }] },
+            { name: 'd', ports: [{ containerPort: 443, hostPort: 443 }, { containerPort: 5 }] },
+          ],
+        },
       },
     ];
     const list = { apiVersion: 'v1', kind: 'PodList', items: pods };
