@@ -247,7 +247,8 @@ function podIPsOf(value: unknown): Array<{ ip: string }> | undefined {
  * namespace, uid, resourceVersion (the removal's preconditions), labels (exemptions, agent roles),
  * the mirror annotation, deletionTimestamp, ownerReferences (the controller); spec.nodeName,
  * hostNetwork, hostPorts (hostPortsOf: for report's lint section, absent on most pods);
- * status.phase, podIP(s), startTime. Left out (kept by trimPod): other annotations, creationTimestamp, schedulerName, priorityClassName, conditions, container statuses.
+ * status.phase, podIP(s), startTime. Left out (kept by trimPod): other annotations, creationTimestamp,
+ * schedulerName, priorityClassName, conditions, container statuses.
  */
 export function trimPodForReaper(raw: unknown): PodInfo {
   const full = trimMeta(raw, 'Pod');
