@@ -26,6 +26,7 @@ const { values } = parseArgs({
     n: { type: 'string' },
     sizes: { type: 'string' },
     'peer-profile': { type: 'string' },
+    'node-flags': { type: 'string' },
   },
 });
 const parts = new Set((values.only ?? 'decisions,floor,api,scale,peer').split(','));
@@ -42,6 +43,8 @@ if (parts.has('floor')) {
   if (values.scenarios) options.only = values.scenarios.split(',');
   if (values.compare) options.compare = values.compare;
   if (values['cpu-prof']) options.nodeFlags = ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`];
+  // e.g. --node-flags=--max-semi-space-size=4: the webhook's node flags only (not the floor's).
+  if (values['node-flags']) options.nodeFlags = [...(options.nodeFlags ?? []), ...values['node-flags'].split(' ').filter(Boolean)];
   console.log(`\n## 1. Server floor vs. this webhook (h2load, ${options.runs} run(s), medians; each cell "floor / webhook")`);
   await runFloor(options);
 }

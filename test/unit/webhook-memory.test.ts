@@ -26,4 +26,12 @@ describe('webhook memory', () => {
     expect(cap).toBeGreaterThan(0);
     expect(cap).toBeLessThanOrEqual(mebibytes(container.resources.limits.memory) / 2);
   });
+
+  it('caps the young generation (docs/benchmarks.md, heap snapshot of serve: 26–49 MiB of RSS at 2,000 nodes)', () => {
+    const container = webhook.spec.template.spec.containers[0];
+    const options = container.env.find((e: any) => e.name === 'NODE_OPTIONS')?.value as string;
+    const semi = Number(/--max-semi-space-size=(\d+)/.exec(options ?? '')?.[1]);
+    expect(semi).toBeGreaterThan(0);
+    expect(semi).toBeLessThanOrEqual(8);
+  });
 });
