@@ -208,11 +208,7 @@ export function trimPod(raw: unknown, options: TrimPodOptions = {}): PodInfo {
   const pod: PodInfo = { metadata, spec };
   if (isObj(obj.status)) {
     const s = obj.status;
-    const status: NonNullable<PodInfo['status']> = {};
-    put(status, 'phase', str(s.phase));
-    put(status, 'podIP', str(s.podIP));
-    put(status, 'podIPs', podIPsOf(s.podIPs));
-    put(status, 'startTime', timestamp(s.startTime));
+    const status = podStatusCore(s);
     if (options.containerStarts !== false) {
       put(status, 'initContainerStatuses', containerStarts(s.initContainerStatuses));
       put(status, 'containerStatuses', containerStarts(s.containerStatuses));
@@ -239,6 +235,16 @@ export const REAPER_POD_ANNOTATIONS: ReadonlySet<string> = new Set(['kubernetes.
 function podIPsOf(value: unknown): Array<{ ip: string }> | undefined {
   if (!Array.isArray(value)) return undefined;
   return value.flatMap((entry) => (isObj(entry) && typeof entry.ip === 'string' ? [{ ip: entry.ip }] : []));
+}
+
+/** What both pod trims keep of a pod's status: phase, IPs and start time. */
+function podStatusCore(s: Obj): NonNullable<PodInfo['status']> {
+  const status: NonNullable<PodInfo['status']> = {};
+  put(status, 'phase', str(s.phase));
+  put(status, 'podIP', str(s.podIP));
+  put(status, 'podIPs', podIPsOf(s.podIPs));
+  put(status, 'startTime', timestamp(s.startTime));
+  return status;
 }
 
 /**
@@ -272,13 +278,7 @@ export function trimPodForReaper(raw: unknown): PodInfo {
   }
   const pod: PodInfo = { metadata, spec };
   if (isObj(obj.status)) {
-    const s = obj.status;
-    const status: NonNullable<PodInfo['status']> = {};
-    put(status, 'phase', str(s.phase));
-    put(status, 'podIP', str(s.podIP));
-    put(status, 'podIPs', podIPsOf(s.podIPs));
-    put(status, 'startTime', timestamp(s.startTime));
-    pod.status = status;
+    pod.status = podStatusCore(obj.status);
   }
   return pod;
 }
