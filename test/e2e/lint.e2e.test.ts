@@ -215,16 +215,4 @@ describe('lint at apply time: the webhook answers a cilium-config write with war
   });
 });
 
-async function fetchMetrics(): Promise<string> {
-  const { request } = await import('node:https');
-  return new Promise((resolve, reject) => {
-    const req = request(`${guard!.url}/metrics`, { ca: guard!.caPem, timeout: 3_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d) => (body += d));
-      res.on('end', () => resolve(body));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
+const fetchMetrics = (): Promise<string> => guard!.metrics();

@@ -3,7 +3,6 @@
 // overlay's config); namespaces labelled cilium-migration-guard.io/mode switch to enforce or audit.
 
 import { readFileSync, writeFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,17 +35,7 @@ const warningsOf = (stderr: string) =>
 
 const findEvent = (predicate: (e: any) => unknown): Promise<any> => findAudit<any>(cp, predicate);
 
-function metricsText(): Promise<string> {
-  return new Promise((res, rej) => {
-    const req = httpsRequest(`${guard.url}/metrics`, { ca: guard.caPem, timeout: 3_000 }, (r) => {
-      let body = '';
-      r.setEncoding('utf8').on('data', (d) => (body += d));
-      r.on('end', () => res(body));
-    });
-    req.on('error', rej);
-    req.end();
-  });
-}
+const metricsText = (): Promise<string> => guard.metrics();
 
 async function labelNamespace(namespace: string, mode: string | undefined) {
   await cp.kubectl(['label', 'namespace', namespace, '--overwrite', mode ? `${MODE_LABEL}=${mode}` : `${MODE_LABEL}-`]);

@@ -7,7 +7,6 @@
 
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -108,17 +107,7 @@ async function apply(obj: unknown) {
   return plane().kubectl(['apply', '-f', '-'], { input: stringify(obj) });
 }
 
-function metricsText(): Promise<string> {
-  return new Promise((res, rej) => {
-    const req = httpsRequest(`${guard.url}/metrics`, { ca: guard.caPem, timeout: 3_000 }, (r) => {
-      let body = '';
-      r.setEncoding('utf8').on('data', (d) => (body += d));
-      r.on('end', () => res(body));
-    });
-    req.on('error', rej);
-    req.end();
-  });
-}
+const metricsText = (): Promise<string> => guard.metrics();
 
 function metric(text: string, name: string, labels: Record<string, string>): number {
   const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);

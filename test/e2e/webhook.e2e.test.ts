@@ -8,7 +8,6 @@
 // No agent runs, so the tests write each CiliumNode as the agent would, when they want Cilium ready.
 
 import { readFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MUTATING_NAME, VALIDATING_NAME } from '../../src/registration.js';
@@ -85,17 +84,7 @@ const fixtureText = (name: string) => readFileSync(new URL(`../fixtures/daemonse
 
 const auditLog = async (): Promise<any[]> => auditEvents<any>(plane());
 
-function metricsText(): Promise<string> {
-  return new Promise((res, rej) => {
-    const req = httpsRequest(`${guard.url}/metrics`, { ca: guard.caPem, timeout: 3_000 }, (r) => {
-      let body = '';
-      r.setEncoding('utf8').on('data', (d) => (body += d));
-      r.on('end', () => res(body));
-    });
-    req.on('error', rej);
-    req.end();
-  });
-}
+const metricsText = (): Promise<string> => guard.metrics();
 
 function placementCount(text: string): number {
   return text

@@ -62,6 +62,8 @@ export interface Guard {
   /** Stops the webhook process (SIGTERM, then SIGKILL after a bound). Registrations stay. */
   stop(): Promise<void>;
   logs(): string;
+  /** GET /metrics over the serving TLS port (the Prometheus text; 3 s bound). */
+  metrics(): Promise<string>;
 }
 
 export interface GuardOptions {
@@ -141,7 +143,31 @@ export async function startGuard(cp: ControlPlane, options: GuardOptions = {}): 
     );
   };
 
-  return { url, port, caPem, certDir, logPath: child.logPath, child, register, stop: () => stopChild(child), logs };
+  return {
+    url,
+    port,
+    caPem,
+    certDir,
+    logPath: child.logPath,
+    child,
+    register,
+    stop: () => stopChild(child),
+    logs,
+    metrics: () => getText(`${url}/metrics`, caPem),
+  };
+}
+
+function getText(url: string, ca: string, timeoutMs = 3_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { ca, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () => resolve(body));
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: no answer in ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 export interface ReaperProcess {
