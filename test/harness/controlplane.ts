@@ -47,19 +47,7 @@ export interface KubectlOptions {
   timeoutMs?: number;
 }
 
-export interface ControlPlane {
-  kubeconfigPath: string;
-  /** https://127.0.0.1:PORT */
-  server: string;
-  /** Bearer token of an admin user (group system:masters). */
-  token: string;
-  /** CA bundle that verifies the API server's serving certificate. */
-  caFile: string;
-  auditLogPath: string;
-  /** The temp directory holding everything (removed by stop()). */
-  dir: string;
-  binDir: string;
-  etcdEndpoint: string;
+export interface ControlPlane extends ControlPlaneInfo {
   kubectl(args: string[], opts?: KubectlOptions): Promise<KubectlResult>;
   /** Raw API call with the admin token; body is JSON-encoded when given. */
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }>;
@@ -82,10 +70,14 @@ export interface ControlPlane {
 /** What a test process needs to use a control plane another process runs (serializable). */
 export interface ControlPlaneInfo {
   kubeconfigPath: string;
+  /** https://127.0.0.1:PORT */
   server: string;
+  /** Bearer token of an admin user (group system:masters). */
   token: string;
+  /** CA bundle that verifies the API server's serving certificate. */
   caFile: string;
   auditLogPath: string;
+  /** The temp directory holding everything (removed by stop()). */
   dir: string;
   binDir: string;
   etcdEndpoint: string;
