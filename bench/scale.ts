@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { KubeConfig } from '@kubernetes/client-node';
+import { kubeconfigAccess } from '../src/cluster/kube-config.js';
 import { startLiveView } from '../src/cluster/informers.js';
 import { isReaperSynced } from '../src/cluster/view.js';
 import { defaultConfig } from '../src/config.js';
@@ -203,8 +203,7 @@ type StartLiveView = typeof startLiveView;
  * stopped, for the pass to be timed on.
  */
 async function syncInProcess(cp: ControlPlane, impl: StartLiveView, options: { gzip?: boolean } = {}) {
-  const kc = new KubeConfig();
-  kc.loadFromFile(cp.kubeconfigPath);
+  const kc = kubeconfigAccess([cp.kubeconfigPath], { explicit: true });
   const heapBefore = heapMbNow();
   const t0 = performance.now();
   const live = impl(kc, defaultConfig, createLogger({ level: 'silent' }), { withReaperCaches: true, withoutUnscheduledPods: true, ...options });

@@ -5,8 +5,10 @@
 // configuration as it was read. Reading the configuration before the Secret, and patching under
 // that test, means a replica holding an older bundle can never overwrite a newer one.
 
-import { AdmissionregistrationV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
-import { httpStatus, timeoutOptions } from '../cluster/kube-client.js';
+import type { V1MutatingWebhookConfiguration, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
+import { httpStatus } from '../cluster/kube-client.js';
+import type { KubeAccess } from '../cluster/kube-config.js';
+import { request, seg } from '../cluster/raw-api.js';
 import { splitPem } from './plan.js';
 
 export type ConfigKind = 'MutatingWebhookConfiguration' | 'ValidatingWebhookConfiguration';
@@ -30,23 +32,29 @@ export function allTrust(snapshots: ConfigSnapshot[], caPem: string): boolean {
   return snapshots.every((config) => config.caBundles.every((b64) => splitPem(Buffer.from(b64, 'base64').toString('utf8')).includes(caPem)));
 }
 
-export class CaBundleInjector {
-  private readonly api: AdmissionregistrationV1Api;
+const PATHS: Record<ConfigKind, string> = {
+  MutatingWebhookConfiguration: '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations',
+  ValidatingWebhookConfiguration: '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations',
+};
 
+export class CaBundleInjector {
   constructor(
-    kc: KubeConfig,
+    private readonly kc: KubeAccess,
     readonly name: string,
-  ) {
-    this.api = kc.makeApiClient(AdmissionregistrationV1Api);
+  ) {}
+
+  private path(kind: ConfigKind): string {
+    return `${PATHS[kind]}/${seg(this.name)}`;
   }
 
   /** The configurations that exist (none yet is normal: kubectl applies them after the Deployment). */
   async read(): Promise<ConfigSnapshot[]> {
-    const options = timeoutOptions(CALL_TIMEOUT_MS);
-    const reads = [
-      this.api.readMutatingWebhookConfiguration({ name: this.name }, options).then((c) => ({ kind: 'MutatingWebhookConfiguration' as const, c })),
-      this.api.readValidatingWebhookConfiguration({ name: this.name }, options).then((c) => ({ kind: 'ValidatingWebhookConfiguration' as const, c })),
-    ].map((read) =>
+    const read = (kind: ConfigKind) =>
+      request<V1MutatingWebhookConfiguration | V1ValidatingWebhookConfiguration>(this.kc, { path: this.path(kind), timeoutMs: CALL_TIMEOUT_MS }).then((c) => ({
+        kind,
+        c,
+      }));
+    const reads = [read('MutatingWebhookConfiguration'), read('ValidatingWebhookConfiguration')].map((read) =>
       read.catch((err: unknown) => {
         if (httpStatus(err) === 404) return undefined;
         throw err;
@@ -74,10 +82,8 @@ export class CaBundleInjector {
         { op: 'test', path: '/metadata/resourceVersion', value: config.resourceVersion },
         ...config.caBundles.map((_, i) => ({ op: 'add', path: `/webhooks/${i}/clientConfig/caBundle`, value: wanted })),
       ];
-      const options = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch, timeoutOptions(CALL_TIMEOUT_MS));
       try {
-        if (config.kind === 'MutatingWebhookConfiguration') await this.api.patchMutatingWebhookConfiguration({ name: this.name, body }, options);
-        else await this.api.patchValidatingWebhookConfiguration({ name: this.name, body }, options);
+        await request(this.kc, { method: 'PATCH', path: this.path(config.kind), body, contentType: 'application/json-patch+json', timeoutMs: CALL_TIMEOUT_MS });
         patched.push(config.kind);
       } catch (err) {
         // A failed test op is 422 (Invalid) or 409; a configuration deleted meanwhile is 404.

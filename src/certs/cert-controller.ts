@@ -3,7 +3,7 @@
 // serving pair to the cert directory, and injects the trust bundle into caBundle. No leader
 // election: concurrent replicas plan the same step, one write wins, the others adopt it.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from '../cluster/kube-config.js';
 import { Counter, type Gauge, type Registry } from 'prom-client';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import type { Logger } from '../logger.js';
@@ -15,7 +15,7 @@ import { DEFAULT_POLICY, inspect, planRotation, validatePolicy, type CertMateria
 import { SecretStore, type SecretRef, type StoredMaterial } from './secret.js';
 
 export interface CertControllerOptions {
-  kc: KubeConfig;
+  kc: KubeAccess;
   secret: SecretRef;
   /** Name of our Mutating- and ValidatingWebhookConfiguration; no injection when unset. */
   webhookConfig?: string;

@@ -3,8 +3,10 @@
 // - update: carries the resourceVersion that was read; a 409 Conflict means another replica wrote
 //   first, so read theirs and plan again. Exactly one writer per change.
 
-import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { httpStatus, timeoutOptions } from '../cluster/kube-client.js';
+import type { V1Secret } from '@kubernetes/client-node';
+import { httpStatus } from '../cluster/kube-client.js';
+import type { KubeAccess } from '../cluster/kube-config.js';
+import { request, seg } from '../cluster/raw-api.js';
 import type { CertMaterial } from './plan.js';
 
 export interface SecretRef {
@@ -42,19 +44,19 @@ function encode(material: CertMaterial): Record<string, string> {
 }
 
 export class SecretStore {
-  private readonly core: CoreV1Api;
-
   constructor(
-    kc: KubeConfig,
+    private readonly kc: KubeAccess,
     readonly ref: SecretRef,
-  ) {
-    this.core = kc.makeApiClient(CoreV1Api);
+  ) {}
+
+  private get collection(): string {
+    return `/api/v1/namespaces/${seg(this.ref.namespace)}/secrets`;
   }
 
   /** Undefined when the Secret does not exist. */
   async read(): Promise<StoredMaterial | undefined> {
     try {
-      return decode(await this.core.readNamespacedSecret(this.ref, timeoutOptions(CALL_TIMEOUT_MS)));
+      return decode(await request<V1Secret>(this.kc, { path: `${this.collection}/${seg(this.ref.name)}`, timeoutMs: CALL_TIMEOUT_MS }));
     } catch (err) {
       if (httpStatus(err) === 404) return undefined;
       throw err;
@@ -63,7 +65,7 @@ export class SecretStore {
 
   async create(material: CertMaterial): Promise<WriteResult> {
     try {
-      const created = await this.core.createNamespacedSecret({ namespace: this.ref.namespace, body: this.body(material) }, timeoutOptions(CALL_TIMEOUT_MS));
+      const created = await request<V1Secret>(this.kc, { method: 'POST', path: this.collection, body: this.body(material), timeoutMs: CALL_TIMEOUT_MS });
       return { won: true, stored: decode(created) };
     } catch (err) {
       if (httpStatus(err) === 409) return { won: false, stored: await this.read() };
@@ -75,7 +77,7 @@ export class SecretStore {
   async update(material: CertMaterial, resourceVersion: string): Promise<WriteResult> {
     try {
       const body = this.body(material, resourceVersion);
-      const replaced = await this.core.replaceNamespacedSecret({ ...this.ref, body }, timeoutOptions(CALL_TIMEOUT_MS));
+      const replaced = await request<V1Secret>(this.kc, { method: 'PUT', path: `${this.collection}/${seg(this.ref.name)}`, body, timeoutMs: CALL_TIMEOUT_MS });
       return { won: true, stored: decode(replaced) };
     } catch (err) {
       if (httpStatus(err) === 409) return { won: false, stored: await this.read() };

@@ -50,11 +50,11 @@
 // deadlines of a list page and of a watch request's answer (listTimeoutMs) are real time.
 
 import type { Readable } from 'node:stream';
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import type { Config } from '../config.js';
 import { isNotFound } from './kube-client.js';
+import type { KubeAccess } from './kube-config.js';
 import { MemoryClusterView, type PodFeed } from './memory.js';
 import { listPage, get, query, readEvents, type RawObject, type WatchEvent } from './raw-api.js';
 import { trimCiliumConfig, trimCiliumNode, trimNode, trimPod, trimPodForReaper, trimCiliumEndpointForReaper } from './trim.js';
@@ -128,8 +128,9 @@ const LIST_RESTARTS = 3;
  */
 const TOO_MANY_REQUESTS_RETRIES = 10;
 
-interface CacheSpec {
-  name: CacheName | ReaperCacheName;
+/** One list-and-watch: what it lists and watches, and what it does with each object. */
+export interface CacheSpec<Name extends string = CacheName | ReaperCacheName> {
+  name: Name;
   /** Human name for logs. */
   what: string;
   path: string;
@@ -172,7 +173,7 @@ function resourceVersionOf(raw: RawObject): string | undefined {
 /** Why a watch was ended from our side (the body then errors; this says what to do next). */
 type WatchEnd = 'relist' | 'inactive' | undefined;
 
-class CacheRunner {
+class CacheRunner<Name extends string = CacheName | ReaperCacheName> {
   private readonly log: Logger;
   private readonly stopSignal = new AbortController();
   private delayMs: number;
@@ -189,7 +190,7 @@ class CacheRunner {
   private watchEnd: WatchEnd;
   private inactivity: Timer | undefined;
 
-  get name(): CacheName | ReaperCacheName {
+  get name(): Name {
     return this.spec.name;
   }
 
@@ -209,14 +210,14 @@ class CacheRunner {
   }
 
   constructor(
-    private readonly spec: CacheSpec,
-    private readonly kc: KubeConfig,
-    private readonly view: MemoryClusterView,
+    private readonly spec: CacheSpec<Name>,
+    private readonly kc: KubeAccess,
     logger: Logger,
     private readonly backoff: { initialMs: number; maxMs: number },
     private readonly listTimeoutMs: number,
     private readonly pageSize: number,
     private readonly gzip: boolean,
+    /** Once, after the first list (or a missing optional CRD). */
     private readonly onSynced: () => void,
     private readonly clock: Clock,
   ) {
@@ -308,7 +309,6 @@ class CacheRunner {
     }
     if (!this.synced) {
       this.synced = true;
-      this.view.setSynced(this.spec.name, true);
       this.log.info({ objects: count }, `${this.spec.what} cache synced`);
       this.onSynced();
     }
@@ -536,7 +536,6 @@ class CacheRunner {
       // Synced-but-empty: the webhook becomes ready and answers from what it knows.
       if (!this.synced) {
         this.synced = true;
-        this.view.setSynced(this.spec.name, true);
         this.onSynced();
       }
     } else {
@@ -560,7 +559,7 @@ class CacheRunner {
 /** The ConfigMap Cilium's agent reads its options from (Helm chart templates/cilium-configmap.yaml). */
 export const CILIUM_CONFIGMAP = 'cilium-config';
 
-export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium' | 'nodeLabel'>, logger: Logger, options: LiveViewOptions = {}): LiveView {
+export function startLiveView(kc: KubeAccess, config: Pick<Config, 'cilium' | 'nodeLabel'>, logger: Logger, options: LiveViewOptions = {}): LiveView {
   const view = new MemoryClusterView(config, { synced: false });
   const log = logger.child({ component: 'cluster-view' });
   const backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
@@ -686,13 +685,15 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium' | 'n
       new CacheRunner(
         spec,
         kc,
-        view,
         log,
         backoff,
         options.listTimeoutMs ?? DEFAULT_LIST_TIMEOUT_MS,
         options.pageSize ?? DEFAULT_PAGE_SIZE,
         options.gzip ?? false,
-        onSynced,
+        () => {
+          view.setSynced(spec.name, true);
+          onSynced();
+        },
         options.clock ?? systemClock,
       ),
   );
@@ -717,4 +718,36 @@ export function startLiveView(kc: KubeConfig, config: Pick<Config, 'cilium' | 'n
       return stopping;
     },
   };
+}
+
+/** One list-and-watch on its own (not part of the view), e.g. the namespaces' mode labels. */
+export interface Informer {
+  /** Whether its first list has completed. */
+  synced(): boolean;
+  stop(): Promise<void>;
+}
+
+/** Runs `spec` as the view's caches run (same list, watch, backoff and 429 handling). */
+export function startInformer<Name extends string>(
+  kc: KubeAccess,
+  spec: CacheSpec<Name>,
+  logger: Logger,
+  options: Pick<LiveViewOptions, 'backoff' | 'listTimeoutMs' | 'pageSize' | 'clock'> = {},
+): Informer {
+  let synced = false;
+  const runner = new CacheRunner<Name>(
+    spec,
+    kc,
+    logger,
+    { ...DEFAULT_BACKOFF, ...options.backoff },
+    options.listTimeoutMs ?? DEFAULT_LIST_TIMEOUT_MS,
+    options.pageSize ?? DEFAULT_PAGE_SIZE,
+    false,
+    () => {
+      synced = true;
+    },
+    options.clock ?? systemClock,
+  );
+  runner.start();
+  return { synced: () => synced, stop: () => runner.stop() };
 }

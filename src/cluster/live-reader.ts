@@ -3,9 +3,10 @@
 // so the caller knows the read failed (the placement webhook then lets the pod through with a
 // warning that names the failure). Each call has a short deadline: see src/timeouts.ts.
 
-import { CoreV1Api, type ConfigurationOptions, type KubeConfig } from '@kubernetes/client-node';
 import { LOOKUP_TIMEOUT_MS } from '../timeouts.js';
-import { isAbort, isNotFound, LookupTimeoutError, timeoutOptions, withDeadline } from './kube-client.js';
+import { isAbort, isNotFound, LookupTimeoutError, withDeadline } from './kube-client.js';
+import type { KubeAccess } from './kube-config.js';
+import { request, seg } from './raw-api.js';
 import type { ClusterReader } from './reader.js';
 import { trimNode, trimPod } from './trim.js';
 import type { NodeInfo, PodInfo } from './view.js';
@@ -16,17 +17,9 @@ export interface LookupOptions {
   timeoutMs?: number;
 }
 
-const clients = new WeakMap<KubeConfig, CoreV1Api>();
-
-function coreApi(kc: KubeConfig): CoreV1Api {
-  let api = clients.get(kc);
-  if (!api) clients.set(kc, (api = kc.makeApiClient(CoreV1Api)));
-  return api;
-}
-
-async function read<T, R>(what: string, ms: number, call: (options: ConfigurationOptions) => Promise<T>, trim: (raw: T) => R): Promise<R | undefined> {
+async function read<R>(kc: KubeAccess, what: string, path: string, ms: number, trim: (raw: unknown) => R): Promise<R | undefined> {
   try {
-    return trim(await withDeadline(call(timeoutOptions(ms)), ms, what));
+    return trim(await withDeadline(request(kc, { path, timeoutMs: ms }), ms, what));
   } catch (err) {
     if (isNotFound(err)) return undefined;
     if (isAbort(err)) throw new LookupTimeoutError(what, ms);
@@ -34,18 +27,18 @@ async function read<T, R>(what: string, ms: number, call: (options: Configuratio
   }
 }
 
-export function readPod(kc: KubeConfig, namespace: string, name: string, options: LookupOptions = {}): Promise<PodInfo | undefined> {
+export function readPod(kc: KubeAccess, namespace: string, name: string, options: LookupOptions = {}): Promise<PodInfo | undefined> {
   const ms = options.timeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
-  return read(`pod ${namespace}/${name}`, ms, (o) => coreApi(kc).readNamespacedPod({ namespace, name }, o), trimPod);
+  return read(kc, `pod ${namespace}/${name}`, `/api/v1/namespaces/${seg(namespace)}/pods/${seg(name)}`, ms, trimPod);
 }
 
-export function readNode(kc: KubeConfig, name: string, options: LookupOptions = {}): Promise<NodeInfo | undefined> {
+export function readNode(kc: KubeAccess, name: string, options: LookupOptions = {}): Promise<NodeInfo | undefined> {
   const ms = options.timeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
-  return read(`node ${name}`, ms, (o) => coreApi(kc).readNode({ name }, o), trimNode);
+  return read(kc, `node ${name}`, `/api/v1/nodes/${seg(name)}`, ms, trimNode);
 }
 
 /** The live reader: one GET per call against the cluster of `kc`. */
-export function liveReader(kc: KubeConfig, options: LookupOptions = {}): ClusterReader {
+export function liveReader(kc: KubeAccess, options: LookupOptions = {}): ClusterReader {
   return {
     pod: (namespace, name) => readPod(kc, namespace, name, options),
     node: (name) => readNode(kc, name, options),

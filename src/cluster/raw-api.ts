@@ -1,9 +1,11 @@
-// List and watch requests as raw JSON, for the informers (informers.ts): node's own http/https
-// with the kubeconfig's credentials (client-node's KubeConfig.applyToHTTPSOptions: CA, client
-// certificate, token, exec/OIDC plugins, proxy agent), and the answer parsed with JSON.parse and
-// nothing else. client-node's typed list calls turn every object into model instances through
-// its ObjectSerializer before we trim them: at 20,000 pods that was a quarter of the reaper's
-// start-up CPU and most of its transient memory (docs/benchmarks.md, "Scale").
+// Requests to the API server as raw JSON: lists and watches for the informers (informers.ts), and
+// one JSON call (request()) for every get, create, replace, patch and delete the rest makes. Node's
+// own http/https with the credentials of kube-config.ts (KubeAccess: CA, client certificate,
+// token, a rotating token file; client-node only for exec/auth-provider users), and the answer
+// parsed with JSON.parse and nothing else. client-node's typed list calls turn every object into
+// model instances through its ObjectSerializer before we trim them: at 20,000 pods that was a
+// quarter of the reaper's start-up CPU and most of its transient memory; and importing client-node
+// at all costs ~50 MB of RSS (docs/benchmarks.md, "Scale").
 //
 // Facts this follows (kube-apiserver, as client-go's reflector and client-node's ListWatch use it):
 // - A list is paged with `limit` and `continue`; the last page carries the list's resourceVersion.
@@ -21,16 +23,16 @@ import http from 'node:http';
 import https from 'node:https';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from './kube-config.js';
 
-/** The API server answered with a status other than 200 (statusCode and code, as client-node's errors have them). */
+/** The API server answered with a status other than 2xx (statusCode and code, as client-node's errors have them). */
 export class ApiStatusError extends Error {
   readonly statusCode: number;
   readonly code: number;
   readonly reason: string | undefined;
   /** The answer's body (a Status, as JSON text), as client-node's ApiException keeps it. */
   readonly body: string;
-  /** The Status's details.retryAfterSeconds (429 "storage is (re)initializing", priority and fairness). */
+  /** The Retry-After header, else the Status's details.retryAfterSeconds (429 "storage is (re)initializing", priority and fairness). */
   readonly retryAfterSeconds: number | undefined;
   constructor(status: number, message: string, reason: string | undefined, body: string, retryAfterSeconds?: number) {
     super(message);
@@ -64,65 +66,109 @@ export function query(params: Record<string, string | number | boolean | undefin
   return s ? `?${s}` : '';
 }
 
-/**
- * client-node's agent for a direct connection (http.Agent / https.Agent, as KubeConfig.createAgent
- * makes them) does not keep connections alive: every list page would pay a TLS handshake. The
- * same options with keepAlive, one per agent (an idle kept socket is unref'd: it does not hold
- * the process). Proxy agents (subclasses) are used as they are.
- */
-const keptAlive = new WeakMap<object, http.Agent>();
-function keepAlive(agent: unknown): unknown {
-  if (!(agent instanceof http.Agent)) return agent;
-  const proto = Object.getPrototypeOf(agent) as object;
-  if (proto !== http.Agent.prototype && proto !== https.Agent.prototype) return agent;
-  let kept = keptAlive.get(agent);
-  if (!kept) {
-    const options = { ...(agent as unknown as { options: http.AgentOptions }).options, keepAlive: true };
-    kept = proto === https.Agent.prototype ? new https.Agent(options) : new http.Agent(options);
-    keptAlive.set(agent, kept);
-  }
-  return kept;
+/** A request's Content-Type for a write: a JSON body, or one of the API server's three patch kinds. */
+export type ContentType = 'application/json' | 'application/merge-patch+json' | 'application/json-patch+json' | 'application/strategic-merge-patch+json';
+
+interface SendOptions extends RequestOptions {
+  method?: string;
+  body?: unknown;
+  contentType?: ContentType;
 }
 
-/** Sends a GET and resolves with the response body stream once the answer is 200; rejects otherwise. */
-export async function get(kc: KubeConfig, pathAndQuery: string, options: RequestOptions): Promise<Readable> {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('no current cluster in the kubeconfig');
-  const url = new URL(cluster.server.replace(/\/+$/, '') + pathAndQuery);
-  const opts: https.RequestOptions = { method: 'GET', headers: {} };
-  await kc.applyToHTTPSOptions(opts);
-  opts.agent = keepAlive(opts.agent) as http.Agent;
+/** Retry-After in seconds (the integer form the API server sends), if any. */
+function retryAfterHeader(value: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  return text !== undefined && /^\d+$/.test(text.trim()) ? Number(text) : undefined;
+}
+
+/**
+ * Sends a request and resolves with the response body stream once the answer is 2xx; rejects
+ * with ApiStatusError otherwise (its Status read up to 64 KB), or with the network's error.
+ */
+async function send(kc: KubeAccess, pathAndQuery: string, options: SendOptions): Promise<Readable> {
+  const method = options.method ?? 'GET';
+  const url = new URL(kc.server + pathAndQuery);
+  const sentAt = Date.now();
+  const prepared = await kc.prepare();
   options.signal.throwIfAborted();
-  const headers = { ...(opts.headers as Record<string, string>), Accept: 'application/json', ...(options.gzip ? { 'Accept-Encoding': 'gzip' } : {}) };
-  const request = url.protocol === 'http:' ? http.request : https.request;
+  const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
+  const headers: Record<string, string> = {
+    ...prepared.headers,
+    Accept: 'application/json',
+    ...(options.gzip ? { 'Accept-Encoding': 'gzip' } : {}),
+    ...(payload ? { 'Content-Type': options.contentType ?? 'application/json', 'Content-Length': String(payload.length) } : {}),
+  };
+  const transmit = url.protocol === 'http:' ? http.request : https.request;
   return new Promise<Readable>((resolve, reject) => {
-    const req = request(url, { ...opts, headers, signal: options.signal }, (res) => {
+    const req = transmit(url, { method, agent: prepared.agent, headers, signal: options.signal }, (res) => {
       const status = res.statusCode ?? 0;
       const body: Readable = res.headers['content-encoding'] === 'gzip' ? res.pipe(createGunzip()) : res;
       if (body !== res) res.on('error', (err) => body.destroy(err));
-      if (status === 200) {
+      if (status >= 200 && status < 300) {
         resolve(body);
         return;
       }
+      if (status === 401) kc.unauthorized(sentAt);
+      const retryAfter = retryAfterHeader(res.headers['retry-after']);
       // An error answer: its Status (kind: Status, message, reason), read up to 64 KB.
       readAll(body, 64 * 1024)
-        .then((text) => reject(statusError(status, text, url.pathname)))
-        .catch(() => reject(statusError(status, '', url.pathname)));
+        .then((text) => reject(statusError(status, text, method, url.pathname, retryAfter)))
+        .catch(() => reject(statusError(status, '', method, url.pathname, retryAfter)));
     });
     req.on('error', reject);
-    req.end();
+    req.end(payload);
   });
 }
 
-function statusError(status: number, text: string, path: string): ApiStatusError {
-  let message = `${http.STATUS_CODES[status] ?? 'HTTP error'} (${status}) from GET ${path}`;
+/** Sends a GET and resolves with the response body stream once the answer is 2xx; rejects otherwise. */
+export function get(kc: KubeAccess, pathAndQuery: string, options: RequestOptions): Promise<Readable> {
+  return send(kc, pathAndQuery, options);
+}
+
+export interface JsonRequest {
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** The API path, e.g. /api/v1/namespaces/default/pods/web (segments already encoded). */
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  /** Sent as JSON. */
+  body?: unknown;
+  /** Defaults to application/json when there is a body. */
+  contentType?: ContentType;
+  /** Deadline of the whole call (credentials, connection, answer and its body). */
+  timeoutMs: number;
+  /** Aborts the call (e.g. leadership lost). */
+  signal?: AbortSignal;
+}
+
+/**
+ * One JSON call to the API server: the answer's body parsed (undefined when empty). A non-2xx
+ * answer rejects with ApiStatusError; the deadline or the signal with an AbortError/TimeoutError.
+ */
+export async function request<T = unknown>(kc: KubeAccess, call: JsonRequest): Promise<T> {
+  const timeout = AbortSignal.timeout(call.timeoutMs);
+  const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
+  const body = await send(kc, call.path + (call.query ? query(call.query) : ''), {
+    signal,
+    ...(call.method ? { method: call.method } : {}),
+    ...(call.body !== undefined ? { body: call.body } : {}),
+    ...(call.contentType ? { contentType: call.contentType } : {}),
+  });
+  const text = await readAll(body);
+  return (text.trim() === '' ? undefined : JSON.parse(text)) as T;
+}
+
+/** An API path segment (a namespace or a name), encoded. */
+export const seg = (text: string): string => encodeURIComponent(text);
+
+function statusError(status: number, text: string, method: string, path: string, retryAfterSeconds: number | undefined): ApiStatusError {
+  let message = `${http.STATUS_CODES[status] ?? 'HTTP error'} (${status}) from ${method} ${path}`;
   let reason: string | undefined;
-  let retryAfter: number | undefined;
+  let retryAfter = retryAfterSeconds;
   try {
     const parsed = JSON.parse(text) as { message?: unknown; reason?: unknown; details?: { retryAfterSeconds?: unknown } };
     if (typeof parsed.message === 'string') message = `${parsed.message} (${status})`;
     if (typeof parsed.reason === 'string') reason = parsed.reason;
-    if (typeof parsed.details?.retryAfterSeconds === 'number') retryAfter = parsed.details.retryAfterSeconds;
+    if (retryAfter === undefined && typeof parsed.details?.retryAfterSeconds === 'number') retryAfter = parsed.details.retryAfterSeconds;
   } catch {
     // not a Status: keep the generic message
   }
@@ -147,7 +193,7 @@ export async function readAll(body: Readable, max?: number): Promise<string> {
  * Each page has its own deadline. An expired continue token (410) is not retried here.
  */
 export async function listAllPages(
-  kc: KubeConfig,
+  kc: KubeAccess,
   path: string,
   params: Record<string, string | undefined>,
   options: { pageSize: number; pageTimeoutMs: number; signal?: AbortSignal },
@@ -166,7 +212,7 @@ export async function listAllPages(
 }
 
 /** One page of a list. */
-export async function listPage(kc: KubeConfig, pathAndQuery: string, options: RequestOptions): Promise<RawList> {
+export async function listPage(kc: KubeAccess, pathAndQuery: string, options: RequestOptions): Promise<RawList> {
   const body = await get(kc, pathAndQuery, options);
   const parsed = JSON.parse(await readAll(body)) as { items?: unknown; metadata?: { resourceVersion?: unknown; continue?: unknown } };
   const items = Array.isArray(parsed.items) ? (parsed.items as RawObject[]) : [];

@@ -2,9 +2,9 @@
 
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { KubeConfig } from '@kubernetes/client-node';
 import { defaultConfig, loadConfigFile, parseConfig, type Config } from '../config.js';
 import { liveReader } from '../cluster/live-reader.js';
+import { loadKubeAccess, type KubeAccess } from '../cluster/kube-config.js';
 import { noReader, type ClusterReader } from '../cluster/reader.js';
 import type { FullClusterView } from '../cluster/view.js';
 import { loadSnapshot } from '../cluster/snapshot.js';
@@ -155,19 +155,19 @@ export const inCluster = (): boolean => Boolean(process.env.KUBERNETES_SERVICE_H
  */
 export const defaultListenHost = (): string => (inCluster() ? '::' : '127.0.0.1');
 
-export function kubeConfigFrom(flags: CommonFlags): KubeConfig | undefined {
-  if (!(flags.kubeconfig || process.env.KUBECONFIG || inCluster())) return undefined;
-  const kc = new KubeConfig();
-  if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
-  else kc.loadFromDefault();
-  return kc;
+/**
+ * The live cluster: --kubeconfig, else $KUBECONFIG, else in-cluster credentials; undefined when
+ * none is configured (cluster/kube-config.ts: how each is read, as client-go reads it).
+ */
+export function kubeConfigFrom(flags: CommonFlags, env: NodeJS.ProcessEnv = process.env): KubeAccess | undefined {
+  return loadKubeAccess(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}, { env });
 }
 
 export interface ViewSource {
   view: FullClusterView;
   reader: ClusterReader;
   /** The live cluster, when there is one. */
-  kc?: KubeConfig;
+  kc?: KubeAccess;
   /** Resolves once every cache has listed (at once for a snapshot). */
   whenSynced(): Promise<void>;
   /** Live caches whose watch is down right now, with since when (never any for a snapshot). */
@@ -206,7 +206,7 @@ export async function openView(
   const { startLiveView } = await import('../cluster/informers.js');
   const { exampleIfNoCluster: _, ...liveOptions } = options;
   const live = await startLiveView(kc, config, log, liveOptions);
-  log.info({ server: kc.getCurrentCluster()?.server }, 'cluster view: live informers');
+  log.info({ server: kc.server, credentials: kc.describe }, 'cluster view: live informers');
   return {
     view: live.view,
     reader: liveReader(kc),

@@ -111,7 +111,7 @@ export async function runLint(args: string[]): Promise<LintRun> {
     if (!kc) throw new UsageError('nothing to lint: give -f FILE (repeatable), or a cluster with --kubeconfig (or $KUBECONFIG)');
     const { readLiveInput } = await import('../lint/live.js');
     input = await readLiveInput(kc, { ciliumNamespace: parsed.ciliumNamespace ?? 'kube-system', timeoutMs: parsed.timeoutMs });
-    source = `cluster ${kc.getCurrentCluster()?.server ?? '(unknown server)'}`;
+    source = `cluster ${kc.server}`;
   }
   const findings = lint(input, parsed.settings);
   const text = parsed.output === 'json' ? `${JSON.stringify({ source, findings }, null, 2)}\n` : formatFindings(findings, source);

@@ -4,7 +4,7 @@
 // against a snapshot file, or the example snapshot when no cluster is configured. Nodes carrying
 // Cilium's startup taint are listed too, with how long and whether the taint is stuck.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from '../cluster/kube-config.js';
 import { describeManagedDataplane, managedDataplaneIn } from '../cluster/managed-dataplane.js';
 import { createLogger } from '../logger.js';
 import { isReaperSynced, type FullClusterView } from '../cluster/view.js';
@@ -67,8 +67,8 @@ function parseReportFlags(args: string[], env: NodeJS.ProcessEnv): ParsedReport 
   return { flags, timeoutMs: timeout * 1000, level: logLevelOf(parsed), nodeLabelSource: parsed.label('node-label') };
 }
 
-function sourceOf(flags: ReportFlags, kc: KubeConfig | undefined): string {
-  if (kc) return `cluster ${kc.getCurrentCluster()?.server ?? '(unknown server)'}`;
+function sourceOf(flags: ReportFlags, kc: KubeAccess | undefined): string {
+  if (kc) return `cluster ${kc.server}`;
   return `snapshot ${flags['cluster-state'] ?? ''}`;
 }
 
@@ -84,7 +84,7 @@ type LintRead = { input?: LintInput; fromCluster: boolean } | { error: string };
  * those come from the report's own pod cache once synced (lintSection), not a second list of
  * every pod (docs/benchmarks.md "Scale").
  */
-async function readLint(flags: ReportFlags, kc: KubeConfig | undefined, config: ReturnType<typeof loadConfig>, timeoutMs: number): Promise<LintRead> {
+async function readLint(flags: ReportFlags, kc: KubeAccess | undefined, config: ReturnType<typeof loadConfig>, timeoutMs: number): Promise<LintRead> {
   try {
     if (kc) {
       const { readLiveInput } = await import('../lint/live.js');

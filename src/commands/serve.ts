@@ -3,7 +3,8 @@
 import { existsSync } from 'node:fs';
 import { CertController } from '../certs/cert-controller.js';
 import { parseSecretRef, type SecretRef } from '../certs/secret.js';
-import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
+import type { V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
+import { request, seg } from '../cluster/raw-api.js';
 import { describeManagedDataplane, managedDataplaneIn } from '../cluster/managed-dataplane.js';
 import { mutatingWebhookConfiguration } from '../registration.js';
 import { matchConditionDrift, staleEntries } from '../registration-conditions.js';
@@ -230,30 +231,30 @@ export async function serveCommand(args: string[]): Promise<void> {
     if (source.kc && flags['webhook-config']) {
       const name = flags['webhook-config'];
       const expected = mutatingWebhookConfiguration({ endpoint: { url: 'https://unused' }, ownNamespace: 'unused', config });
-      void source.kc
-        .makeApiClient(AdmissionregistrationV1Api)
-        .readMutatingWebhookConfiguration({ name })
-        .then(
-          (registered) => {
-            const drifted = matchConditionDrift(registered, expected);
-            if (drifted.length > 0) {
-              log.warn(
-                { webhookConfig: name, entries: drifted },
-                'the registered DaemonSet matchConditions were generated from another config: DaemonSets this config matches may never reach the webhook; apply `cilium-migration-guard registration --config FILE`',
-              );
-            }
-            // Such as advisory-daemonsets… (retired): it still calls a path this server answers
-            // (allowed, no patch), so it is harmless, but the registration is not the one in force.
-            const stale = staleEntries(registered, expected);
-            if (stale.length > 0) {
-              log.warn(
-                { webhookConfig: name, entries: stale },
-                'the MutatingWebhookConfiguration has entries this version no longer registers: re-apply the manifests (or `cilium-migration-guard registration`) to remove them; docs/install.md "Upgrading"',
-              );
-            }
-          },
-          (err: unknown) => log.debug({ err, webhookConfig: name }, 'could not read the MutatingWebhookConfiguration to check its matchConditions'),
-        );
+      void request<V1MutatingWebhookConfiguration>(source.kc, {
+        path: `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${seg(name)}`,
+        timeoutMs: 10_000,
+      }).then(
+        (registered) => {
+          const drifted = matchConditionDrift(registered, expected);
+          if (drifted.length > 0) {
+            log.warn(
+              { webhookConfig: name, entries: drifted },
+              'the registered DaemonSet matchConditions were generated from another config: DaemonSets this config matches may never reach the webhook; apply `cilium-migration-guard registration --config FILE`',
+            );
+          }
+          // Such as advisory-daemonsets… (retired): it still calls a path this server answers
+          // (allowed, no patch), so it is harmless, but the registration is not the one in force.
+          const stale = staleEntries(registered, expected);
+          if (stale.length > 0) {
+            log.warn(
+              { webhookConfig: name, entries: stale },
+              'the MutatingWebhookConfiguration has entries this version no longer registers: re-apply the manifests (or `cilium-migration-guard registration`) to remove them; docs/install.md "Upgrading"',
+            );
+          }
+        },
+        (err: unknown) => log.debug({ err, webhookConfig: name }, 'could not read the MutatingWebhookConfiguration to check its matchConditions'),
+      );
     }
     const caFile = `${flags['cert-dir']}/ca.crt`;
     log.info(

@@ -5,8 +5,10 @@
 // Exit code: 0 when nothing needs attention, 3 when something does (1 and 2 stay errors and usage).
 
 import { request as httpsRequest } from 'node:https';
-import { AdmissionregistrationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { V1MutatingWebhookConfiguration, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
 import { httpStatus } from '../cluster/kube-client.js';
+import type { KubeAccess } from '../cluster/kube-config.js';
+import { get, readAll, request, seg } from '../cluster/raw-api.js';
 import { createLogger } from '../logger.js';
 import { MODE_LABEL } from '../modes/mode.js';
 import { modeLabelsInFile, modeLabelsOf } from '../modes/namespace-modes.js';
@@ -83,14 +85,18 @@ function probe(url: string, caBundle: string | undefined, timeoutMs = 3_000): Pr
   });
 }
 
-async function readWebhooks(kc: KubeConfig, name: string): Promise<NonNullable<Parameters<typeof buildStatus>[0]['webhooks']>> {
-  const api = kc.makeApiClient(AdmissionregistrationV1Api);
-  const core = kc.makeApiClient(CoreV1Api);
+/** Deadline of each API call of `status` (its caches have their own, --timeout). */
+const CALL_TIMEOUT_MS = 10_000;
+
+async function readWebhooks(kc: KubeAccess, name: string): Promise<NonNullable<Parameters<typeof buildStatus>[0]['webhooks']>> {
   const registered: RegisteredWebhook[] = [];
   const missing: string[] = [];
   const read = async (kind: 'Mutating' | 'Validating') => {
     try {
-      const cfg = kind === 'Mutating' ? await api.readMutatingWebhookConfiguration({ name }) : await api.readValidatingWebhookConfiguration({ name });
+      const cfg = await request<V1MutatingWebhookConfiguration | V1ValidatingWebhookConfiguration>(kc, {
+        path: `/apis/admissionregistration.k8s.io/v1/${kind.toLowerCase()}webhookconfigurations/${seg(name)}`,
+        timeoutMs: CALL_TIMEOUT_MS,
+      });
       for (const w of cfg.webhooks ?? []) {
         const svc = w.clientConfig.service;
         registered.push({
@@ -119,7 +125,10 @@ async function readWebhooks(kc: KubeConfig, name: string): Promise<NonNullable<P
         const [ns, rest] = w.service.split('/') as [string, string];
         const [svc, port] = rest.split(':') as [string, string];
         try {
-          await core.connectGetNamespacedServiceProxyWithPath({ name: `https:${svc}:${port}`, namespace: ns, path: 'healthz' });
+          const body = await get(kc, `/api/v1/namespaces/${seg(ns)}/services/${seg(`https:${svc}:${port}`)}/proxy/healthz`, {
+            signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+          });
+          await readAll(body, 64 * 1024);
           reachable[w.name] = 'ok (via API server proxy)';
         } catch (err) {
           reachable[w.name] = `unreachable: via API server proxy: ${(err as Error).message.split('\n')[0]}`;
@@ -160,17 +169,19 @@ export async function runStatus(args: string[], env: NodeJS.ProcessEnv = process
     const [daemonSets, namespaceModes, webhooks] = await Promise.all([
       readDaemonSets(kc, flags['cluster-state']).catch(orElse('DaemonSets', [])),
       kc
-        ? kc
-            .makeApiClient(CoreV1Api)
-            .listNamespace({ labelSelector: MODE_LABEL })
-            .then((list) => modeLabelsOf(list.items))
+        ? request<{ items?: Array<{ metadata?: { name?: string; labels?: Record<string, string> } }> }>(kc, {
+            path: '/api/v1/namespaces',
+            query: { labelSelector: MODE_LABEL },
+            timeoutMs: CALL_TIMEOUT_MS,
+          })
+            .then((list) => modeLabelsOf(list?.items ?? []))
             .catch(orElse('namespace mode labels', {}))
         : Promise.resolve(flags['cluster-state'] ? modeLabelsInFile(flags['cluster-state']) : {}),
       kc ? readWebhooks(kc, flags['webhook-config']).catch(orElse('the webhook configurations', undefined)) : Promise.resolve(undefined),
     ]);
     const status = buildStatus(
       {
-        source: kc ? `cluster ${kc.getCurrentCluster()?.server ?? '(unknown server)'}` : `snapshot ${flags['cluster-state'] ?? ''}`,
+        source: kc ? `cluster ${kc.server}` : `snapshot ${flags['cluster-state'] ?? ''}`,
         progress: migrationProgress(source.view, config, now),
         daemonSets: daemonSetReport(daemonSets, source.view, config),
         modes: config.modes,

@@ -2,9 +2,9 @@
 // Pods, and get cilium-config, the agent DaemonSet, netd and its ConfigMap, and ip-masq-agent's
 // ConfigMap. What does not exist (404: no CRD, no netd) is simply absent. Each call is bounded.
 
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { httpStatus, isNotFound, timeoutOptions, withDeadline } from '../cluster/kube-client.js';
-import { listAllPages } from '../cluster/raw-api.js';
+import { httpStatus, isNotFound, withDeadline } from '../cluster/kube-client.js';
+import type { KubeAccess } from '../cluster/kube-config.js';
+import { listAllPages, request, seg } from '../cluster/raw-api.js';
 import { addObject, finish, LintInputError, newCollector, type Collector } from './load.js';
 import type { LintInput } from './types.js';
 
@@ -45,10 +45,7 @@ export interface LiveOptions {
 }
 
 /** Reads the objects the checks need; the same LintInput the files give (without pods, with `withoutPods`). */
-export async function readLiveInput(kc: KubeConfig, options: LiveOptions): Promise<LintInput> {
-  const core = kc.makeApiClient(CoreV1Api);
-  const apps = kc.makeApiClient(AppsV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
+export async function readLiveInput(kc: KubeAccess, options: LiveOptions): Promise<LintInput> {
   const ms = options.timeoutMs;
   const ns = options.ciliumNamespace;
   const call = async <T>(what: string, run: () => Promise<T>): Promise<T | undefined> => {
@@ -67,7 +64,9 @@ export async function readLiveInput(kc: KubeConfig, options: LiveOptions): Promi
       }
     }
   };
-  const o = () => timeoutOptions(ms);
+  const read = (path: string) => () => request<Obj>(kc, { path, timeoutMs: ms });
+  const configMap = (namespace: string, name: string) => read(`/api/v1/namespaces/${seg(namespace)}/configmaps/${seg(name)}`);
+  const daemonSet = (namespace: string, name: string) => read(`/apis/apps/v1/namespaces/${seg(namespace)}/daemonsets/${seg(name)}`);
   // Nodes and pods: raw JSON, page by page, each page folded into a collector of its own at once
   // (the checks keep a count and the host-port pods), never every pod as a typed object at once:
   // at 20,000 pods that was most of `report`'s peak memory (docs/benchmarks.md, "Scale").
@@ -81,19 +80,19 @@ export async function readLiveInput(kc: KubeConfig, options: LiveOptions): Promi
   const [nodes, pods, ciliumConfig, netdConfig, masq, agent, netd, ciliumNodes, nodeConfigs] = await Promise.all([
     call('nodes', paged('/api/v1/nodes', 'Node', 'live Node')),
     options.withoutPods ? Promise.resolve(undefined) : call('pods', paged('/api/v1/pods', 'Pod', 'live Pod')),
-    call(`configmap ${ns}/cilium-config`, () => core.readNamespacedConfigMap({ namespace: ns, name: 'cilium-config' }, o())),
-    call('configmap kube-system/netd-config', () => core.readNamespacedConfigMap({ namespace: 'kube-system', name: 'netd-config' }, o())),
-    call(`configmap ${ns}/ip-masq-agent`, () => core.readNamespacedConfigMap({ namespace: ns, name: 'ip-masq-agent' }, o())),
-    call(`daemonset ${ns}/cilium`, () => apps.readNamespacedDaemonSet({ namespace: ns, name: 'cilium' }, o())),
-    call('daemonset kube-system/netd', () => apps.readNamespacedDaemonSet({ namespace: 'kube-system', name: 'netd' }, o())),
-    call('ciliumnodes', () => custom.listClusterCustomObject({ group: 'cilium.io', version: 'v2', plural: 'ciliumnodes' }, o())),
+    call(`configmap ${ns}/cilium-config`, configMap(ns, 'cilium-config')),
+    call('configmap kube-system/netd-config', configMap('kube-system', 'netd-config')),
+    call(`configmap ${ns}/ip-masq-agent`, configMap(ns, 'ip-masq-agent')),
+    call(`daemonset ${ns}/cilium`, daemonSet(ns, 'cilium')),
+    call('daemonset kube-system/netd', daemonSet('kube-system', 'netd')),
+    call('ciliumnodes', read('/apis/cilium.io/v2/ciliumnodes')),
     // CiliumNodeConfig: v2 where served, else v2alpha1 (the per-node-config docs' example is v2alpha1).
     call('ciliumnodeconfigs', async () => {
       try {
-        return await custom.listCustomObjectForAllNamespaces({ group: 'cilium.io', version: 'v2', resourcePlural: 'ciliumnodeconfigs' }, o());
+        return await read('/apis/cilium.io/v2/ciliumnodeconfigs')();
       } catch (err) {
         if (!isNotFound(err)) throw err;
-        return await custom.listCustomObjectForAllNamespaces({ group: 'cilium.io', version: 'v2alpha1', resourcePlural: 'ciliumnodeconfigs' }, o());
+        return await read('/apis/cilium.io/v2alpha1/ciliumnodeconfigs')();
       }
     }),
   ]);

@@ -5,12 +5,16 @@
 // Until the first list completes (or when RBAC forbids it) every namespace gets the configured
 // mode: the webhooks keep serving, and readiness does not wait on this optional cache, because
 // a webhook that never becomes ready would fail DaemonSet writes closed over a missing label.
-// Errors restart the informer with capped backoff (the same behaviour as cluster/informers.ts).
+// The list and watch are cluster/informers.ts's (startInformer: raw JSON, bookmarks, 410 relist),
+// restarted after errors with capped backoff (1 s → 30 s here); until then namespaces keep their
+// last known mode, unlabelled ones the configured mode.
 
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
-import { CoreV1Api, ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { KubeAccess } from '../cluster/kube-config.js';
+import { startInformer } from '../cluster/informers.js';
 import { MODE_LABEL, type NamespaceModes } from './mode.js';
 
 export interface LiveNamespaceModes extends NamespaceModes {
@@ -49,73 +53,45 @@ export function modeLabelsInFile(path: string): Record<string, string> {
   return modeLabelsOf(namespaces);
 }
 
-export function startNamespaceModes(kc: KubeConfig, logger: Logger, options: { backoffMs?: { initial: number; max: number } } = {}): LiveNamespaceModes {
-  const log = logger.child({ cache: 'namespaceModes' });
-  const core = kc.makeApiClient(CoreV1Api);
+export function startNamespaceModes(
+  kc: KubeAccess,
+  logger: Logger,
+  options: { backoffMs?: { initial: number; max: number }; clock?: Clock } = {},
+): LiveNamespaceModes {
   const labels = new Map<string, string>();
   const backoff = options.backoffMs ?? { initial: 1_000, max: 30_000 };
-  let delay = backoff.initial;
-  let synced = false;
   let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-
-  const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
-    const result = await core.listNamespace({ labelSelector: MODE_LABEL });
-    setImmediate(() => {
-      if (stopped) return;
-      delay = backoff.initial;
-      if (!synced) log.info({ labelled: labels.size }, 'namespace mode labels cache synced');
-      synced = true;
-    });
-    return result as KubernetesListObject<KubernetesObject>;
-  };
-  const informer = new ListWatch<KubernetesObject>('/api/v1/namespaces', new Watch(kc), list, false, MODE_LABEL);
-  const apply = (raw: KubernetesObject): void => {
-    const name = raw.metadata?.name;
-    const value = raw.metadata?.labels?.[MODE_LABEL];
-    if (!name) return;
-    if (typeof value === 'string') labels.set(name, value);
-    else labels.delete(name);
-    // Keep only what is read in the informer's own cache.
-    const target = raw as Record<string, unknown>;
-    for (const field of Object.keys(target)) if (field !== 'apiVersion' && field !== 'kind') delete target[field];
-    target.metadata = { name, resourceVersion: raw.metadata?.resourceVersion, labels: typeof value === 'string' ? { [MODE_LABEL]: value } : {} };
-  };
-  informer.on('add', apply);
-  informer.on('update', apply);
-  informer.on('delete', (raw) => {
-    if (raw?.metadata?.name) labels.delete(raw.metadata.name);
-  });
-  const failed = (err: unknown): void => {
-    if (stopped || timer) return;
-    log.warn({ err, retryInMs: delay }, 'namespace mode labels informer failed; namespaces keep their last known mode, unlabelled ones the configured mode');
-    const wait = delay;
-    delay = Math.min(delay * 2, backoff.max);
-    timer = setTimeout(() => {
-      timer = undefined;
-      void run();
-    }, wait);
-    timer.unref();
-  };
-  informer.on('error', failed);
-  const run = async (): Promise<void> => {
-    if (stopped) return;
-    try {
-      await informer.start();
-    } catch (err) {
-      failed(err);
-    }
-  };
-  void run();
-
+  const informer = startInformer(
+    kc,
+    {
+      name: 'namespaceModes',
+      what: 'namespace mode labels',
+      path: '/api/v1/namespaces',
+      labelSelector: MODE_LABEL,
+      // Only the name and the label are kept.
+      trim: (raw) => {
+        const meta = raw.metadata as { name?: unknown; labels?: Record<string, unknown> } | undefined;
+        const name = typeof meta?.name === 'string' ? meta.name : '';
+        const value = meta?.labels?.[MODE_LABEL];
+        return name ? { name, value: typeof value === 'string' ? value : undefined } : undefined;
+      },
+      store: (trimmed) => {
+        const { name, value } = trimmed as { name: string; value: string | undefined };
+        if (value !== undefined) labels.set(name, value);
+        else labels.delete(name);
+      },
+      remove: (_namespace, name) => labels.delete(name),
+    },
+    logger,
+    { backoff: { initialMs: backoff.initial, maxMs: backoff.max }, ...(options.clock ? { clock: options.clock } : {}) },
+  );
   return {
     modeLabel: (namespace) => labels.get(namespace),
-    synced: () => synced,
+    synced: () => informer.synced(),
     all: () => Object.fromEntries(labels),
     stop: async () => {
       if (stopped) return;
       stopped = true;
-      clearTimeout(timer);
       await informer.stop();
     },
   };

@@ -5,11 +5,13 @@
 //   create, patch events                       (core v1, in the pod's namespace; node events in default)
 //
 // Every call takes the caller's AbortSignal (the pass's: aborted when leadership is lost or the
-// reaper stops) and a deadline; both abort the HTTP request itself (client-node 2.x hands the
-// request context's signal to fetch) and a timer covers time spent before the request is sent.
+// reaper stops) and a deadline; both abort the HTTP request itself (raw-api.ts request()) and a
+// timer covers time spent before the request is sent.
 
-import { ApiException, CoreV1Api, CustomObjectsApi, setHeaderOptions, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
-import { abortOptions, httpStatus, isNotFound, withDeadline } from '../cluster/kube-client.js';
+import type { CoreV1Event } from '@kubernetes/client-node';
+import { httpStatus, isNotFound, withDeadline } from '../cluster/kube-client.js';
+import type { KubeAccess } from '../cluster/kube-config.js';
+import { request, seg } from '../cluster/raw-api.js';
 import { trimCiliumEndpoint, trimPod } from '../cluster/trim.js';
 import type { CiliumEndpointInfo, PodInfo } from '../cluster/view.js';
 
@@ -31,7 +33,7 @@ export interface CallOptions {
  * removed: accepted (the pod terminates with its own grace period). gone: 404. changed: 409, the
  * uid or resourceVersion precondition failed. blocked: the Eviction API's 429 whose status names a
  * PodDisruptionBudget (cause type DisruptionBudget). Any other 429 throws RemovalThrottledError;
- * anything else (e.g. the eviction's 500 when several PDBs select the pod) throws the ApiException.
+ * anything else (e.g. the eviction's 500 when several PDBs select the pod) throws the ApiStatusError.
  */
 export type RemovalOutcome = 'removed' | 'gone' | 'changed' | 'blocked';
 
@@ -69,8 +71,9 @@ interface StatusBody {
   details?: { retryAfterSeconds?: number; causes?: Array<{ reason?: string; type?: string; message?: string }> };
 }
 
-function statusOf(err: ApiException<unknown>): StatusBody {
-  const body: unknown = err.body;
+/** An API error's Status: raw-api's ApiStatusError keeps it as text, client-node's ApiException as text or object. */
+function statusOf(err: unknown): StatusBody {
+  const body: unknown = (err as { body?: unknown } | null)?.body;
   if (body && typeof body === 'object') return body as StatusBody;
   if (typeof body !== 'string') return {};
   try {
@@ -87,13 +90,16 @@ function statusOf(err: ApiException<unknown>): StatusBody {
  * is serialized as "reason".
  */
 export function isDisruptionBudgetRefusal(err: unknown): boolean {
-  if (!(err instanceof ApiException) || err.code !== 429) return false;
+  if (httpStatus(err) !== 429) return false;
   const status = statusOf(err);
   return (status.details?.causes ?? []).some((c) => c.reason === 'DisruptionBudget' || c.type === 'DisruptionBudget');
 }
 
-function retryAfterMs(err: ApiException<unknown>): number | undefined {
-  const headers = (err.headers ?? {}) as Record<string, string | undefined>;
+function retryAfterMs(err: unknown): number | undefined {
+  // ApiStatusError: the Retry-After header, else the Status's details (raw-api.ts); ApiException: its headers.
+  const e = err as { retryAfterSeconds?: unknown; headers?: Record<string, string | undefined> } | null;
+  if (typeof e?.retryAfterSeconds === 'number') return e.retryAfterSeconds * 1000;
+  const headers = e?.headers ?? {};
   const header = headers['retry-after'] ?? headers['Retry-After'];
   const seconds = header !== undefined && /^\d+$/.test(header.trim()) ? Number(header) : statusOf(err).details?.retryAfterSeconds;
   return typeof seconds === 'number' && Number.isFinite(seconds) ? seconds * 1000 : undefined;
@@ -102,17 +108,17 @@ function retryAfterMs(err: ApiException<unknown>): number | undefined {
 /** Options for one request: aborted by the caller's signal or at the deadline, whichever comes first. */
 function requestOptions(options: CallOptions | undefined, defaultMs: number) {
   const ms = options?.timeoutMs ?? defaultMs;
-  return { ms, client: abortOptions(() => (options?.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms))) };
+  return { ms, call: { timeoutMs: ms, ...(options?.signal ? { signal: options.signal } : {}) } };
 }
 
-export function liveReaperApi(kc: KubeConfig): ReaperApi {
-  const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
+const podPath = (namespace: string, name: string) => `/api/v1/namespaces/${seg(namespace)}/pods/${seg(name)}`;
+
+export function liveReaperApi(kc: KubeAccess): ReaperApi {
   return {
     async readPod(namespace, name, options) {
-      const { ms, client } = requestOptions(options, REREAD_TIMEOUT_MS);
+      const { ms, call } = requestOptions(options, REREAD_TIMEOUT_MS);
       try {
-        return trimPod(await withDeadline(core.readNamespacedPod({ namespace, name }, client), ms, `pod ${namespace}/${name}`, options?.signal));
+        return trimPod(await withDeadline(request(kc, { path: podPath(namespace, name), ...call }), ms, `pod ${namespace}/${name}`, options?.signal));
       } catch (err) {
         if (isNotFound(err)) return undefined;
         throw err;
@@ -120,10 +126,10 @@ export function liveReaperApi(kc: KubeConfig): ReaperApi {
     },
 
     async readCiliumEndpoint(namespace, name, options) {
-      const { ms, client } = requestOptions(options, REREAD_TIMEOUT_MS);
+      const { ms, call } = requestOptions(options, REREAD_TIMEOUT_MS);
       try {
         const raw: unknown = await withDeadline(
-          custom.getNamespacedCustomObject({ group: 'cilium.io', version: 'v2', namespace, plural: 'ciliumendpoints', name }, client),
+          request(kc, { path: `/apis/cilium.io/v2/namespaces/${seg(namespace)}/ciliumendpoints/${seg(name)}`, ...call }),
           ms,
           `CiliumEndpoint ${namespace}/${name}`,
           options?.signal,
@@ -137,18 +143,21 @@ export function liveReaperApi(kc: KubeConfig): ReaperApi {
     },
 
     async remove(action, namespace, name, preconditions, options) {
-      const { ms, client } = requestOptions(options, WRITE_TIMEOUT_MS);
+      const { ms, call } = requestOptions(options, WRITE_TIMEOUT_MS);
       const what = `${action} of pod ${namespace}/${name}`;
       try {
         if (action === 'delete') {
           // No gracePeriodSeconds: the pod's own terminationGracePeriodSeconds applies.
-          await withDeadline(core.deleteNamespacedPod({ namespace, name, body: { preconditions } }, client), ms, what, options?.signal);
+          const body = { preconditions };
+          await withDeadline(request(kc, { method: 'DELETE', path: podPath(namespace, name), body, ...call }), ms, what, options?.signal);
         } else {
           await withDeadline(
-            core.createNamespacedPodEviction(
-              { namespace, name, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { namespace, name }, deleteOptions: { preconditions } } },
-              client,
-            ),
+            request(kc, {
+              method: 'POST',
+              path: `${podPath(namespace, name)}/eviction`,
+              body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { namespace, name }, deleteOptions: { preconditions } },
+              ...call,
+            }),
             ms,
             what,
             options?.signal,
@@ -163,7 +172,7 @@ export function liveReaperApi(kc: KubeConfig): ReaperApi {
             return 'changed';
           case 429:
             if (action === 'evict' && isDisruptionBudgetRefusal(err)) return 'blocked';
-            throw new RemovalThrottledError(retryAfterMs(err as ApiException<unknown>));
+            throw new RemovalThrottledError(retryAfterMs(err));
           default:
             throw err;
         }
@@ -171,9 +180,9 @@ export function liveReaperApi(kc: KubeConfig): ReaperApi {
     },
 
     async createEvent(event, options) {
-      const { ms, client } = requestOptions(options, WRITE_TIMEOUT_MS);
+      const { ms, call } = requestOptions(options, WRITE_TIMEOUT_MS);
       await withDeadline(
-        core.createNamespacedEvent({ namespace: event.metadata.namespace ?? 'default', body: event }, client),
+        request(kc, { method: 'POST', path: `/api/v1/namespaces/${seg(event.metadata.namespace ?? 'default')}/events`, body: event, ...call }),
         ms,
         'Event create',
         options?.signal,
@@ -181,9 +190,15 @@ export function liveReaperApi(kc: KubeConfig): ReaperApi {
     },
 
     async patchEvent(namespace, name, patch, options) {
-      const { ms, client } = requestOptions(options, WRITE_TIMEOUT_MS);
+      const { ms, call } = requestOptions(options, WRITE_TIMEOUT_MS);
       await withDeadline(
-        core.patchNamespacedEvent({ namespace, name, body: patch }, setHeaderOptions('Content-Type', 'application/merge-patch+json', client)),
+        request(kc, {
+          method: 'PATCH',
+          path: `/api/v1/namespaces/${seg(namespace)}/events/${seg(name)}`,
+          body: patch,
+          contentType: 'application/merge-patch+json',
+          ...call,
+        }),
         ms,
         'Event patch',
         options?.signal,

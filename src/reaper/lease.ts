@@ -2,14 +2,21 @@
 // resourceVersion) of one coordination.k8s.io/v1 Lease, each request with a deadline shorter
 // than the elector's retry period. 409 (AlreadyExists on create, Conflict on update) becomes
 // LeaseConflictError.
+//
+// acquireTime and renewTime are metav1.MicroTime: the API server parses them with the layout
+// RFC3339Micro "2006-01-02T15:04:05.000000Z07:00" and writes them in UTC with exactly six
+// fractional digits (apimachinery pkg/apis/meta/v1/micro_time.go, UnmarshalJSON/MarshalJSON).
+// Go's parser requires as many fractional digits as that layout has, so ours are written with six.
 
-import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
-import { httpStatus, timeoutOptions } from '../cluster/kube-client.js';
+import type { V1Lease } from '@kubernetes/client-node';
+import { httpStatus } from '../cluster/kube-client.js';
+import type { KubeAccess } from '../cluster/kube-config.js';
+import { request, seg } from '../cluster/raw-api.js';
 import { LeaseConflictError, type LeaseRecord, type LeaseStore } from './leader.js';
 
 const REQUEST_TIMEOUT_MS = 5_000;
 
-/** Lease times arrive as strings (client-node does not deserialize MicroTime) or Dates. */
+/** Lease times arrive as RFC 3339 strings with microseconds (or Dates, from tests). */
 function time(value: unknown): Date | undefined {
   if (value instanceof Date) return value;
   if (typeof value !== 'string') return undefined;
@@ -17,8 +24,9 @@ function time(value: unknown): Date | undefined {
   return Number.isNaN(ms) ? undefined : new Date(ms);
 }
 
-function micro(date: Date | undefined): V1MicroTime | undefined {
-  return date ? new V1MicroTime(date.getTime()) : undefined;
+/** A MicroTime as the API server writes and parses it: UTC, six fractional digits (ours end in 000: ms precision). */
+export function microTime(date: Date): string {
+  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
 function toRecord(lease: V1Lease): LeaseRecord {
@@ -35,9 +43,14 @@ function toRecord(lease: V1Lease): LeaseRecord {
   return record;
 }
 
-export function apiLeaseStore(kc: KubeConfig, namespace: string, name: string): LeaseStore {
-  const api = kc.makeApiClient(CoordinationV1Api);
-  const toLease = (record: LeaseRecord): V1Lease => ({
+/** The Lease as sent: V1Lease, but its times as the strings the API server parses. */
+type LeaseBody = Omit<V1Lease, 'spec'> & {
+  spec: Omit<NonNullable<V1Lease['spec']>, 'acquireTime' | 'renewTime'> & { acquireTime?: string; renewTime?: string };
+};
+
+export function apiLeaseStore(kc: KubeAccess, namespace: string, name: string): LeaseStore {
+  const collection = `/apis/coordination.k8s.io/v1/namespaces/${seg(namespace)}/leases`;
+  const toLease = (record: LeaseRecord): LeaseBody => ({
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
     metadata: { name, namespace, ...(record.resourceVersion ? { resourceVersion: record.resourceVersion } : {}) },
@@ -46,8 +59,8 @@ export function apiLeaseStore(kc: KubeConfig, namespace: string, name: string): 
       ...(record.holderIdentity ? { holderIdentity: record.holderIdentity } : {}),
       ...(record.leaseDurationSeconds !== undefined ? { leaseDurationSeconds: record.leaseDurationSeconds } : {}),
       ...(record.leaseTransitions !== undefined ? { leaseTransitions: record.leaseTransitions } : {}),
-      ...(record.acquireTime ? { acquireTime: micro(record.acquireTime)! } : {}),
-      ...(record.renewTime ? { renewTime: micro(record.renewTime)! } : {}),
+      ...(record.acquireTime ? { acquireTime: microTime(record.acquireTime) } : {}),
+      ...(record.renewTime ? { renewTime: microTime(record.renewTime) } : {}),
     },
   });
   const write = async (call: () => Promise<V1Lease>): Promise<LeaseRecord> => {
@@ -62,13 +75,14 @@ export function apiLeaseStore(kc: KubeConfig, namespace: string, name: string): 
     describe: `${namespace}/${name}`,
     async get() {
       try {
-        return toRecord(await api.readNamespacedLease({ name, namespace }, timeoutOptions(REQUEST_TIMEOUT_MS)));
+        return toRecord(await request<V1Lease>(kc, { path: `${collection}/${seg(name)}`, timeoutMs: REQUEST_TIMEOUT_MS }));
       } catch (err) {
         if (httpStatus(err) === 404) return undefined;
         throw err;
       }
     },
-    create: (record) => write(() => api.createNamespacedLease({ namespace, body: toLease(record) }, timeoutOptions(REQUEST_TIMEOUT_MS))),
-    update: (record) => write(() => api.replaceNamespacedLease({ name, namespace, body: toLease(record) }, timeoutOptions(REQUEST_TIMEOUT_MS))),
+    create: (record) => write(() => request<V1Lease>(kc, { method: 'POST', path: collection, body: toLease(record), timeoutMs: REQUEST_TIMEOUT_MS })),
+    update: (record) =>
+      write(() => request<V1Lease>(kc, { method: 'PUT', path: `${collection}/${seg(name)}`, body: toLease(record), timeoutMs: REQUEST_TIMEOUT_MS })),
   };
 }

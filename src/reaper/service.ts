@@ -2,7 +2,7 @@
 // leader election, the controller, and the probe/metrics port. The `reaper` command builds one
 // from flags; the e2e test builds several in-process against one API server.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from '../cluster/kube-config.js';
 import { nodeLabelText, type Config } from '../config.js';
 import { startLiveView } from '../cluster/informers.js';
 import { isReaperSynced, type FullClusterView } from '../cluster/view.js';
@@ -24,7 +24,7 @@ import { ProgressMetrics } from '../progress/metrics.js';
 import { migrationProgress } from '../progress/progress.js';
 
 export interface ReaperServiceOptions {
-  kc: KubeConfig;
+  kc: KubeAccess;
   config: Config;
   log: Logger;
   identity: string;

@@ -5,8 +5,9 @@
 //   list namespaces (labelSelector cilium-migration-guard.io/mode)   the mode in force per namespace
 //   create, patch events                                 (the reaper's grant) an Event on each DaemonSet
 
-import { AppsV1Api, CoreV1Api, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
-import { abortOptions, httpStatus, withDeadline } from '../cluster/kube-client.js';
+import { httpStatus, withDeadline } from '../cluster/kube-client.js';
+import type { KubeAccess } from '../cluster/kube-config.js';
+import { request, seg, type RawObject } from '../cluster/raw-api.js';
 import { MODE_LABEL } from '../modes/mode.js';
 import { modeLabelsOf } from '../modes/namespace-modes.js';
 import type { JsonPatchOp } from '../admission/types.js';
@@ -26,30 +27,33 @@ export interface ReconcilerApi extends Pick<ReaperApi, 'createEvent' | 'patchEve
 
 const LIST_TIMEOUT_MS = 30_000;
 
-function client(options: CallOptions | undefined, defaultMs: number) {
+/** A call's deadline and signal, for request() and withDeadline() alike. */
+function timing(options: CallOptions | undefined, defaultMs: number) {
   const ms = options?.timeoutMs ?? defaultMs;
-  const signal = () => AbortSignal.any([AbortSignal.timeout(ms), ...(options?.signal ? [options.signal] : [])]);
-  return { ms, client: abortOptions(signal) };
+  return { ms, call: { timeoutMs: ms, ...(options?.signal ? { signal: options.signal } : {}) } };
 }
 
-export function liveReconcilerApi(kc: KubeConfig, events: Pick<ReaperApi, 'createEvent' | 'patchEvent'>): ReconcilerApi {
-  const apps = kc.makeApiClient(AppsV1Api);
-  const core = kc.makeApiClient(CoreV1Api);
+interface RawListAnswer {
+  items?: RawObject[];
+  metadata?: { continue?: string };
+}
+
+export function liveReconcilerApi(kc: KubeAccess, events: Pick<ReaperApi, 'createEvent' | 'patchEvent'>): ReconcilerApi {
   return {
     ...events,
     async listDaemonSets(options) {
       const out: DaemonSetObject[] = [];
       let cont: string | undefined;
       do {
-        const { ms, client: c } = client(options, LIST_TIMEOUT_MS);
+        const { ms, call } = timing(options, LIST_TIMEOUT_MS);
         const page = await withDeadline(
-          apps.listDaemonSetForAllNamespaces({ limit: 500, ...(cont ? { _continue: cont } : {}) }, c),
+          request<RawListAnswer>(kc, { path: '/apis/apps/v1/daemonsets', query: { limit: 500, continue: cont }, ...call }),
           ms,
           'DaemonSet list',
           options?.signal,
         );
-        for (const item of page.items) {
-          const m = item.metadata ?? {};
+        for (const item of page?.items ?? []) {
+          const m = (item.metadata ?? {}) as DaemonSetObject['metadata'];
           if (!m.name) continue;
           out.push({
             metadata: {
@@ -60,27 +64,40 @@ export function liveReconcilerApi(kc: KubeConfig, events: Pick<ReaperApi, 'creat
               ...(m.labels ? { labels: m.labels } : {}),
               ...(m.annotations ? { annotations: m.annotations } : {}),
             },
-            // The decision reads the pod template; client-node's camelCase model is the API's JSON.
-            spec: JSON.parse(JSON.stringify(item.spec ?? {})),
+            // The decision reads the pod template, as the API's JSON.
+            spec: (item.spec ?? {}) as DaemonSetObject['spec'],
           });
         }
-        cont = page.metadata?._continue || undefined;
+        cont = page?.metadata?.continue || undefined;
       } while (cont);
       return out;
     },
     async listModeLabels(options) {
-      const { ms, client: c } = client(options, LIST_TIMEOUT_MS);
-      const list = await withDeadline(core.listNamespace({ labelSelector: MODE_LABEL }, c), ms, 'Namespace list', options?.signal);
-      return modeLabelsOf(list.items as Array<{ metadata?: { name?: string; labels?: Record<string, string> } }>);
+      const { ms, call } = timing(options, LIST_TIMEOUT_MS);
+      const list = await withDeadline(
+        request<{ items?: Array<{ metadata?: { name?: string; labels?: Record<string, string> } }> }>(kc, {
+          path: '/api/v1/namespaces',
+          query: { labelSelector: MODE_LABEL },
+          ...call,
+        }),
+        ms,
+        'Namespace list',
+        options?.signal,
+      );
+      return modeLabelsOf(list?.items ?? []);
     },
     async patchDaemonSet(namespace, name, patch, options) {
-      const { ms, client: c } = client(options, WRITE_TIMEOUT_MS);
+      const { ms, call } = timing(options, WRITE_TIMEOUT_MS);
       try {
         await withDeadline(
-          apps.patchNamespacedDaemonSet(
-            { namespace, name, body: patch, fieldManager: 'cilium-migration-guard' },
-            setHeaderOptions('Content-Type', 'application/json-patch+json', c),
-          ),
+          request(kc, {
+            method: 'PATCH',
+            path: `/apis/apps/v1/namespaces/${seg(namespace)}/daemonsets/${seg(name)}`,
+            query: { fieldManager: 'cilium-migration-guard' },
+            body: patch,
+            contentType: 'application/json-patch+json',
+            ...call,
+          }),
           ms,
           `patch of DaemonSet ${namespace}/${name}`,
           options?.signal,

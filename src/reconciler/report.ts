@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from '../cluster/kube-config.js';
 import type { FullClusterView } from '../cluster/view.js';
 import type { Config } from '../config.js';
 import { liveReconcilerApi } from './api.js';
@@ -38,7 +38,7 @@ export function daemonSetsInFile(path: string): DaemonSetObject[] {
   return out;
 }
 
-export async function readDaemonSets(kc: KubeConfig | undefined, snapshotFile: string | undefined): Promise<DaemonSetObject[]> {
+export async function readDaemonSets(kc: KubeAccess | undefined, snapshotFile: string | undefined): Promise<DaemonSetObject[]> {
   if (kc) {
     const noEvents = { createEvent: async () => {}, patchEvent: async () => {} };
     return liveReconcilerApi(kc, noEvents).listDaemonSets();

@@ -8,7 +8,7 @@
 
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
-import { KubeConfig } from '@kubernetes/client-node';
+import { kubeconfigAccess } from '../../src/cluster/kube-config.js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../src/config.js';
@@ -45,8 +45,7 @@ describe('live cluster view (informers) against kube-apiserver', () => {
     // A node without kwok's annotation: nothing changes its pods' status but us.
     await apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: UNMANAGED, labels: { cni: 'cilium' } } });
 
-    const kc = new KubeConfig();
-    kc.loadFromFile(cp.kubeconfigPath);
+    const kc = kubeconfigAccess([cp.kubeconfigPath], { explicit: true });
     const sink = new Writable({
       write(chunk: Buffer, _enc, done) {
         const line = JSON.parse(chunk.toString()) as Record<string, unknown>;

@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { KubeConfig, Watch, type V1Secret } from '@kubernetes/client-node';
+import { kubeconfigAccess } from '../../src/cluster/kube-config.js';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertController } from '../../src/certs/cert-controller.js';
@@ -643,8 +644,7 @@ describe('install: manifests, RBAC, certificate lifecycle', () => {
     // What `serve --cert-secret --webhook-config` composes (src/commands/serve.ts), in-process so
     // the policy can be seconds: each replica its own client, controller, cert dir, metrics, server.
     const startReplica = async (name: string, port: number) => {
-      const kc = new KubeConfig();
-      kc.loadFromFile(saKubeconfig);
+      const kc = kubeconfigAccess([saKubeconfig], { explicit: true });
       const metrics = new Metrics({ defaultMetrics: false });
       const certDir = join(work, `certs-rotation-${name}`);
       const certs = new CertController({

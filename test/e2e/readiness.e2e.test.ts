@@ -14,7 +14,7 @@
 import { Writable } from 'node:stream';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { kubeconfigAccess, type KubeAccess } from '../../src/cluster/kube-config.js';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,7 +42,7 @@ const within = { timeoutMs: 30_000, intervalMs: 250 };
 
 let cp: ControlPlane;
 let guard: Guard | undefined;
-let kc: KubeConfig;
+let kc: KubeAccess;
 const services: ReaperService[] = [];
 const logs: Array<Record<string, unknown>> = [];
 
@@ -269,8 +269,7 @@ beforeAll(async () => {
     controllers: CONTROLLERS.filter((c) => c !== 'garbage-collector-controller'),
   });
   await installCiliumCrds(cp);
-  kc = new KubeConfig();
-  kc.loadFromFile(cp.kubeconfigPath);
+  kc = kubeconfigAccess([cp.kubeconfigPath], { explicit: true });
   guard = await startGuard(cp);
   await guard.register();
 }, 40 * 60_000);

@@ -17,7 +17,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { KubeConfig } from '@kubernetes/client-node';
+import { kubeconfigAccess, type KubeAccess } from '../../src/cluster/kube-config.js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runReport } from '../../src/commands/report.js';
@@ -65,7 +65,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('reaper against kube-apiserver + kwok', () => {
   let cp: ControlPlane | undefined;
-  let kc: KubeConfig;
+  let kc: KubeAccess;
   const services = new Map<string, ReaperService>();
   let cli: ChildProcess | undefined;
   const logs: Array<Record<string, unknown>> = [];
@@ -253,8 +253,7 @@ describe('reaper against kube-apiserver + kwok', () => {
         };
       },
     });
-    kc = new KubeConfig();
-    kc.loadFromFile(cp.kubeconfigPath);
+    kc = kubeconfigAccess([cp.kubeconfigPath], { explicit: true });
   }, 40 * 60_000);
 
   afterAll(async () => {

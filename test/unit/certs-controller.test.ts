@@ -2,13 +2,17 @@
 // (src/certs/ca-bundle.ts) against an in-memory stand-in for the API server: a Secret and the two
 // webhook configurations with resourceVersions, optimistic concurrency as kube-apiserver does it
 // (replace with a stale resourceVersion: 409; a JSON patch whose `test` op fails: 409/422), and a
-// fake clock. No cluster, no timers.
+// fake clock, served over HTTP on 127.0.0.1 so the real request code runs. No cluster, no timers.
 
 import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AdmissionregistrationV1Api, ApiException, CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { V1Secret } from '@kubernetes/client-node';
+import type { KubeAccess } from '../../src/cluster/kube-config.js';
+import { testAccess } from '../support/kube-access.js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -27,6 +31,16 @@ const GAUGE = 'cmg_ca_certificate_expiry_timestamp_seconds';
 interface StoredConfig {
   resourceVersion: string;
   caBundles: string[];
+}
+
+/** An error answer of the stand-in: its HTTP status. */
+class ApiException extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 interface JsonPatchOp {
@@ -69,7 +83,7 @@ class FakeApiServer {
 
   private object(kind: ConfigKind) {
     const config = this.configs.get(kind);
-    if (!config) throw new ApiException(404, 'NotFound', {}, {});
+    if (!config) throw new ApiException(404, 'NotFound');
     return {
       metadata: { name: NAME, resourceVersion: config.resourceVersion },
       webhooks: config.caBundles.map((caBundle) => ({ clientConfig: { caBundle } })),
@@ -79,12 +93,12 @@ class FakeApiServer {
   private patchConfig(kind: ConfigKind, body: JsonPatchOp[]) {
     this.beforePatch?.(kind);
     const config = this.configs.get(kind);
-    if (!config) throw new ApiException(404, 'NotFound', {}, {});
+    if (!config) throw new ApiException(404, 'NotFound');
     const [test, ...ops] = body;
     expect(test).toMatchObject({ op: 'test', path: '/metadata/resourceVersion' });
     if (test!.value !== config.resourceVersion) {
       this.patches.push({ kind, testedRv: test!.value, status: this.testFailureStatus });
-      throw new ApiException(this.testFailureStatus, 'the test operation failed', {}, {});
+      throw new ApiException(this.testFailureStatus, 'the test operation failed');
     }
     const caBundles = [...config.caBundles];
     for (const op of ops) {
@@ -98,36 +112,68 @@ class FakeApiServer {
 
   readonly core = {
     readNamespacedSecret: async () => {
-      if (!this.secret) throw new ApiException(404, 'NotFound', {}, {});
+      if (!this.secret) throw new ApiException(404, 'NotFound');
       return structuredClone(this.secret);
     },
     createNamespacedSecret: async ({ body }: { body: V1Secret }) => {
-      if (this.secret) throw new ApiException(409, 'AlreadyExists', {}, {});
+      if (this.secret) throw new ApiException(409, 'AlreadyExists');
       this.secret = { ...body, metadata: { ...body.metadata, resourceVersion: this.nextRv() } };
       return structuredClone(this.secret);
     },
     replaceNamespacedSecret: async ({ body }: { body: V1Secret }) => {
-      if (!this.secret) throw new ApiException(404, 'NotFound', {}, {});
-      if (body.metadata?.resourceVersion !== this.secret.metadata?.resourceVersion) throw new ApiException(409, 'Conflict', {}, {});
+      if (!this.secret) throw new ApiException(404, 'NotFound');
+      if (body.metadata?.resourceVersion !== this.secret.metadata?.resourceVersion) throw new ApiException(409, 'Conflict');
       this.secret = { ...body, metadata: { ...body.metadata, resourceVersion: this.nextRv() } };
       return structuredClone(this.secret);
     },
   };
 
-  readonly admission = {
-    readMutatingWebhookConfiguration: async () => this.readConfig('MutatingWebhookConfiguration'),
-    readValidatingWebhookConfiguration: async () => this.readConfig('ValidatingWebhookConfiguration'),
-    patchMutatingWebhookConfiguration: async ({ body }: { body: JsonPatchOp[] }) => this.patchConfig('MutatingWebhookConfiguration', body),
-    patchValidatingWebhookConfiguration: async ({ body }: { body: JsonPatchOp[] }) => this.patchConfig('ValidatingWebhookConfiguration', body),
-  };
+  private server: Server | undefined;
+  /** The stand-in's address, once listen() has run. */
+  kc!: KubeAccess;
 
-  readonly kc = {
-    makeApiClient: (type: unknown) => {
-      if (type === CoreV1Api) return this.core;
-      if (type === AdmissionregistrationV1Api) return this.admission;
-      throw new Error(`unexpected API client ${String(type)}`);
-    },
-  } as unknown as KubeConfig;
+  /** Serves the calls above over HTTP, as kube-apiserver's paths name them. */
+  async listen(): Promise<void> {
+    const secretPath = `/api/v1/namespaces/${SECRET.namespace}/secrets`;
+    const configPath = (kind: ConfigKind) => `/apis/admissionregistration.k8s.io/v1/${kind.toLowerCase()}s/${NAME}`;
+    const route = async (req: IncomingMessage, body: unknown): Promise<unknown> => {
+      const key = `${req.method} ${req.url}`;
+      if (key === `GET ${secretPath}/${SECRET.name}`) return this.core.readNamespacedSecret();
+      if (key === `POST ${secretPath}`) return this.core.createNamespacedSecret({ body: body as V1Secret });
+      if (key === `PUT ${secretPath}/${SECRET.name}`) return this.core.replaceNamespacedSecret({ body: body as V1Secret });
+      for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'] as const) {
+        if (key === `GET ${configPath(kind)}`) return this.readConfig(kind);
+        if (key === `PATCH ${configPath(kind)}`) {
+          expect(req.headers['content-type']).toBe('application/json-patch+json');
+          return this.patchConfig(kind, body as JsonPatchOp[]);
+        }
+      }
+      throw new Error(`unexpected call ${key}`);
+    };
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        route(req, text ? JSON.parse(text) : undefined).then(
+          (answer) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer)),
+          (err: unknown) => {
+            const code = err instanceof ApiException ? err.code : 500;
+            res
+              .writeHead(code, { 'content-type': 'application/json' })
+              .end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, message: (err as Error).message }));
+          },
+        );
+      });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.kc = testAccess(`http://127.0.0.1:${(this.server.address() as AddressInfo).port}`, { token: 't' });
+  }
+
+  async close(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise((resolve) => this.server?.close(resolve));
+  }
 
   secretCaBundle(): string {
     return Buffer.from(this.secret?.data?.['ca.crt'] ?? '', 'base64').toString('utf8');
@@ -150,10 +196,12 @@ describe('CertController', () => {
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'cmg-certs-'));
     api = new FakeApiServer();
+    await api.listen();
     now = T0;
     registry = new Registry();
   });
   afterEach(async () => {
+    await api.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -268,7 +316,7 @@ describe('CertController', () => {
       expect(await injector.inject(snapshot, 'X')).toEqual({ patched: [], conflicts: ['ValidatingWebhookConfiguration'] });
       api.addConfig('ValidatingWebhookConfiguration', 1);
       api.beforePatch = () => {
-        throw new ApiException(403, 'Forbidden', {}, {});
+        throw new ApiException(403, 'Forbidden');
       };
       await expect(injector.inject(await injector.read(), 'X')).rejects.toMatchObject({ code: 403 });
     });

@@ -230,9 +230,9 @@ describe('flags from CMG_* environment variables', () => {
       await writeFile(b, file('https://127.0.0.1:2'));
       vi.stubEnv('KUBERNETES_SERVICE_HOST', '');
       vi.stubEnv('KUBECONFIG', a);
-      expect(kubeConfigFrom({})?.getCurrentCluster()?.server).toBe('https://127.0.0.1:1');
-      expect(kubeConfigFrom(parseServeFlags([], { CMG_KUBECONFIG: b }))?.getCurrentCluster()?.server).toBe('https://127.0.0.1:2');
-      expect(kubeConfigFrom(parseServeFlags(['--kubeconfig', a], { CMG_KUBECONFIG: b }))?.getCurrentCluster()?.server).toBe('https://127.0.0.1:1');
+      expect(kubeConfigFrom({})?.server).toBe('https://127.0.0.1:1');
+      expect(kubeConfigFrom(parseServeFlags([], { CMG_KUBECONFIG: b }))?.server).toBe('https://127.0.0.1:2');
+      expect(kubeConfigFrom(parseServeFlags(['--kubeconfig', a], { CMG_KUBECONFIG: b }))?.server).toBe('https://127.0.0.1:1');
       vi.stubEnv('KUBECONFIG', '');
       expect(kubeConfigFrom({})).toBeUndefined();
     } finally {

@@ -6,7 +6,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import { testAccess } from '../support/kube-access.js';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../support/fake-clock.js';
@@ -87,13 +87,7 @@ let live: LiveView | undefined;
 let clock: FakeClock;
 
 function start(options: { withReaperCaches?: boolean; pageSize?: number; listTimeoutMs?: number } = {}): LiveView {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'fake', server: api.url, skipTLSVerify: true }],
-    users: [{ name: 'u', token: 'secret-token' }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
-    currentContext: 'fake',
-  });
+  const kc = testAccess(api.url, { token: 'secret-token' });
   live = startLiveView(kc, defaultConfig, pino({ level: process.env.DEBUG_RAW ? 'error' : 'silent' }), {
     backoff: { initialMs: 20, maxMs: 200 },
     clock,

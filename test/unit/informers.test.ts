@@ -6,7 +6,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from '../../src/cluster/kube-config.js';
+import { testAccess } from '../support/kube-access.js';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../support/fake-clock.js';
@@ -143,15 +144,8 @@ let logs: Array<Record<string, unknown>>;
 let clock: FakeClock;
 const BACKOFF = { initialMs: 20, maxMs: 200 };
 
-function kubeConfig(server: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'fake', server, skipTLSVerify: true }],
-    users: [{ name: 'u', token: 't' }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
-    currentContext: 'fake',
-  });
-  return kc;
+function kubeConfig(server: string): KubeAccess {
+  return testAccess(server, { token: 't' });
 }
 
 function start(opts: Pick<LiveViewOptions, 'withReaperCaches' | 'withoutUnscheduledPods' | 'onChange'> = {}): LiveView {

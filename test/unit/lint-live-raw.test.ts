@@ -3,7 +3,8 @@
 
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from '../../src/cluster/kube-config.js';
+import { testAccess } from '../support/kube-access.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LiveReadError, readLiveInput } from '../../src/lint/live.js';
 
@@ -44,15 +45,8 @@ afterEach(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-function kubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'fake', server: url, skipTLSVerify: true }],
-    users: [{ name: 'u', token: 't' }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
-    currentContext: 'fake',
-  });
-  return kc;
+function kubeConfig(): KubeAccess {
+  return testAccess(url, { token: 't' });
 }
 
 describe('readLiveInput: nodes and pods as raw, paged lists', () => {

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from '../../src/cluster/kube-config.js';
+import { testAccess } from '../support/kube-access.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LookupTimeoutError, withDeadline } from '../../src/cluster/kube-client.js';
 import { liveReader, readNode, readPod } from '../../src/cluster/live-reader.js';
@@ -8,7 +9,7 @@ import { noReader } from '../../src/cluster/reader.js';
 
 // A stand-in API server: GET /api/v1/namespaces/<ns>/pods/<name> and /api/v1/nodes/<name>.
 let server: Server;
-let kc: KubeConfig;
+let kc: KubeAccess;
 const hanging = new Set<ServerResponse>();
 
 function status(res: ServerResponse, code: number, reason: string): void {
@@ -47,13 +48,7 @@ beforeAll(async () => {
   server = createServer(handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'fake', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-    users: [{ name: 'u', token: 't' }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
-    currentContext: 'fake',
-  });
+  kc = testAccess(`http://127.0.0.1:${port}`, { token: 't' });
 });
 
 afterAll(async () => {

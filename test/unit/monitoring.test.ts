@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { testAccess } from '../support/kube-access.js';
 import { pino } from 'pino';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
@@ -26,8 +26,7 @@ function exportedNames(): Set<string> {
   const config = parseConfig({});
   const webhook = new Metrics();
   guardCounters(webhook);
-  const kc = new KubeConfig();
-  kc.loadFromClusterAndUser({ name: 'none', server: 'https://127.0.0.1:1', skipTLSVerify: false }, { name: 'none' }); // never called
+  const kc = testAccess('https://127.0.0.1:1'); // never called
   new CertController({
     kc,
     secret: { namespace: 'ns', name: 's' },

@@ -3,24 +3,20 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApiException, KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from '../../src/cluster/kube-config.js';
+import { ApiStatusError } from '../../src/cluster/raw-api.js';
+import { testAccess } from '../support/kube-access.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { liveReaperApi, RemovalThrottledError } from '../../src/reaper/api.js';
 
 let server: Server;
 let answer: (req: IncomingMessage, res: ServerResponse) => void;
-let kc: KubeConfig;
+let kc: KubeAccess;
 
 beforeEach(async () => {
   server = createServer((req, res) => answer(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'fake', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
-    users: [{ name: 'u', token: 't' }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
-    currentContext: 'fake',
-  });
+  kc = testAccess(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { token: 't' });
 });
 
 afterEach(async () => {
@@ -69,8 +65,8 @@ describe('liveReaperApi.remove (evict): what the answer means', () => {
     const err = await liveReaperApi(kc)
       .remove('evict', 'default', 'a', pre)
       .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ApiException);
-    expect((err as ApiException<unknown>).code).toBe(500);
+    expect(err).toBeInstanceOf(ApiStatusError);
+    expect((err as ApiStatusError).code).toBe(500);
   });
 
   it('404 gone, 409 changed, 201 removed', async () => {
