@@ -11,7 +11,7 @@
 // kwok heart-beating 2,000 nodes and 20,000 pods would take the 2 shared cores this measures on.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -197,13 +197,25 @@ const heapMbNow = (): number => {
 type StartLiveView = typeof startLiveView;
 
 /**
+ * The credentials a build's startLiveView takes: a KubeAccess (kube-config.ts), or, for a
+ * --compare revision from before it existed, client-node's KubeConfig (imported for it only).
+ */
+async function accessFor(cp: ControlPlane, impl: StartLiveView): Promise<Parameters<StartLiveView>[0]> {
+  if (impl === startLiveView || !(impl as { legacyKubeConfig?: boolean }).legacyKubeConfig) return kubeconfigAccess([cp.kubeconfigPath], { explicit: true });
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const kc = new KubeConfig();
+  kc.loadFromFile(cp.kubeconfigPath);
+  return kc as unknown as Parameters<StartLiveView>[0];
+}
+
+/**
  * The reaper's caches (all of them, webhook's and reaper's, without unscheduled pods) opened in
  * this process with `impl` (this checkout's startLiveView or the --compare build's): seconds until
  * every one has synced, and the heap they keep once synced (after GC). The view is returned
  * stopped, for the pass to be timed on.
  */
 async function syncInProcess(cp: ControlPlane, impl: StartLiveView, options: { gzip?: boolean } = {}) {
-  const kc = kubeconfigAccess([cp.kubeconfigPath], { explicit: true });
+  const kc = await accessFor(cp, impl);
   const heapBefore = heapMbNow();
   const t0 = performance.now();
   const live = impl(kc, defaultConfig, createLogger({ level: 'silent' }), { withReaperCaches: true, withoutUnscheduledPods: true, ...options });
@@ -356,7 +368,9 @@ export async function runScale(sizes: Array<{ nodes: number; pods: number }>, ra
   if (compare) {
     const cli = buildRevision(compare);
     const mod = (await import(join(cli, '..', 'cluster', 'informers.js'))) as { startLiveView: StartLiveView };
-    base = { cli, startLiveView: mod.startLiveView };
+    // A revision from before src/cluster/kube-config.ts took client-node's KubeConfig.
+    const legacyKubeConfig = !existsSync(join(cli, '..', 'cluster', 'kube-config.js'));
+    base = { cli, startLiveView: Object.assign((...args: Parameters<StartLiveView>) => mod.startLiveView(...args), { legacyKubeConfig }) };
   }
   const cp = await startControlPlane({});
   const api = apiClient(cp);
