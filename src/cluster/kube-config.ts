@@ -45,6 +45,12 @@ export class KubeConfigError extends Error {
 export interface Prepared {
   agent: http.Agent;
   headers: Record<string, string>;
+  /**
+   * The request was answered 401: a cached token read before this request is dropped, so the
+   * next request reads it again (client-go's ResetTokenOlderThan; a token read for this very
+   * request is kept: another request is needed to reset it).
+   */
+  unauthorized?: () => void;
 }
 
 /** The API server of the current context, and how to reach it. */
@@ -55,8 +61,6 @@ export interface KubeAccess {
   readonly describe: string;
   /** The agent and credential headers for one request (a rotating token is re-read when due). */
   prepare(): Promise<Prepared>;
-  /** A request sent at `sentAt` (ms) was answered 401: forget a cached token read before then. */
-  unauthorized(sentAt: number): void;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -235,6 +239,12 @@ export class CachedFileToken {
     private readonly readFile: (file: string) => string = (f) => readFileSync(f, 'utf8'),
   ) {}
 
+  /** The token, and what to call if it is refused (401): reset() with the time the request started. */
+  forRequest(): { token: string; refused: () => void } {
+    const startedAt = this.now();
+    return { token: this.get(), refused: () => this.reset(startedAt) };
+  }
+
   /** The token; throws only when no token has ever been read (a failed re-read keeps the last one). */
   get(): string {
     const now = this.now();
@@ -252,9 +262,9 @@ export class CachedFileToken {
     return text;
   }
 
-  /** A 401 for a request sent at `sentAt`: a token read before then is read again next time. */
-  reset(sentAt: number): void {
-    if (this.readAt < sentAt) this.token = undefined;
+  /** A 401 for a request started at `startedAt`: a token read before then is read again next time. */
+  reset(startedAt: number): void {
+    if (this.token !== undefined && this.readAt < startedAt) this.token = undefined;
   }
 }
 
@@ -270,14 +280,12 @@ class DirectAccess implements KubeAccess {
   ) {}
 
   async prepare(): Promise<Prepared> {
-    const headers: Record<string, string> = {};
-    if (this.credential.kind === 'header') headers.Authorization = this.credential.value;
-    else if (this.credential.kind === 'tokenFile') headers.Authorization = `Bearer ${this.credential.token.get()}`;
-    return { agent: this.agent, headers };
-  }
-
-  unauthorized(sentAt: number): void {
-    if (this.credential.kind === 'tokenFile') this.credential.token.reset(sentAt);
+    if (this.credential.kind === 'header') return { agent: this.agent, headers: { Authorization: this.credential.value } };
+    if (this.credential.kind === 'tokenFile') {
+      const { token, refused } = this.credential.token.forRequest();
+      return { agent: this.agent, headers: { Authorization: `Bearer ${token}` }, unauthorized: refused };
+    }
+    return { agent: this.agent, headers: {} };
   }
 }
 
@@ -335,8 +343,6 @@ class ClientNodeAccess implements KubeAccess {
     const agent = keepAlive(opts.agent) ?? (this.server.startsWith('http:') ? new http.Agent({ keepAlive: true }) : new https.Agent({ keepAlive: true }));
     return { agent, headers };
   }
-
-  unauthorized(): void {}
 }
 
 /** Whether this selection needs client-node (exec, auth-provider, impersonation, a proxy). */

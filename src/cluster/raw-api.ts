@@ -88,7 +88,6 @@ function retryAfterHeader(value: string | string[] | undefined): number | undefi
 async function send(kc: KubeAccess, pathAndQuery: string, options: SendOptions): Promise<Readable> {
   const method = options.method ?? 'GET';
   const url = new URL(kc.server + pathAndQuery);
-  const sentAt = Date.now();
   const prepared = await kc.prepare();
   options.signal.throwIfAborted();
   const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
@@ -108,7 +107,7 @@ async function send(kc: KubeAccess, pathAndQuery: string, options: SendOptions):
         resolve(body);
         return;
       }
-      if (status === 401) kc.unauthorized(sentAt);
+      if (status === 401) prepared.unauthorized?.();
       const retryAfter = retryAfterHeader(res.headers['retry-after']);
       // An error answer: its Status (kind: Status, message, reason), read up to 64 KB.
       readAll(body, 64 * 1024)

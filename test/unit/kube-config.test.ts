@@ -291,14 +291,27 @@ describe('in-cluster credentials', () => {
     await unlink(join(sa, 'token'));
     now += TOKEN_FILE_PERIOD_MS;
     expect(await auth()).toBe('Bearer second'); // the file is gone for now: the last token is kept
-
-    // A 401 drops the cached token: the next request reads the file again, though not due.
     await writeFile(join(sa, 'token'), 'third');
+    expect(await auth()).toBe('Bearer third'); // a failed re-read does not count as a read: tried again at once
+  });
+
+  it('a 401 drops a token read before the request: the next request reads the file again, though not due', async () => {
+    const sa = await serviceAccount('old');
+    let now = 5_000_000;
+    const kc = inClusterAccess({
+      env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: new URL(url).port },
+      serviceAccountDir: sa,
+      now: () => now,
+    });
+    await writeFile(join(sa, 'token'), 'new');
+    now += 1_000;
     answer = (_req, res) => json(res, 401, { kind: 'Status', code: 401, reason: 'Unauthorized', message: 'Unauthorized' });
     await expect(get(kc)).rejects.toMatchObject({ statusCode: 401 });
+    expect(seen.at(-1)?.auth).toBe('Bearer old');
     answer = (_req, res) => json(res, 200, { kind: 'Pod', metadata: { name: 'web' } });
     await get(kc);
-    expect(seen.at(-1)?.auth).toBe('Bearer third');
+    expect(seen.at(-1)?.auth).toBe('Bearer new');
+    // Without the 401 it would still be 'old' (not due for 49 s more): see the test above.
   });
 
   it('CachedFileToken: an empty file is no token', async () => {
