@@ -316,6 +316,8 @@ function keepAlive(agent: unknown): http.Agent | undefined {
 /** exec / auth-provider users and the rest client-node handles: its KubeConfig, loaded on first use. */
 class ClientNodeAccess implements KubeAccess {
   private loading: Promise<ClientNodeKubeConfig> | undefined;
+  /** When client-node hands back no agent: one kept-alive agent of our own, for every request. */
+  private ownAgent: http.Agent | undefined;
 
   constructor(
     readonly server: string,
@@ -340,7 +342,8 @@ class ClientNodeAccess implements KubeAccess {
     await kc.applyToHTTPSOptions(opts);
     const headers = { ...(opts.headers as Record<string, string>) };
     if (typeof opts.auth === 'string') headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
-    const agent = keepAlive(opts.agent) ?? (this.server.startsWith('http:') ? new http.Agent({ keepAlive: true }) : new https.Agent({ keepAlive: true }));
+    const agent =
+      keepAlive(opts.agent) ?? (this.ownAgent ??= this.server.startsWith('http:') ? new http.Agent({ keepAlive: true }) : new https.Agent({ keepAlive: true }));
     return { agent, headers };
   }
 }
@@ -386,7 +389,7 @@ export function accessFor(selected: Selected, options: { now?: () => number } = 
       `kubeconfig ${selected.cluster.file}: cluster "${selected.cluster.name}" has a server that is not a URL: ${JSON.stringify(server)}`,
     );
   }
-  if (needsClientNode(selected)) return new ClientNodeAccess(server, describe, fallbackDocument(selected));
+  if (needsClientNode(selected)) return new ClientNodeAccess(server, `${describe}, through client-node`, fallbackDocument(selected));
 
   const clusterNamed = selected.cluster as Named<Record<string, unknown>>;
   const tls: https.AgentOptions = {};

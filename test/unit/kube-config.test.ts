@@ -204,6 +204,15 @@ describe('kubeconfig: which file, context, cluster and user', () => {
     expect((await get(kc)).metadata.name).toBe('web');
     expect(seen[0]?.auth).toBe('Bearer from-exec');
   });
+  it('auth-provider, impersonation and proxy-url go through client-node too; plain credentials do not', () => {
+    const through = (cluster: Record<string, unknown>, user: Record<string, unknown>) =>
+      accessFromDocument(kubeconfig({ server: url, ...cluster }, user)).describe.endsWith('through client-node');
+    expect(through({}, { 'auth-provider': { name: 'oidc', config: {} } })).toBe(true);
+    expect(through({}, { as: 'someone', token: 't' })).toBe(true);
+    expect(through({ 'proxy-url': 'http://127.0.0.1:3128' }, { token: 't' })).toBe(true);
+    expect(through({}, { token: 't' })).toBe(false);
+    expect(through({ 'insecure-skip-tls-verify': true }, { username: 'a', password: 'b' })).toBe(false);
+  });
 });
 
 describe('kubeconfig: clear errors', () => {
