@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../support/fake-clock.js';
 import { defaultConfig } from '../../src/config.js';
 import { startLiveView, type LiveView } from '../../src/cluster/informers.js';
+import { startNamespaceModes } from '../../src/modes/namespace-modes.js';
 
 type Obj = { metadata: { name: string; namespace?: string; resourceVersion?: string; [k: string]: unknown }; [k: string]: unknown };
 type Request = { path: string; query: Record<string, string>; headers: IncomingMessage['headers'] };
@@ -224,11 +225,15 @@ describe('informers: raw list and watch', () => {
       return { body: { items: path === NODES ? [node('a')] : [], metadata: { resourceVersion: '1' } } };
     };
     const lv = start();
+    // The wait is on the clock once the 429 has been read: only then can the clock be moved past it.
+    const waiting = () => clock.nextAt !== undefined && clock.nextAt <= clock.now() + 2_000;
     await expect.poll(() => api.listRequests(NODES).length, poll).toBe(1);
+    await expect.poll(waiting, poll).toBe(true);
     await clock.advance(1_999);
     expect(api.listRequests(NODES)).toHaveLength(1);
     await clock.advance(1);
     await expect.poll(() => api.listRequests(NODES).length, poll).toBe(2);
+    await expect.poll(waiting, poll).toBe(true);
     await clock.advance(2_000);
     await lv.whenSynced();
     expect(lv.view.node('a')).toBeDefined();
@@ -288,5 +293,39 @@ describe('informers: raw list and watch', () => {
       metadata: { name: 'web', namespace: 'default' },
       status: { state: 'ready', networking: { node: '192.168.0.1', addressing: [{ ipv4: '10.0.0.5' }] } },
     });
+  });
+});
+
+describe('the namespaces’ mode labels (src/modes/namespace-modes.ts) on the same list-and-watch', () => {
+  const NAMESPACES = '/api/v1/namespaces';
+  const ns = (name: string, mode: string | undefined, rv: string): Obj => ({
+    metadata: { name, resourceVersion: rv, labels: { team: 'x', ...(mode !== undefined ? { 'cilium-migration-guard.io/mode': mode } : {}) } },
+  });
+
+  it('lists and watches only labelled namespaces, keeps name → label, and follows adds, changes and deletes', async () => {
+    api.list = (path) =>
+      path === NAMESPACES
+        ? { body: { items: [ns('team-a', 'enforce', '5'), ns('team-b', 'warn', '6')], metadata: { resourceVersion: '6' } } }
+        : { body: { items: [], metadata: { resourceVersion: '1' } } };
+    const modes = startNamespaceModes(testAccess(api.url, { token: 'secret-token' }), pino({ level: 'silent' }), {
+      backoffMs: { initial: 20, max: 200 },
+      clock,
+    });
+    try {
+      await expect.poll(() => modes.synced(), poll).toBe(true);
+      expect(modes.all()).toEqual({ 'team-a': 'enforce', 'team-b': 'warn' });
+      expect(api.listRequests(NAMESPACES)[0]?.query.labelSelector).toBe('cilium-migration-guard.io/mode');
+      await expect.poll(() => api.open(NAMESPACES), poll).toBe(1);
+      expect(api.watchRequests(NAMESPACES)[0]?.query).toMatchObject({ labelSelector: 'cilium-migration-guard.io/mode', resourceVersion: '6' });
+      api.send(NAMESPACES, JSON.stringify({ type: 'ADDED', object: ns('team-c', 'off', '7') }));
+      api.send(NAMESPACES, JSON.stringify({ type: 'MODIFIED', object: ns('team-a', 'warn', '8') }));
+      api.send(NAMESPACES, JSON.stringify({ type: 'DELETED', object: ns('team-b', 'warn', '9') }));
+      await expect.poll(() => modes.all(), poll).toEqual({ 'team-a': 'warn', 'team-c': 'off' });
+      expect(modes.modeLabel('team-c')).toBe('off');
+      expect(modes.modeLabel('default')).toBeUndefined();
+    } finally {
+      await modes.stop();
+    }
+    await expect.poll(() => api.open(NAMESPACES), poll).toBe(0);
   });
 });
