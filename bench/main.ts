@@ -49,8 +49,8 @@ if (parts.has('floor')) {
   await runFloor(options);
 }
 if (parts.has('api')) {
-  const n = Number(values.n ?? (quick ? 50 : 200));
-  console.log(`\n## 2. Through the real API server (local control plane; ${n} requests of each kind, one at a time)`);
+  const n = Number(values.n ?? (quick ? 100 : 300));
+  console.log(`\n## 2. Through the real API server (local control plane; ${n} rounds of each kind, one request at a time)`);
   await runApiServer(n);
 }
 if (parts.has('scale')) {
