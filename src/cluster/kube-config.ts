@@ -16,10 +16,12 @@
 //   leeway; a failed re-read keeps the last token; a 401 drops a token read before the request).
 // The user of the current context: client-certificate(-data), client-key(-data), token, tokenFile,
 // username/password; where both a file and its -data are set, -data wins (client-go's
-// validation.go: "certificate-authority-data will override"). A user with `exec` or
+// validation.go: "certificate-authority-data will override"); tokenFile's token wins over `token`
+// once the file is readable, `token` is sent until then. A user with `exec` or
 // `auth-provider` (EKS, GKE, AKS kubeconfigs), impersonation (`as`), or a cluster with a
 // `proxy-url`, falls back to client-node's KubeConfig, imported lazily from the same entries:
-// only those users pay for it.
+// only those users pay for it (their tokenFile is still read here: client-node ignores it).
+// as-groups, as-uid and as-user-extra are refused: client-node would drop them.
 
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -268,7 +270,23 @@ export class CachedFileToken {
   }
 }
 
-type Credential = { kind: 'none' } | { kind: 'header'; value: string } | { kind: 'tokenFile'; token: CachedFileToken };
+/** A tokenFile, and the user's static `token` to send while the file has never been readable. */
+type FileToken = { token: CachedFileToken; fallback: string | undefined };
+type Credential = { kind: 'none' } | { kind: 'header'; value: string } | ({ kind: 'tokenFile' } & FileToken);
+
+/**
+ * The file's token when it has been read, else the static one (client-go transport/round_trippers.go,
+ * NewBearerAuthWithRefreshRoundTripper); throws when neither (the file never read, no token).
+ */
+function fileTokenHeader(file: FileToken): { authorization: string; refused?: () => void } {
+  try {
+    const { token, refused } = file.token.forRequest();
+    return { authorization: `Bearer ${token}`, refused };
+  } catch (err) {
+    if (file.fallback === undefined) throw err;
+    return { authorization: `Bearer ${file.fallback}` };
+  }
+}
 
 /** Credentials and TLS handled here (no client-node). */
 class DirectAccess implements KubeAccess {
@@ -282,8 +300,8 @@ class DirectAccess implements KubeAccess {
   async prepare(): Promise<Prepared> {
     if (this.credential.kind === 'header') return { agent: this.agent, headers: { Authorization: this.credential.value } };
     if (this.credential.kind === 'tokenFile') {
-      const { token, refused } = this.credential.token.forRequest();
-      return { agent: this.agent, headers: { Authorization: `Bearer ${token}` }, unauthorized: refused };
+      const { authorization, refused } = fileTokenHeader(this.credential);
+      return { agent: this.agent, headers: { Authorization: authorization }, ...(refused ? { unauthorized: refused } : {}) };
     }
     return { agent: this.agent, headers: {} };
   }
@@ -324,6 +342,8 @@ class ClientNodeAccess implements KubeAccess {
     readonly describe: string,
     /** A one-context kubeconfig (JSON is YAML) with absolute paths: the selected entries as they were written. */
     private readonly document: string,
+    /** The user's tokenFile: client-node reads only `token-file`, so we send it. */
+    private readonly fileToken?: FileToken,
   ) {}
 
   private load(): Promise<ClientNodeKubeConfig> {
@@ -342,9 +362,15 @@ class ClientNodeAccess implements KubeAccess {
     await kc.applyToHTTPSOptions(opts);
     const headers = { ...(opts.headers as Record<string, string>) };
     if (typeof opts.auth === 'string') headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+    let unauthorized: (() => void) | undefined;
+    if (this.fileToken) {
+      const { authorization, refused } = fileTokenHeader(this.fileToken);
+      headers.Authorization = authorization;
+      unauthorized = refused;
+    }
     const agent =
       keepAlive(opts.agent) ?? (this.ownAgent ??= this.server.startsWith('http:') ? new http.Agent({ keepAlive: true }) : new https.Agent({ keepAlive: true }));
-    return { agent, headers };
+    return { agent, headers, ...(unauthorized ? { unauthorized } : {}) };
   }
 }
 
@@ -373,6 +399,27 @@ function fallbackDocument(selected: Selected): string {
   });
 }
 
+/** Impersonation fields client-node drops (config_types.js reads only `as`). */
+const IMPERSONATION_FIELDS_UNSUPPORTED = ['as-uid', 'as-groups', 'as-user-extra'] as const;
+
+/**
+ * A user's tokenFile (not for exec / auth-provider users, whose plugin gives the token). client-go:
+ * the file's token wins over `token` once readable (transport NewBearerAuthWithRefreshRoundTripper);
+ * an unreadable file is an error only when there is no `token` to send instead.
+ */
+function tokenFileOf(user: Named<UserEntry>, now: (() => number) | undefined): FileToken | undefined {
+  const { token, tokenFile } = user.entry;
+  if (typeof tokenFile !== 'string' || tokenFile === '' || user.entry.exec || user.entry['auth-provider']) return undefined;
+  const cached = new CachedFileToken(resolvePath(user.file, tokenFile), now);
+  const fallback = typeof token === 'string' && token !== '' ? token : undefined;
+  try {
+    cached.get();
+  } catch (err) {
+    if (fallback === undefined) throw new KubeConfigError(`kubeconfig ${user.file}: user "${user.name}": ${(err as Error).message}`);
+  }
+  return { token: cached, fallback };
+}
+
 function agentFor(server: string, tls: https.AgentOptions): http.Agent {
   // An idle kept-alive socket does not hold the process open (Node unrefs free sockets).
   return server.startsWith('http:') ? new http.Agent({ keepAlive: true }) : new https.Agent({ keepAlive: true, ...tls });
@@ -389,7 +436,17 @@ export function accessFor(selected: Selected, options: { now?: () => number } = 
       `kubeconfig ${selected.cluster.file}: cluster "${selected.cluster.name}" has a server that is not a URL: ${JSON.stringify(server)}`,
     );
   }
-  if (needsClientNode(selected)) return new ClientNodeAccess(server, `${describe}, through client-node`, fallbackDocument(selected));
+  const user = selected.user;
+  // client-node sends only Impersonate-User: without the rest the requests would be made as
+  // another identity (as-groups alone: none impersonated at all), so refuse them.
+  const unsupported = IMPERSONATION_FIELDS_UNSUPPORTED.filter((field) => user?.entry[field] !== undefined && user.entry[field] !== null);
+  if (user && unsupported.length > 0) {
+    throw new KubeConfigError(
+      `kubeconfig ${user.file}: user "${user.name}" sets ${unsupported.join(', ')}: impersonation of groups, uid or extras is not supported (only \`as\`)`,
+    );
+  }
+  const fileToken = user ? tokenFileOf(user, options.now) : undefined;
+  if (needsClientNode(selected)) return new ClientNodeAccess(server, `${describe}, through client-node`, fallbackDocument(selected), fileToken);
 
   const clusterNamed = selected.cluster as Named<Record<string, unknown>>;
   const tls: https.AgentOptions = {};
@@ -402,7 +459,6 @@ export function accessFor(selected: Selected, options: { now?: () => number } = 
   if (typeof serverName === 'string' && serverName !== '') tls.servername = serverName;
 
   let credential: Credential = { kind: 'none' };
-  const user = selected.user;
   if (user) {
     const userNamed = user as Named<Record<string, unknown>>;
     const cert = material('user', userNamed, 'client-certificate', 'client-certificate-data');
@@ -411,16 +467,9 @@ export function accessFor(selected: Selected, options: { now?: () => number } = 
     if (key) tls.key = key;
     if (cert && !key) throw new KubeConfigError(`kubeconfig ${user.file}: user "${user.name}" has a client certificate but no client-key(-data)`);
     if (key && !cert) throw new KubeConfigError(`kubeconfig ${user.file}: user "${user.name}" has a client key but no client-certificate(-data)`);
-    const { token, tokenFile, username, password } = user.entry;
-    if (typeof tokenFile === 'string' && tokenFile !== '') {
-      // client-go: the file's token wins over `token` once readable (transport NewBearerAuthWithRefreshRoundTripper).
-      const cached = new CachedFileToken(resolvePath(user.file, tokenFile), options.now);
-      try {
-        cached.get();
-      } catch (err) {
-        if (!(typeof token === 'string' && token !== '')) throw new KubeConfigError(`kubeconfig ${user.file}: user "${user.name}": ${(err as Error).message}`);
-      }
-      credential = { kind: 'tokenFile', token: cached };
+    const { token, username, password } = user.entry;
+    if (fileToken) {
+      credential = { kind: 'tokenFile', ...fileToken };
     } else if (typeof token === 'string' && token !== '') {
       credential = { kind: 'header', value: `Bearer ${token}` };
     } else if (typeof username === 'string' && username !== '') {
@@ -458,7 +507,7 @@ export function inClusterAccess(options: LoadOptions = {}): KubeAccess {
   } catch (err) {
     throw new KubeConfigError(`in-cluster credentials: cannot read the service account's CA ${caFile}: ${(err as Error).message}`);
   }
-  return new DirectAccess(server, `in-cluster (${dir})`, agentFor(server, { ca }), { kind: 'tokenFile', token });
+  return new DirectAccess(server, `in-cluster (${dir})`, agentFor(server, { ca }), { kind: 'tokenFile', token, fallback: undefined });
 }
 
 /**

@@ -152,7 +152,15 @@ export async function request<T = unknown>(kc: KubeAccess, call: JsonRequest): P
     ...(call.body !== undefined ? { body: call.body } : {}),
     ...(call.contentType ? { contentType: call.contentType } : {}),
   });
-  const text = await readAll(body);
+  let text: string;
+  try {
+    text = await readAll(body);
+  } catch (err) {
+    // Aborted while the body was arriving: node says only "aborted" (ECONNRESET); the deadline or
+    // the caller's signal is the reason (TimeoutError/AbortError, as before the answer began).
+    signal.throwIfAborted();
+    throw err;
+  }
   return (text.trim() === '' ? undefined : JSON.parse(text)) as T;
 }
 

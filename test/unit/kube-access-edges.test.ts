@@ -1,0 +1,122 @@
+// Edges of kube-config.ts and raw-api.ts request() found in review, against a local HTTP server:
+// - a deadline (or the caller's signal) that fires while the answer's body is still arriving is
+//   an abort (TimeoutError/AbortError), as client-node's fetch reported it, not a bare "aborted";
+// - a kubeconfig user with both `token` and `tokenFile` whose file cannot be read uses `token`
+//   (client-go transport/round_trippers.go, NewBearerAuthWithRefreshRoundTripper: the file's token
+//   when readable, else the static one);
+// - a user that goes through client-node (impersonation, a proxy) keeps its tokenFile: client-node
+//   reads only `token-file`, so the token was silently dropped;
+// - impersonation client-node cannot express (as-groups, as-uid, as-user-extra: it sends only
+//   Impersonate-User) is an error, never a request made as another identity.
+
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { accessFromDocument, KubeConfigError, TOKEN_FILE_PERIOD_MS } from '../../src/cluster/kube-config.js';
+import { request } from '../../src/cluster/raw-api.js';
+import { isAbort } from '../../src/cluster/kube-client.js';
+
+let server: Server;
+let url: string;
+let answer: (req: IncomingMessage, res: ServerResponse) => void;
+const auths: Array<string | undefined> = [];
+let dir: string;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    auths.push(req.headers.authorization);
+    answer(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+beforeEach(async () => {
+  auths.length = 0;
+  answer = (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"kind":"Pod"}');
+  dir = await mkdtemp(join(tmpdir(), 'cmg-kube-edges-'));
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function kubeconfig(cluster: Record<string, unknown>, user: Record<string, unknown>): Record<string, unknown> {
+  return {
+    clusters: [{ name: 'c', cluster: { server: url, ...cluster } }],
+    users: [{ name: 'u', user }],
+    contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }],
+    'current-context': 'ctx',
+  };
+}
+
+describe('request(): a deadline or abort while the body arrives', () => {
+  /** 200 and the start of a body, then a byte now and then, never the end. */
+  const trickle = (_req: IncomingMessage, res: ServerResponse) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"kind":');
+    const timer = setInterval(() => res.write(' '), 20);
+    res.on('close', () => clearInterval(timer));
+  };
+
+  it('is a TimeoutError at the deadline, an AbortError on the signal, as before the headers', async () => {
+    answer = trickle;
+    const kc = accessFromDocument(kubeconfig({}, { token: 't' }));
+    const started = Date.now();
+    const late = await request(kc, { path: '/api/v1/nodes/n', timeoutMs: 200 }).catch((e: unknown) => e);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(isAbort(late)).toBe(true);
+    expect((late as Error).name).toBe('TimeoutError');
+
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 100);
+    const aborted = await request(kc, { path: '/api/v1/nodes/n', timeoutMs: 10_000, signal: abort.signal }).catch((e: unknown) => e);
+    expect(isAbort(aborted)).toBe(true);
+    expect((aborted as Error).name).toBe('AbortError');
+  });
+});
+
+describe('kubeconfig token and tokenFile', () => {
+  it('token and an unreadable tokenFile: the token is sent; the file’s token once it can be read', async () => {
+    let now = 1_000_000;
+    const file = join(dir, 'token');
+    const kc = accessFromDocument(kubeconfig({}, { token: 'static', tokenFile: file }), { now: () => now });
+    await request(kc, { path: '/x', timeoutMs: 5_000 });
+    expect(auths.at(-1)).toBe('Bearer static');
+    await writeFile(file, 'rotated\n');
+    now += TOKEN_FILE_PERIOD_MS;
+    await request(kc, { path: '/x', timeoutMs: 5_000 });
+    expect(auths.at(-1)).toBe('Bearer rotated');
+  });
+
+  it('a user that goes through client-node (impersonation, a proxy) keeps its tokenFile', async () => {
+    const file = join(dir, 'token');
+    await writeFile(file, 'from-file\n');
+    // prepare() only: no request is made (client-node refuses an http: server without insecure-skip-tls-verify).
+    const https = { server: 'https://127.0.0.1:1' };
+    const impersonating = accessFromDocument(kubeconfig(https, { as: 'bob', tokenFile: file }));
+    expect(impersonating.describe).toMatch(/through client-node/);
+    expect((await impersonating.prepare()).headers).toMatchObject({ Authorization: 'Bearer from-file', 'Impersonate-User': 'bob' });
+    const proxied = accessFromDocument(kubeconfig({ ...https, 'proxy-url': 'http://127.0.0.1:3128' }, { tokenFile: file }));
+    expect((await proxied.prepare()).headers).toMatchObject({ Authorization: 'Bearer from-file' });
+    // A static token still wins over the file there too (client-go: the file's token only when readable).
+    const both = accessFromDocument(kubeconfig(https, { as: 'bob', token: 'static', tokenFile: join(dir, 'missing') }));
+    expect((await both.prepare()).headers).toMatchObject({ Authorization: 'Bearer static' });
+  });
+
+  it('impersonation client-node cannot send (groups, uid, extra) is an error naming the field, not another identity', () => {
+    for (const field of ['as-groups', 'as-uid', 'as-user-extra'] as const) {
+      const value = field === 'as-groups' ? ['viewers'] : field === 'as-uid' ? '42' : { scopes: ['view'] };
+      expect(() => accessFromDocument(kubeconfig({}, { token: 't', as: 'bob', [field]: value }))).toThrow(KubeConfigError);
+      expect(() => accessFromDocument(kubeconfig({}, { token: 't', [field]: value }))).toThrow(new RegExp(field));
+    }
+  });
+});
