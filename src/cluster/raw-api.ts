@@ -88,8 +88,8 @@ function retryAfterHeader(value: string | string[] | undefined): number | undefi
 async function send(kc: KubeAccess, pathAndQuery: string, options: SendOptions): Promise<Readable> {
   const method = options.method ?? 'GET';
   const url = new URL(kc.server + pathAndQuery);
-  const prepared = await kc.prepare();
-  options.signal.throwIfAborted();
+  // Getting the credentials (an exec plugin, through client-node) is bounded by the signal too.
+  const prepared = await untilAborted(kc.prepare(), options.signal);
   const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
   const headers: Record<string, string> = {
     ...prepared.headers,
@@ -117,6 +117,18 @@ async function send(kc: KubeAccess, pathAndQuery: string, options: SendOptions):
     req.on('error', reject);
     req.end(payload);
   });
+}
+
+/** `promise`, or the signal's reason as soon as it aborts (the promise is then left to settle unobserved). */
+async function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  signal.throwIfAborted();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', (onAbort = () => reject(signal.reason as Error)), { once: true }));
+  try {
+    return await Promise.race([promise, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort!);
+  }
 }
 
 /** Sends a GET and resolves with the response body stream once the answer is 2xx; rejects otherwise. */

@@ -1,6 +1,7 @@
 // Edges of kube-config.ts and raw-api.ts request() found in review, against a local HTTP server:
 // - a deadline (or the caller's signal) that fires while the answer's body is still arriving is
 //   an abort (TimeoutError/AbortError), as client-node's fetch reported it, not a bare "aborted";
+// - the deadline also covers getting the credentials (an exec plugin that hangs);
 // - a kubeconfig user with both `token` and `tokenFile` whose file cannot be read uses `token`
 //   (client-go transport/round_trippers.go, NewBearerAuthWithRefreshRoundTripper: the file's token
 //   when readable, else the static one);
@@ -81,6 +82,27 @@ describe('request(): a deadline or abort while the body arrives', () => {
     const aborted = await request(kc, { path: '/api/v1/nodes/n', timeoutMs: 10_000, signal: abort.signal }).catch((e: unknown) => e);
     expect(isAbort(aborted)).toBe(true);
     expect((aborted as Error).name).toBe('AbortError');
+  });
+});
+
+describe('request(): the deadline covers getting the credentials', () => {
+  it('an exec plugin that does not answer: TimeoutError at the deadline, not a call that hangs', async () => {
+    const plugin = join(dir, 'slow-plugin.mjs');
+    // Answers after 3 s (then exits): far past the request's deadline.
+    await writeFile(
+      plugin,
+      `setTimeout(() => console.log(JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: 'late' } })), 3000);\n`,
+    );
+    const kc = accessFromDocument(
+      kubeconfig(
+        { server: 'https://127.0.0.1:1' },
+        { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: [plugin], interactiveMode: 'Never' } },
+      ),
+    );
+    const started = Date.now();
+    const late = await request(kc, { path: '/api/v1/nodes/n', timeoutMs: 300 }).catch((e: unknown) => e);
+    expect(Date.now() - started).toBeLessThan(2_500);
+    expect((late as Error).name).toBe('TimeoutError');
   });
 });
 
