@@ -12,6 +12,7 @@
 
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { accessFromDocument, KubeConfigError, TOKEN_FILE_PERIOD_MS } from '../../src/cluster/kube-config.js';
 import { request } from '../../src/cluster/raw-api.js';
 import { isAbort } from '../../src/cluster/kube-client.js';
+import { generateCa, generateServing } from '../../src/certs/x509.js';
 
 let server: Server;
 let url: string;
@@ -139,6 +141,27 @@ describe('kubeconfig token and tokenFile', () => {
       const value = field === 'as-groups' ? ['viewers'] : field === 'as-uid' ? '42' : { scopes: ['view'] };
       expect(() => accessFromDocument(kubeconfig({}, { token: 't', as: 'bob', [field]: value }))).toThrow(KubeConfigError);
       expect(() => accessFromDocument(kubeconfig({}, { token: 't', [field]: value }))).toThrow(new RegExp(field));
+    }
+  });
+});
+
+describe('kubeconfig TLS', () => {
+  it('a certificate-authority file that is a bundle (another CA first, comments between): the server is trusted', async () => {
+    const validity = { notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000) };
+    const [other, ca] = await Promise.all([generateCa(validity), generateCa(validity)]);
+    const serving = await generateServing(ca, ['127.0.0.1'], 'api', validity);
+    const tls = createHttpsServer({ cert: serving.cert, key: serving.key }, (_req, res) => res.writeHead(200).end('{"kind":"Node"}'));
+    await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+    try {
+      const server = `https://127.0.0.1:${(tls.address() as AddressInfo).port}`;
+      await writeFile(join(dir, 'bundle.crt'), `# an older CA\n${other.cert}\n# the current CA\n${ca.cert}`);
+      await writeFile(join(dir, 'other.crt'), other.cert);
+      const withCa = (file: string) => accessFromDocument(kubeconfig({ server, 'certificate-authority': file }, {}), { file: join(dir, 'config') });
+      expect(await request(withCa('bundle.crt'), { path: '/api/v1/nodes/n', timeoutMs: 5_000 })).toEqual({ kind: 'Node' });
+      await expect(request(withCa('other.crt'), { path: '/api/v1/nodes/n', timeoutMs: 5_000 })).rejects.toThrow(/certificate/);
+    } finally {
+      tls.closeAllConnections();
+      await new Promise((resolve) => tls.close(resolve));
     }
   });
 });
