@@ -92,6 +92,8 @@ async function send(kc: KubeAccess, pathAndQuery: string, options: SendOptions):
   const prepared = await untilAborted(kc.prepare(), options.signal);
   const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
   const headers: Record<string, string> = {
+    // Names us in the API server's audit log (node's http sends no User-Agent).
+    'User-Agent': 'cilium-migration-guard',
     ...prepared.headers,
     Accept: 'application/json',
     ...(options.gzip ? { 'Accept-Encoding': 'gzip' } : {}),

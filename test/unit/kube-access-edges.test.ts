@@ -8,7 +8,9 @@
 // - a user that goes through client-node (impersonation, a proxy) keeps its tokenFile: client-node
 //   reads only `token-file`, so the token was silently dropped;
 // - impersonation client-node cannot express (as-groups, as-uid, as-user-extra: it sends only
-//   Impersonate-User) is an error, never a request made as another identity.
+//   Impersonate-User) is an error, never a request made as another identity;
+// - every request names this program in User-Agent (the API server's audit log shows it; client-node
+//   sent kubernetes-client-javascript/VERSION, node's http sends none).
 
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -26,11 +28,13 @@ let server: Server;
 let url: string;
 let answer: (req: IncomingMessage, res: ServerResponse) => void;
 const auths: Array<string | undefined> = [];
+const userAgents: Array<string | undefined> = [];
 let dir: string;
 
 beforeAll(async () => {
   server = createServer((req, res) => {
     auths.push(req.headers.authorization);
+    userAgents.push(req.headers['user-agent']);
     answer(req, res);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -44,6 +48,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   auths.length = 0;
+  userAgents.length = 0;
   answer = (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"kind":"Pod"}');
   dir = await mkdtemp(join(tmpdir(), 'cmg-kube-edges-'));
 });
@@ -142,6 +147,14 @@ describe('kubeconfig token and tokenFile', () => {
       expect(() => accessFromDocument(kubeconfig({}, { token: 't', as: 'bob', [field]: value }))).toThrow(KubeConfigError);
       expect(() => accessFromDocument(kubeconfig({}, { token: 't', [field]: value }))).toThrow(new RegExp(field));
     }
+  });
+});
+
+describe('request(): who is asking', () => {
+  it('sends a User-Agent naming this program (audit logs; client-node sent its own, node sends none)', async () => {
+    const kc = accessFromDocument(kubeconfig({}, { token: 't' }));
+    await request(kc, { method: 'DELETE', path: '/api/v1/namespaces/a/pods/b', body: { preconditions: { uid: 'u' } }, timeoutMs: 5_000 });
+    expect(userAgents).toEqual(['cilium-migration-guard']);
   });
 });
 
