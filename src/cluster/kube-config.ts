@@ -389,6 +389,12 @@ function fallbackDocument(selected: Selected): string {
   for (const field of ['client-certificate', 'client-key', 'tokenFile']) {
     if (typeof user[field] === 'string' && user[field] !== '' && selected.user) user[field] = resolvePath(selected.user.file, user[field] as string);
   }
+  // An exec command with a separator is a path, relative to the file (client-go loader.go,
+  // GetAuthInfoFileReferences); a bare name is looked up in $PATH.
+  const exec = asRecord(user.exec);
+  if (exec && typeof exec.command === 'string' && exec.command.includes(path.sep) && selected.user) {
+    user.exec = { ...exec, command: resolvePath(selected.user.file, exec.command) };
+  }
   return JSON.stringify({
     apiVersion: 'v1',
     kind: 'Config',

@@ -9,10 +9,12 @@
 //   reads only `token-file`, so the token was silently dropped;
 // - impersonation client-node cannot express (as-groups, as-uid, as-user-extra: it sends only
 //   Impersonate-User) is an error, never a request made as another identity;
+// - an exec command with a slash resolves against the kubeconfig's directory (client-go
+//   clientcmd/loader.go GetAuthInfoFileReferences; client-node leaves it to the working directory);
 // - every request names this program in User-Agent (the API server's audit log shows it; client-node
 //   sent kubernetes-client-javascript/VERSION, node's http sends none).
 
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -147,6 +149,22 @@ describe('kubeconfig token and tokenFile', () => {
       expect(() => accessFromDocument(kubeconfig({}, { token: 't', as: 'bob', [field]: value }))).toThrow(KubeConfigError);
       expect(() => accessFromDocument(kubeconfig({}, { token: 't', [field]: value }))).toThrow(new RegExp(field));
     }
+  });
+});
+
+describe('kubeconfig exec', () => {
+  it('an exec command with a slash resolves against the kubeconfig’s directory, as client-go’s ResolveLocalPaths does', async () => {
+    await mkdir(join(dir, 'bin'));
+    const plugin = join(dir, 'bin', 'creds');
+    await writeFile(
+      plugin,
+      `#!/bin/sh\necho '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"from-relative-exec"}}'\n`,
+    );
+    await chmod(plugin, 0o755);
+    const exec = { apiVersion: 'client.authentication.k8s.io/v1', command: 'bin/creds', interactiveMode: 'Never' };
+    // The test runs from the repository, where bin/creds does not exist.
+    const kc = accessFromDocument(kubeconfig({ server: 'https://127.0.0.1:1' }, { exec }), { file: join(dir, 'config') });
+    expect((await kc.prepare()).headers).toMatchObject({ Authorization: 'Bearer from-relative-exec' });
   });
 });
 
