@@ -380,9 +380,9 @@ export function needsClientNode(selected: Selected): boolean {
   return FALLBACK_USER_FIELDS.some((field) => user[field] !== undefined && user[field] !== null) || Boolean(selected.cluster.entry['proxy-url']);
 }
 
-function fallbackDocument(selected: Selected): string {
+function fallbackDocument(selected: Selected, server: string): string {
   // Paths made absolute, so client-node reads the same files we would have.
-  const cluster: Record<string, unknown> = { ...selected.cluster.entry };
+  const cluster: Record<string, unknown> = { ...selected.cluster.entry, server };
   if (typeof cluster['certificate-authority'] === 'string')
     cluster['certificate-authority'] = resolvePath(selected.cluster.file, cluster['certificate-authority']);
   const user: Record<string, unknown> = { ...(selected.user?.entry ?? {}) };
@@ -426,6 +426,41 @@ function tokenFileOf(user: Named<UserEntry>, now: (() => number) | undefined): F
   return { token: cached, fallback };
 }
 
+const nonEmpty = (value: unknown): boolean => typeof value === 'string' && value !== '';
+
+/**
+ * The cluster's server as a base URL (no trailing slash). Written host:port, without a scheme,
+ * it is read as client-go's DefaultServerURL reads it (rest/url_utils.go): https when the cluster
+ * or user has TLS settings (a CA, a client certificate, insecure-skip-tls-verify), else http; a
+ * path is then not allowed.
+ */
+function serverURL(selected: Selected): string {
+  const raw = selected.cluster.entry.server ?? '';
+  const bad = (why: string) =>
+    new KubeConfigError(`kubeconfig ${selected.cluster.file}: cluster "${selected.cluster.name}" has a server that is ${why}: ${JSON.stringify(raw)}`);
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (!url || url.host === '') {
+    const cluster = selected.cluster.entry;
+    const user = selected.user?.entry ?? {};
+    const tls =
+      cluster['insecure-skip-tls-verify'] === true ||
+      [cluster['certificate-authority'], cluster['certificate-authority-data'], user['client-certificate'], user['client-certificate-data']].some(nonEmpty);
+    try {
+      url = new URL(`${tls ? 'https' : 'http'}://${raw}`);
+    } catch {
+      throw bad('not a URL or host:port');
+    }
+    if (url.host === '' || (url.pathname !== '' && url.pathname !== '/')) throw bad('not a URL or host:port');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw bad('neither https nor http');
+  return (raw.includes('://') ? raw : url.origin).replace(/\/+$/, '');
+}
+
 function agentFor(server: string, tls: https.AgentOptions): http.Agent {
   // An idle kept-alive socket does not hold the process open (Node unrefs free sockets).
   return server.startsWith('http:') ? new http.Agent({ keepAlive: true }) : new https.Agent({ keepAlive: true, ...tls });
@@ -433,15 +468,8 @@ function agentFor(server: string, tls: https.AgentOptions): http.Agent {
 
 /** The access a selected context describes. */
 export function accessFor(selected: Selected, options: { now?: () => number } = {}): KubeAccess {
-  const server = (selected.cluster.entry.server ?? '').replace(/\/+$/, '');
+  const server = serverURL(selected);
   const describe = `kubeconfig ${selected.files.join(':')} (context ${selected.contextName})`;
-  try {
-    new URL(server);
-  } catch {
-    throw new KubeConfigError(
-      `kubeconfig ${selected.cluster.file}: cluster "${selected.cluster.name}" has a server that is not a URL: ${JSON.stringify(server)}`,
-    );
-  }
   const user = selected.user;
   // client-node sends only Impersonate-User: without the rest the requests would be made as
   // another identity (as-groups alone: none impersonated at all), so refuse them.
@@ -452,7 +480,7 @@ export function accessFor(selected: Selected, options: { now?: () => number } = 
     );
   }
   const fileToken = user ? tokenFileOf(user, options.now) : undefined;
-  if (needsClientNode(selected)) return new ClientNodeAccess(server, `${describe}, through client-node`, fallbackDocument(selected), fileToken);
+  if (needsClientNode(selected)) return new ClientNodeAccess(server, `${describe}, through client-node`, fallbackDocument(selected, server), fileToken);
 
   const clusterNamed = selected.cluster as Named<Record<string, unknown>>;
   const tls: https.AgentOptions = {};

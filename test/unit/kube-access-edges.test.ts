@@ -11,6 +11,7 @@
 //   Impersonate-User) is an error, never a request made as another identity;
 // - an exec command with a slash resolves against the kubeconfig's directory (client-go
 //   clientcmd/loader.go GetAuthInfoFileReferences; client-node leaves it to the working directory);
+// - a server written host:port (no scheme) is read as client-go's DefaultServerURL reads it;
 // - every request names this program in User-Agent (the API server's audit log shows it; client-node
 //   sent kubernetes-client-javascript/VERSION, node's http sends none).
 
@@ -165,6 +166,23 @@ describe('kubeconfig exec', () => {
     // The test runs from the repository, where bin/creds does not exist.
     const kc = accessFromDocument(kubeconfig({ server: 'https://127.0.0.1:1' }, { exec }), { file: join(dir, 'config') });
     expect((await kc.prepare()).headers).toMatchObject({ Authorization: 'Bearer from-relative-exec' });
+  });
+});
+
+describe('kubeconfig server', () => {
+  it('host:port without a scheme: http without TLS settings, https with a CA, a client certificate or insecure (client-go DefaultServerURL)', async () => {
+    const port = new URL(url).port;
+    const plain = accessFromDocument(kubeconfig({ server: `localhost:${port}` }, { token: 't' }));
+    expect(plain.server).toBe(`http://localhost:${port}`);
+    expect(await request(plain, { path: '/api/v1/nodes/n', timeoutMs: 5_000 })).toEqual({ kind: 'Pod' });
+    expect(accessFromDocument(kubeconfig({ server: '10.0.0.1:6443', 'insecure-skip-tls-verify': true }, {})).server).toBe('https://10.0.0.1:6443');
+    expect(accessFromDocument(kubeconfig({ server: 'api.example:6443', 'certificate-authority-data': 'eA==' }, {})).server).toBe('https://api.example:6443');
+  });
+
+  it('a server that is neither http(s) nor host:port is an error at load, naming it', () => {
+    for (const server of ['ftp://api.example', 'api.example:6443/prefix', 'https://']) {
+      expect(() => accessFromDocument(kubeconfig({ server }, {}))).toThrow(KubeConfigError);
+    }
   });
 });
 
