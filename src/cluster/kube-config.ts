@@ -27,6 +27,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import { createSecureContext } from 'node:tls';
 import path from 'node:path';
 import { parse } from 'yaml';
 
@@ -215,16 +216,28 @@ function resolvePath(file: string, value: string): string {
 
 /** file or -data of an entry (-data wins), as a Buffer; an unreadable file is an error naming the file and field. */
 function material(owner: string, named: Named<Record<string, unknown>>, fileField: string, dataField: string): Buffer | undefined {
+  const where = `kubeconfig ${named.file}: ${owner} "${named.name}"`;
+  // Not PEM (e.g. the PEM itself put in -data, or a DER file): said now, naming the field, rather
+  // than as OpenSSL's "no start line" at every request (client-go fails creating its transport).
+  const pem = (buffer: Buffer, what: string): Buffer => {
+    if (!buffer.includes('-----BEGIN ')) throw new KubeConfigError(`${where}: ${what} is not PEM`);
+    return buffer;
+  };
   const data = named.entry[dataField];
-  if (typeof data === 'string' && data !== '') return Buffer.from(data, 'base64');
+  if (typeof data === 'string' && data !== '') {
+    if (!/^[A-Za-z0-9+/=\s]*$/.test(data)) throw new KubeConfigError(`${where}: ${dataField} is not base64 (of a PEM block)`);
+    return pem(Buffer.from(data, 'base64'), `${dataField} (decoded)`);
+  }
   const file = named.entry[fileField];
   if (typeof file !== 'string' || file === '') return undefined;
   const absolute = resolvePath(named.file, file);
+  let buffer: Buffer;
   try {
-    return readFileSync(absolute);
+    buffer = readFileSync(absolute);
   } catch (err) {
-    throw new KubeConfigError(`kubeconfig ${named.file}: ${owner} "${named.name}": cannot read ${fileField} ${absolute}: ${(err as Error).message}`);
+    throw new KubeConfigError(`${where}: cannot read ${fileField} ${absolute}: ${(err as Error).message}`);
   }
+  return pem(buffer, `${fileField} ${absolute}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -508,6 +521,15 @@ export function accessFor(selected: Selected, options: { now?: () => number } = 
       credential = { kind: 'header', value: `Bearer ${token}` };
     } else if (typeof username === 'string' && username !== '') {
       credential = { kind: 'header', value: `Basic ${Buffer.from(`${username}:${typeof password === 'string' ? password : ''}`).toString('base64')}` };
+    }
+  }
+  if (server.startsWith('https:')) {
+    // A key that is not the certificate's, or a PEM OpenSSL cannot parse: an error now.
+    try {
+      createSecureContext({ ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}) });
+    } catch (err) {
+      const whose = tls.cert && user ? `user "${user.name}"'s client certificate and key` : `cluster "${selected.cluster.name}"'s certificate authority`;
+      throw new KubeConfigError(`kubeconfig ${user?.file ?? selected.cluster.file}: ${whose} cannot be used: ${(err as Error).message}`);
     }
   }
   return new DirectAccess(server, describe, agentFor(server, tls), credential);

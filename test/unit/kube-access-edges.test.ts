@@ -12,6 +12,8 @@
 // - an exec command with a slash resolves against the kubeconfig's directory (client-go
 //   clientcmd/loader.go GetAuthInfoFileReferences; client-node leaves it to the working directory);
 // - a server written host:port (no scheme) is read as client-go's DefaultServerURL reads it;
+// - TLS material that cannot be used (not PEM, a key that is not the certificate's) is an error at
+//   load naming the field, as client-go fails creating its transport;
 // - every request names this program in User-Agent (the API server's audit log shows it; client-node
 //   sent kubernetes-client-javascript/VERSION, node's http sends none).
 
@@ -176,7 +178,9 @@ describe('kubeconfig server', () => {
     expect(plain.server).toBe(`http://localhost:${port}`);
     expect(await request(plain, { path: '/api/v1/nodes/n', timeoutMs: 5_000 })).toEqual({ kind: 'Pod' });
     expect(accessFromDocument(kubeconfig({ server: '10.0.0.1:6443', 'insecure-skip-tls-verify': true }, {})).server).toBe('https://10.0.0.1:6443');
-    expect(accessFromDocument(kubeconfig({ server: 'api.example:6443', 'certificate-authority-data': 'eA==' }, {})).server).toBe('https://api.example:6443');
+    const ca = await generateCa({ notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000) });
+    const caData = Buffer.from(ca.cert).toString('base64');
+    expect(accessFromDocument(kubeconfig({ server: 'api.example:6443', 'certificate-authority-data': caData }, {})).server).toBe('https://api.example:6443');
   });
 
   it('a server that is neither http(s) nor host:port is an error at load, naming it', () => {
@@ -195,6 +199,27 @@ describe('request(): who is asking', () => {
 });
 
 describe('kubeconfig TLS', () => {
+  it('TLS material that cannot be used is an error at load naming the field, not a PEM error at every request', async () => {
+    const validity = { notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000) };
+    const ca = await generateCa(validity);
+    const [a, b] = await Promise.all([generateServing(ca, ['a'], 'a', validity), generateServing(ca, ['b'], 'b', validity)]);
+    const b64 = (text: string) => Buffer.from(text).toString('base64');
+    // The PEM itself instead of its base64 (a common mistake), and a file that is not PEM.
+    expect(() => accessFromDocument(kubeconfig({ server: 'https://h', 'certificate-authority-data': ca.cert }, {}))).toThrow(/certificate-authority-data/);
+    await writeFile(join(dir, 'ca.der'), Buffer.from([0x30, 0x82, 0x01, 0x0a]));
+    expect(() => accessFromDocument(kubeconfig({ server: 'https://h', 'certificate-authority': join(dir, 'ca.der') }, {}))).toThrow(
+      /certificate-authority .*not PEM/,
+    );
+    // A certificate with another key's private key.
+    const mismatched = () => accessFromDocument(kubeconfig({ server: 'https://h' }, { 'client-certificate-data': b64(a.cert), 'client-key-data': b64(b.key) }));
+    expect(mismatched).toThrow(KubeConfigError);
+    expect(mismatched).toThrow(/user "u"/);
+    // The right pair loads.
+    expect(accessFromDocument(kubeconfig({ server: 'https://h' }, { 'client-certificate-data': b64(a.cert), 'client-key-data': b64(a.key) })).server).toBe(
+      'https://h',
+    );
+  });
+
   it('a certificate-authority file that is a bundle (another CA first, comments between): the server is trusted', async () => {
     const validity = { notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000) };
     const [other, ca] = await Promise.all([generateCa(validity), generateCa(validity)]);
