@@ -144,10 +144,14 @@ export function mergeKubeconfigs(docs: Array<{ file: string; doc: Record<string,
   const add = <T>(map: Map<string, Named<T>>, list: unknown, field: string, file: string): void => {
     if (list === undefined || list === null) return;
     if (!Array.isArray(list)) throw new KubeConfigError(`kubeconfig ${file}: ${field}s must be a list`);
+    const inThisFile = new Set<string>();
     for (const item of list) {
       const named = asRecord(item);
       const name = named?.name;
       if (typeof name !== 'string' || name === '') throw new KubeConfigError(`kubeconfig ${file}: every entry of ${field}s needs a name`);
+      // client-go refuses a name listed twice in one file (clientcmd/api/v1 conversion: "duplicate name").
+      if (inThisFile.has(name)) throw new KubeConfigError(`kubeconfig ${file}: duplicate ${field} name "${name}"`);
+      inThisFile.add(name);
       if (map.has(name)) continue;
       map.set(name, { name, entry: (asRecord(named?.[field]) ?? {}) as T, file });
     }

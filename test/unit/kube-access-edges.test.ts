@@ -14,6 +14,7 @@
 // - a server written host:port (no scheme) is read as client-go's DefaultServerURL reads it;
 // - TLS material that cannot be used (not PEM, a key that is not the certificate's) is an error at
 //   load naming the field, as client-go fails creating its transport;
+// - the same name twice in one file is an error (client-go's v1 conversion: "duplicate name");
 // - every request names this program in User-Agent (the API server's audit log shows it; client-node
 //   sent kubernetes-client-javascript/VERSION, node's http sends none).
 
@@ -24,7 +25,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { accessFromDocument, KubeConfigError, TOKEN_FILE_PERIOD_MS } from '../../src/cluster/kube-config.js';
+import { accessFromDocument, KubeConfigError, loadKubeAccess, TOKEN_FILE_PERIOD_MS } from '../../src/cluster/kube-config.js';
 import { request } from '../../src/cluster/raw-api.js';
 import { isAbort } from '../../src/cluster/kube-client.js';
 import { generateCa, generateServing } from '../../src/certs/x509.js';
@@ -168,6 +169,22 @@ describe('kubeconfig exec', () => {
     // The test runs from the repository, where bin/creds does not exist.
     const kc = accessFromDocument(kubeconfig({ server: 'https://127.0.0.1:1' }, { exec }), { file: join(dir, 'config') });
     expect((await kc.prepare()).headers).toMatchObject({ Authorization: 'Bearer from-relative-exec' });
+  });
+});
+
+describe('kubeconfig entries', () => {
+  it('the same name twice in one file is an error, as client-go refuses it; across files the first still wins', async () => {
+    const doc = kubeconfig({}, { token: 't' });
+    const clusters = doc.clusters as Array<Record<string, unknown>>;
+    const twice = { ...doc, clusters: [...clusters, { name: 'c', cluster: { server: 'https://elsewhere.example' } }] };
+    expect(() => accessFromDocument(twice)).toThrow(/duplicate cluster name "c"/);
+    const users = doc.users as Array<Record<string, unknown>>;
+    expect(() => accessFromDocument({ ...doc, users: [...users, { name: 'u', user: { token: 'other' } }] })).toThrow(/duplicate user name "u"/);
+    const first = join(dir, 'first');
+    const second = join(dir, 'second');
+    await writeFile(first, JSON.stringify(doc));
+    await writeFile(second, JSON.stringify({ clusters: [{ name: 'c', cluster: { server: 'https://elsewhere.example' } }] }));
+    expect(loadKubeAccess({}, { env: { KUBECONFIG: `${first}:${second}` } })?.server).toBe(url);
   });
 });
 
