@@ -529,12 +529,15 @@ export function accessFor(selected: Selected, options: { now?: () => number } = 
   }
   if (server.startsWith('https:')) {
     // A key that is not the certificate's, or a PEM OpenSSL cannot parse: an error now.
-    try {
-      createSecureContext({ ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}) });
-    } catch (err) {
-      const whose = tls.cert && user ? `user "${user.name}"'s client certificate and key` : `cluster "${selected.cluster.name}"'s certificate authority`;
-      throw new KubeConfigError(`kubeconfig ${user?.file ?? selected.cluster.file}: ${whose} cannot be used: ${(err as Error).message}`);
-    }
+    const usable = (what: string, material: https.AgentOptions): void => {
+      try {
+        createSecureContext(material);
+      } catch (err) {
+        throw new KubeConfigError(`${what} cannot be used: ${(err as Error).message}`);
+      }
+    };
+    if (tls.ca) usable(`kubeconfig ${selected.cluster.file}: cluster "${selected.cluster.name}"'s certificate authority`, { ca: tls.ca });
+    if (tls.cert && user) usable(`kubeconfig ${user.file}: user "${user.name}"'s client certificate and key`, { cert: tls.cert, key: tls.key });
   }
   return new DirectAccess(server, describe, agentFor(server, tls), credential);
 }
