@@ -175,7 +175,13 @@ export async function request<T = unknown>(kc: KubeAccess, call: JsonRequest): P
     signal.throwIfAborted();
     throw err;
   }
-  return (text.trim() === '' ? undefined : JSON.parse(text)) as T;
+  if (text.trim() === '') return undefined as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    // E.g. a proxy's HTML page: say which call, and what came back.
+    throw new Error(`${call.method ?? 'GET'} ${call.path}: the answer is not JSON: ${text.slice(0, 200)}`, { cause: err });
+  }
 }
 
 /** An API path segment (a namespace or a name), encoded. */

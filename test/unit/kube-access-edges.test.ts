@@ -15,6 +15,7 @@
 // - TLS material that cannot be used (not PEM, a key that is not the certificate's) is an error at
 //   load naming the field, as client-go fails creating its transport;
 // - the same name twice in one file is an error (client-go's v1 conversion: "duplicate name");
+// - a 2xx answer that is not JSON (a proxy's HTML page) is an error naming the call;
 // - every request names this program in User-Agent (the API server's audit log shows it; client-node
 //   sent kubernetes-client-javascript/VERSION, node's http sends none).
 
@@ -95,6 +96,15 @@ describe('request(): a deadline or abort while the body arrives', () => {
     const aborted = await request(kc, { path: '/api/v1/nodes/n', timeoutMs: 10_000, signal: abort.signal }).catch((e: unknown) => e);
     expect(isAbort(aborted)).toBe(true);
     expect((aborted as Error).name).toBe('AbortError');
+  });
+});
+
+describe('request(): an answer that is not JSON', () => {
+  it('a 200 with HTML (a proxy’s login page) is an error naming the call and showing the start of the body', async () => {
+    answer = (_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>Sign in to the proxy</body></html>');
+    const kc = accessFromDocument(kubeconfig({}, { token: 't' }));
+    const err = (await request(kc, { path: '/api/v1/nodes/n', timeoutMs: 5_000 }).catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(/^GET \/api\/v1\/nodes\/n: the answer is not JSON: <html><body>Sign in/);
   });
 });
 
