@@ -14,7 +14,7 @@ import type { Decision } from '../admission/decision.js';
 import type { AdmissionHandler } from '../admission/handler.js';
 import { BadReview, parseReview, toResponse } from '../admission/review.js';
 import type { AdmissionRequest } from '../admission/types.js';
-import type { Logger } from '../logger.js';
+import { lineWriter, type LineFields, type Logger } from '../logger.js';
 import type { AdmissionOutcome, Metrics } from '../metrics.js';
 import type { LogBudget } from './log-budget.js';
 
@@ -230,7 +230,11 @@ export class AdmissionRoutes {
   /** Set when the server starts draining: HTTP/1.1 answers then carry "Connection: close" (as fastify's do). */
   closing = false;
 
+  /** The decision line, as `logger.info(line, 'admission decision')` writes it (logger.ts lineWriter). */
+  private readonly decisionLine: (fields: LineFields) => void;
+
   constructor(private readonly options: AdmissionRoutesOptions) {
+    this.decisionLine = lineWriter(options.logger, 'admission decision');
     this.byPath = new Map(options.handlers.map((route) => [route.path, route.handler]));
   }
 
@@ -439,7 +443,9 @@ export class AdmissionRoutes {
     const outcome = outcomeOf(decision);
     const latencyMs = since(startedAt);
     // One object, written in the line's key order, no spreads: the audit trail, one line per admission.
-    const line: Record<string, unknown> = {
+    // Values straight from the parsed review (validated strings, or whatever JSON the client sent
+    // where it is not validated): JSON values, which the line writer renders as pino would.
+    const line: LineFields = {
       webhook: handler.name,
       uid: review.uid,
       kind: review.kind.kind,
@@ -456,7 +462,7 @@ export class AdmissionRoutes {
     if (decision.mode) line.mode = decision.mode;
     if (decision.wouldBe) line.wouldBe = decision.wouldBe;
     line.latencyMs = Math.round(latencyMs * 1000) / 1000;
-    this.options.logger.info(line, 'admission decision');
+    this.decisionLine(line);
     this.options.metrics.decisions.inc({
       webhook: handler.name,
       mode: decision.mode ?? 'none',
