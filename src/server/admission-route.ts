@@ -216,9 +216,21 @@ class StreamReply implements Reply {
   send(answer: Answer): void {
     // HTTP/2 has no "Connection: close": the stream ends with the answer, the connection stays.
     if (this.gone) return;
-    this.stream.respond({ ':status': answer.status, 'content-type': JSON_HEADERS_TYPE, 'content-length': Buffer.byteLength(answer.body), date: httpDate() });
+    // Ended as node's compatibility layer ends a response: the body, then empty trailers once node
+    // asks for them. Ended with the body alone, the stream often closed while its last write was
+    // still in flight, and node then built an ERR_STREAM_DESTROYED (a stack trace) per request,
+    // thrown away: a few µs each (docs/benchmarks.md).
+    this.stream.once('wantTrailers', this.endTrailers);
+    this.stream.respond(
+      { ':status': answer.status, 'content-type': JSON_HEADERS_TYPE, 'content-length': Buffer.byteLength(answer.body), date: httpDate() },
+      { waitForTrailers: true },
+    );
     this.stream.end(answer.body);
   }
+
+  private readonly endTrailers = (): void => {
+    if (!this.stream.destroyed) this.stream.sendTrailers({});
+  };
 
   destroy(): void {
     if (!this.stream.destroyed) this.stream.destroy();
