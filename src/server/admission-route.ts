@@ -189,19 +189,6 @@ class CompatReply implements Reply {
   }
 }
 
-/** What node's compatibility layer would send on its own: a Date header (RFC 9110 §6.6.1), made once a second. */
-let dateSecond = -1;
-let dateText = '';
-function httpDate(): string {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
-  if (second !== dateSecond) {
-    dateSecond = second;
-    dateText = new Date(now).toUTCString();
-  }
-  return dateText;
-}
-
 class StreamReply implements Reply {
   constructor(private readonly stream: ServerHttp2Stream) {}
 
@@ -216,13 +203,14 @@ class StreamReply implements Reply {
   send(answer: Answer): void {
     // HTTP/2 has no "Connection: close": the stream ends with the answer, the connection stays.
     if (this.gone) return;
-    // Ended as node's compatibility layer ends a response: the body, then empty trailers once node
-    // asks for them. Ended with the body alone, the stream often closed while its last write was
-    // still in flight, and node then built an ERR_STREAM_DESTROYED (a stack trace) per request,
-    // thrown away: a few µs each (docs/benchmarks.md).
+    // Node adds the Date header, as it does for the compatibility layer. Ended as that layer ends
+    // a response: the body, then empty trailers once node asks for them. Ended with the body
+    // alone, the stream often closed while its last write was still in flight, and node then built
+    // an ERR_STREAM_DESTROYED (a stack trace) per request, thrown away: a few µs each
+    // (docs/benchmarks.md).
     this.stream.once('wantTrailers', this.endTrailers);
     this.stream.respond(
-      { ':status': answer.status, 'content-type': JSON_HEADERS_TYPE, 'content-length': Buffer.byteLength(answer.body), date: httpDate() },
+      { ':status': answer.status, 'content-type': JSON_HEADERS_TYPE, 'content-length': Buffer.byteLength(answer.body) },
       { waitForTrailers: true },
     );
     this.stream.end(answer.body);
