@@ -9,7 +9,7 @@
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger, LineSink } from '../src/logger.js';
+import { createLogger, LineSink, lineWriter } from '../src/logger.js';
 import { Metrics } from '../src/metrics.js';
 import { median } from './stats.js';
 
@@ -47,6 +47,7 @@ try {
   const n = 50_000;
   const nothing = { write: (_line: string) => undefined };
   const pinoOnly = createLogger({ destination: nothing });
+  const decisionLine = lineWriter(pinoOnly, 'admission decision');
   const file = createWriteStream(join(dir, 'decisions.log'));
   const drained = () => new Promise<void>((resolve) => (file.writableLength === 0 ? setImmediate(resolve) : file.once('drain', () => resolve())));
   const batched = new LineSink(file, 64 * 1024 * 1024);
@@ -58,15 +59,19 @@ try {
   const rows: Array<[string, number]> = [
     ['JSON.stringify of the fields (the least a JSON line costs)', await cpuPerCall(n, () => nothing.write(JSON.stringify(LINE())))],
     ['pino, the decision line, destination keeps nothing', await cpuPerCall(n, () => pinoOnly.info(LINE(), 'admission decision'))],
+    ['lineWriter, the same line (as serve writes it now), destination keeps nothing', await cpuPerCall(n, () => decisionLine(LINE()))],
     [
-      'pino + LineSink to a file, batched per event-loop turn (now)',
+      'pino + LineSink to a file, batched per event-loop turn',
       await cpuPerCall(
         n,
         () => toFileBatched.info(LINE(), 'admission decision'),
         async () => (batched.flush(), await drained()),
       ),
     ],
-    ['pino + LineSink to a file, one write per line (before)', await cpuPerCall(n, () => toFilePerLine.info(LINE(), 'admission decision'), drained)],
+    [
+      'pino + LineSink to a file, one write per line (before the batching)',
+      await cpuPerCall(n, () => toFilePerLine.info(LINE(), 'admission decision'), drained),
+    ],
     [
       'prom-client: requests counter, duration histogram, decisions counter',
       await cpuPerCall(n, () => {

@@ -102,10 +102,67 @@ export interface LoggerOptions {
   destination?: DestinationStream;
 }
 
+/**
+ * pino's isoTime (`,"time":"2026-…Z"`), made once per millisecond: a busy webhook writes several
+ * lines in the same millisecond, and Date#toISOString was a tenth of pino's cost per line.
+ */
+let isoMs = -1;
+let isoText = '';
+export function isoTime(): string {
+  const now = Date.now();
+  if (now !== isoMs) {
+    isoMs = now;
+    isoText = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return isoText;
+}
+
+/** The fields of a line a LineWriter writes: plain values only (no serializer, no redaction applies to them). */
+export type LineFields = Record<string, string | number | boolean | undefined>;
+
+/**
+ * Writes `logger.info(fields, msg)` without going through pino's per-key rendering: the same line,
+ * byte for byte (test/unit/logger-line.test.ts compares them), with the fields rendered by one
+ * JSON.stringify. For the one line per admission, where pino's generic path (serializer and
+ * redaction lookups, a string escape per key and per value) cost more CPU than the decision.
+ * Only for fields that are plain strings, numbers and booleans; a logger with anything that could
+ * change a line (mixin, a log formatter, hooks, a message prefix, a nested key, a multistream)
+ * gets logger.info itself. The one difference: a lone UTF-16 surrogate in a value is written
+ * escaped (\udXXX, valid JSON) where pino writes it raw.
+ */
+export function lineWriter(logger: Logger, msg: string): (fields: LineFields) => void {
+  const s = pino.symbols;
+  const internals = logger as unknown as Record<symbol, unknown>;
+  const formatters = internals[s.formattersSym] as { log?: unknown } | undefined;
+  const hooks = internals[s.hooksSym] as { logMethod?: unknown; streamWrite?: unknown } | undefined;
+  const stream = internals[s.streamSym] as (DestinationStream & Record<symbol, unknown>) | undefined;
+  const plain =
+    stream !== undefined &&
+    typeof stream.write === 'function' &&
+    stream[s.needsMetadataGsym] !== true &&
+    internals[s.mixinSym] == null &&
+    formatters?.log === undefined &&
+    hooks?.logMethod == null &&
+    hooks?.streamWrite == null &&
+    // msgPrefixSym is in pino.symbols but not in its type declarations.
+    !internals[(s as unknown as Record<string, symbol>).msgPrefixSym!] &&
+    !internals[s.nestedKeySym] &&
+    internals[s.messageKeySym] === 'msg' &&
+    typeof (internals[s.lsCacheSym] as Record<number, string> | undefined)?.[30] === 'string';
+  if (!plain) return (fields) => logger.info(fields, msg);
+  const tail = `,"msg":${JSON.stringify(msg)}}\n`;
+  return (fields) => {
+    if (!logger.isLevelEnabled('info')) return;
+    const json = JSON.stringify(fields);
+    const head = (internals[s.lsCacheSym] as Record<number, string>)[30]! + (internals[s.timeSym] as () => string)() + (internals[s.chindingsSym] as string);
+    stream.write(json.length > 2 ? `${head},${json.slice(1, -1)}${tail}` : head + tail);
+  };
+}
+
 export function createLogger(options: LoggerOptions = {}): Logger {
   const config: PinoOptions = {
     level: options.level ?? 'info',
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: isoTime,
     formatters: { level: (label) => ({ level: label }) },
     serializers: { err: pino.stdSerializers.err },
     // Nothing here logs headers or bodies; this is a guard against a future "log the request".

@@ -8,12 +8,13 @@
 // garbage it leaves were a third of the CPU per admission (docs/benchmarks.md).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Http2ServerRequest, Http2ServerResponse, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { Readable } from 'node:stream';
 import type { Decision } from '../admission/decision.js';
 import type { AdmissionHandler } from '../admission/handler.js';
 import { BadReview, parseReview, toResponse } from '../admission/review.js';
 import type { AdmissionRequest } from '../admission/types.js';
-import type { Logger } from '../logger.js';
+import { lineWriter, type LineFields, type Logger } from '../logger.js';
 import type { AdmissionOutcome, Metrics } from '../metrics.js';
 import type { LogBudget } from './log-budget.js';
 
@@ -151,12 +152,89 @@ const PLAIN_JSON = new Set(['application/json', 'application/json; charset=utf-8
 
 const JSON_HEADERS_TYPE = 'application/json; charset=utf-8';
 
+/** Where an answer goes: a compatibility-layer response (HTTP/1.1) or an HTTP/2 stream. */
+interface Reply {
+  /** Nobody is left to answer (the client reset the stream or closed the connection, or it was answered). */
+  readonly gone: boolean;
+  readonly headersSent: boolean;
+  send(answer: Answer, closeAfter: boolean): void;
+  /** Gives up on the request (its client went away). */
+  destroy(): void;
+}
+
+class CompatReply implements Reply {
+  constructor(
+    private readonly req: RawRequest,
+    private readonly res: RawResponse,
+    private readonly routes: { readonly closing: boolean },
+  ) {}
+
+  get gone(): boolean {
+    return this.res.destroyed || this.res.writableEnded || (this.req as Http2ServerRequest).stream?.destroyed === true;
+  }
+
+  get headersSent(): boolean {
+    return this.res.headersSent;
+  }
+
+  send(answer: Answer, closeAfter: boolean): void {
+    const headers: Record<string, string | number> = { 'content-type': JSON_HEADERS_TYPE, 'content-length': Buffer.byteLength(answer.body) };
+    if ((closeAfter || this.routes.closing) && (this.res as ServerResponse).req?.httpVersionMajor === 1) headers.connection = 'close';
+    (this.res as ServerResponse).writeHead(answer.status, headers);
+    this.res.end(answer.body);
+  }
+
+  destroy(): void {
+    if (!this.res.destroyed) this.res.destroy();
+  }
+}
+
+class StreamReply implements Reply {
+  constructor(private readonly stream: ServerHttp2Stream) {}
+
+  get gone(): boolean {
+    return this.stream.destroyed || this.stream.closed || this.stream.headersSent;
+  }
+
+  get headersSent(): boolean {
+    return this.stream.headersSent;
+  }
+
+  send(answer: Answer): void {
+    // HTTP/2 has no "Connection: close": the stream ends with the answer, the connection stays.
+    if (this.gone) return;
+    // Node adds the Date header, as it does for the compatibility layer. Ended as that layer ends
+    // a response: the body, then empty trailers once node asks for them. Ended with the body
+    // alone, the stream often closed while its last write was still in flight, and node then built
+    // an ERR_STREAM_DESTROYED (a stack trace) per request, thrown away: a few µs each
+    // (docs/benchmarks.md).
+    this.stream.once('wantTrailers', this.endTrailers);
+    this.stream.respond(
+      { ':status': answer.status, 'content-type': JSON_HEADERS_TYPE, 'content-length': Buffer.byteLength(answer.body) },
+      { waitForTrailers: true },
+    );
+    this.stream.end(answer.body);
+  }
+
+  private readonly endTrailers = (): void => {
+    if (!this.stream.destroyed) this.stream.sendTrailers({});
+  };
+
+  destroy(): void {
+    if (!this.stream.destroyed) this.stream.destroy();
+  }
+}
+
 export class AdmissionRoutes {
   private readonly byPath: Map<string, AdmissionHandler>;
   /** Set when the server starts draining: HTTP/1.1 answers then carry "Connection: close" (as fastify's do). */
   closing = false;
 
+  /** The decision line, as `logger.info(line, 'admission decision')` writes it (logger.ts lineWriter). */
+  private readonly decisionLine: (fields: LineFields) => void;
+
   constructor(private readonly options: AdmissionRoutesOptions) {
+    this.decisionLine = lineWriter(options.logger, 'admission decision');
     this.byPath = new Map(options.handlers.map((route) => [route.path, route.handler]));
   }
 
@@ -175,28 +253,48 @@ export class AdmissionRoutes {
     this.options.metrics.observeAdmission({ webhook, operation, decision }, since(startedAt) / 1000);
   }
 
-  /**
-   * Serves the request here if it is the common case (POST, a webhook path, a plain JSON
-   * content type) and returns true; returns false, touching nothing, for fastify to route it.
-   */
-  serveRaw(req: RawRequest, res: RawResponse): boolean {
-    if (req.method !== 'POST') return false;
-    const url = req.url ?? '';
+  /** The webhook handler for a POST to `url` (a query allowed) with a plain JSON content type; undefined: not the fast path's. */
+  private route(method: string | undefined, url: string | undefined, contentType: string | undefined): { path: string; handler: AdmissionHandler } | undefined {
+    if (method !== 'POST' || url === undefined) return undefined;
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
     const handler = this.byPath.get(path);
-    if (handler === undefined) return false;
-    const contentType = req.headers['content-type'];
-    if (contentType === undefined || !PLAIN_JSON.has(contentType)) return false;
-    this.readBody(path, handler, req, res, performance.now());
+    if (handler === undefined || contentType === undefined || !PLAIN_JSON.has(contentType)) return undefined;
+    return { path, handler };
+  }
+
+  /**
+   * Serves the request here if it is the common case (POST, a webhook path, a plain JSON
+   * content type) and returns true; returns false, touching nothing, for fastify to route it.
+   * HTTP/1.1 requests come this way; HTTP/2 ones through serveStream.
+   */
+  serveRaw(req: RawRequest, res: RawResponse): boolean {
+    const found = this.route(req.method, req.url, req.headers['content-type']);
+    if (found === undefined) return false;
+    this.readBody(found.path, found.handler, req, req.headers['content-length'], new CompatReply(req, res, this), performance.now());
+    return true;
+  }
+
+  /**
+   * The same for an HTTP/2 stream, before node's compatibility layer makes a request and a
+   * response object of it (eleven listeners on the stream and two objects per request, which cost
+   * more CPU per admission than the decision: docs/benchmarks.md). Returns false, touching
+   * nothing, for everything else, which then goes through the compatibility layer to fastify.
+   */
+  serveStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean {
+    // "Expect: 100-continue" needs the interim response the compatibility layer sends.
+    if (headers.expect !== undefined) return false;
+    const found = this.route(headers[':method'], headers[':path'], headers['content-type']);
+    if (found === undefined) return false;
+    this.readBody(found.path, found.handler, stream, headers['content-length'], new StreamReply(stream), performance.now());
     return true;
   }
 
   /** Reads the body as fastify's parser would (limit, Content-Length check, aborts), then answers. */
-  private readBody(path: string, handler: AdmissionHandler, req: RawRequest, res: RawResponse, startedAt: number): void {
-    const declared = Number(req.headers['content-length']);
+  private readBody(path: string, handler: AdmissionHandler, source: Readable, contentLength: string | undefined, reply: Reply, startedAt: number): void {
+    const declared = Number(contentLength);
     if (declared > MAX_BODY_BYTES) {
-      this.bodyProblem(path, handler.name, res, startedAt, 413, BODY_MESSAGES.tooLarge);
+      this.bodyProblem(path, handler.name, reply, startedAt, 413, BODY_MESSAGES.tooLarge);
       return;
     }
     const chunks: Buffer[] = [];
@@ -204,14 +302,14 @@ export class AdmissionRoutes {
     let done = false;
     const finish = (): void => {
       done = true;
-      req.removeListener('data', onData);
-      req.removeListener('end', onEnd);
+      source.removeListener('data', onData);
+      source.removeListener('end', onEnd);
     };
     const onData = (chunk: Buffer): void => {
       received += chunk.length;
       if (received > MAX_BODY_BYTES) {
         finish();
-        this.bodyProblem(path, handler.name, res, startedAt, 413, BODY_MESSAGES.tooLarge);
+        this.bodyProblem(path, handler.name, reply, startedAt, 413, BODY_MESSAGES.tooLarge);
         return;
       }
       chunks.push(chunk);
@@ -219,7 +317,7 @@ export class AdmissionRoutes {
     const onEnd = (): void => {
       finish();
       if (!Number.isNaN(declared) && received !== declared) {
-        this.bodyProblem(path, handler.name, res, startedAt, 400, BODY_MESSAGES.lengthMismatch);
+        this.bodyProblem(path, handler.name, reply, startedAt, 400, BODY_MESSAGES.lengthMismatch);
         return;
       }
       const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, received).toString('utf8');
@@ -227,61 +325,56 @@ export class AdmissionRoutes {
       try {
         body = parseJsonBody(text);
       } catch (err) {
-        this.bodyProblem(path, handler.name, res, startedAt, 400, (err as Error).message);
+        this.bodyProblem(path, handler.name, reply, startedAt, 400, (err as Error).message);
         return;
       }
       // answer() turns every handler outcome into an Answer; what escapes it anyway (a logger or a
       // serialiser throwing) is answered 500 as fastify's error handler does, never a crash.
-      const unhandled = (err: unknown): void => this.unhandled(path, handler.name, res, startedAt, err);
+      const unhandled = (err: unknown): void => this.unhandled(path, handler.name, reply, startedAt, err);
       try {
         const answer = this.answer(path, handler, body, startedAt);
-        if (isThenable(answer)) answer.then((a) => this.send(req, res, a)).catch(unhandled);
-        else this.send(req, res, answer);
+        if (isThenable(answer)) answer.then((a) => this.send(reply, a)).catch(unhandled);
+        else this.send(reply, answer);
       } catch (err) {
         unhandled(err);
       }
     };
     // A stream reset or a closed connection before the body was read: nobody is left to answer,
     // and it is not a bad request; counted, and logged at info within the client-error budget.
+    // The 'error' listener stays for the stream's life (an HTTP/2 stream may report an error after
+    // its body was read; without a listener that would be an uncaught exception).
     const onGone = (): void => {
       if (done) return;
       finish();
       this.countAborted(handler.name);
       if (this.options.clientErrorLog.take())
         this.options.logger.info({ url: path, latencyMs: since(startedAt) }, 'client went away before its request was read');
-      if (!res.destroyed) res.destroy();
+      reply.destroy();
     };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.once('error', onGone);
-    req.once('close', onGone);
+    source.on('data', onData);
+    source.on('end', onEnd);
+    source.on('error', onGone);
+    source.once('close', onGone);
   }
 
   /** A 4xx about the body, answered and logged as fastify's error handler does. */
-  private bodyProblem(path: string, webhook: string, res: RawResponse, startedAt: number, status: number, problem: string): void {
+  private bodyProblem(path: string, webhook: string, reply: Reply, startedAt: number, status: number, problem: string): void {
     if (this.options.clientErrorLog.take()) this.options.logger.warn({ status, problem, url: path }, 'bad request');
     this.observe(webhook, startedAt, 'unknown', 'bad_request');
     // The client may still be sending: an HTTP/1.1 connection is closed after the answer (fastify does the same).
-    this.write(res, errorAnswer(status, problem), true);
+    reply.send(errorAnswer(status, problem), true);
   }
 
-  private unhandled(path: string, webhook: string, res: RawResponse, startedAt: number, err: unknown): void {
+  private unhandled(path: string, webhook: string, reply: Reply, startedAt: number, err: unknown): void {
     this.options.logger.error({ err, url: path }, 'unhandled error');
     this.observe(webhook, startedAt, 'unknown', 'error');
-    if (!res.headersSent && !res.destroyed) this.write(res, errorAnswer(500, 'internal error; see the webhook logs'), false);
+    if (!reply.headersSent && !reply.gone) reply.send(errorAnswer(500, 'internal error; see the webhook logs'), false);
   }
 
-  private send(req: RawRequest, res: RawResponse, answer: Answer): void {
+  private send(reply: Reply, answer: Answer): void {
     // A client that hung up while its request was being decided: nothing to send, not an error.
-    if (res.destroyed || res.writableEnded || (req as Http2ServerRequest).stream?.destroyed === true) return;
-    this.write(res, answer, false);
-  }
-
-  private write(res: RawResponse, answer: Answer, closeAfter: boolean): void {
-    const headers: Record<string, string | number> = { 'content-type': JSON_HEADERS_TYPE, 'content-length': Buffer.byteLength(answer.body) };
-    if ((closeAfter || this.closing) && (res as ServerResponse).req?.httpVersionMajor === 1) headers.connection = 'close';
-    (res as ServerResponse).writeHead(answer.status, headers);
-    res.end(answer.body);
+    if (reply.gone) return;
+    reply.send(answer, false);
   }
 
   /**
@@ -350,7 +443,9 @@ export class AdmissionRoutes {
     const outcome = outcomeOf(decision);
     const latencyMs = since(startedAt);
     // One object, written in the line's key order, no spreads: the audit trail, one line per admission.
-    const line: Record<string, unknown> = {
+    // Values straight from the parsed review (validated strings, or whatever JSON the client sent
+    // where it is not validated): JSON values, which the line writer renders as pino would.
+    const line: LineFields = {
       webhook: handler.name,
       uid: review.uid,
       kind: review.kind.kind,
@@ -367,7 +462,7 @@ export class AdmissionRoutes {
     if (decision.mode) line.mode = decision.mode;
     if (decision.wouldBe) line.wouldBe = decision.wouldBe;
     line.latencyMs = Math.round(latencyMs * 1000) / 1000;
-    this.options.logger.info(line, 'admission decision');
+    this.decisionLine(line);
     this.options.metrics.decisions.inc({
       webhook: handler.name,
       mode: decision.mode ?? 'none',

@@ -13,6 +13,7 @@ import Fastify, {
   type RawRequestDefaultExpression,
   type RawServerBase,
 } from 'fastify';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Logger } from '../logger.js';
 import type { AdmissionOutcome, Metrics } from '../metrics.js';
 import type { Pair } from '../certs/x509.js';
@@ -149,6 +150,16 @@ export async function buildApp(options: AppOptions): Promise<App> {
     server.removeListener('request', route);
     server.on('request', (req: Parameters<AdmissionRoutes['serveRaw']>[0], res: Parameters<AdmissionRoutes['serveRaw']>[1]) => {
       if (!routes.serveRaw(req, res)) route(req, res);
+    });
+  }
+  // HTTP/2 admission POSTs are taken one step earlier, as streams: node's compatibility layer (the
+  // 'stream' listener that makes the request and response objects and emits 'request') only sees
+  // the streams serveStream leaves, so fastify and serveRaw get those exactly as before.
+  const [compat, ...others] = server.listeners('stream') as ((this: unknown, ...args: unknown[]) => void)[];
+  if (compat && others.length === 0) {
+    server.removeListener('stream', compat);
+    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {
+      if (!routes.serveStream(stream, headers)) compat.call(server, stream, headers, ...rest);
     });
   }
   // While draining, HTTP/1.1 answers say "Connection: close" (fastify does the same for its routes).

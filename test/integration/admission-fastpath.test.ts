@@ -139,7 +139,14 @@ describe('the fast path and fastify answer alike', () => {
         .slice(before)
         .map(({ time: _time, latencyMs: _latency, err, ...rest }) => ({ ...rest, err: (err as { message?: string } | undefined)?.message }));
       answers.push({
-        h2: { status: h2.status, type: h2.headers['content-type'], body: normalise(h2.body) },
+        // The HTTP/2 fast path answers on the stream itself; the headers are the compatibility layer's.
+        h2: {
+          status: h2.status,
+          type: h2.headers['content-type'],
+          length: h2.headers['content-length'],
+          date: typeof h2.headers.date,
+          body: normalise(h2.body),
+        },
         h1: { status: h1.status, body: normalise(h1.body) },
         logged,
       });
@@ -148,6 +155,7 @@ describe('the fast path and fastify answer alike', () => {
     }
     expect(answers[0]).toEqual(answers[1]);
     expect(answers[0]!.h2.type).toBe('application/json; charset=utf-8');
+    expect(answers[0]!.h2.date).toBe('string');
     expect(answers[0]!.h2.status).toBe(status);
     expect(answers[0]!.h1.status).toBe(status);
   });
@@ -194,6 +202,18 @@ describe('which requests the fast path takes', () => {
     expect(take('POST', '/validate/pods', 'application/json')).toBe(true);
     expect(take('POST', '/validate/pods?timeout=10s', 'application/json')).toBe(true);
     expect(take('POST', '/validate/pods', 'application/json; charset=utf-8')).toBe(true);
+  });
+  const takeStream = (headers: Record<string, string>) => {
+    let reads = 0;
+    const stream = { on: () => reads++, once: () => reads++ };
+    return routes.serveStream(stream as never, headers);
+  };
+  it('an HTTP/2 stream: the same choice from its pseudo-headers; "Expect: 100-continue" is left to the compatibility layer', () => {
+    expect(takeStream({ ':method': 'POST', ':path': '/validate/pods?timeout=10s', 'content-type': 'application/json' })).toBe(true);
+    expect(takeStream({ ':method': 'GET', ':path': '/validate/pods', 'content-type': 'application/json' })).toBe(false);
+    expect(takeStream({ ':method': 'POST', ':path': '/validate/pods', 'content-type': 'text/plain' })).toBe(false);
+    expect(takeStream({ ':method': 'POST', ':path': '/validate/pods' })).toBe(false);
+    expect(takeStream({ ':method': 'POST', ':path': '/validate/pods', 'content-type': 'application/json', expect: '100-continue' })).toBe(false);
   });
   it('anything else: left to fastify', () => {
     expect(take('GET', '/validate/pods', 'application/json')).toBe(false);
