@@ -113,9 +113,11 @@ export function parseLevel(text: string, label = '--log-level'): (typeof LEVELS)
   return level;
 }
 
-export function parsePort(text: string, label = '--port'): number {
+/** 0 (any free port) suits a listener; a Service's port starts at 1 (the API server's IsValidPortNum). */
+export function parsePort(text: string, label = '--port', min: 0 | 1 = 0): number {
   const port = Number(text);
-  if (text.trim() === '' || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`${label} must be 0-65535, got ${JSON.stringify(text)}`);
+  if (text.trim() === '' || !Number.isInteger(port) || port < min || port > 65535)
+    throw new UsageError(`${label} must be ${min}-65535, got ${JSON.stringify(text)}`);
   return port;
 }
 
