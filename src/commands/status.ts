@@ -161,7 +161,7 @@ export async function runStatus(args: string[], env: NodeJS.ProcessEnv = process
   try {
     const deadline = Date.now() + timeoutMs;
     while (!isReaperSynced(source.view)) {
-      if (Date.now() > deadline) throw new Error(`the cluster's caches did not sync within ${timeoutMs / 1000}s`);
+      if (Date.now() > deadline) throw new Error(`the cluster's caches did not sync within ${timeoutMs / 1000}s: ${JSON.stringify(source.view.syncState())}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const now = new Date();

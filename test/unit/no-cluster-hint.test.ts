@@ -36,3 +36,32 @@ describe('no cluster configured', () => {
     expect(err.split('\n')[0]).toContain('kubectl get nodes,ciliumnodes,ciliumendpoints,pods -A -o yaml;');
   });
 });
+
+describe('a cluster that never answers', () => {
+  it('status: exit 1, naming which caches did not sync, as report does', async () => {
+    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'cmg-status-'));
+    const file = join(dir, 'kubeconfig');
+    await writeFile(
+      file,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'current-context: c',
+        'contexts: [{name: c, context: {cluster: k, user: u}}]',
+        'clusters: [{name: k, cluster: {server: "http://127.0.0.1:1"}}]',
+        'users: [{name: u, user: {token: t}}]',
+      ].join('\n'),
+    );
+    try {
+      const { code, err } = await stderrOf(['status', '--kubeconfig', file, '--timeout', '0.3', '--log-level', 'silent']);
+      expect(code).toBe(1);
+      expect(err).toContain("error: the cluster's caches did not sync within 0.3s");
+      expect(err).toContain('"nodes":false');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
