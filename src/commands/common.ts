@@ -113,9 +113,11 @@ export function parseLevel(text: string, label = '--log-level'): (typeof LEVELS)
   return level;
 }
 
-export function parsePort(text: string, label = '--port'): number {
+/** 0 (any free port) suits a listener; a Service's port starts at 1 (the API server's IsValidPortNum). */
+export function parsePort(text: string, label = '--port', min: 0 | 1 = 0): number {
   const port = Number(text);
-  if (text.trim() === '' || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`${label} must be 0-65535, got ${JSON.stringify(text)}`);
+  if (text.trim() === '' || !Number.isInteger(port) || port < min || port > 65535)
+    throw new UsageError(`${label} must be ${min}-65535, got ${JSON.stringify(text)}`);
   return port;
 }
 
@@ -184,14 +186,14 @@ export async function openView(
   flags: CommonFlags,
   config: Config,
   log: Logger,
-  options: { withReaperCaches?: boolean; withoutUnscheduledPods?: boolean; exampleIfNoCluster?: boolean } = {},
+  options: { withReaperCaches?: boolean; withoutUnscheduledPods?: boolean; exampleIfNoCluster?: boolean; snapshotKinds?: string } = {},
 ): Promise<ViewSource> {
   const snapshotFile = flags['cluster-state'];
   const kc = snapshotFile ? undefined : kubeConfigFrom(flags);
   if (!kc && !snapshotFile && options.exampleIfNoCluster === false) {
     throw new UsageError(
       'no cluster configured: pass --kubeconfig (or set $KUBECONFIG, or run in a cluster), or --cluster-state FILE ' +
-        '(kubectl get nodes,ciliumnodes,ciliumendpoints,pods -A -o yaml; examples/migration-race.yaml reproduces the race)',
+        `(kubectl get ${options.snapshotKinds ?? 'nodes,ciliumnodes,ciliumendpoints,pods'} -A -o yaml; examples/migration-race.yaml reproduces the race)`,
     );
   }
   if (!kc) {
@@ -204,7 +206,7 @@ export async function openView(
     return { view, reader: noReader, whenSynced: async () => {}, disconnected: () => ({}), stop: async () => {} };
   }
   const { startLiveView } = await import('../cluster/informers.js');
-  const { exampleIfNoCluster: _, ...liveOptions } = options;
+  const { exampleIfNoCluster: _, snapshotKinds: __, ...liveOptions } = options;
   const live = await startLiveView(kc, config, log, liveOptions);
   log.info({ server: kc.server, credentials: kc.describe }, 'cluster view: live informers');
   return {

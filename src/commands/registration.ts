@@ -32,7 +32,7 @@ export function registrationText(args: string[], env: NodeJS.ProcessEnv = proces
     throw new UsageError(`${parsed.label('url')} must be an https:// URL, got ${JSON.stringify(flags.url)}`);
   const endpoint = flags.url
     ? { url: flags.url }
-    : { service: { namespace: flags.namespace, name: flags.service, port: parsePort(flags['service-port'], parsed.label('service-port')) } };
+    : { service: { namespace: flags.namespace, name: flags.service, port: parsePort(flags['service-port'], parsed.label('service-port'), 1) } };
   const options = { endpoint, ownNamespace: flags.namespace, config };
   return [mutatingWebhookConfiguration(options), validatingWebhookConfiguration(options)].map((doc) => stringify(doc, { lineWidth: 0 })).join('---\n');
 }

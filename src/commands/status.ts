@@ -30,12 +30,15 @@ import {
   type FlagSpecs,
 } from './common.js';
 
+/** What a status snapshot holds (kubectl get … -A -o yaml). */
+const SNAPSHOT_KINDS = 'nodes,ciliumnodes,ciliumendpoints,pods,daemonsets,namespaces';
+
 const STATUS_FLAGS = {
   config: COMMON_FLAGS.config,
   kubeconfig: { ...COMMON_FLAGS.kubeconfig, help: ['Read a live cluster (default: $KUBECONFIG, or in-cluster credentials)'] },
   'cluster-state': {
     ...COMMON_FLAGS['cluster-state'],
-    help: ['Read a snapshot (kubectl get nodes,ciliumnodes,ciliumendpoints,pods,daemonsets,namespaces -A -o yaml)'],
+    help: [`Read a snapshot (kubectl get ${SNAPSHOT_KINDS} -A -o yaml)`],
   },
   'node-label': COMMON_FLAGS['node-label'],
   'webhook-config': { type: 'string', arg: 'NAME', default: CONFIGURATION_NAME, help: [`The webhook configurations to check (default ${CONFIGURATION_NAME})`] },
@@ -149,11 +152,16 @@ export async function runStatus(args: string[], env: NodeJS.ProcessEnv = process
   const stuckAfterSeconds = positive(flags['stuck-after'], parsed.label('stuck-after'));
   const config = loadConfig(flags, parsed.label('node-label'));
   const log = createLogger({ level: logLevelOf(parsed), destination: process.stderr });
-  const source = await openView(flags, config, log, { withReaperCaches: true, withoutUnscheduledPods: true, exampleIfNoCluster: false });
+  const source = await openView(flags, config, log, {
+    withReaperCaches: true,
+    withoutUnscheduledPods: true,
+    exampleIfNoCluster: false,
+    snapshotKinds: SNAPSHOT_KINDS,
+  });
   try {
     const deadline = Date.now() + timeoutMs;
     while (!isReaperSynced(source.view)) {
-      if (Date.now() > deadline) throw new Error(`the cluster's caches did not sync within ${timeoutMs / 1000}s`);
+      if (Date.now() > deadline) throw new Error(`the cluster's caches did not sync within ${timeoutMs / 1000}s: ${JSON.stringify(source.view.syncState())}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const now = new Date();
