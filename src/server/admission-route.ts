@@ -110,6 +110,8 @@ export interface AdmissionRoutesOptions {
 
 const TIMED_OUT: unique symbol = Symbol('timed out');
 
+function ignore(): void {}
+
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
 }
@@ -294,6 +296,10 @@ export class AdmissionRoutes {
   private readBody(path: string, handler: AdmissionHandler, source: Readable, contentLength: string | undefined, reply: Reply, startedAt: number): void {
     const declared = Number(contentLength);
     if (declared > MAX_BODY_BYTES) {
+      // Answered without reading, but the source still needs an 'error' listener: an HTTP/2 stream
+      // the client resets (or that ends short of its Content-Length) emits one, which uncaught
+      // would end the process.
+      source.on('error', ignore);
       this.bodyProblem(path, handler.name, reply, startedAt, 413, BODY_MESSAGES.tooLarge);
       return;
     }

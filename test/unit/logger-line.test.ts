@@ -2,7 +2,7 @@
 // write exactly what logger.info(fields, msg) writes, or the audit trail changes shape.
 
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createLogger, isoTime, lineWriter, type LineFields } from '../../src/logger.js';
 
 function capture(): { destination: { write(line: string): void }; lines: string[] } {
@@ -68,5 +68,52 @@ describe('lineWriter', () => {
   it("isoTime renders pino's isoTime", () => {
     expect(isoTime()).toMatch(/^,"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"$/);
     expect(pino.stdTimeFunctions.isoTime().length).toBe(isoTime().length);
+  });
+});
+
+describe('lineWriter with what a client can put in the unvalidated fields (userInfo.username, dryRun)', () => {
+  // parseReview checks uid, name, namespace and subResource are strings; userInfo and dryRun are
+  // whatever JSON the client sent, and go into the decision line as they are.
+  const values: unknown[] = [
+    null,
+    { nested: { deep: ['a', 1, null, true] }, 'quo"te': 'x' },
+    [],
+    ['\u2028', '\u2029'],
+    'x'.repeat(100_000),
+    `${'long \u2028 \u2029 "quoted" \\ '.repeat(10)}\u0000`,
+    'short \u2028\u2029',
+    1e21,
+    -1.5e-7,
+    0,
+    '',
+  ];
+  it.each(values.map((value, i) => [i, value] as const))('value #%i: the same line as logger.info', (_i, value) => {
+    const fields = JSON.parse(JSON.stringify({ webhook: 'w', user: value, dryRun: value, latencyMs: 1 })) as LineFields;
+    const viaPino = capture();
+    const viaWriter = capture();
+    createLogger({ destination: viaPino.destination }).info(fields, 'admission decision');
+    lineWriter(createLogger({ destination: viaWriter.destination }), 'admission decision')(fields);
+    expect(untimed(viaWriter.lines[0]!)).toBe(untimed(viaPino.lines[0]!));
+  });
+});
+
+describe('isoTime', () => {
+  it('follows the clock across a millisecond boundary and when it steps backwards', () => {
+    vi.useFakeTimers();
+    try {
+      for (const iso of [
+        '2026-12-01T23:59:59.999Z',
+        '2026-12-02T00:00:00.000Z',
+        '2026-12-02T00:00:00.000Z',
+        '2026-12-01T23:00:00.000Z',
+        '2026-12-02T00:00:00.001Z',
+      ]) {
+        vi.setSystemTime(new Date(iso));
+        expect(isoTime()).toBe(`,"time":"${iso}"`);
+        expect(isoTime()).toBe(pino.stdTimeFunctions.isoTime());
+      }
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
