@@ -424,8 +424,8 @@ export class AdmissionRoutes {
     );
   }
 
-  /** The fields every line about this request carries (the decision line writes them out itself). */
-  private fields(handler: AdmissionHandler, review: AdmissionRequest): Record<string, unknown> {
+  /** The fields every line about this request carries, first in each (the decision line adds its own after them). */
+  private fields(handler: AdmissionHandler, review: AdmissionRequest): LineFields {
     return {
       webhook: handler.name,
       uid: review.uid,
@@ -448,23 +448,13 @@ export class AdmissionRoutes {
     const body = `${REVIEW_HEAD}${JSON.stringify(toResponse(review.uid, decision))}}`;
     const outcome = outcomeOf(decision);
     const latencyMs = since(startedAt);
-    // One object, written in the line's key order, no spreads: the audit trail, one line per admission.
+    // One object, added to in the line's key order, no spreads: the audit trail, one line per admission.
     // Values straight from the parsed review (validated strings, or whatever JSON the client sent
     // where it is not validated): JSON values, which the line writer renders as pino would.
-    const line: LineFields = {
-      webhook: handler.name,
-      uid: review.uid,
-      kind: review.kind.kind,
-      namespace: review.namespace,
-      name: review.name,
-      operation: review.operation,
-      subResource: review.subResource,
-      dryRun: review.dryRun ?? false,
-      user: review.userInfo?.username,
-      node: decision.node,
-      decision: outcome,
-      reason: decision.reason,
-    };
+    const line = this.fields(handler, review);
+    line.node = decision.node;
+    line.decision = outcome;
+    line.reason = decision.reason;
     if (decision.mode) line.mode = decision.mode;
     if (decision.wouldBe) line.wouldBe = decision.wouldBe;
     line.latencyMs = Math.round(latencyMs * 1000) / 1000;
