@@ -174,16 +174,7 @@ interface SizeResult {
   syncGzipS: number;
   passMs: number;
   /** The --compare revision at the same size, close in time. */
-  before?: {
-    webhookReadyS: number;
-    webhookRss: number;
-    reaperReadyS: number;
-    reaperRss: number;
-    reportS: number;
-    reportPeakRss: number;
-    syncInProcessS: number;
-    heapMb: number;
-  };
+  before?: Pick<SizeResult, 'webhookReadyS' | 'webhookRss' | 'reaperReadyS' | 'reaperRss' | 'reportS' | 'reportPeakRss' | 'syncInProcessS' | 'heapMb'>;
 }
 
 setFlagsFromString('--expose-gc');

@@ -56,7 +56,7 @@ import type { Config } from '../config.js';
 import { isNotFound } from './kube-client.js';
 import type { KubeAccess } from './kube-config.js';
 import { MemoryClusterView, type PodFeed } from './memory.js';
-import { listPage, get, query, readEvents, type RawObject, type WatchEvent } from './raw-api.js';
+import { listPage, get, query, readEvents, seg, type RawObject, type WatchEvent } from './raw-api.js';
 import { trimCiliumConfig, trimCiliumNode, trimNode, trimPod, trimPodForReaper, trimCiliumEndpointForReaper } from './trim.js';
 import {
   CACHE_NAMES,
@@ -605,7 +605,7 @@ export function startLiveView(kc: KubeAccess, config: Pick<Config, 'cilium' | 'n
     podCache(
       'agentPods',
       `Cilium agent pods (${ns}, ${agentSelector ?? 'all labels'})`,
-      `/api/v1/namespaces/${encodeURIComponent(ns)}/pods`,
+      `/api/v1/namespaces/${seg(ns)}/pods`,
       'agent',
       // Container start times are read for Cilium agent pods only.
       (raw) => trimPod(raw),
@@ -639,7 +639,7 @@ export function startLiveView(kc: KubeAccess, config: Pick<Config, 'cilium' | 'n
       {
         name: 'ciliumConfig',
         what: `ConfigMap ${ns}/${CILIUM_CONFIGMAP}`,
-        path: `/api/v1/namespaces/${encodeURIComponent(ns)}/configmaps`,
+        path: `/api/v1/namespaces/${seg(ns)}/configmaps`,
         fieldSelector: `metadata.name=${CILIUM_CONFIGMAP}`,
         trim: (raw) => trimCiliumConfig(raw),
         store: (info) => view.setCiliumConfig(info as CiliumConfigInfo),
