@@ -9,7 +9,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { V1Secret } from '@kubernetes/client-node';
 import type { KubeAccess } from '../../src/cluster/kube-config.js';
 import { testAccess } from '../support/kube-access.js';
@@ -20,6 +19,7 @@ import { CaBundleInjector, type ConfigKind } from '../../src/certs/ca-bundle.js'
 import { CertController } from '../../src/certs/cert-controller.js';
 import { DEFAULT_POLICY, splitPem } from '../../src/certs/plan.js';
 import type { Logger } from '../../src/logger.js';
+import { listenOnLoopback, closeNow } from '../support/loopback.js';
 
 const NS = 'cilium-migration-guard';
 const NAME = 'cilium-migration-guard';
@@ -166,13 +166,11 @@ class FakeApiServer {
         );
       });
     });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.kc = testAccess(`http://127.0.0.1:${(this.server.address() as AddressInfo).port}`, { token: 't' });
+    this.kc = testAccess(await listenOnLoopback(this.server), { token: 't' });
   }
 
   async close(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((resolve) => this.server?.close(resolve));
+    if (this.server) await closeNow(this.server);
   }
 
   secretCaBundle(): string {

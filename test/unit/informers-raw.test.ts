@@ -5,7 +5,6 @@
 // test/unit/informers.test.ts covers sync, backoff and stop(); test/e2e/informers.e2e.test.ts the real API server.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { testAccess } from '../support/kube-access.js';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -13,6 +12,7 @@ import { FakeClock } from '../support/fake-clock.js';
 import { defaultConfig } from '../../src/config.js';
 import { startLiveView, type LiveView } from '../../src/cluster/informers.js';
 import { startNamespaceModes } from '../../src/modes/namespace-modes.js';
+import { listenOnLoopback, closeNow } from '../support/loopback.js';
 
 type Obj = { metadata: { name: string; namespace?: string; resourceVersion?: string; [k: string]: unknown }; [k: string]: unknown };
 type Request = { path: string; query: Record<string, string>; headers: IncomingMessage['headers'] };
@@ -31,13 +31,11 @@ class ScriptedServer {
 
   async start(): Promise<void> {
     this.server = createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = await listenOnLoopback(this.server);
   }
 
   async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise((resolve) => this.server.close(resolve));
+    await closeNow(this.server);
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {

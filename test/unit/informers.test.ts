@@ -15,6 +15,7 @@ import { defaultConfig } from '../../src/config.js';
 import { startLiveView, type LiveView, type LiveViewOptions } from '../../src/cluster/informers.js';
 import { ciliumReadiness } from '../../src/cluster/readiness.js';
 import { isSynced } from '../../src/cluster/view.js';
+import { closeNow } from '../support/loopback.js';
 
 type Obj = {
   apiVersion?: string;
@@ -55,8 +56,7 @@ class FakeApiServer {
 
   async stop(): Promise<void> {
     for (const r of this.resources.values()) for (const w of r.watches) w.destroy();
-    this.server.closeAllConnections();
-    await new Promise((resolve) => this.server.close(resolve));
+    await closeNow(this.server);
   }
 
   /** The key a resource is registered under: path, plus the selector for /api/v1/pods. */

@@ -22,7 +22,6 @@
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -30,6 +29,7 @@ import { accessFromDocument, KubeConfigError, loadKubeAccess, TOKEN_FILE_PERIOD_
 import { request } from '../../src/cluster/raw-api.js';
 import { isAbort } from '../../src/cluster/kube-client.js';
 import { generateCa, generateServing } from '../../src/certs/x509.js';
+import { listenOnLoopback, closeNow } from '../support/loopback.js';
 
 let server: Server;
 let url: string;
@@ -44,13 +44,11 @@ beforeAll(async () => {
     userAgents.push(req.headers['user-agent']);
     answer(req, res);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  url = await listenOnLoopback(server);
 });
 
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await closeNow(server);
 });
 
 beforeEach(async () => {
@@ -252,17 +250,15 @@ describe('kubeconfig TLS', () => {
     const [other, ca] = await Promise.all([generateCa(validity), generateCa(validity)]);
     const serving = await generateServing(ca, ['127.0.0.1'], 'api', validity);
     const tls = createHttpsServer({ cert: serving.cert, key: serving.key }, (_req, res) => res.writeHead(200).end('{"kind":"Node"}'));
-    await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+    const server = await listenOnLoopback(tls);
     try {
-      const server = `https://127.0.0.1:${(tls.address() as AddressInfo).port}`;
       await writeFile(join(dir, 'bundle.crt'), `# an older CA\n${other.cert}\n# the current CA\n${ca.cert}`);
       await writeFile(join(dir, 'other.crt'), other.cert);
       const withCa = (file: string) => accessFromDocument(kubeconfig({ server, 'certificate-authority': file }, {}), { file: join(dir, 'config') });
       expect(await request(withCa('bundle.crt'), { path: '/api/v1/nodes/n', timeoutMs: 5_000 })).toEqual({ kind: 'Node' });
       await expect(request(withCa('other.crt'), { path: '/api/v1/nodes/n', timeoutMs: 5_000 })).rejects.toThrow(/certificate/);
     } finally {
-      tls.closeAllConnections();
-      await new Promise((resolve) => tls.close(resolve));
+      await closeNow(tls);
     }
   });
 });

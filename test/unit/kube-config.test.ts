@@ -7,7 +7,6 @@ import { X509Certificate } from 'node:crypto';
 import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -24,6 +23,7 @@ import {
 } from '../../src/cluster/kube-config.js';
 import { ApiStatusError, request } from '../../src/cluster/raw-api.js';
 import { httpStatus, isAbort, isNotFound } from '../../src/cluster/kube-client.js';
+import { listenOnLoopback, closeNow } from '../support/loopback.js';
 
 const validity = { notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000) };
 let ca: Pair;
@@ -61,13 +61,11 @@ beforeAll(async () => {
       answer(req, res, body);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  url = await listenOnLoopback(server);
 });
 
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await closeNow(server);
 });
 
 beforeEach(async () => {

@@ -2,11 +2,11 @@
 // page by page, keeping only what the checks read: against a stand-in API server on 127.0.0.1.
 
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { KubeAccess } from '../../src/cluster/kube-config.js';
 import { testAccess } from '../support/kube-access.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LiveReadError, readLiveInput } from '../../src/lint/live.js';
+import { listenOnLoopback, closeNow } from '../support/loopback.js';
 
 let server: Server;
 let url = '';
@@ -36,13 +36,11 @@ beforeEach(async () => {
     res.writeHead(answer.status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(answer.body));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  url = await listenOnLoopback(server);
 });
 
 afterEach(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await closeNow(server);
 });
 
 function kubeConfig(): KubeAccess {

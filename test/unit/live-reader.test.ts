@@ -1,11 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { KubeAccess } from '../../src/cluster/kube-config.js';
 import { testAccess } from '../support/kube-access.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LookupTimeoutError, withDeadline } from '../../src/cluster/kube-client.js';
 import { liveReader, readNode, readPod } from '../../src/cluster/live-reader.js';
 import { noReader } from '../../src/cluster/reader.js';
+import { listenOnLoopback, closeNow } from '../support/loopback.js';
 
 // A stand-in API server: GET /api/v1/namespaces/<ns>/pods/<name> and /api/v1/nodes/<name>.
 let server: Server;
@@ -46,15 +46,12 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
 
 beforeAll(async () => {
   server = createServer(handle);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  kc = testAccess(`http://127.0.0.1:${port}`, { token: 't' });
+  kc = testAccess(await listenOnLoopback(server), { token: 't' });
 });
 
 afterAll(async () => {
   for (const res of hanging) res.destroy();
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await closeNow(server);
 });
 
 describe('readPod / readNode', () => {

@@ -2,12 +2,12 @@
 // apart (audit item 7) and that the caller's AbortSignal reaches the HTTP request (item 1).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { KubeAccess } from '../../src/cluster/kube-config.js';
 import { ApiStatusError } from '../../src/cluster/raw-api.js';
 import { testAccess } from '../support/kube-access.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { liveReaperApi, RemovalThrottledError } from '../../src/reaper/api.js';
+import { listenOnLoopback, closeNow } from '../support/loopback.js';
 
 let server: Server;
 let answer: (req: IncomingMessage, res: ServerResponse) => void;
@@ -15,13 +15,11 @@ let kc: KubeAccess;
 
 beforeEach(async () => {
   server = createServer((req, res) => answer(req, res));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  kc = testAccess(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { token: 't' });
+  kc = testAccess(await listenOnLoopback(server), { token: 't' });
 });
 
 afterEach(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await closeNow(server);
 });
 
 const status = (res: ServerResponse, code: number, body: object, headers: Record<string, string> = {}) =>

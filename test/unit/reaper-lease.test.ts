@@ -3,11 +3,11 @@
 // exactly six fractional digits; apimachinery pkg/apis/meta/v1/micro_time.go), and 404/409.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LeaseConflictError } from '../../src/reaper/leader.js';
 import { apiLeaseStore, microTime } from '../../src/reaper/lease.js';
 import { testAccess } from '../support/kube-access.js';
+import { listenOnLoopback, closeNow } from '../support/loopback.js';
 
 let server: Server;
 let url: string;
@@ -25,13 +25,11 @@ beforeEach(async () => {
       answer(req, res, body);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  url = await listenOnLoopback(server);
 });
 
 afterEach(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await closeNow(server);
 });
 
 const json = (res: ServerResponse, code: number, body: unknown) => res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
